@@ -1,0 +1,91 @@
+"""Namespace resolution and moving arrays between namespaces."""
+import numpy as np
+
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def array_namespace(*arrays):
+    """Return the array namespace ``xp`` shared by ``arrays``.
+
+    NumPy arrays (and Python scalars) give :mod:`numpy` itself, so that code can
+    test ``xp is np`` to pick the Cython kernels.  Any other array is resolved by
+    ``array_api_compat.array_namespace`` (CuPy, ``array_api_strict``, PyTorch, ...).
+
+    Raises
+    ------
+    TypeError
+        When the arrays come from different libraries.
+    """
+    arrs = [a for a in arrays if a is not None and not isinstance(a, (int, float, complex, bool))]
+    if all(isinstance(a, (np.ndarray, np.generic)) for a in arrs):
+        return np
+    import array_api_compat
+
+    try:
+        xp = array_api_compat.array_namespace(*arrs)
+    except TypeError as exc:
+        raise TypeError(f"arrays come from different or unsupported libraries: {exc}") from None
+    if array_api_compat.is_numpy_namespace(xp):
+        return np
+    return xp
+
+
+def is_numpy_namespace(xp):
+    """True when ``xp`` is NumPy (plain or the ``array_api_compat`` wrapper)."""
+    if xp is np:
+        return True
+    try:
+        import array_api_compat
+
+        return array_api_compat.is_numpy_namespace(xp)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def to_numpy(x):
+    """Return ``x`` as a NumPy array (a copy from device memory for CuPy)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
+        return x.get()
+    try:
+        return np.asarray(x)
+    except Exception:
+        pass
+    # DLPack is the Array-API way out of a foreign library.
+    try:
+        return np.from_dlpack(x)
+    except Exception:
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(x)
+        cpu = xp.asarray(x, copy=True)
+        return np.asarray(cpu.tolist(), dtype=dtype_name(x.dtype))
+
+
+def to_namespace(x, xp, dtype=None):
+    """Return ``x`` (any array) as an array of namespace ``xp``."""
+    if xp is np:
+        out = to_numpy(x)
+        return out if dtype is None else out.astype(dtype, copy=False)
+    src = array_namespace(x) if not isinstance(x, np.ndarray) else np
+    if src is xp:
+        return x if dtype is None else xp.astype(x, dtype)
+    arr = to_numpy(x)
+    if dtype is None:
+        dtype = getattr(xp, dtype_name(arr.dtype))
+    return xp.asarray(arr, dtype=dtype)
+
+
+def dtype_name(dtype):
+    """Canonical name (``"float32"``, ...) of a dtype of any namespace."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        pass
+    s = str(dtype)
+    for name in ("float16", "float32", "float64", "complex64", "complex128",
+                 "int8", "int16", "int32", "int64", "uint8", "bool"):
+        if name in s:
+            return name
+    return s

@@ -1,0 +1,30 @@
+"""PyTorch-style stateful optimizers over NumPy (and any Array-API) arrays.
+
+Port a PyTorch loop by changing the import: parameters are
+:class:`Parameter` objects whose ``.data`` is updated in place and whose
+``.grad`` you fill; every optimizer has PyTorch's names, defaults,
+``param_groups``, ``state`` and ``state_dict`` layout.
+"""
+from .parameter import Parameter
+from .optimizer import Optimizer, required
+from .sgd import SGD
+from .adagrad import AdaGrad, Adagrad
+from .rmsprop import RMSProp, RMSprop
+from .adam import Adam, AdamW, MomentSpec
+from .adabelief import AdaBelief
+from .nadam import NAdam
+from .radam import RAdam
+from .lamb import LAMB
+from .lars import LARS
+from .clip_grad import clip_grad_norm_, clip_grad_value_, grad_norm
+from .grad_tools import GradientAccumulator, GradientNoise, add_gradient_noise_, grads_finite
+from ..checkpoint import save, load, CheckpointError
+
+__all__ = [
+    "Parameter", "Optimizer", "required",
+    "SGD", "AdaGrad", "Adagrad", "RMSProp", "RMSprop", "Adam", "AdamW", "AdaBelief",
+    "NAdam", "RAdam", "LAMB", "LARS", "MomentSpec",
+    "clip_grad_norm_", "clip_grad_value_", "grad_norm",
+    "GradientAccumulator", "GradientNoise", "add_gradient_noise_", "grads_finite",
+    "save", "load", "CheckpointError",
+]

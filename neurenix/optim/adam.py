@@ -1,0 +1,136 @@
+"""Adam and AdamW: one moment-based recipe (:class:`MomentSpec`), one kernel."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .optimizer import Optimizer
+from ._validation import check_lr, check_nonneg, check_betas, check_bool
+
+__all__ = ["MomentSpec", "Adam", "AdamW"]
+
+
+@dataclass(frozen=True)
+class MomentSpec:
+    """Which variant of the first/second-moment update a class runs.
+
+    decoupled : weight decay applied to the parameter (AdamW), not added to the gradient.
+    belief : the second moment tracks :math:`(g - m)^2` (AdaBelief).
+    """
+
+    decoupled: bool = False
+    belief: bool = False
+
+
+class _AdamFamily(Optimizer):
+    """Adam-style optimizers sharing the fused ``adam`` kernel."""
+
+    spec = MomentSpec()
+
+    def __init__(self, params, lr, betas, eps, weight_decay, amsgrad, maximize,
+                 decoupled_weight_decay, skip_nonfinite):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+
+    def _check_group(self, group):
+        check_lr(group["lr"])
+        group["betas"] = check_betas(group["betas"])
+        check_nonneg(group["eps"], "eps")
+        check_nonneg(group["weight_decay"], "weight_decay")
+        check_bool(group["amsgrad"], "amsgrad")
+        check_bool(group["maximize"], "maximize")
+        check_bool(group["decoupled_weight_decay"], "decoupled_weight_decay")
+
+    def _init_state(self, p, group):
+        st = {"step": 0, "exp_avg": self._zeros_like(p), "exp_avg_sq": self._zeros_like(p)}
+        if group["amsgrad"]:
+            st["max_exp_avg_sq"] = self._zeros_like(p)
+        return st
+
+    def _update(self, group, b):
+        beta1, beta2 = group["betas"]
+        lr = float(group["lr"])
+        wd = float(group["weight_decay"])
+        amsgrad = bool(group["amsgrad"])
+        if amsgrad:
+            for p, st in zip(b.params, b.states):
+                if "max_exp_avg_sq" not in st:
+                    st["max_exp_avg_sq"] = self._zeros_like(p)
+        steps = self._advance_steps(b)
+        sc = np.empty((len(steps), 3))
+        sc[:, 0] = lr / (1.0 - beta1 ** steps)
+        sc[:, 1] = np.sqrt(1.0 - beta2 ** steps)
+        sc[:, 2] = 1.0 - lr * wd
+        decoupled = bool(group["decoupled_weight_decay"]) or self.spec.decoupled
+        b.kernels.adam(b.data, b.grads, b.state_list("exp_avg"), b.state_list("exp_avg_sq"),
+                       b.state_list("max_exp_avg_sq") if amsgrad else None, sc, beta1, beta2,
+                       float(group["eps"]), wd, decoupled, self.spec.belief,
+                       bool(group["maximize"]))
+
+
+class Adam(_AdamFamily):
+    r"""Adam (Kingma & Ba 2015), with AMSGrad (Reddi et al. 2018); ``torch.optim.Adam``.
+
+    :math:`m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t`,
+    :math:`v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2`,
+    :math:`\theta_t = \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\, m_t /
+    (\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon)`; AMSGrad uses
+    :math:`\max_{s\le t} v_s` in place of :math:`v_t`.  ``weight_decay`` adds
+    :math:`\lambda\theta` to the gradient (or, with ``decoupled_weight_decay``,
+    multiplies :math:`\theta` by :math:`1-\gamma\lambda` as AdamW does).
+
+    One fused pass over memory per step for NumPy float32/float64.
+
+    Parameters
+    ----------
+    params : iterable
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+    amsgrad : bool, default False
+    maximize : bool, default False
+    decoupled_weight_decay : bool, default False
+    skip_nonfinite : bool, default False
+
+    References
+    ----------
+    Kingma & Ba (2015), "Adam: a method for stochastic optimization", ICLR.
+    Reddi, Kale & Kumar (2018), "On the convergence of Adam and beyond", ICLR.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False,
+                 skip_nonfinite=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize,
+                         decoupled_weight_decay, skip_nonfinite)
+
+
+class AdamW(_AdamFamily):
+    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019); ``torch.optim.AdamW``.
+
+    :math:`\theta \leftarrow \theta (1 - \gamma\lambda)` before the Adam step.
+
+    Parameters
+    ----------
+    params : iterable
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 1e-2
+    amsgrad : bool, default False
+    maximize : bool, default False
+    skip_nonfinite : bool, default False
+
+    References
+    ----------
+    Loshchilov & Hutter (2019), "Decoupled weight decay regularization", ICLR.
+    """
+
+    spec = MomentSpec(decoupled=True)
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, skip_nonfinite=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize, True,
+                         skip_nonfinite)

@@ -1,0 +1,50 @@
+"""Build script: compiles the Cython kernels in ``neurenix/_ext``.
+
+Kernels are built with -O3 and OpenMP (thread count controlled at run time through
+``neurenix.set_num_threads``).  Flags that would change floating-point results
+(``-ffast-math``) are deliberately not used: the fast kernels must agree with the
+generic Array-API implementation and resume bit-for-bit.
+"""
+import os
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+link_args = []
+if sys.platform.startswith("linux") or os.environ.get("NEURENIX_OPENMP") == "1":
+    compile_args.append("-fopenmp")
+    link_args.append("-fopenmp")
+
+macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+
+ext_names = [
+    "neurenix._ext._first_order",
+]
+extensions = [
+    Extension(
+        name,
+        [name.replace(".", "/") + ".pyx"],
+        include_dirs=[np.get_include()],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        define_macros=macros,
+    )
+    for name in ext_names
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+            "nonecheck": False,
+        },
+    ),
+)
