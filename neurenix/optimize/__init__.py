@@ -1,0 +1,8 @@
+"""SciPy-style functional solvers: ``minimize``, ``least_squares``, ``curve_fit``.
+
+Port SciPy code by changing the import: names, signatures, defaults and result
+fields follow ``scipy.optimize``.
+"""
+from ._result import OptimizeResult, Status, MESSAGES
+
+__all__ = ["OptimizeResult", "Status", "MESSAGES"]

@@ -1,0 +1,243 @@
+"""The objective wrapper shared by every ``minimize`` method.
+
+:class:`ScalarObjective` evaluates ``fun`` (and ``jac``, ``hess``, ``hessp``),
+caches f and g at the last point, counts calls (``nfev``, ``njev``, ``nhev``),
+validates what the user's callables return, and supplies derivatives by finite
+differences when they are not given: gradients by forward (``"2-point"``) or
+central (``"3-point"``) differences with steps scaled to the dtype's precision
+(as SciPy's ``approx_derivative``: ``h = r * sign(x) * max(1, |x|)`` with
+``r = sqrt(eps)`` or ``eps ** (1/3)``), Hessian-vector products by forward
+differences of the gradient.
+"""
+import numbers
+
+import numpy as np
+
+__all__ = ["ScalarObjective", "as_float_array", "FD_METHODS"]
+
+FD_METHODS = ("2-point", "3-point", "cs")
+
+
+def as_float_array(x0, name="x0"):
+    """``x0`` as a 1-D contiguous float array; float32 stays float32, others float64."""
+    x = np.asarray(x0)
+    if x.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
+    if x.dtype not in (np.float32, np.float64):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {x.dtype}")
+        x = x.astype(np.float64)
+    if x.ndim > 1:
+        raise ValueError(f"{name} must be 1-D (or a scalar), got shape {x.shape}")
+    x = np.array(np.atleast_1d(x), dtype=x.dtype, order="C", copy=True)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must contain only finite values")
+    return x
+
+
+def _scalar(value, dtype, what):
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ValueError(f"{what} must return a scalar, got an array of shape {value.shape}")
+        value = value.reshape(())[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{what} must return a real scalar, got {type(value).__name__}")
+    return float(value)
+
+
+class ScalarObjective:
+    """Wrapper of a scalar objective with cached value/gradient and call counters.
+
+    Parameters
+    ----------
+    fun : callable ``fun(x, *args) -> float`` (or ``(float, ndarray)`` when ``jac is True``)
+    x0 : ndarray
+        Starting point (already validated by :func:`as_float_array`); its dtype is
+        the working dtype.
+    args : tuple
+    jac : callable, True, None, "2-point", "3-point"
+    hess : callable returning an (n, n) array, sparse matrix or LinearOperator, optional
+    hessp : callable ``hessp(x, p, *args)``, optional
+    fd_step : float, optional
+        Relative finite-difference step (default: dtype-scaled, see module doc).
+    check_x0 : bool
+        Evaluate at ``x0`` now and raise if ``fun`` returns a non-finite value.
+    """
+
+    def __init__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, fd_step=None,
+                 check_x0=True):
+        if not callable(fun):
+            raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+        if not isinstance(args, tuple):
+            args = (args,)
+        self._fun = fun
+        self.args = args
+        self.dtype = x0.dtype
+        self.n = x0.size
+        self.nfev = 0
+        self.njev = 0
+        self.nhev = 0
+        self._x = None
+        self._f = None
+        self._g = None
+        self._xg = None
+        if jac is True:
+            self.mode = "combined"
+        elif callable(jac):
+            self.mode = "callable"
+            self._jac = jac
+        elif jac is None or jac is False or (isinstance(jac, str) and jac in ("2-point", "3-point", "cs")):
+            self.mode = "3-point" if jac == "3-point" else "2-point"
+        else:
+            raise ValueError(f"jac must be True, a callable, None, '2-point' or '3-point', got {jac!r}")
+        if hess is not None and not callable(hess) and not isinstance(hess, str):
+            raise TypeError(f"hess must be callable, got {type(hess).__name__}")
+        if hessp is not None and not callable(hessp):
+            raise TypeError(f"hessp must be callable, got {type(hessp).__name__}")
+        self._hess = hess if callable(hess) else None
+        self._hessp = hessp
+        eps = float(np.finfo(self.dtype).eps)
+        if fd_step is None:
+            fd_step = eps ** 0.5 if self.mode != "3-point" else eps ** (1.0 / 3.0)
+        self.fd_step = float(fd_step)
+        self._hvp_step = eps ** 0.5
+        if check_x0:
+            f = self.fun(x0)
+            if not np.isfinite(f):
+                raise ValueError(f"fun returned a non-finite value ({f}) at x0")
+
+    # ----------------------------------------------------------- evaluation
+    def _call(self, x):
+        out = self._fun(x, *self.args)
+        self.nfev += 1
+        if self.mode == "combined":
+            try:
+                f, g = out
+            except (TypeError, ValueError):
+                raise TypeError("fun must return a pair (f, g) when jac is True") from None
+            return _scalar(f, self.dtype, "fun"), self._check_grad(g)
+        return _scalar(out, self.dtype, "fun"), None
+
+    def _check_grad(self, g):
+        g = np.asarray(g)
+        if g.shape != (self.n,):
+            if g.size == self.n and g.ndim <= 2:
+                g = g.reshape(self.n)
+            else:
+                raise ValueError(f"jac must return an array of shape ({self.n},), got {g.shape}")
+        return np.ascontiguousarray(g, dtype=self.dtype)
+
+    def _same(self, x, y):
+        return y is not None and np.array_equal(x, y)
+
+    def fun(self, x):
+        """f(x), cached at the last point."""
+        if self._same(x, self._x):
+            return self._f
+        f, g = self._call(x)
+        self._x = np.array(x, copy=True)
+        self._f = f
+        if g is not None:
+            self._g = g
+            self._xg = self._x
+            self.njev += 1
+        return f
+
+    def grad(self, x):
+        """g(x), cached at the last point."""
+        if self._same(x, self._xg):
+            return self._g
+        if self.mode == "combined":
+            self._x = None
+            self.fun(x)
+            return self._g
+        if self.mode == "callable":
+            g = self._check_grad(self._jac(x, *self.args))
+            self.njev += 1
+        else:
+            g = self._fd_grad(x)
+        self._xg = np.array(x, copy=True)
+        self._g = g
+        return g
+
+    def fun_and_grad(self, x):
+        f = self.fun(x)
+        return f, self.grad(x)
+
+    def _fd_grad(self, x):
+        f0 = self.fun(x)
+        n = self.n
+        g = np.empty(n, dtype=self.dtype)
+        xt = np.array(x, dtype=self.dtype, copy=True)
+        sign = np.where(x >= 0, 1.0, -1.0)
+        h = self.fd_step * sign * np.maximum(1.0, np.abs(x))
+        for i in range(n):
+            xi = xt[i]
+            if self.mode == "3-point":
+                xt[i] = xi + h[i]
+                hp = xt[i] - xi
+                fp, _ = self._call(xt)
+                xt[i] = xi - h[i]
+                hm = xi - xt[i]
+                fm, _ = self._call(xt)
+                g[i] = (fp - fm) / (hp + hm)
+            else:
+                xt[i] = xi + h[i]
+                hh = xt[i] - xi        # the step actually taken
+                fp, _ = self._call(xt)
+                g[i] = (fp - f0) / hh
+            xt[i] = xi
+        return g
+
+    # ------------------------------------------------------------ Hessian
+    @property
+    def has_hessian(self):
+        return self._hess is not None
+
+    @property
+    def has_hessp(self):
+        return self._hessp is not None
+
+    def hess(self, x):
+        """The user's Hessian at x (dense array, sparse matrix or LinearOperator)."""
+        H = self._hess(x, *self.args)
+        self.nhev += 1
+        return H
+
+    def hessp(self, x, p):
+        """Hessian-vector product: user ``hessp``, ``hess(x) @ p``, or finite
+        differences of the gradient."""
+        if self._hessp is not None:
+            out = np.asarray(self._hessp(x, p, *self.args))
+            self.nhev += 1
+            if out.shape != (self.n,):
+                if out.size == self.n:
+                    out = out.reshape(self.n)
+                else:
+                    raise ValueError(f"hessp must return an array of shape ({self.n},), "
+                                     f"got {out.shape}")
+            if not np.all(np.isfinite(out)):
+                raise ValueError("hessp returned non-finite values")
+            return np.ascontiguousarray(out, dtype=self.dtype)
+        if self._hess is not None:
+            H = self.hess(x)
+            return np.ascontiguousarray(H @ p, dtype=self.dtype).reshape(self.n)
+        return self.fd_hessp(x, p)
+
+    def fd_hessp(self, x, p):
+        """Forward difference of the gradient along ``p``."""
+        pn = float(np.linalg.norm(p))
+        if pn == 0.0:
+            return np.zeros(self.n, dtype=self.dtype)
+        g0 = self.grad(x).copy()
+        t = self._hvp_step * (1.0 + float(np.linalg.norm(x))) / pn
+        xt = (x + t * p).astype(self.dtype, copy=False)
+        gt = self._grad_uncached(xt)
+        return ((gt - g0) / t).astype(self.dtype, copy=False)
+
+    def _grad_uncached(self, x):
+        sx, sf, sg, sxg = self._x, self._f, self._g, self._xg
+        g = self.grad(x).copy()
+        # restore the cache at the main iterate
+        self._x, self._f, self._g, self._xg = sx, sf, sg, sxg
+        return g
