@@ -241,11 +241,10 @@ def adagrad(list params, list grads, list state_sums, const double[:, ::1] sc,
 # ----------------------------------------------------------------------- RMSProp
 cdef void _rmsprop_range(floating* p, const floating* g, floating* sq, floating* ga,
                          floating* buf, Py_ssize_t lo, Py_ssize_t hi, floating lr,
-                         floating alpha, floating eps, floating wd, floating mom,
-                         bint maximize) noexcept nogil:
+                         floating alpha, floating w, floating eps, floating wd,
+                         floating mom, bint maximize) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating d, s, a, avg, b
-    cdef floating w = 1 - alpha
     for j in range(lo, hi):
         d = -g[j] if maximize else g[j]
         if wd != 0:
@@ -257,7 +256,7 @@ cdef void _rmsprop_range(floating* p, const floating* g, floating* sq, floating*
             if w < 0.5:
                 a = a + w * (d - a)
             else:
-                a = d - (d - a) * alpha
+                a = d - (d - a) * (1 - w)
             ga[j] = a
             avg = sqrt(s - a * a)
         else:
@@ -279,7 +278,7 @@ cdef void _rmsprop_run(PackC* pk, floating t, const double[:, ::1] sc, double al
         _rmsprop_range(<floating*>_p(pk, 0, i), <const floating*>_p(pk, 1, i),
                        <floating*>_p(pk, 2, i), <floating*>_p(pk, 3, i),
                        <floating*>_p(pk, 4, i), pk.c_lo[c], pk.c_hi[c],
-                       <floating>sc[i, 0], <floating>alpha, <floating>eps, <floating>wd,
+                       <floating>sc[i, 0], <floating>alpha, <floating>(1.0 - alpha), <floating>eps, <floating>wd,
                        <floating>mom, maximize)
 
 
@@ -306,13 +305,11 @@ cdef inline floating _lerp(floating a, floating b, floating w) noexcept nogil:
 
 cdef void _adam_range(floating* p, const floating* g, floating* m, floating* v,
                       floating* vmax, Py_ssize_t lo, Py_ssize_t hi, floating step_size,
-                      floating bc2_sqrt, floating beta1, floating beta2, floating eps,
+                      floating bc2_sqrt, floating beta1, floating beta2, floating w1, floating w2, floating eps,
                       floating wd, floating decay, bint decoupled, bint belief,
                       bint maximize) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating d, pj, mj, vj, r, denom
-    cdef floating w1 = 1 - beta1
-    cdef floating w2 = 1 - beta2
     if not maximize and not belief and vmax == NULL and w1 < 0.5:
         # branch-free loops for the common configurations (they vectorize)
         if decoupled or wd == 0:
@@ -370,7 +367,7 @@ cdef void _adam_run(PackC* pk, floating t, const double[:, ::1] sc, double beta1
                     <floating*>_p(pk, 2, i), <floating*>_p(pk, 3, i),
                     <floating*>_p(pk, 4, i), pk.c_lo[c], pk.c_hi[c],
                     <floating>sc[i, 0], <floating>sc[i, 1], <floating>beta1,
-                    <floating>beta2, <floating>eps, <floating>wd, <floating>sc[i, 2],
+                    <floating>beta2, <floating>(1.0 - beta1), <floating>(1.0 - beta2), <floating>eps, <floating>wd, <floating>sc[i, 2],
                     decoupled, belief, maximize)
 
 
@@ -393,13 +390,11 @@ def adam(list params, list grads, list exp_avgs, list exp_avg_sqs, object max_ex
 # ------------------------------------------------------------------------- NAdam
 cdef void _nadam_range(floating* p, const floating* g, floating* m, floating* v,
                        Py_ssize_t lo, Py_ssize_t hi, floating bc2, floating c_grad,
-                       floating c_m, floating beta1, floating beta2, floating eps,
+                       floating c_m, floating beta1, floating beta2, floating w1, floating w2, floating eps,
                        floating wd, floating decay, bint decoupled,
                        bint maximize) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating d, pj, mj, vj, denom
-    cdef floating w1 = 1 - beta1
-    cdef floating w2 = 1 - beta2
     for j in range(lo, hi):
         d = -g[j] if maximize else g[j]
         pj = p[j]
@@ -425,7 +420,7 @@ cdef void _nadam_run(PackC* pk, floating t, const double[:, ::1] sc, double beta
         _nadam_range(<floating*>_p(pk, 0, i), <const floating*>_p(pk, 1, i),
                      <floating*>_p(pk, 2, i), <floating*>_p(pk, 3, i),
                      pk.c_lo[c], pk.c_hi[c], <floating>sc[i, 0], <floating>sc[i, 1],
-                     <floating>sc[i, 2], <floating>beta1, <floating>beta2, <floating>eps,
+                     <floating>sc[i, 2], <floating>beta1, <floating>beta2, <floating>(1.0 - beta1), <floating>(1.0 - beta2), <floating>eps,
                      <floating>wd, <floating>sc[i, 3], decoupled, maximize)
 
 
@@ -446,12 +441,10 @@ def nadam(list params, list grads, list exp_avgs, list exp_avg_sqs, const double
 cdef void _radam_range(floating* p, const floating* g, floating* m, floating* v,
                        Py_ssize_t lo, Py_ssize_t hi, floating lr, floating bc1,
                        floating bc2_sqrt, floating rect, bint rectify, floating beta1,
-                       floating beta2, floating eps, floating wd, floating decay,
+                       floating beta2, floating w1, floating w2, floating eps, floating wd, floating decay,
                        bint decoupled, bint maximize) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating d, pj, mj, vj, u
-    cdef floating w1 = 1 - beta1
-    cdef floating w2 = 1 - beta2
     for j in range(lo, hi):
         d = -g[j] if maximize else g[j]
         pj = p[j]
@@ -479,7 +472,7 @@ cdef void _radam_run(PackC* pk, floating t, const double[:, ::1] sc, double beta
                      <floating*>_p(pk, 2, i), <floating*>_p(pk, 3, i),
                      pk.c_lo[c], pk.c_hi[c], <floating>sc[i, 0], <floating>sc[i, 1],
                      <floating>sc[i, 2], <floating>sc[i, 3], sc[i, 4] != 0,
-                     <floating>beta1, <floating>beta2, <floating>eps, <floating>wd,
+                     <floating>beta1, <floating>beta2, <floating>(1.0 - beta1), <floating>(1.0 - beta2), <floating>eps, <floating>wd,
                      <floating>sc[i, 5], decoupled, maximize)
 
 
@@ -505,13 +498,11 @@ cdef inline floating _lamb_r(floating mj, floating vj, floating pj, floating inv
 
 cdef void _lamb_pass1(floating* p, const floating* g, floating* m, floating* v,
                       Py_ssize_t lo, Py_ssize_t hi, floating inv_bc1, floating bc2_sqrt,
-                      floating beta1, floating beta2, floating eps, floating wd,
+                      floating beta1, floating beta2, floating w1, floating w2, floating eps, floating wd,
                       double* out) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating d, mj, vj, r
     cdef double sp = 0, sr = 0
-    cdef floating w1 = 1 - beta1
-    cdef floating w2 = 1 - beta2
     for j in range(lo, hi):
         d = g[j]
         mj = _lerp(m[j], d, w1)
@@ -543,7 +534,7 @@ cdef void _lamb_run(PackC* pk, floating t, const double[:, ::1] sc, double beta1
         _lamb_pass1(<floating*>_p(pk, 0, i), <const floating*>_p(pk, 1, i),
                     <floating*>_p(pk, 2, i), <floating*>_p(pk, 3, i),
                     pk.c_lo[c], pk.c_hi[c], <floating>sc[i, 1], <floating>sc[i, 2],
-                    <floating>beta1, <floating>beta2, <floating>eps, <floating>wd,
+                    <floating>beta1, <floating>beta2, <floating>(1.0 - beta1), <floating>(1.0 - beta2), <floating>eps, <floating>wd,
                     &part[2 * c])
     for i in range(pk.narr):
         trust[2 * i] = 0

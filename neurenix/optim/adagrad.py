@@ -25,6 +25,12 @@ class AdaGrad(Optimizer):
     maximize : bool, default False
     skip_nonfinite : bool, default False
 
+    Notes
+    -----
+    ``initial_accumulator_value`` is a per-group option here: a group's own value
+    initialises the ``sum`` state of its parameters.  PyTorch (2.x) accepts it in a
+    group but initialises every parameter from the constructor's argument.
+
     References
     ----------
     Duchi, Hazan & Singer (2011), "Adaptive subgradient methods for online
