@@ -3,6 +3,8 @@
 Port SciPy code by changing the import: names, signatures, defaults and result
 fields follow ``scipy.optimize``.
 """
-from ._result import OptimizeResult, Status, MESSAGES
+from ._result import OptimizeResult, Status, MESSAGES, OptimizeWarning
+from ._minimize import minimize, register_method, Bounds, available_methods
 
-__all__ = ["OptimizeResult", "Status", "MESSAGES"]
+__all__ = ["OptimizeResult", "Status", "MESSAGES", "OptimizeWarning", "minimize",
+           "register_method", "Bounds", "available_methods"]

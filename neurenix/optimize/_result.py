@@ -3,7 +3,12 @@ import enum
 
 import numpy as np
 
-__all__ = ["OptimizeResult", "Status", "MESSAGES", "make_result"]
+__all__ = ["OptimizeResult", "Status", "MESSAGES", "make_result", "OptimizeWarning"]
+
+
+class OptimizeWarning(UserWarning):
+    """Warning issued by solvers (unknown options, x0 outside the bounds, ...), as
+    ``scipy.optimize.OptimizeWarning``."""
 
 
 class OptimizeResult(dict):

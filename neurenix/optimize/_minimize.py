@@ -1,0 +1,376 @@
+"""``minimize``: SciPy's dispatcher over the registered methods.
+
+Contract for method implementers
+--------------------------------
+A method is registered with :func:`register_method` and is then reachable by
+its name and aliases, case-insensitively (``"L-BFGS-B"``, ``"l_bfgs_b"`` and
+``"lbfgsb"`` are the same key: case, ``-``, ``_`` and spaces are ignored).
+
+Driver-side methods (the default, ``raw=False``) have the signature::
+
+    def _minimize_xxx(obj, x0, *, bounds, driver, <option>=<default>, ...):
+        ...
+        return driver.result(status, x, f, g, nit, **extra)  # an OptimizeResult
+
+- ``obj`` is a :class:`~neurenix.optimize._objective.ScalarObjective` (cached
+  f/g, counters, finite differences, ``hessp``); ``obj.fun(x0)`` has already
+  been evaluated and validated (its value is cached).
+- ``x0`` is a fresh 1-D float32/float64 array (projected into the bounds);
+  keep its dtype.
+- ``bounds`` is ``None`` or a :class:`Bounds` with ``lb``/``ub`` arrays of
+  x0's size and dtype (``-inf``/``inf`` where unbounded).  Methods registered
+  with ``bounds=False`` always get ``None`` (``minimize`` warns that the bounds
+  are ignored, as SciPy does).
+- ``driver`` is a :class:`~neurenix.optimize._driver.Driver`: call
+  ``status = driver.iteration(nit, x, f, g, step)`` after each iteration and
+  stop when it returns a status (callback ``StopIteration``, ``maxtime``);
+  ``driver.active`` is False when there is nothing to report to, so compiled
+  loops may skip the call.  ``KeyboardInterrupt`` may be left to propagate:
+  ``minimize`` catches it and returns ``driver.interrupted()`` (the best
+  point reported to ``driver.iteration``/``driver.record``), or the method
+  may catch it itself and return ``Status.INTERRUPTED``.
+- The keyword options are the method's own options; their names and defaults
+  are read from the signature (everything after ``driver``), so unknown
+  options can be warned about (:class:`OptimizeWarning`, as SciPy).
+  ``maxtime`` and ``disp`` are handled by ``minimize`` (given to the driver)
+  and need not appear in the signature; ``maxiter``/``maxfun`` (when the method
+  has them) are validated here as non-negative integers.
+- ``tol`` is mapped by ``minimize`` to the option names given as ``tol=`` at
+  registration (only when the user did not set those options).
+
+Raw methods (``raw=True``) take SciPy's callable-method signature
+``func(fun, x0, args=, jac=, hess=, hessp=, bounds=, callback=, **options)``
+and do everything themselves; they may be registered lazily as a
+``"module:function"`` string so that import order does not matter.
+"""
+import inspect
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from ._driver import Driver
+from ._objective import ScalarObjective, as_float_array
+from ._result import OptimizeResult, OptimizeWarning, Status
+
+__all__ = ["minimize", "register_method", "Bounds", "available_methods", "METHODS"]
+
+
+class Bounds:
+    """Bounds on the variables, ``lb <= x <= ub`` (as ``scipy.optimize.Bounds``).
+
+    Parameters
+    ----------
+    lb, ub : float or array_like
+        Lower and upper bounds; ``-np.inf``/``np.inf`` (or None) for none.
+    keep_feasible : bool or array_like of bool
+        Accepted for SciPy compatibility; every method here that handles bounds
+        keeps its iterates feasible anyway.
+    """
+
+    def __init__(self, lb=-np.inf, ub=np.inf, keep_feasible=False):
+        self.lb = lb
+        self.ub = ub
+        self.keep_feasible = keep_feasible
+
+    def __repr__(self):
+        return f"Bounds({self.lb!r}, {self.ub!r})"
+
+
+def _canon(name):
+    return "".join(ch for ch in name.lower() if ch not in "-_ ")
+
+
+class _Method:
+    __slots__ = ("name", "func", "options", "tol", "bounds", "raw", "has_maxiter")
+
+    def __init__(self, name, func, options, tol, bounds, raw):
+        self.name = name
+        self.func = func
+        self.options = options
+        self.tol = tuple(tol)
+        self.bounds = bounds
+        self.raw = raw
+
+    def resolve(self):
+        if isinstance(self.func, str):
+            import importlib
+            mod, _, attr = self.func.partition(":")
+            self.func = getattr(importlib.import_module(mod), attr)
+        if self.options is None:
+            self.options = _signature_options(self.func, self.raw)
+        return self.func
+
+
+#: canonical key -> _Method (aliases point at the same object)
+METHODS = {}
+
+
+def _signature_options(func, raw):
+    sig = inspect.signature(func)
+    out = {}
+    skip = {"fun", "x0", "args", "jac", "hess", "hessp", "bounds", "callback", "obj",
+            "driver", "constraints"}
+    for p in sig.parameters.values():
+        if p.name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[p.name] = None if p.default is p.empty else p.default
+    return out
+
+
+def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, options=None):
+    """Make ``func`` reachable as ``minimize(..., method=name)``.
+
+    Parameters
+    ----------
+    name : str
+        Display name (e.g. ``"L-BFGS-B"``); matched case-insensitively, ignoring
+        ``-``, ``_`` and spaces.
+    func : callable or str
+        The method (see the module docstring for the contract), or
+        ``"package.module:function"`` imported on first use.
+    aliases : iterable of str
+        Other names (SciPy's spellings).
+    tol : iterable of str
+        Option names that ``minimize``'s ``tol`` sets.
+    bounds : bool
+        Whether the method handles bounds.
+    raw : bool
+        ``func`` has SciPy's callable-method signature and does everything itself.
+    options : dict, optional
+        Option names and defaults; by default read from ``func``'s signature.
+    """
+    if not callable(func) and not (isinstance(func, str) and ":" in func):
+        raise TypeError("func must be callable or a 'module:function' string")
+    m = _Method(name, func, options, tol, bounds, raw)
+    for key in (name, *aliases):
+        METHODS[_canon(key)] = m
+    return func
+
+
+def available_methods():
+    """Display names of the registered methods."""
+    seen = []
+    for m in METHODS.values():
+        if m.name not in seen:
+            seen.append(m.name)
+    return seen
+
+
+def _lookup(method):
+    _ensure_builtin()
+    key = _canon(method)
+    m = METHODS.get(key)
+    if m is None:
+        raise ValueError(f"method: unknown solver {method!r}; available: "
+                         f"{', '.join(sorted(available_methods()))}")
+    m.resolve()
+    return m
+
+
+_BUILTIN_LOADED = False
+
+
+def _ensure_builtin():
+    """Import the modules that register the built-in methods (once)."""
+    global _BUILTIN_LOADED
+    if _BUILTIN_LOADED:
+        return
+    _BUILTIN_LOADED = True
+    import importlib
+    for mod in ("_lbfgs", "_bfgs", "_cg", "_first_order", "_newton", "_trustregion", "_lsq"):
+        try:
+            importlib.import_module(f"neurenix.optimize.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"neurenix.optimize.{mod}":
+                raise
+
+
+# ------------------------------------------------------------------ bounds
+def prepare_bounds(bounds, n, dtype):
+    """``bounds`` as a :class:`Bounds` with float arrays (lb, ub) of length n, or None.
+
+    Accepts a sequence of ``(lo, hi)`` pairs (None meaning unbounded) or any
+    object with ``lb``/``ub`` attributes.  Raises ``ValueError`` naming
+    ``bounds`` on a wrong length, NaN, or ``lo > hi``.
+    """
+    if bounds is None:
+        return None
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        lb, ub = bounds.lb, bounds.ub
+        lb = np.full(n, -np.inf) if lb is None else np.asarray(lb, dtype=float)
+        ub = np.full(n, np.inf) if ub is None else np.asarray(ub, dtype=float)
+        try:
+            lb = np.broadcast_to(lb, (n,)).astype(float)
+            ub = np.broadcast_to(ub, (n,)).astype(float)
+        except ValueError:
+            raise ValueError(f"bounds: lb and ub must be scalars or have length {n}, got shapes "
+                             f"{np.shape(bounds.lb)} and {np.shape(bounds.ub)}") from None
+    else:
+        try:
+            pairs = list(bounds)
+        except TypeError:
+            raise TypeError("bounds must be a sequence of (min, max) pairs or a Bounds object, "
+                            f"got {type(bounds).__name__}") from None
+        if len(pairs) != n:
+            raise ValueError(f"bounds: got {len(pairs)} (min, max) pairs for {n} variables")
+        lb = np.empty(n)
+        ub = np.empty(n)
+        for i, pr in enumerate(pairs):
+            try:
+                lo, hi = pr
+            except (TypeError, ValueError):
+                raise ValueError(f"bounds[{i}] must be a (min, max) pair, got {pr!r}") from None
+            lb[i] = -np.inf if lo is None else float(lo)
+            ub[i] = np.inf if hi is None else float(hi)
+    if np.isnan(lb).any() or np.isnan(ub).any():
+        raise ValueError("bounds must not contain NaN")
+    bad = np.flatnonzero(lb > ub)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"bounds: lower bound {lb[i]} > upper bound {ub[i]} for variable {i}")
+    return Bounds(lb.astype(dtype), ub.astype(dtype))
+
+
+# ----------------------------------------------------------------- options
+def _check_int_option(options, name):
+    v = options.get(name)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        if isinstance(v, float) and v == math.inf:
+            return
+        raise TypeError(f"options['{name}'] must be an integer, got {type(v).__name__}")
+    if v < 0:
+        raise ValueError(f"options['{name}'] must be >= 0, got {v!r}")
+
+
+def _check_tol(tol):
+    if tol is None:
+        return None
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    return float(tol)
+
+
+# ----------------------------------------------------------------- minimize
+def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bounds=None,
+             tol=None, callback=None, options=None):
+    """Minimize a scalar function of one or more variables (``scipy.optimize.minimize``).
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args) -> float``; with ``jac=True`` it returns ``(f, g)``.
+    x0 : array_like, shape (n,)
+        Initial guess; float32 stays float32, other real types become float64.
+        Projected into ``bounds`` when outside them (with an ``OptimizeWarning``).
+    args : tuple
+        Extra arguments of ``fun``, ``jac``, ``hess``, ``hessp``.
+    method : str or callable, optional
+        ``"L-BFGS"`` (aliases ``"L-BFGS-B"``, ``"lbfgs"``), ``"BFGS"``, ``"CG"``,
+        the first-order rules (``"sgd"``, ``"adam"``, ...) and whatever else is
+        registered (:func:`available_methods`).  Default: ``"BFGS"``, or
+        ``"L-BFGS-B"`` when ``bounds`` is given (SciPy's rule).  A callable is
+        called as ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=,
+        callback=, **options)`` and must return an :class:`OptimizeResult`.
+    jac : callable, True, None, "2-point" or "3-point"
+        Gradient: a function, ``True`` (``fun`` returns ``(f, g)``), or finite
+        differences with steps scaled to the dtype's precision.
+    hess, hessp : callable, optional
+        Hessian / Hessian-vector product for the methods that use them.
+    bounds : sequence of (min, max) pairs or Bounds, optional
+    tol : float, optional
+        Mapped to each method's own tolerance(s) (e.g. ``gtol`` and ``ftol`` of
+        L-BFGS-B, ``gtol`` of BFGS and CG).
+    callback : callable, optional
+        ``callback(intermediate_result)`` (an :class:`OptimizeResult` with ``x``
+        and ``fun``) when its only parameter is named ``intermediate_result``,
+        else ``callback(xk)``.  Raising ``StopIteration`` stops the run cleanly.
+    options : dict, optional
+        The method's options, plus ``maxtime`` (seconds of wall time) and
+        ``disp`` (print a progress line per iteration; a long run shows a
+        progress bar) and ``finite_diff_rel_step`` (relative step of the
+        finite differences).  Unknown options trigger an :class:`OptimizeWarning`.
+
+    Returns
+    -------
+    OptimizeResult
+        ``x, fun, jac, nit, nfev, njev, status, success, message`` and the
+        method's extra fields (``hess_inv`` for the quasi-Newton methods).
+        ``KeyboardInterrupt`` during the run returns the best point so far
+        with ``status == Status.INTERRUPTED``.
+    """
+    x0 = as_float_array(x0, "x0")
+    if not isinstance(args, tuple):
+        args = (args,)
+    options = {} if options is None else dict(options)
+    if not isinstance(options, dict):
+        raise TypeError("options must be a dict")
+    tol = _check_tol(tol)
+
+    if callable(method):
+        if tol is not None:
+            options.setdefault("tol", tol)
+        return method(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=bounds,
+                      callback=callback, **options)
+    if method is None:
+        method = "L-BFGS-B" if bounds is not None else "BFGS"
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string or a callable, got {type(method).__name__}")
+    m = _lookup(method)
+
+    b = None
+    if bounds is not None:
+        if not m.bounds:
+            warnings.warn(f"Method {m.name} cannot handle bounds; they are ignored.",
+                          OptimizeWarning, stacklevel=2)
+        else:
+            b = prepare_bounds(bounds, x0.size, x0.dtype)
+            if np.any(x0 < b.lb) or np.any(x0 > b.ub):
+                warnings.warn("Initial guess is not within the specified bounds; it is "
+                              "projected onto them.", OptimizeWarning, stacklevel=2)
+                np.clip(x0, b.lb, b.ub, out=x0)
+
+    # options: split driver-level ones, warn about unknown ones, map tol
+    maxtime = options.pop("maxtime", None)
+    disp = options.pop("disp", False)
+    fd_step = options.pop("finite_diff_rel_step", None)
+    if m.raw:
+        if fd_step is not None:
+            options["finite_diff_rel_step"] = fd_step
+        if tol is not None:
+            for name in m.tol:
+                options.setdefault(name, tol)
+        if maxtime is not None:
+            options["maxtime"] = maxtime
+        if disp:
+            options["disp"] = disp
+        return m.func(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=b,
+                      callback=callback, **options)
+    unknown = sorted(set(options) - set(m.options))
+    if unknown:
+        warnings.warn(f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning,
+                      stacklevel=2)
+        for k in unknown:
+            del options[k]
+    if tol is not None:
+        for name in m.tol:
+            options.setdefault(name, tol)
+    _check_int_option(options, "maxiter")
+    _check_int_option(options, "maxfun")
+
+    if fd_step is not None and not (isinstance(fd_step, numbers.Real) and fd_step > 0):
+        raise ValueError(f"options['finite_diff_rel_step'] must be > 0, got {fd_step!r}")
+    obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, fd_step=fd_step)
+    maxiter = options.get("maxiter", m.options.get("maxiter"))
+    maxfun = options.get("maxfun", m.options.get("maxfun"))
+    driver = Driver(obj, x0, callback=callback, maxtime=maxtime, disp=disp, method=m.name,
+                    maxiter=maxiter if isinstance(maxiter, numbers.Integral) else None,
+                    maxfun=maxfun if isinstance(maxfun, numbers.Integral) else None)
+    driver.record(x0, obj.fun(x0))
+    try:
+        return m.func(obj, x0, bounds=b, driver=driver, **options)
+    except KeyboardInterrupt:
+        return driver.interrupted()
