@@ -1,0 +1,444 @@
+"""Trust-region subproblem solvers and the Hessian access they share.
+
+Each solver approximately minimizes the quadratic model
+
+.. math::  m(p) = g^T p + \\tfrac12 p^T H p \\quad \\text{s.t.} \\quad \\|p\\| \\le \\Delta
+
+and follows SciPy's protocol: ``solve(radius) -> (p, hits_boundary)``; after a
+solve, ``model_value`` holds :math:`m(p)` (computed without an extra Hessian
+product).  The inner loops run in Cython (:mod:`neurenix._ext._krylov`); only
+the Hessian-vector product is a Python call.
+
+* :class:`SteihaugCG` -- Steihaug-Toint truncated CG (Steihaug 1983, Toint 1981;
+  Nocedal & Wright, *Numerical Optimization*, 2nd ed., Algorithm 7.2).
+* :class:`KrylovGLTR` -- generalized Lanczos trust-region method (Gould,
+  Lucidi, Roma & Toint, "Solving the trust-region subproblem using the Lanczos
+  method", SIAM J. Optim. 9(2):504-525, 1999).
+* :class:`ExactMoreSorensen` -- nearly exact solution by Cholesky factorizations
+  of ``H + lam I`` and Newton's method on the secular equation, hard case
+  included (Moré & Sorensen, "Computing a trust region step", SIAM J. Sci. Stat.
+  Comput. 4(3):553-572, 1983; N&W Algorithm 4.3).
+* :class:`Dogleg` -- Powell's dogleg path between the Cauchy point and the
+  Newton point (N&W section 4.1); requires a positive definite Hessian.
+"""
+import math
+
+import numpy as np
+
+from .._ext import _krylov
+
+__all__ = ["HessianOperator", "SteihaugCG", "KrylovGLTR", "ExactMoreSorensen", "Dogleg",
+           "NotPositiveDefinite", "SUBPROBLEMS"]
+
+
+class NotPositiveDefinite(Exception):
+    """Raised by :class:`Dogleg` when the Hessian is not positive definite."""
+
+
+def _symmetry_tol(dtype):
+    return 100.0 * math.sqrt(float(np.finfo(dtype).eps))
+
+
+def check_hessian_matrix(H, n, dtype):
+    """Validate what ``hess`` returned; return it as a dense array, sparse matrix or
+    LinearOperator of shape (n, n).  Errors name ``hess``."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import LinearOperator
+    if isinstance(H, LinearOperator):
+        if tuple(H.shape) != (n, n):
+            raise ValueError(f"hess must return a square ({n}, {n}) matrix, got shape "
+                             f"{tuple(H.shape)}")
+        return H
+    if sp.issparse(H):
+        if H.shape != (n, n):
+            raise ValueError(f"hess must return a square ({n}, {n}) matrix, got shape {H.shape}")
+        H = sp.csr_array(H) if hasattr(sp, "csr_array") else sp.csr_matrix(H)
+        if not np.all(np.isfinite(H.data)):
+            raise ValueError("hess returned non-finite values")
+        if H.nnz:
+            scale = max(1.0, float(np.abs(H.data).max()))
+            asym = abs(H - H.T)
+            if asym.nnz and float(asym.max()) > _symmetry_tol(dtype) * scale:
+                raise ValueError("hess must return a symmetric matrix (|H - H^T| = "
+                                 f"{float(asym.max()):.3g})")
+        return H
+    H = np.asarray(H)
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"hess must return a square matrix, got shape {H.shape}")
+    if H.shape != (n, n):
+        raise ValueError(f"hess must return a ({n}, {n}) matrix, got shape {H.shape}")
+    if H.dtype.kind not in "fiub":
+        raise TypeError(f"hess must return a real matrix, got dtype {H.dtype}")
+    H = np.ascontiguousarray(H, dtype=dtype)
+    if not np.all(np.isfinite(H)):
+        raise ValueError("hess returned non-finite values")
+    if n:
+        scale = max(1.0, float(np.abs(H).max()))
+        asym = float(np.abs(H - H.T).max())
+        if asym > _symmetry_tol(dtype) * scale:
+            raise ValueError(f"hess must return a symmetric matrix (max |H - H^T| = {asym:.3g})")
+    return H
+
+
+class HessianOperator:
+    """Hessian access at one point ``x`` for the subproblem solvers.
+
+    With a user ``hess``, the matrix is evaluated once (one ``nhev``) and
+    validated (square, symmetric, finite); products are ``H @ p``.  Otherwise
+    products come from the objective's ``hessp`` (user ``hessp`` -- validated
+    for shape and finiteness -- or finite differences of the gradient).
+
+    ``nprod`` counts the Hessian-vector products made.
+    """
+
+    def __init__(self, obj, x):
+        self.obj = obj
+        self.x = x
+        self.n = x.size
+        self.dtype = x.dtype
+        self.nprod = 0
+        self._dense = None
+        self.H = None
+        if obj.has_hessian:
+            self.H = check_hessian_matrix(obj.hess(x), self.n, self.dtype)
+            if isinstance(self.H, np.ndarray):
+                self._dense = self.H
+
+    def matvec(self, p):
+        """``H @ p`` as a C-contiguous array of x's dtype (validated)."""
+        self.nprod += 1
+        if self.H is not None:
+            out = self.H @ p
+            out = np.ascontiguousarray(np.asarray(out).reshape(-1), dtype=self.dtype)
+            if out.shape != (self.n,):
+                raise ValueError(f"hess @ p has shape {out.shape}, expected ({self.n},)")
+            if not np.all(np.isfinite(out)):
+                raise ValueError("hess returned an operator whose product is not finite")
+            return out
+        out = self.obj.hessp(self.x, p)
+        if not self.obj.has_hessp and not np.all(np.isfinite(out)):
+            raise ValueError("finite-difference Hessian-vector product is not finite "
+                             "(the gradient is not finite near x); pass hess or hessp")
+        return out
+
+    __call__ = matvec
+
+    def dense(self):
+        """The Hessian as a dense (n, n) array: the user's matrix (sparse and
+        LinearOperator converted), or assembled from ``n`` products and
+        symmetrized when only ``hessp``/finite differences are available."""
+        if self._dense is not None:
+            return self._dense
+        import scipy.sparse as sp
+        if self.H is not None and sp.issparse(self.H):
+            D = np.ascontiguousarray(self.H.toarray(), dtype=self.dtype)
+        else:
+            D = np.empty((self.n, self.n), dtype=self.dtype)
+            e = np.zeros(self.n, dtype=self.dtype)
+            for i in range(self.n):
+                e[i] = 1
+                D[:, i] = self.matvec(e)
+                e[i] = 0
+            if self.H is None:
+                D = 0.5 * (D + D.T)
+            D = np.ascontiguousarray(D)
+        self._dense = D
+        return D
+
+
+class _Subproblem:
+    """Quadratic model at ``x`` (value f, gradient g, Hessian access ``hop``)."""
+
+    def __init__(self, x, f, g, hop):
+        self.x = x
+        self.fun = f
+        self.jac = g
+        self.hop = hop
+        self.jac_mag = float(np.linalg.norm(g))
+        self.model_value = 0.0
+        self.lam = 0.0
+        self.inner_iterations = 0
+
+    def solve(self, radius):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _forcing_tol(self):
+        # residual tolerance of the inexact solves: min(0.5, sqrt(|g|)) |g| (N&W 7.1)
+        return min(0.5, math.sqrt(self.jac_mag)) * self.jac_mag
+
+
+class SteihaugCG(_Subproblem):
+    """Steihaug-Toint truncated conjugate gradients (N&W Algorithm 7.2).
+
+    Parameters
+    ----------
+    maxiter : int, optional
+        Cap on CG iterations per solve (default ``2 n``).
+    """
+
+    def __init__(self, x, f, g, hop, maxiter=None):
+        super().__init__(x, f, g, hop)
+        self.maxiter = max(2 * g.size, 1) if maxiter is None else int(maxiter)
+
+    def solve(self, radius):
+        p = np.empty_like(self.jac)
+        hits, model, status, k = _krylov.steihaug_cg(self.jac, self.hop, float(radius),
+                                                     self._forcing_tol(), self.maxiter, p)
+        self.model_value = float(model)
+        self.inner_iterations = k
+        return p, bool(hits)
+
+
+class KrylovGLTR(_Subproblem):
+    """Generalized Lanczos trust-region method (Gould, Lucidi, Roma & Toint 1999).
+
+    The subproblem is solved nearly exactly on the growing Krylov space
+    ``span{g, Hg, H^2 g, ...}``: Lanczos tridiagonalization ``T_k = Q_k^T H Q_k``
+    and, after each step, Moré-Sorensen on ``T_k`` (Sturm bisection for its
+    smallest eigenvalue, hard case included).  Stops when the residual of the
+    full problem, ``beta_{k+1} |h_k|``, is below ``min(0.5, sqrt|g|) |g|``
+    (``inexact=True``, SciPy's default) or below ``1e-8 |g|`` (``inexact=False``).
+    When the Krylov space becomes invariant early, one restart from a vector
+    orthogonal to it lets the method see negative curvature orthogonal to the
+    gradient (the hard case).
+    """
+
+    def __init__(self, x, f, g, hop, maxiter=None, inexact=True):
+        super().__init__(x, f, g, hop)
+        self.maxiter = g.size if maxiter is None else int(maxiter)
+        self.inexact = inexact
+
+    def solve(self, radius):
+        p = np.empty_like(self.jac)
+        tol = self._forcing_tol() if self.inexact else 1e-8 * self.jac_mag
+        hits, model, lam, k = _krylov.gltr(self.jac, self.hop, float(radius), tol,
+                                           self.maxiter, p, 1)
+        self.model_value = float(model)
+        self.lam = float(lam)
+        self.inner_iterations = k
+        return p, bool(hits)
+
+
+class ExactMoreSorensen(_Subproblem):
+    """Nearly exact trust-region step (Moré & Sorensen 1983; N&W Algorithm 4.3).
+
+    Finds ``lam >= max(0, -lambda_min(H))`` with ``(H + lam I) p = -g`` and
+    ``||p|| = radius`` (or ``lam = 0`` and ``||p|| <= radius``) by safeguarded
+    Newton iterations on ``1/||p(lam)|| - 1/radius``, each with a Cholesky
+    factorization by LAPACK ``?potrf`` (``scipy.linalg.cython_lapack``).  The
+    safeguarding interval starts from Gershgorin bounds; failed factorizations
+    and Rayleigh quotients of an approximate null vector raise its lower end.
+    In the hard case (``g`` orthogonal to the eigenspace of ``lambda_min``) a
+    multiple of that approximate eigenvector ``z`` is added so that
+    ``||p + tau z|| = radius``; the step is accepted when
+    ``tau^2 z^T (H + lam I) z <= k_hard (p^T (H + lam I) p + lam radius^2)``.
+
+    Parameters
+    ----------
+    k_easy, k_hard : float
+        Relative accuracy of ``||p||`` against the radius, and of the model
+        value in the hard case (Moré-Sorensen's sigma_1, sigma_2; defaults as
+        SciPy's ``trust-exact``).
+    """
+
+    def __init__(self, x, f, g, hop, k_easy=0.1, k_hard=0.2, maxiter=100):
+        super().__init__(x, f, g, hop)
+        self.H = hop.dense()
+        self.k_easy = k_easy
+        self.k_hard = k_hard
+        self.maxiter = maxiter
+        n = g.size
+        self._L = np.empty((n, n), dtype=g.dtype, order="F")
+        H = self.H
+        absH = np.abs(H)
+        diag = np.diag(H)
+        radii = absH.sum(axis=1) - np.abs(diag)
+        self._gersh_lo = float(np.min(diag - radii)) if n else 0.0     # <= lambda_min
+        self._gersh_hi = float(np.max(diag + radii)) if n else 0.0     # >= lambda_max
+        self._hnorm = float(min(np.max(absH.sum(axis=0)) if n else 0.0,
+                                np.linalg.norm(H, "fro") if n else 0.0))
+        self._min_diag = float(np.min(diag)) if n else 0.0
+        self._lam_prev = None
+
+    def _factor(self, lam):
+        return _krylov.chol_shifted(self.H, float(lam), self._L) == 0
+
+    def _model(self, p):
+        return float(self.jac @ p + 0.5 * p @ (self.H @ p))
+
+    def _approx_null_vector(self):
+        """Unit ``z`` with small ``z^T (H + lam I) z`` by inverse iteration on the
+        current factor (LINPACK-style condition estimation would do as well)."""
+        n = self.jac.size
+        z = np.ones(n, dtype=self.jac.dtype)
+        z[1::2] = -1.0
+        z += np.linspace(0.0, 0.5, n, dtype=self.jac.dtype)
+        z /= np.linalg.norm(z)
+        for _ in range(3):
+            _krylov.chol_solve(self._L, z)
+            nz = float(np.linalg.norm(z))
+            if not math.isfinite(nz) or nz == 0.0:
+                z = np.zeros(n, dtype=self.jac.dtype)
+                z[0] = 1
+                break
+            z /= nz
+        return z
+
+    def solve(self, radius):
+        g, H = self.jac, self.H
+        n = g.size
+        gnorm = self.jac_mag
+        # Moré-Sorensen safeguards (N&W section 4.3): lam in [lo, hi]
+        lo = max(0.0, -self._min_diag, gnorm / radius - min(self._gersh_hi, self._hnorm))
+        hi = max(0.0, gnorm / radius + min(-self._gersh_lo, self._hnorm))
+        lam = 0.0
+        it = 0
+        # try the Newton step first
+        if self._factor(0.0):
+            p = -g.copy()
+            _krylov.chol_solve(self._L, p)
+            if np.linalg.norm(p) <= radius:
+                self.lam = 0.0
+                self.model_value = self._model(p)
+                self.inner_iterations = 1
+                return p, False
+            lo = max(lo, 0.0)
+        else:
+            lam = 0.0
+        # start: previous multiplier when still in the interval, else its midpoint
+        if self._lam_prev is not None and lo < self._lam_prev < hi:
+            lam = self._lam_prev
+        else:
+            lam = max(math.sqrt(max(lo * hi, 0.0)), lo + 1e-3 * (hi - lo))
+        best = None
+        while it < self.maxiter:
+            it += 1
+            if not self._factor(lam):
+                lo = max(lo, lam)
+                lam = max(math.sqrt(lo * hi), lo + 0.01 * (hi - lo))
+                if hi - lo <= 1e-15 * max(1.0, hi):
+                    break
+                continue
+            p = -g.copy()
+            _krylov.chol_solve(self._L, p)
+            pn = float(np.linalg.norm(p))
+            if abs(pn - radius) <= self.k_easy * radius:
+                best = (p, True)
+                break
+            if pn < radius:
+                hi = min(hi, lam)
+                # hard case test: an approximate eigenvector of lambda_min
+                z = self._approx_null_vector()
+                Hz = H @ z
+                zHz = float(z @ Hz) + lam          # z^T (H + lam I) z, z unit
+                lo = max(lo, lam - zHz)
+                pz = float(p @ z)
+                tau_disc = pz * pz + (radius * radius - pn * pn)
+                tau = -pz + math.copysign(math.sqrt(max(tau_disc, 0.0)), pz if pz != 0 else 1.0)
+                pHp = float(p @ (H @ p)) + lam * pn * pn
+                if tau * tau * zHz <= self.k_hard * (pHp + lam * radius * radius):
+                    best = (p + tau * z, True)
+                    break
+                if pn == 0.0:
+                    # g = 0 and H + lam I positive definite: lam is above -lambda_min
+                    lam = max(lo, 0.5 * (lo + lam)) if lo < lam else lo
+                    if hi - lo <= 1e-15 * max(1.0, hi):
+                        break
+                    continue
+            else:
+                lo = max(lo, lam)
+            # Newton step on 1/||p|| - 1/radius: w = L^{-1} p
+            w = p.copy()
+            _krylov.tri_solve(self._L, w, False)
+            wn2 = float(w @ w)
+            lam_new = lam + (pn / math.sqrt(wn2)) ** 2 * ((pn - radius) / radius) if wn2 > 0 else lam
+            if not lo < lam_new < hi or lam_new == lam:
+                lam_new = max(math.sqrt(max(lo * hi, 0.0)), lo + 0.01 * (hi - lo))
+            if lam_new == lam or hi - lo <= 1e-15 * max(1.0, hi):
+                break
+            lam = lam_new
+        if best is None:
+            # out of iterations or interval collapsed: the last feasible step, scaled
+            if self._factor(lam if lam > lo else hi):
+                p = -g.copy()
+                _krylov.chol_solve(self._L, p)
+            else:
+                p = -g.copy()
+            pn = float(np.linalg.norm(p))
+            if pn > radius and pn > 0:
+                p *= radius / pn
+            best = (p, pn >= radius)
+        p, hits = best
+        self.lam = lam
+        self._lam_prev = lam
+        self.model_value = self._model(p)
+        self.inner_iterations = it
+        return p, hits
+
+
+class Dogleg(_Subproblem):
+    """Powell's dogleg step (N&W section 4.1) for a positive definite Hessian.
+
+    The path runs from 0 to the Cauchy point ``-(g^T g / g^T H g) g`` and then
+    to the Newton point ``-H^{-1} g`` (Cholesky by LAPACK ``?potrf``); the step
+    is where it leaves the region.  Raises :class:`NotPositiveDefinite` when
+    the Cholesky factorization fails.
+    """
+
+    def __init__(self, x, f, g, hop):
+        super().__init__(x, f, g, hop)
+        self.H = hop.dense()
+        self._newton = None
+        self._cauchy = None
+
+    def _newton_point(self):
+        if self._newton is None:
+            n = self.jac.size
+            L = np.empty((n, n), dtype=self.jac.dtype, order="F")
+            if _krylov.chol_shifted(self.H, 0.0, L) != 0:
+                raise NotPositiveDefinite("the Hessian is not positive definite")
+            p = -self.jac.copy()
+            _krylov.chol_solve(L, p)
+            self._newton = p
+        return self._newton
+
+    def _cauchy_point(self):
+        if self._cauchy is None:
+            g = self.jac
+            gHg = float(g @ (self.H @ g))
+            if not gHg > 0:
+                raise NotPositiveDefinite("the Hessian is not positive definite")
+            self._cauchy = -(float(g @ g) / gHg) * g
+        return self._cauchy
+
+    def solve(self, radius):
+        g = self.jac
+        pb = self._newton_point()
+        if np.linalg.norm(pb) <= radius:
+            p, hits = pb, False
+        else:
+            pu = self._cauchy_point()
+            nu = float(np.linalg.norm(pu))
+            if nu >= radius:
+                p, hits = pu * (radius / nu), True
+            else:
+                # ||pu + t (pb - pu)|| = radius, t in [0, 1]
+                d = pb - pu
+                a = float(d @ d)
+                b = float(pu @ d)
+                c = nu * nu - radius * radius
+                t = (-b + math.sqrt(b * b - a * c)) / a
+                p, hits = pu + t * d, True
+        self.model_value = float(g @ p + 0.5 * p @ (self.H @ p))
+        return p, hits
+
+
+#: subproblem name -> class (the ``subproblem`` argument of the trust-region loop)
+SUBPROBLEMS = {
+    "cg": SteihaugCG,
+    "steihaug": SteihaugCG,
+    "krylov": KrylovGLTR,
+    "gltr": KrylovGLTR,
+    "exact": ExactMoreSorensen,
+    "dogleg": Dogleg,
+}

@@ -1,0 +1,230 @@
+"""One trust-region loop with pluggable subproblem solvers.
+
+``trust-ncg`` (Steihaug-Toint CG), ``trust-krylov`` (GLTR), ``trust-exact``
+(Moré-Sorensen) and ``dogleg`` share :func:`trust_region_loop`; they differ in
+the subproblem class only (:mod:`neurenix.optimize._subproblems`).
+``"trust-region"`` is a friendly name for the default subproblem (Steihaug CG,
+the one that needs only Hessian-vector products).
+
+The radius update is the textbook one (Nocedal & Wright, *Numerical
+Optimization*, 2nd ed., Algorithm 4.1) with SciPy's options
+``initial_trust_radius``, ``max_trust_radius``, ``eta`` and ``gtol``: with
+``rho`` the ratio of actual to predicted reduction, the radius is quartered
+when ``rho < 1/4``, doubled (up to ``max_trust_radius``) when ``rho > 3/4``
+and the step reached the boundary, and the step is taken when ``rho > eta``.
+
+Stopping: success only on ``||g||_2 < gtol`` (SciPy's test for these methods).
+The run also stops, *without* success, when the radius falls below the
+rounding level of ``x`` (``Status.TRUST_RADIUS``), when the model predicts no
+decrease (``Status.PRECISION``), on ``maxiter``, on a non-positive-definite
+Hessian for ``dogleg`` (``Status.INDEFINITE``), on the callback's
+``StopIteration`` or ``maxtime``.  A trial point where ``fun`` is not finite
+is treated as a failed step (the radius shrinks).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from ._result import Status
+from ._subproblems import (HessianOperator, SUBPROBLEMS, NotPositiveDefinite,
+                           SteihaugCG, KrylovGLTR, ExactMoreSorensen, Dogleg)
+
+__all__ = ["trust_region_loop", "check_trust_options"]
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if math.isnan(v):
+        raise ValueError(f"{name} must not be NaN")
+    return v
+
+
+def check_trust_options(initial_trust_radius, max_trust_radius, eta, gtol):
+    """Validate SciPy's trust-region options; errors name the argument."""
+    r0 = _real("initial_trust_radius", initial_trust_radius)
+    if not 0 < r0 < math.inf:
+        raise ValueError(f"initial_trust_radius must be > 0 and finite, got {initial_trust_radius!r}")
+    rmax = _real("max_trust_radius", max_trust_radius)
+    if not rmax > 0:
+        raise ValueError(f"max_trust_radius must be > 0, got {max_trust_radius!r}")
+    if r0 > rmax:
+        raise ValueError(f"initial_trust_radius ({r0}) must be <= max_trust_radius ({rmax})")
+    e = _real("eta", eta)
+    if not 0.0 <= e < 0.25:
+        raise ValueError(f"eta must be in [0, 0.25), got {eta!r}")
+    gt = _real("gtol", gtol)
+    if not gt >= 0:
+        raise ValueError(f"gtol must be >= 0, got {gtol!r}")
+    return r0, rmax, e, gt
+
+
+def trust_region_loop(obj, x0, driver, make_subproblem, *, initial_trust_radius=1.0,
+                      max_trust_radius=1000.0, eta=0.15, gtol=1e-4, maxiter=None,
+                      return_all=False):
+    """Minimize ``obj`` by a trust-region method (N&W Algorithm 4.1).
+
+    Parameters
+    ----------
+    obj : ScalarObjective
+    x0 : ndarray
+    driver : Driver
+    make_subproblem : callable ``(x, f, g, hop) -> subproblem``
+        ``hop`` is the :class:`HessianOperator` at ``x``; the subproblem has
+        ``solve(radius) -> (p, hits_boundary)`` and ``model_value``.
+
+    Returns
+    -------
+    OptimizeResult
+        SciPy's fields plus ``nhessp`` (Hessian-vector products made) and
+        ``trust_radius`` (the final radius).
+    """
+    radius, rmax, eta, gtol = check_trust_options(initial_trust_radius, max_trust_radius,
+                                                  eta, gtol)
+    n = x0.size
+    if maxiter is None:
+        maxiter = 200 * n
+    x = x0
+    f, g = obj.fun_and_grad(x)
+    g = g.copy()
+    nprod = 0
+    hop = HessianOperator(obj, x) if np.linalg.norm(g) >= gtol else None
+    sub = make_subproblem(x, f, g, hop) if hop is not None else None
+    allvecs = [x.copy()] if return_all else None
+    eps = float(np.finfo(x.dtype).eps)
+    k = 0
+    status = None
+    while True:
+        gnorm = float(np.linalg.norm(g))
+        if gnorm < gtol:
+            status = Status.GTOL
+            break
+        if k >= maxiter:
+            status = Status.MAXITER
+            break
+        if radius <= eps * max(1.0, float(np.linalg.norm(x))):
+            status = Status.TRUST_RADIUS
+            break
+        try:
+            p, hits = sub.solve(radius)
+        except NotPositiveDefinite:
+            status = Status.INDEFINITE
+            break
+        predicted = -sub.model_value
+        if not predicted > 0:
+            status = Status.PRECISION
+            break
+        x_new = (x + p).astype(x.dtype, copy=False)
+        f_new = obj.fun(x_new)
+        actual = f - f_new if math.isfinite(f_new) else -math.inf
+        rho = actual / predicted
+        if rho < 0.25:
+            radius *= 0.25
+        elif rho > 0.75 and hits:
+            radius = min(2.0 * radius, rmax)
+        k += 1
+        if rho > eta:
+            nprod += hop.nprod
+            x = x_new
+            f = f_new
+            g = obj.grad(x).copy()
+            if return_all:
+                allvecs.append(x.copy())
+            if float(np.linalg.norm(g)) >= gtol:
+                hop = HessianOperator(obj, x)
+                sub = make_subproblem(x, f, g, hop)
+        if driver.active:
+            st = driver.iteration(k, x, f, g, step=float(np.linalg.norm(p)),
+                                  trust_radius=radius)
+            if st is not None:
+                status = st
+                break
+    if hop is not None:
+        nprod += hop.nprod
+    extra = {"nhessp": nprod, "trust_radius": radius}
+    if return_all:
+        extra["allvecs"] = allvecs
+    return driver.result(status, x, f, g, k, **extra)
+
+
+def _method(subproblem_cls, **sub_kwargs):
+    def factory(x, f, g, hop):
+        return subproblem_cls(x, f, g, hop, **sub_kwargs)
+    return factory
+
+
+def _minimize_trust_ncg(obj, x0, *, bounds=None, driver, initial_trust_radius=1.0,
+                        max_trust_radius=1000.0, eta=0.15, gtol=1e-4, maxiter=None,
+                        return_all=False):
+    """``minimize(method="trust-ncg")``: trust region with Steihaug-Toint CG.
+
+    Options as SciPy's ``trust-ncg``: ``initial_trust_radius=1``,
+    ``max_trust_radius=1000``, ``eta=0.15``, ``gtol=1e-4`` (on ``||g||_2``),
+    ``maxiter=200 n``.  Hessian-vector products from ``hess``, ``hessp`` or
+    finite differences of the gradient.
+    """
+    return trust_region_loop(obj, x0, driver, _method(SteihaugCG),
+                             initial_trust_radius=initial_trust_radius,
+                             max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
+                             maxiter=maxiter, return_all=return_all)
+
+
+def _minimize_trust_krylov(obj, x0, *, bounds=None, driver, initial_trust_radius=1.0,
+                           max_trust_radius=1000.0, eta=0.15, gtol=1e-4, maxiter=None,
+                           inexact=True, return_all=False):
+    """``minimize(method="trust-krylov")``: trust region with GLTR subproblems.
+
+    ``inexact=True`` (SciPy's default) solves the Krylov subproblem to the
+    forcing tolerance ``min(0.5, sqrt|g|) |g|``; ``False`` to ``1e-8 |g|``.
+    """
+    if not isinstance(inexact, (bool, np.bool_)):
+        raise TypeError(f"inexact must be a bool, got {type(inexact).__name__}")
+    return trust_region_loop(obj, x0, driver, _method(KrylovGLTR, inexact=bool(inexact)),
+                             initial_trust_radius=initial_trust_radius,
+                             max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
+                             maxiter=maxiter, return_all=return_all)
+
+
+def _minimize_trust_exact(obj, x0, *, bounds=None, driver, initial_trust_radius=1.0,
+                          max_trust_radius=1000.0, eta=0.15, gtol=1e-4, maxiter=None,
+                          return_all=False):
+    """``minimize(method="trust-exact")``: Moré-Sorensen subproblems (dense Hessian).
+
+    Deviation from SciPy, an extension: without ``hess`` the dense Hessian is
+    assembled from ``n`` Hessian-vector products (``hessp`` or finite
+    differences) per iteration instead of raising.
+    """
+    return trust_region_loop(obj, x0, driver, _method(ExactMoreSorensen),
+                             initial_trust_radius=initial_trust_radius,
+                             max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
+                             maxiter=maxiter, return_all=return_all)
+
+
+def _minimize_dogleg(obj, x0, *, bounds=None, driver, initial_trust_radius=1.0,
+                     max_trust_radius=1000.0, eta=0.15, gtol=1e-4, maxiter=None,
+                     return_all=False):
+    """``minimize(method="dogleg")``: Powell's dogleg (positive definite Hessians).
+
+    Stops with ``Status.INDEFINITE`` (``success=False``) when the Hessian is
+    not positive definite (SciPy raises ``LinAlgError`` there).
+    """
+    return trust_region_loop(obj, x0, driver, _method(Dogleg),
+                             initial_trust_radius=initial_trust_radius,
+                             max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
+                             maxiter=maxiter, return_all=return_all)
+
+
+def _register():
+    try:
+        from ._minimize import register_method
+    except ImportError:      # the dispatcher is not there: the functions stay usable
+        return
+    register_method("trust-ncg", _minimize_trust_ncg, ("trust_ncg", "trust-region", "trustregion"), tol=("gtol",))
+    register_method("trust-krylov", _minimize_trust_krylov, tol=("gtol",))
+    register_method("trust-exact", _minimize_trust_exact, tol=("gtol",))
+    register_method("dogleg", _minimize_dogleg, tol=("gtol",))
+
+
+_register()
