@@ -270,7 +270,7 @@ def range_sweep(step, start_lr, end_lr, num_steps, mode="exp"):
     return start_lr + (end_lr - start_lr) * frac
 
 
-def linear_warmup(step, base_lr, warmup_steps, start_factor=0.0):
+def linear_warmup(step, base_lr, warmup_steps, start_factor=0.01):
     r"""Linear warm-up factor: ``base_lr * (f0 + (1 - f0) * step / warmup_steps)`` for
     ``step < warmup_steps``, then ``base_lr`` (Goyal et al. 2017, "Accurate,
     large minibatch SGD")."""
@@ -546,7 +546,7 @@ class Warmup(Schedule):
     warm-up ends, as with PyTorch's ``SequentialLR([LinearLR, ...])``).
     """
 
-    def __init__(self, schedule, warmup_steps, start_factor=0.0):
+    def __init__(self, schedule, warmup_steps, start_factor=0.01):
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
         self.schedule = schedule
