@@ -20,6 +20,7 @@ from .clip_grad import clip_grad_norm_, clip_grad_value_, grad_norm
 from .grad_tools import GradientAccumulator, GradientNoise, add_gradient_noise_, grads_finite
 from ..checkpoint import save, load, CheckpointError
 from . import schedules, lr_scheduler
+from .hypergradient import HypergradientSGD, HypergradientAdam
 
 __all__ = [
     "Parameter", "Optimizer", "required",
@@ -28,5 +29,5 @@ __all__ = [
     "clip_grad_norm_", "clip_grad_value_", "grad_norm",
     "GradientAccumulator", "GradientNoise", "add_gradient_noise_", "grads_finite",
     "save", "load", "CheckpointError",
-    "schedules", "lr_scheduler",
+    "schedules", "lr_scheduler", "HypergradientSGD", "HypergradientAdam",
 ]
