@@ -909,8 +909,9 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
     active = np.zeros(n, dtype=int)
     if bounded:
         tol = 1e-10
-        active[np.abs(x - lb) <= tol * np.maximum(1.0, np.abs(lb))] = -1
-        active[np.abs(ub - x) <= tol * np.maximum(1.0, np.abs(ub))] = 1
+        with np.errstate(invalid="ignore"):
+            active[np.isfinite(lb) & (x - lb <= tol * np.maximum(1.0, np.abs(lb)))] = -1
+            active[np.isfinite(ub) & (ub - x <= tol * np.maximum(1.0, np.abs(ub)))] = 1
     # SciPy returns the loss-scaled Jacobian (J^T J approximates the cost's Hessian)
     return _result(x, f, Js, g, cost, prob, status, nit, active=active,
                    optimality=np.max(np.abs(g * v)))
