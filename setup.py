@@ -12,7 +12,15 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
+# The kernels are compiled on the machine that installs the package, so by default they
+# use its full instruction set (AVX2/AVX-512 where present).  Set NEURENIX_MARCH to
+# another -march value (or to "" for the compiler's baseline) to build portable binaries.
+# -ffp-contract=off keeps results identical whatever the vector width: every element
+# goes through the same IEEE operations as the scalar (generic) implementation.
+_march = os.environ.get("NEURENIX_MARCH", "native")
+if _march:
+    compile_args.append(f"-march={_march}")
 link_args = []
 if sys.platform.startswith("linux") or os.environ.get("NEURENIX_OPENMP") == "1":
     compile_args.append("-fopenmp")
@@ -37,6 +45,7 @@ extensions = [
         define_macros=macros,
     )
     for name in ext_names
+    if os.path.exists(name.replace(".", "/") + ".pyx")
 ]
 
 setup(

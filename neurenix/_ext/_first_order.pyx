@@ -22,11 +22,19 @@ write out of bounds.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport sqrt as _sqrt_d, sqrtf as _sqrt_f
 from libc.stdlib cimport malloc, free
 cimport openmp
 
 cnp.import_array()
+
+
+cdef inline floating sqrt(floating x) noexcept nogil:
+    # single-precision sqrt for float32 (libc's sqrt would promote to double)
+    if floating is float:
+        return _sqrt_f(x)
+    else:
+        return _sqrt_d(x)
 
 cdef enum:
     CHUNK = 32768            # elements per work item
@@ -544,8 +552,8 @@ cdef void _lamb_run(PackC* pk, floating t, const double[:, ::1] sc, double beta1
         trust[2 * i] += part[2 * c]
         trust[2 * i + 1] += part[2 * c + 1]
     for i in range(pk.narr):
-        np_ = sqrt(trust[2 * i])
-        nr = sqrt(trust[2 * i + 1])
+        np_ = _sqrt_d(trust[2 * i])
+        nr = _sqrt_d(trust[2 * i + 1])
         trust[2 * i] = np_ / nr if (np_ > 0 and nr > 0) else 1.0
     for c in prange(pk.nchunks, schedule="static", num_threads=pk.nthreads):
         i = pk.c_arr[c]
@@ -617,8 +625,8 @@ cdef void _lars_run(PackC* pk, floating t, const double[:, ::1] sc, double wd, d
         trust[2 * i] += part[2 * c]
         trust[2 * i + 1] += part[2 * c + 1]
     for i in range(pk.narr):
-        npn = sqrt(trust[2 * i])
-        ngn = sqrt(trust[2 * i + 1])
+        npn = _sqrt_d(trust[2 * i])
+        ngn = _sqrt_d(trust[2 * i + 1])
         if npn > 0 and ngn > 0:
             trust[2 * i] = tc * npn / (ngn + wd * npn + eps)
         else:
@@ -708,3 +716,35 @@ def sum_squares(list arrays):
         for c in range(pk.c.nchunks):
             op[pk.c.c_arr[c]] += pp[c]
     return out
+
+
+# ------------------------------------------------------- memory-bound probe
+cdef void _probe_range(floating* p, const floating* g, floating* m, floating* v,
+                       Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating d
+    for j in range(lo, hi):
+        d = g[j]
+        m[j] = m[j] + d
+        v[j] = v[j] + d
+        p[j] = p[j] + d
+
+
+cdef void _probe_run(PackC* pk, floating t) noexcept nogil:
+    cdef Py_ssize_t c, i
+    for c in prange(pk.nchunks, schedule="static", num_threads=pk.nthreads):
+        i = pk.c_arr[c]
+        _probe_range(<floating*>_p(pk, 0, i), <const floating*>_p(pk, 1, i),
+                     <floating*>_p(pk, 2, i), <floating*>_p(pk, 3, i), pk.c_lo[c], pk.c_hi[c])
+
+
+def memory_probe(list params, list grads, list exp_avgs, list exp_avg_sqs):
+    """Benchmark helper: the memory traffic of one Adam step (read 4 arrays, write 3,
+    in place) with trivial arithmetic, on the same chunking and threads as the
+    kernels.  Its time is the single-pass memory bound an update can reach."""
+    cdef _Pack pk = _Pack((params, grads, exp_avgs, exp_avg_sqs))
+    with nogil:
+        if pk.typenum == cnp.NPY_FLOAT32:
+            _probe_run(&pk.c, <float>0)
+        else:
+            _probe_run(&pk.c, <double>0)
