@@ -1,0 +1,158 @@
+"""L-BFGS and L-BFGS-B for ``minimize`` (the loop runs in :mod:`neurenix._ext._lbfgs`).
+
+References
+----------
+Liu & Nocedal (1989), "On the limited memory BFGS method for large scale
+optimization", Math. Programming 45.
+Byrd, Lu, Nocedal & Zhu (1995), "A limited memory algorithm for bound
+constrained optimization", SIAM J. Sci. Comput. 16(5):1190-1208.
+Morales & Nocedal (2011), "Remark on Algorithm 778", ACM TOMS 38(1).
+Moré & Thuente (1994), "Line search algorithms with guaranteed sufficient
+decrease", ACM TOMS 20(3).
+"""
+import numbers
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from .._ext import _lbfgs as _k
+from ._minimize import register_method
+from ._result import Status
+
+__all__ = ["LbfgsInvHessProduct", "check_options"]
+
+_MODES = {"combined": 0, "callable": 1}
+
+
+def make_evaluator(obj):
+    """The compiled loop's view of a :class:`ScalarObjective`."""
+    mode = _MODES.get(obj.mode, 2)
+    return _k.Evaluator(obj, mode, obj._fun, getattr(obj, "_jac", None), obj.args,
+                        np.dtype(obj.dtype).num, obj.n)
+
+
+def _int_opt(name, v, lo, none_ok=False):
+    if v is None and none_ok:
+        return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"options['{name}'] must be an integer, got {type(v).__name__}")
+    if v < lo:
+        raise ValueError(f"options['{name}'] must be >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _real_opt(name, v, lo=0.0, hi=None, open_lo=False):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or np.isnan(v):
+        raise TypeError(f"options['{name}'] must be a real number, got {v!r}")
+    v = float(v)
+    if v < lo or (open_lo and v == lo) or (hi is not None and v >= hi):
+        rng = f"({lo}, {hi})" if hi is not None else (f"> {lo}" if open_lo else f">= {lo}")
+        raise ValueError(f"options['{name}'] must be {rng}, got {v!r}")
+    return v
+
+
+check_options = (_int_opt, _real_opt)
+
+
+class LbfgsInvHessProduct(LinearOperator):
+    """The L-BFGS inverse-Hessian approximation as a linear operator.
+
+    :math:`H = V^T H_0 V + \\dots` built from the stored pairs ``(s_k, y_k)``
+    (oldest first) with :math:`H_0 = \\gamma I`, :math:`\\gamma = s^Ty / y^Ty` of
+    the newest pair; products by the two-loop recursion (Nocedal & Wright
+    Algorithm 7.4).  ``todense()`` returns the (n, n) matrix.
+
+    Parameters
+    ----------
+    sk, yk : ndarray, shape (k, n)
+    """
+
+    def __init__(self, sk, yk):
+        sk = np.ascontiguousarray(sk)
+        yk = np.ascontiguousarray(yk, dtype=sk.dtype)
+        if sk.ndim != 2 or sk.shape != yk.shape:
+            raise ValueError("sk and yk must be 2-D arrays of the same shape")
+        k, n = sk.shape
+        super().__init__(dtype=sk.dtype, shape=(n, n))
+        self.sk = sk
+        self.yk = yk
+        self.n_corrs = k
+        self.rho = np.ascontiguousarray(1.0 / np.einsum("ij,ij->i", sk, yk, dtype=np.float64))
+        if k:
+            y = yk[-1].astype(np.float64)
+            self.gamma = float(sk[-1].astype(np.float64) @ y / (y @ y))
+        else:
+            self.gamma = 1.0
+
+    def _matvec(self, x):
+        q = np.array(np.ravel(x), dtype=self.dtype, copy=True)
+        if self.n_corrs:
+            _k.two_loop(self.sk, self.yk, self.rho, self.n_corrs - 1, self.n_corrs, self.gamma, q)
+        return q.reshape(np.shape(x)) if np.ndim(x) == 2 else q
+
+    def _matmat(self, X):
+        return np.column_stack([self._matvec(X[:, j]) for j in range(X.shape[1])])
+
+    def _adjoint(self):
+        return self
+
+    def todense(self):
+        """The dense (n, n) matrix."""
+        return self._matmat(np.eye(self.shape[0], dtype=self.dtype))
+
+
+def _ordered_pairs(state):
+    c, newest, m = state["count"], state["newest"], state["S"].shape[0]
+    idx = [(newest - c + 1 + k) % m for k in range(c)]
+    return state["S"][idx].copy(), state["Y"][idx].copy()
+
+
+def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
+    """Evaluate f, g at x0 and run the compiled loop; returns (status, nit, f, x, g, state)."""
+    x = np.array(x0, copy=True)
+    f, g = obj.fun_and_grad(x)
+    g = np.array(g, dtype=x.dtype, copy=True)
+    if not np.all(np.isfinite(g)):
+        raise ValueError("jac returned non-finite values at x0")
+    driver.record(x, f, g)
+    ev = make_evaluator(obj)
+    lo = hi = None
+    if bounds is not None:
+        lo, hi = bounds.lb, bounds.ub
+    status, nit, f, state = _k.run(ev, x, g, float(f), method, lo=lo, hi=hi, driver=driver,
+                                   report=driver.active, **kw)
+    # the objective's cache must not claim stale values
+    obj._x = obj._xg = None
+    return Status(status), nit, f, x, g, state
+
+
+def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503131e-09,
+                     gtol=1e-5, maxfun=15000, maxiter=15000, maxls=20):
+    """L-BFGS (two-loop recursion) or, with bounds, L-BFGS-B.
+
+    Options (SciPy's names and defaults): ``maxcor`` (m, stored pairs),
+    ``ftol`` (stop when :math:`(f_k - f_{k+1})/\\max(|f_k|,|f_{k+1}|,1) \\le ftol`),
+    ``gtol`` (stop when the projected gradient's largest component is
+    :math:`\\le gtol`), ``maxfun``, ``maxiter``, ``maxls`` (line-search
+    evaluations per iteration).  ``tol`` sets ``ftol`` and ``gtol``.
+    Line search: Moré–Thuente with ``ftol=1e-3, gtol=0.9, xtol=0.1`` as in
+    L-BFGS-B.  The result's ``hess_inv`` is an :class:`LbfgsInvHessProduct`.
+    """
+    m = _int_opt("maxcor", maxcor, 1)
+    ftol = _real_opt("ftol", ftol)
+    gtol = _real_opt("gtol", gtol)
+    maxfun = _int_opt("maxfun", maxfun, 0)
+    maxiter = _int_opt("maxiter", maxiter, 0)
+    maxls = _int_opt("maxls", maxls, 1)
+    if bounds is not None and np.all(np.isinf(bounds.lb)) and np.all(np.isinf(bounds.ub)):
+        bounds = None
+    method = 0 if bounds is None else 3
+    status, nit, f, x, g, st = run_compiled(
+        obj, x0, driver, method, bounds=bounds, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
+        maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1)
+    sk, yk = _ordered_pairs(st)
+    return driver.result(status, x, f, g, nit, hess_inv=LbfgsInvHessProduct(sk, yk))
+
+
+register_method("L-BFGS-B", _minimize_lbfgsb, aliases=("L-BFGS", "lbfgs", "lbfgsb"),
+                tol=("ftol", "gtol"), bounds=True)
