@@ -21,6 +21,7 @@ from .grad_tools import GradientAccumulator, GradientNoise, add_gradient_noise_,
 from ..checkpoint import save, load, CheckpointError
 from . import schedules, lr_scheduler
 from .hypergradient import HypergradientSGD, HypergradientAdam
+from .lr_finder import lr_range_test, LRRangeTestResult
 from .gauss_newton import GaussNewton
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "GradientAccumulator", "GradientNoise", "add_gradient_noise_", "grads_finite",
     "save", "load", "CheckpointError",
     "schedules", "lr_scheduler", "HypergradientSGD", "HypergradientAdam",
+    "lr_range_test", "LRRangeTestResult",
     "GaussNewton",
 ]
