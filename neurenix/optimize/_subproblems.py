@@ -39,7 +39,7 @@ def _symmetry_tol(dtype):
     return 100.0 * math.sqrt(float(np.finfo(dtype).eps))
 
 
-def check_hessian_matrix(H, n, dtype):
+def check_hessian_matrix(H, n, dtype, check_symmetry=True):
     """Validate what ``hess`` returned; return it as a dense array, sparse matrix or
     LinearOperator of shape (n, n).  Errors name ``hess``."""
     import scipy.sparse as sp
@@ -55,7 +55,7 @@ def check_hessian_matrix(H, n, dtype):
         H = sp.csr_array(H) if hasattr(sp, "csr_array") else sp.csr_matrix(H)
         if not np.all(np.isfinite(H.data)):
             raise ValueError("hess returned non-finite values")
-        if H.nnz:
+        if check_symmetry and H.nnz:
             scale = max(1.0, float(np.abs(H.data).max()))
             asym = abs(H - H.T)
             if asym.nnz and float(asym.max()) > _symmetry_tol(dtype) * scale:
@@ -72,7 +72,7 @@ def check_hessian_matrix(H, n, dtype):
     H = np.ascontiguousarray(H, dtype=dtype)
     if not np.all(np.isfinite(H)):
         raise ValueError("hess returned non-finite values")
-    if n:
+    if check_symmetry and n:
         scale = max(1.0, float(np.abs(H).max()))
         asym = float(np.abs(H - H.T).max())
         if asym > _symmetry_tol(dtype) * scale:
@@ -84,14 +84,16 @@ class HessianOperator:
     """Hessian access at one point ``x`` for the subproblem solvers.
 
     With a user ``hess``, the matrix is evaluated once (one ``nhev``) and
-    validated (square, symmetric, finite); products are ``H @ p``.  Otherwise
+    validated (square, finite, and -- when ``check_symmetry``, which the
+    drivers pass for the first point only, the check costing O(n^2) --
+    symmetric); products are ``H @ p``.  Otherwise
     products come from the objective's ``hessp`` (user ``hessp`` -- validated
     for shape and finiteness -- or finite differences of the gradient).
 
     ``nprod`` counts the Hessian-vector products made.
     """
 
-    def __init__(self, obj, x):
+    def __init__(self, obj, x, check_symmetry=True):
         self.obj = obj
         self.x = x
         self.n = x.size
@@ -100,7 +102,8 @@ class HessianOperator:
         self._dense = None
         self.H = None
         if obj.has_hessian:
-            self.H = check_hessian_matrix(obj.hess(x), self.n, self.dtype)
+            self.H = check_hessian_matrix(obj.hess(x), self.n, self.dtype,
+                                          check_symmetry=check_symmetry)
             if isinstance(self.H, np.ndarray):
                 self._dense = self.H
 

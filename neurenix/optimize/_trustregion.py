@@ -133,7 +133,7 @@ def trust_region_loop(obj, x0, driver, make_subproblem, *, initial_trust_radius=
             if return_all:
                 allvecs.append(x.copy())
             if float(np.linalg.norm(g)) >= gtol:
-                hop = HessianOperator(obj, x)
+                hop = HessianOperator(obj, x, check_symmetry=False)
                 sub = make_subproblem(x, f, g, hop)
         if driver.active:
             st = driver.iteration(k, x, f, g, step=float(np.linalg.norm(p)),
