@@ -33,24 +33,34 @@ from ._subproblems import HessianOperator
 __all__ = ["_minimize_newton_cg"]
 
 
-def _wolfe(obj, x, f, g, p, c1, c2):
-    """Strong-Wolfe line search from step 1 along p; returns (alpha, f, g) or None."""
-    try:
-        from ._linesearch import line_search_strong_wolfe as _ls
-    except ImportError:
-        _ls = None
-    if _ls is not None:
-        return _ls(obj, x, f, g, p, c1=c1, c2=c2)
-    # TEMPORARY: SciPy's strong-Wolfe search until neurenix.optimize._linesearch lands
-    from scipy.optimize import line_search
-    res = line_search(obj.fun, obj.grad, x, p, gfk=g, old_fval=f, c1=c1, c2=c2)
-    alpha = res[0]
-    if alpha is None:
+def _wolfe(obj, x, f, g, p, c1, c2, maxls=60):
+    """Strong-Wolfe line search from step 1 along ``p`` by the project's
+    Moré-Thuente search (:class:`neurenix._ext._linesearch.MoreThuente`,
+    reverse communication).  Returns ``(alpha, f, g)`` or None on failure.
+    A non-finite value at a trial step makes the search backtrack."""
+    from .._ext._linesearch import MoreThuente
+    dphi0 = float(g @ p)
+    ls = MoreThuente()
+    task, stp = ls.start(f, dphi0, 1.0, c1, c2, 1e-14, 0.0, 1e10)
+    ft = gt = None
+    for _ in range(maxls):
+        if task != "FG":
+            break
+        xt = (x + stp * p).astype(x.dtype, copy=False)
+        ft = obj.fun(xt)
+        if not math.isfinite(ft):
+            stp = ls.nonfinite()
+            ft = None
+            continue
+        gt = obj.grad(xt)
+        alpha = stp
+        task, stp = ls.iterate(ft, float(gt @ p))
+    if ft is None or gt is None:
         return None
-    xn = x + alpha * p
-    fn = obj.fun(xn)
-    gn = obj.grad(xn)
-    return alpha, fn, gn
+    if task == "CONVERGENCE" or (task.startswith("WARNING") and
+                                 ft <= f + c1 * alpha * dphi0 and ft < f):
+        return alpha, ft, gt
+    return None
 
 
 def _check_positive(name, v):
