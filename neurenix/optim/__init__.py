@@ -23,6 +23,7 @@ from . import schedules, lr_scheduler
 from .hypergradient import HypergradientSGD, HypergradientAdam
 from .lr_finder import lr_range_test, LRRangeTestResult
 from .gauss_newton import GaussNewton
+from .lbfgs import LBFGS
 
 __all__ = [
     "Parameter", "Optimizer", "required",
@@ -33,5 +34,5 @@ __all__ = [
     "save", "load", "CheckpointError",
     "schedules", "lr_scheduler", "HypergradientSGD", "HypergradientAdam",
     "lr_range_test", "LRRangeTestResult",
-    "GaussNewton",
+    "GaussNewton", "LBFGS",
 ]
