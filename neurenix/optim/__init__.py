@@ -23,6 +23,8 @@ from . import schedules, lr_scheduler
 from .hypergradient import HypergradientSGD, HypergradientAdam
 from .lr_finder import lr_range_test, LRRangeTestResult
 from .gauss_newton import GaussNewton
+from .newton_cg import NewtonCG
+from .trust_region import TrustRegion
 from .lbfgs import LBFGS
 
 __all__ = [
@@ -34,5 +36,5 @@ __all__ = [
     "save", "load", "CheckpointError",
     "schedules", "lr_scheduler", "HypergradientSGD", "HypergradientAdam",
     "lr_range_test", "LRRangeTestResult",
-    "GaussNewton", "LBFGS",
+    "GaussNewton", "LBFGS", "NewtonCG", "TrustRegion",
 ]

@@ -30,7 +30,7 @@ from ._result import Status
 from ._subproblems import (HessianOperator, SUBPROBLEMS, NotPositiveDefinite,
                            SteihaugCG, KrylovGLTR, ExactMoreSorensen, Dogleg)
 
-__all__ = ["trust_region_loop", "check_trust_options"]
+__all__ = ["trust_region_loop", "check_trust_options", "update_radius"]
 
 
 def _real(name, value):
@@ -59,6 +59,16 @@ def check_trust_options(initial_trust_radius, max_trust_radius, eta, gtol):
     if not gt >= 0:
         raise ValueError(f"gtol must be >= 0, got {gtol!r}")
     return r0, rmax, e, gt
+
+
+def update_radius(radius, rho, hits_boundary, max_radius):
+    """N&W Algorithm 4.1: quarter the radius when ``rho < 1/4``, double it (up to
+    ``max_radius``) when ``rho > 3/4`` and the step reached the boundary."""
+    if rho < 0.25:
+        return 0.25 * radius
+    if rho > 0.75 and hits_boundary:
+        return min(2.0 * radius, max_radius)
+    return radius
 
 
 def trust_region_loop(obj, x0, driver, make_subproblem, *, initial_trust_radius=1.0,
@@ -120,10 +130,7 @@ def trust_region_loop(obj, x0, driver, make_subproblem, *, initial_trust_radius=
         f_new = obj.fun(x_new)
         actual = f - f_new if math.isfinite(f_new) else -math.inf
         rho = actual / predicted
-        if rho < 0.25:
-            radius *= 0.25
-        elif rho > 0.75 and hits:
-            radius = min(2.0 * radius, rmax)
+        radius = update_radius(radius, rho, hits, rmax)
         k += 1
         if rho > eta:
             nprod += hop.nprod
