@@ -1,11 +1,13 @@
 """neurenix: numerical optimization for NumPy, fast.
 
 - :mod:`neurenix.optim` — PyTorch-style stateful optimizers on fused Cython kernels.
+- :mod:`neurenix.tune` — hyperparameter search (random, grid, Hyperband; Optuna optional).
 - :mod:`neurenix.backend` — the array layer (NumPy / CuPy / any Array-API library).
 """
 __version__ = "0.1.0"
 
 from .backend import set_num_threads, get_num_threads, num_threads  # noqa: E402
 from . import optim  # noqa: E402
+from . import tune  # noqa: E402
 
-__all__ = ["optim", "set_num_threads", "get_num_threads", "num_threads", "__version__"]
+__all__ = ["optim", "tune", "set_num_threads", "get_num_threads", "num_threads", "__version__"]
