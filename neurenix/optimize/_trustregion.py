@@ -134,6 +134,7 @@ def trust_region_loop(obj, x0, driver, make_subproblem, *, initial_trust_radius=
         k += 1
         if rho > eta:
             nprod += hop.nprod
+            hop = sub = None
             x = x_new
             f = f_new
             g = obj.grad(x).copy()

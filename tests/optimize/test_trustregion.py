@@ -1,0 +1,198 @@
+"""Trust-region methods vs SciPy's methods of the same name; bad input; hard case."""
+import numpy as np
+import pytest
+import scipy.optimize as so
+import scipy.sparse as sp
+from scipy.sparse.linalg import aslinearoperator
+
+from neurenix.optimize import minimize, Status
+
+METHODS = ["trust-ncg", "trust-krylov", "trust-exact", "dogleg"]
+
+
+def rosen_x0(n):
+    x0 = np.full(n, -1.2)
+    x0[1::2] = 1.0
+    return x0
+
+
+def _scipy(method, x0, **kw):
+    return so.minimize(so.rosen, x0, jac=so.rosen_der, method=method, **kw)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("n", [2, 10])
+def test_rosenbrock_matches_scipy(method, n, record_property):
+    x0 = rosen_x0(n)
+    kw = dict(hess=so.rosen_hess)
+    r = minimize(so.rosen, x0, jac=so.rosen_der, method=method, **kw)
+    s = _scipy(method, x0, **kw)
+    record_property("ours", (r.nit, r.nfev, r.nhev))
+    record_property("scipy", (s.nit, s.nfev, s.nhev))
+    if method == "dogleg" and n == 10:
+        # the Hessian at x0 is indefinite: both stop without success
+        assert not r.success and r.status == Status.INDEFINITE and not s.success
+        return
+    assert r.success, r.message
+    np.testing.assert_allclose(r.x, s.x, atol=1e-4)
+    np.testing.assert_allclose(r.x, np.ones(n), atol=1e-3) if s.fun < 1e-6 else None
+    assert r.fun <= max(s.fun, 1e-10) * 10 + 1e-8
+    assert abs(r.nit - s.nit) <= max(3, 0.2 * s.nit)
+
+
+@pytest.mark.parametrize("method", ["trust-ncg", "trust-krylov"])
+def test_hessp_and_fd_and_counts(method):
+    n = 30
+    x0 = rosen_x0(n)
+    r = minimize(so.rosen, x0, jac=so.rosen_der, hessp=so.rosen_hess_prod, method=method)
+    s = _scipy(method, x0, hessp=so.rosen_hess_prod)
+    assert r.success and s.success
+    np.testing.assert_allclose(r.x, s.x, atol=1e-4)
+    # hessp calls per iteration: ours (no extra product for the model value) <= SciPy's
+    # for Steihaug CG; GLTR is compared with trlib's count within a margin
+    if method == "trust-ncg":
+        assert r.nhev / r.nit <= s.nhev / s.nit
+    assert r.nhev == r.nhessp
+    rf = minimize(so.rosen, x0, jac=so.rosen_der, method=method)     # FD products
+    assert rf.success
+    np.testing.assert_allclose(rf.x, np.ones(n), atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["trust-ncg", "trust-krylov"])
+def test_large(method):
+    n = 1000
+    x0 = rosen_x0(n)
+    r = minimize(so.rosen, x0, jac=so.rosen_der, hessp=so.rosen_hess_prod, method=method)
+    assert r.success
+    assert r.fun < 1e-8
+
+
+@pytest.mark.parametrize("form", ["dense", "sparse", "linop"])
+@pytest.mark.parametrize("method", ["trust-ncg", "trust-krylov", "trust-exact"])
+def test_hess_forms(form, method):
+    rng = np.random.default_rng(0)
+    n = 8
+    A = rng.standard_normal((n, n))
+    Q = A @ A.T + n * np.eye(n)
+    b = rng.standard_normal(n)
+
+    def hess(x):
+        if form == "sparse":
+            return sp.csr_matrix(Q)
+        if form == "linop":
+            return aslinearoperator(Q)
+        return Q
+
+    r = minimize(lambda x: 0.5 * x @ Q @ x - b @ x, np.zeros(n), jac=lambda x: Q @ x - b,
+                 hess=hess, method=method, options={"gtol": 1e-10})
+    assert r.success
+    np.testing.assert_allclose(r.x, np.linalg.solve(Q, b), rtol=1e-8)
+
+
+def saddle(x):
+    # f = x^2 - y^2 + y^4 : saddle at 0, minima at (0, +-1/sqrt 2), f = -1/4
+    return x[0] ** 2 - x[1] ** 2 + x[1] ** 4
+
+
+def saddle_grad(x):
+    return np.array([2 * x[0], -2 * x[1] + 4 * x[1] ** 3])
+
+
+def saddle_hess(x):
+    return np.array([[2.0, 0.0], [0.0, -2.0 + 12 * x[1] ** 2]])
+
+
+@pytest.mark.parametrize("method", ["trust-exact", "trust-krylov"])
+def test_hard_case_escapes_saddle(method):
+    # at (1, 0) the gradient is orthogonal to the negative-curvature direction
+    r = minimize(saddle, np.array([1.0, 0.0]), jac=saddle_grad, hess=saddle_hess,
+                 method=method, options={"gtol": 1e-8})
+    assert r.success
+    assert r.fun == pytest.approx(-0.25, abs=1e-10)
+    assert abs(r.x[1]) == pytest.approx(1 / np.sqrt(2), abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["trust-exact", "trust-krylov", "trust-ncg"])
+def test_indefinite_problem_matches_scipy(method):
+    # indefinite Hessian along the way (Himmelblau-like quartic with saddles)
+    def f(x):
+        return (x[0] ** 2 + x[1] - 11) ** 2 + (x[0] + x[1] ** 2 - 7) ** 2
+
+    def g(x):
+        return np.array([4 * x[0] * (x[0] ** 2 + x[1] - 11) + 2 * (x[0] + x[1] ** 2 - 7),
+                         2 * (x[0] ** 2 + x[1] - 11) + 4 * x[1] * (x[0] + x[1] ** 2 - 7)])
+
+    def h(x):
+        return np.array([[12 * x[0] ** 2 + 4 * x[1] - 42, 4 * x[0] + 4 * x[1]],
+                         [4 * x[0] + 4 * x[1], 4 * x[0] + 12 * x[1] ** 2 - 26]])
+
+    x0 = np.array([-0.27, -0.92])      # near the local maximum: H negative definite
+    assert np.all(np.linalg.eigvalsh(h(x0)) < 0)
+    r = minimize(f, x0, jac=g, hess=h, method=method, options={"gtol": 1e-8})
+    s = so.minimize(f, x0, jac=g, hess=h, method=method, options={"gtol": 1e-8})
+    assert r.success
+    assert r.fun < 1e-12
+    assert np.all(np.linalg.eigvalsh(h(r.x)) > 0)
+    if s.success:
+        np.testing.assert_allclose(r.x, s.x, atol=1e-5)
+
+
+def test_float32_stays_float32():
+    x0 = rosen_x0(4).astype(np.float32)
+    r = minimize(lambda x: so.rosen(x).astype(np.float32), x0,
+                 jac=lambda x: so.rosen_der(x).astype(np.float32),
+                 hessp=lambda x, p: so.rosen_hess_prod(x, p).astype(np.float32),
+                 method="trust-ncg", options={"gtol": 1e-3})
+    assert r.x.dtype == np.float32
+    np.testing.assert_allclose(r.x, np.ones(4), atol=1e-2)
+
+
+def test_callback_and_stopiteration():
+    seen = []
+
+    def cb(intermediate_result):
+        seen.append(intermediate_result.fun)
+        if len(seen) == 3:
+            raise StopIteration
+
+    r = minimize(so.rosen, rosen_x0(4), jac=so.rosen_der, hess=so.rosen_hess,
+                 method="trust-exact", callback=cb)
+    assert r.status == Status.CALLBACK and not r.success and r.nit == 3
+
+
+def test_friendly_name():
+    r = minimize(so.rosen, rosen_x0(4), jac=so.rosen_der, method="trust-region")
+    assert r.success
+
+
+@pytest.mark.parametrize("opts,match", [
+    ({"initial_trust_radius": 0.0}, "initial_trust_radius"),
+    ({"initial_trust_radius": -1.0}, "initial_trust_radius"),
+    ({"eta": 0.25}, "eta"),
+    ({"eta": -0.1}, "eta"),
+    ({"max_trust_radius": 0.5}, "initial_trust_radius"),
+    ({"gtol": -1.0}, "gtol"),
+])
+def test_bad_options(opts, match):
+    with pytest.raises(ValueError, match=match):
+        minimize(so.rosen, rosen_x0(4), jac=so.rosen_der, method="trust-ncg", options=opts)
+
+
+@pytest.mark.parametrize("method", ["trust-ncg", "trust-exact"])
+def test_bad_hess(method):
+    x0 = rosen_x0(4)
+    with pytest.raises(ValueError, match="hess"):
+        minimize(so.rosen, x0, jac=so.rosen_der, hess=lambda x: np.ones((4, 3)), method=method)
+    with pytest.raises(ValueError, match="hess.*symmetric"):
+        minimize(so.rosen, x0, jac=so.rosen_der, method=method,
+                 hess=lambda x: so.rosen_hess(x) + np.triu(np.ones((4, 4)), 1))
+
+
+def test_bad_hessp():
+    x0 = rosen_x0(4)
+    with pytest.raises(ValueError, match="hessp"):
+        minimize(so.rosen, x0, jac=so.rosen_der, hessp=lambda x, p: np.ones(3),
+                 method="trust-ncg")
+    with pytest.raises(ValueError, match="hessp"):
+        minimize(so.rosen, x0, jac=so.rosen_der, hessp=lambda x, p: np.full(4, np.nan),
+                 method="trust-krylov")
