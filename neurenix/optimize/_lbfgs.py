@@ -55,12 +55,17 @@ check_options = (_int_opt, _real_opt)
 
 
 class LbfgsInvHessProduct(LinearOperator):
-    """The L-BFGS inverse-Hessian approximation as a linear operator.
+    r"""The L-BFGS inverse-Hessian approximation as a linear operator.
 
-    :math:`H = V^T H_0 V + \\dots` built from the stored pairs ``(s_k, y_k)``
-    (oldest first) with :math:`H_0 = \\gamma I`, :math:`\\gamma = s^Ty / y^Ty` of
+    :math:`H` built from the stored pairs ``(s_k, y_k)``
+    (oldest first) with :math:`H_0 = \gamma I`, :math:`\gamma = s^Ty / y^Ty` of
     the newest pair; products by the two-loop recursion (Nocedal & Wright
     Algorithm 7.4).  ``todense()`` returns the (n, n) matrix.
+
+    Deviation from ``scipy.optimize.LbfgsInvHessProduct``, on purpose: SciPy's
+    operator applies :math:`H_0 = I`; this one applies the scaled
+    :math:`H_0 = \gamma I` that the iteration itself used, so it is the
+    matrix whose product gave the last search direction.
 
     Parameters
     ----------

@@ -28,7 +28,7 @@ def scalar_search_wolfe(phi_dphi, phi0, dphi0, stp=1.0, *, c1=1e-4, c2=0.9, xtol
     stp : float
         First trial step, in ``[stpmin, stpmax]``.
     c1, c2 : float
-        Sufficient-decrease and curvature constants, ``0 < c1 < c2 < 1``.
+        Sufficient-decrease and curvature constants, ``0 < c1 <= c2 < 1``.
     xtol : float
         Relative width of the interval of uncertainty at which to stop.
     maxls : int
@@ -42,8 +42,8 @@ def scalar_search_wolfe(phi_dphi, phi0, dphi0, stp=1.0, *, c1=1e-4, c2=0.9, xtol
     """
     if not dphi0 < 0:
         raise ValueError(f"dphi0 must be negative (a descent direction), got {dphi0!r}")
-    if not 0 < c1 < c2 < 1:
-        raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
+    if not 0 < c1 <= c2 < 1:
+        raise ValueError(f"need 0 < c1 <= c2 < 1, got c1={c1!r}, c2={c2!r}")
     if not stpmin <= stp <= stpmax:
         raise ValueError(f"stp must be in [stpmin, stpmax], got {stp!r}")
     ls = MoreThuente()
