@@ -1,0 +1,249 @@
+"""The minimize dispatcher: names, options, tol, bounds, callbacks, limits, bad input."""
+import io
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+
+from neurenix import optim
+from neurenix.optimize import (minimize, Bounds, Status, OptimizeWarning, register_method,
+                               OptimizeResult)
+
+from ._problems import rosen_chained
+
+X0 = np.array([-1.2, 1.0, -1.2, 1.0])
+
+
+@pytest.mark.parametrize("name", ["L-BFGS-B", "l-bfgs-b", "L-BFGS", "lbfgs", "L_BFGS_B",
+                                  "bfgs", "Cg"])
+def test_names_case_insensitive(name):
+    r = minimize(rosen_chained, X0, jac=True, method=name)
+    assert r.success
+
+
+def test_default_method_follows_scipy():
+    r = minimize(rosen_chained, X0, jac=True)
+    assert isinstance(r.hess_inv, np.ndarray)          # BFGS
+    r = minimize(rosen_chained, X0, jac=True, bounds=[(-2, 2)] * 4)
+    assert not isinstance(r.hess_inv, np.ndarray)      # L-BFGS-B operator
+
+
+def test_unknown_method_and_option():
+    with pytest.raises(ValueError, match="method"):
+        minimize(rosen_chained, X0, jac=True, method="nope")
+    with pytest.warns(OptimizeWarning, match="Unknown solver options: bogus"):
+        minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", options={"bogus": 1})
+
+
+@pytest.mark.parametrize("opt,exc", [({"maxiter": -1}, ValueError), ({"maxfun": -3}, ValueError),
+                                     ({"maxiter": 1.5}, TypeError), ({"maxcor": 0}, ValueError),
+                                     ({"gtol": -1.0}, ValueError), ({"maxtime": 0}, ValueError)])
+def test_bad_options(opt, exc):
+    with pytest.raises(exc, match=list(opt)[0]):
+        minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", options=opt)
+
+
+def test_tol_maps_to_method_tolerances():
+    loose = minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", tol=1e-2)
+    tight = minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", tol=1e-12)
+    assert loose.nit < tight.nit
+    s = so.minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", tol=1e-2)
+    assert loose.nit == s.nit
+    with pytest.raises(ValueError, match="tol"):
+        minimize(rosen_chained, X0, jac=True, tol=-1)
+
+
+@pytest.mark.parametrize("jac", [None, "2-point", "3-point"])
+def test_finite_difference_jac(jac):
+    f = lambda x: rosen_chained(x)[0]
+    r = minimize(f, X0, jac=jac, method="L-BFGS-B")
+    s = so.minimize(f, X0, jac=jac, method="L-BFGS-B")
+    np.testing.assert_allclose(r.x, s.x, atol=1e-3)
+    assert r.nfev > r.nit * 4                      # FD calls are counted
+
+
+def test_separate_jac_callable_and_args():
+    f = lambda x, a: rosen_chained(x)[0] * a
+    g = lambda x, a: rosen_chained(x)[1] * a
+    r = minimize(f, X0, args=(2.0,), jac=g, method="CG")
+    assert r.success and r.njev == r.nfev
+
+
+def test_bounds_forms_and_projection():
+    b_pairs = [(-2, 0.5), (None, 0.5), (-2, None), (-2, 0.5)]
+    b_obj = Bounds([-2, -np.inf, -2, -2], [0.5, 0.5, np.inf, 0.5])
+    r1 = minimize(rosen_chained, np.zeros(4), jac=True, bounds=b_pairs)
+    r2 = minimize(rosen_chained, np.zeros(4), jac=True, bounds=b_obj)
+    r3 = minimize(rosen_chained, np.zeros(4), jac=True, bounds=so.Bounds(b_obj.lb, b_obj.ub))
+    np.testing.assert_allclose(r1.x, r2.x)
+    np.testing.assert_allclose(r1.x, r3.x)
+    with pytest.warns(OptimizeWarning, match="bounds"):
+        r = minimize(rosen_chained, np.full(4, 3.0), jac=True, bounds=b_pairs)
+    assert np.all(r.x <= 0.5 + 1e-12) or r.x[2] > 0.5
+
+
+@pytest.mark.parametrize("bounds,match", [([(1, 0)] * 4, "lower bound"),
+                                          ([(0, 1)] * 3, "bounds"),
+                                          ([(0, np.nan)] * 4, "NaN"),
+                                          (Bounds([0, 0], [1, 1]), "bounds")])
+def test_bad_bounds(bounds, match):
+    with pytest.raises(ValueError, match=match):
+        minimize(rosen_chained, X0, jac=True, bounds=bounds)
+
+
+def test_bounds_ignored_with_warning_for_bfgs():
+    with pytest.warns(OptimizeWarning, match="cannot handle bounds"):
+        minimize(rosen_chained, X0, jac=True, method="BFGS", bounds=[(0, 1)] * 4)
+
+
+@pytest.mark.parametrize("x0,match", [([np.nan, 1.0], "x0"), ([np.inf, 1.0], "x0")])
+def test_bad_x0(x0, match):
+    with pytest.raises(ValueError, match=match):
+        minimize(lambda x: x @ x, x0)
+
+
+def test_bad_fun_returns():
+    with pytest.raises(ValueError, match="scalar"):
+        minimize(lambda x: x, np.ones(2))
+    with pytest.raises(ValueError, match="non-finite"):
+        minimize(lambda x: np.nan, np.ones(2))
+    with pytest.raises(ValueError, match="shape"):
+        minimize(lambda x: (x @ x, np.ones(3)), np.ones(2), jac=True, method="L-BFGS")
+
+
+def test_exception_in_fun_propagates_unchanged():
+    class Boom(Exception):
+        pass
+    n = [0]
+
+    def f(x):
+        n[0] += 1
+        if n[0] > 3:
+            raise Boom("boom")
+        return rosen_chained(x)
+    for m in ("L-BFGS", "BFGS", "CG"):
+        n[0] = 0
+        with pytest.raises(Boom, match="boom"):
+            minimize(f, X0, jac=True, method=m)
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG", "adam"])
+def test_callbacks_new_and_legacy(method):
+    seen_new, seen_old = [], []
+
+    def cb_new(intermediate_result):
+        assert isinstance(intermediate_result, OptimizeResult)
+        seen_new.append((intermediate_result.x.copy(), intermediate_result.fun))
+
+    opts = {"maxiter": 30, "lr": 1e-3} if method == "adam" else {"maxiter": 30}
+    r = minimize(rosen_chained, X0, jac=True, method=method, callback=cb_new, options=opts)
+    minimize(rosen_chained, X0, jac=True, method=method, callback=seen_old.append, options=opts)
+    assert len(seen_new) == len(seen_old) == r.nit
+    np.testing.assert_allclose(seen_new[-1][0], r.x)
+    assert seen_new[-1][1] == pytest.approx(r.fun)
+    np.testing.assert_allclose(seen_old[-1], r.x)
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG"])
+def test_stop_iteration(method):
+    def cb(intermediate_result):
+        if intermediate_result.nit == 3:
+            raise StopIteration
+    r = minimize(rosen_chained, X0, jac=True, method=method, callback=cb)
+    assert r.status == Status.CALLBACK and r.nit == 3 and not r.success
+
+
+def test_maxtime():
+    def slow(x):
+        time.sleep(0.002)
+        return rosen_chained(x)
+    t = time.perf_counter()
+    r = minimize(slow, np.tile(X0, 5), jac=True, method="CG", options={"maxtime": 0.05})
+    assert r.status == Status.MAXTIME
+    assert time.perf_counter() - t < 1.0
+
+
+def test_keyboard_interrupt_returns_best_point():
+    calls = [0]
+
+    def f(x):
+        calls[0] += 1
+        if calls[0] == 25:
+            raise KeyboardInterrupt
+        return rosen_chained(x)
+    for m in ("L-BFGS", "BFGS", "adam"):
+        calls[0] = 0
+        r = minimize(f, X0, jac=True, method=m)
+        assert r.status == Status.INTERRUPTED and not r.success
+        assert r.fun == pytest.approx(rosen_chained(r.x)[0])
+        assert r.fun < rosen_chained(X0)[0]
+
+
+def test_disp_progress(capsys):
+    minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", options={"disp": True})
+    out = capsys.readouterr().out
+    assert "iter" in out and "|g|" in out and "Iterations:" in out
+
+
+def test_maxfun_and_maxiter():
+    r = minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", options={"maxfun": 10})
+    assert r.status == Status.MAXFUN and r.nfev <= 12
+    r = minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", options={"maxiter": 4})
+    assert r.status == Status.MAXITER and r.nit == 4
+    r = minimize(rosen_chained, X0, jac=True, method="L-BFGS-B", options={"maxiter": 0})
+    assert r.nit == 0 and r.status == Status.MAXITER
+
+
+def test_callable_method_and_register_method():
+    def custom(fun, x0, args=(), **kw):
+        return OptimizeResult(x=x0 * 0, fun=0.0, success=True, kw=sorted(kw))
+    r = minimize(rosen_chained, X0, method=custom, options={"foo": 1})
+    assert r.success and "foo" in r.kw and "callback" in r.kw
+
+    def _minimize_halving(obj, x0, *, bounds, driver, maxiter=3):
+        x = x0.copy()
+        for k in range(maxiter):
+            x = x / 2
+            if driver.iteration(k + 1, x, obj.fun(x)):
+                break
+        return driver.result(Status.MAXITER, x, obj.fun(x), nit=maxiter)
+    register_method("halving-test", _minimize_halving, aliases=("halve",))
+    r = minimize(lambda x: float(x @ x), np.ones(2), method="HALVE", options={"maxiter": 2})
+    np.testing.assert_allclose(r.x, 0.25)
+    assert r.nfev >= 2
+
+
+@pytest.mark.parametrize("name,cls,kw", [("adam", optim.Adam, {"betas": (0.8, 0.99)}),
+                                         ("sgd", optim.SGD, {"momentum": 0.9}),
+                                         ("rmsprop", optim.RMSprop, {}),
+                                         ("lamb", optim.LAMB, {})])
+def test_first_order_equals_optim_loop(name, cls, kw):
+    x = X0.copy()
+    p = optim.Parameter(x)
+    opt = cls([p], lr=1e-3, **kw)
+    for _ in range(20):
+        p.grad = rosen_chained(p.data)[1]
+        opt.step()
+    r = minimize(rosen_chained, X0, jac=True, method=name,
+                 options=dict(lr=1e-3, maxiter=20, **kw))
+    np.testing.assert_allclose(r.x, p.data, rtol=1e-12, atol=1e-14)
+    assert r.nit == 20 and r.status == Status.MAXITER
+
+
+def test_first_order_lr_schedule_and_bad_lr():
+    lrs = []
+    sched = lambda k: (lrs.append(k), 0.1 / (1 + k))[1]
+    r = minimize(lambda x: (float(x @ x), 2 * x), np.ones(3), jac=True, method="sgd",
+                 options={"lr": sched, "maxiter": 5, "gtol": 0})
+    assert lrs[:1] == [0] and 4 in lrs
+    ref = np.ones(3)
+    for k in range(5):
+        ref = ref - 0.1 / (1 + k) * 2 * ref
+    np.testing.assert_allclose(r.x, ref)
+    with pytest.raises(ValueError, match="lr"):
+        minimize(lambda x: float(x @ x), np.ones(3), method="sgd", options={"lr": -1.0})
+    with pytest.raises(ValueError, match="lr"):
+        minimize(lambda x: float(x @ x), np.ones(3), method="sgd",
+                 options={"lr": lambda k: float("nan"), "maxiter": 3})
