@@ -157,9 +157,12 @@ class LRScheduler:
         _check_optimizer(optimizer)
         last_epoch = S._int("last_epoch", last_epoch, -1)
         groups = optimizer.param_groups
+        added = []
         if last_epoch == -1:
             for g in groups:
-                g.setdefault("initial_lr", g["lr"])
+                if "initial_lr" not in g:
+                    g["initial_lr"] = g["lr"]
+                    added.append(g)
         else:
             for i, g in enumerate(groups):
                 if "initial_lr" not in g:
@@ -169,7 +172,12 @@ class LRScheduler:
         self.optimizer = optimizer
         self.base_lrs = [g["initial_lr"] for g in groups]
         self.last_epoch = last_epoch
-        self._initial_step()
+        try:
+            self._initial_step()
+        except BaseException:
+            for g in added:           # leave the optimizer as it was
+                del g["initial_lr"]
+            raise
 
     def _initial_step(self):
         self._step_count = 0
@@ -709,6 +717,7 @@ class OneCycleLR(LRScheduler):
                  max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
                  last_epoch=-1):
         _check_optimizer(optimizer)
+        S._int("last_epoch", last_epoch, -1)
         if total_steps is not None:
             total = S._int("total_steps", total_steps, 1)
         elif epochs is not None and steps_per_epoch is not None:
@@ -809,6 +818,7 @@ class CyclicLR(LRScheduler):
                  mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
                  cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
         _check_optimizer(optimizer)
+        S._int("last_epoch", last_epoch, -1)
         base_lrs = _per_group("base_lr", optimizer, base_lr, _nonneg_real)
         max_lrs = _per_group("max_lr", optimizer, max_lr, _nonneg_real)
         S._check_cyclic(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode)

@@ -477,6 +477,17 @@ def test_one_cycle_past_total_steps_raises_and_keeps_state():
     assert s.last_epoch == 10 and s.get_last_lr() == last
 
 
+def test_failed_initial_step_leaves_optimizer_untouched():
+    opt = make_ours()
+    with pytest.raises(ValueError, match="negative lr"):
+        ours.LambdaLR(opt, lambda t: -1.0)
+    assert all("initial_lr" not in g for g in opt.param_groups)
+    assert [g["lr"] for g in opt.param_groups] == BASE
+    with pytest.raises(ValueError, match="last_epoch"):
+        ours.OneCycleLR(opt, max_lr=1.0, total_steps=10, last_epoch=-3)
+    assert all("max_lr" not in g for g in opt.param_groups)
+
+
 def test_negative_lr_from_lambda_is_rejected_before_writing():
     opt = make_ours()
     s = ours.LambdaLR(opt, lambda t: 1.0 - 0.5 * t)

@@ -203,3 +203,10 @@ def test_optuna_non_primitive_choices_and_direction_check():
     study = optuna.create_study(direction="maximize")
     with pytest.raises(ValueError, match="study"):
         tune.optuna_search(bowl, SPACE, n_trials=1, study=study, mode="min")
+
+
+def test_optuna_missing_gives_clear_error(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(ImportError, match="optuna"):
+        tune.optuna_search(bowl, SPACE, n_trials=1)
