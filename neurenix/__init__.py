@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from .backend import set_num_threads, get_num_threads, num_threads  # noqa: E402
 from . import optim  # noqa: E402
+from . import optimize  # noqa: E402
 from . import tune  # noqa: E402
 
-__all__ = ["optim", "tune", "set_num_threads", "get_num_threads", "num_threads", "__version__"]
+__all__ = ["optim", "optimize", "tune", "set_num_threads", "get_num_threads", "num_threads", "__version__"]
