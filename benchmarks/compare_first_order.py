@@ -22,6 +22,7 @@ import numpy as np
 import neurenix
 from neurenix import optim
 from neurenix._ext import _first_order
+from neurenix._numpy_reference import STEPS as NUMPY_STEPS
 
 try:
     import torch
@@ -38,35 +39,6 @@ def best_time(fn, reps, warm=1):
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
-
-
-def numpy_step(name, p, g, m, v, t):
-    """In-place NumPy versions of the update (what one writes without a kernel)."""
-    if name in ("Adam", "AdamW"):
-        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-8
-        if name == "AdamW":
-            p *= 1 - lr * 1e-2
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * g * g
-        denom = np.sqrt(v)
-        denom /= np.sqrt(1 - b2 ** t)
-        denom += eps
-        p -= (lr / (1 - b1 ** t)) * m / denom
-    elif name == "SGD":
-        m *= 0.9
-        m += g
-        p -= 1e-3 * m
-    elif name == "RMSprop":
-        v *= 0.99
-        v += 0.01 * g * g
-        p -= 1e-2 * g / (np.sqrt(v) + 1e-8)
-    elif name == "Adagrad":
-        v += g * g
-        p -= 1e-2 * g / (np.sqrt(v) + 1e-10)
-    else:
-        raise KeyError(name)
 
 
 OURS = {
@@ -118,7 +90,7 @@ def run_case(name, n, narr, dtype, threads, reps):
         def npstep():
             counter[0] += 1
             for p, g, m, v in zip(data, grads, ms, vs):
-                numpy_step(name, p, g, m, v, counter[0])
+                NUMPY_STEPS[name](p, g, m, v, counter[0])
 
         row["numpy"] = best_time(npstep, max(2, reps // 2))
         del ms, vs

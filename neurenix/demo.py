@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from . import optim
+from ._numpy_reference import adam as numpy_adam_step
 
 
 def spirals(n=400, noise=0.15, seed=0):
@@ -59,18 +60,6 @@ def train(make_opt, steps=600):
     dt = time.perf_counter() - t0
     loss, acc = net.loss_and_grad(X, y)
     return loss, acc, dt
-
-
-def numpy_adam_step(p, g, m, v, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
-    """Adam written as in-place NumPy, the way one would without a kernel."""
-    m *= b1
-    m += (1 - b1) * g
-    v *= b2
-    v += (1 - b2) * g * g
-    denom = np.sqrt(v)
-    denom /= np.sqrt(1 - b2 ** t)
-    denom += eps
-    p -= (lr / (1 - b1 ** t)) * m / denom
 
 
 def bench_adam(n=1_000_000, reps=30):

@@ -8,6 +8,7 @@ import numpy as np
 
 import neurenix
 from neurenix import optim
+from neurenix._numpy_reference import STEPS as NUMPY_STEPS
 
 OPTIMIZERS = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "AdaBelief",
               "LAMB", "LARS"]
@@ -19,36 +20,7 @@ MAKE = {
 }
 
 
-def _numpy_adam(p, g, m, v, t, b1=0.9, b2=0.999, lr=1e-3, eps=1e-8):
-    m *= b1
-    m += (1 - b1) * g
-    v *= b2
-    v += (1 - b2) * g * g
-    d = np.sqrt(v)
-    d /= np.sqrt(1 - b2 ** t)
-    d += eps
-    p -= (lr / (1 - b1 ** t)) * m / d
-
-
-def _numpy_sgd(p, g, m, v, t):
-    m *= 0.9
-    m += g
-    p -= 1e-3 * m
-
-
-def _numpy_rmsprop(p, g, m, v, t):
-    v *= 0.99
-    v += 0.01 * g * g
-    p -= 1e-2 * g / (np.sqrt(v) + 1e-8)
-
-
-def _numpy_adagrad(p, g, m, v, t):
-    v += g * g
-    p -= 1e-2 * g / (np.sqrt(v) + 1e-10)
-
-
-NUMPY = {"Adam": _numpy_adam, "AdamW": _numpy_adam, "SGD": _numpy_sgd,
-         "RMSprop": _numpy_rmsprop, "Adagrad": _numpy_adagrad}
+NUMPY = NUMPY_STEPS
 
 
 class FirstOrderStep:

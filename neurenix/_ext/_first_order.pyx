@@ -247,35 +247,59 @@ def adagrad(list params, list grads, list state_sums, const double[:, ::1] sc,
 
 
 # ----------------------------------------------------------------------- RMSProp
+cdef inline void _rmsprop_elem(floating* p, const floating* g, floating* sq, floating* ga,
+                               floating* buf, Py_ssize_t j, floating lr, floating alpha,
+                               floating w, floating eps, floating wd, floating mom,
+                               floating sgn, bint centered, bint has_buf,
+                               bint small_w) noexcept nogil:
+    # d = +-g + wd p (wd = 0 and sgn = 1 leave g unchanged)
+    cdef floating d = sgn * g[j] + wd * p[j]
+    cdef floating s, a, avg, b
+    s = alpha * sq[j] + w * d * d
+    sq[j] = s
+    if centered:
+        a = ga[j]
+        if small_w:
+            a = a + w * (d - a)
+        else:
+            a = d - (d - a) * (1 - w)
+        ga[j] = a
+        avg = sqrt(s - a * a) + eps
+    else:
+        avg = sqrt(s) + eps
+    if has_buf:
+        b = mom * buf[j] + d / avg
+        buf[j] = b
+        p[j] = p[j] - lr * b
+    else:
+        p[j] = p[j] - lr * (d / avg)
+
+
 cdef void _rmsprop_range(floating* p, const floating* g, floating* sq, floating* ga,
                          floating* buf, Py_ssize_t lo, Py_ssize_t hi, floating lr,
                          floating alpha, floating w, floating eps, floating wd,
                          floating mom, bint maximize) noexcept nogil:
+    # The flags are constants inside each loop below, so every loop compiles to
+    # branch-free (vectorized) code.
     cdef Py_ssize_t j
-    cdef floating d, s, a, avg, b
-    for j in range(lo, hi):
-        d = -g[j] if maximize else g[j]
-        if wd != 0:
-            d = d + wd * p[j]
-        s = alpha * sq[j] + w * d * d
-        sq[j] = s
-        if ga != NULL:
-            a = ga[j]
-            if w < 0.5:
-                a = a + w * (d - a)
-            else:
-                a = d - (d - a) * (1 - w)
-            ga[j] = a
-            avg = sqrt(s - a * a)
-        else:
-            avg = sqrt(s)
-        avg = avg + eps
-        if buf != NULL:
-            b = mom * buf[j] + d / avg
-            buf[j] = b
-            p[j] = p[j] - lr * b
-        else:
-            p[j] = p[j] - lr * (d / avg)
+    cdef floating sgn = -1 if maximize else 1
+    cdef bint small = w < 0.5
+    if ga == NULL and buf == NULL:
+        for j in range(lo, hi):
+            _rmsprop_elem(p, g, sq, ga, buf, j, lr, alpha, w, eps, wd, mom, sgn, False, False, True)
+    elif ga == NULL:
+        for j in range(lo, hi):
+            _rmsprop_elem(p, g, sq, ga, buf, j, lr, alpha, w, eps, wd, mom, sgn, False, True, True)
+    elif small and buf == NULL:
+        for j in range(lo, hi):
+            _rmsprop_elem(p, g, sq, ga, buf, j, lr, alpha, w, eps, wd, mom, sgn, True, False, True)
+    elif small:
+        for j in range(lo, hi):
+            _rmsprop_elem(p, g, sq, ga, buf, j, lr, alpha, w, eps, wd, mom, sgn, True, True, True)
+    else:
+        for j in range(lo, hi):
+            _rmsprop_elem(p, g, sq, ga, buf, j, lr, alpha, w, eps, wd, mom, sgn, True,
+                          buf != NULL, False)
 
 
 cdef void _rmsprop_run(PackC* pk, floating t, const double[:, ::1] sc, double alpha,
@@ -311,58 +335,70 @@ cdef inline floating _lerp(floating a, floating b, floating w) noexcept nogil:
     return b - (b - a) * (1 - w)
 
 
+cdef inline void _adam_elem(floating* p, const floating* g, floating* m, floating* v,
+                            floating* vmax, Py_ssize_t j, floating step_size,
+                            floating bc2_sqrt, floating beta2, floating w1, floating w2,
+                            floating eps, floating wd_l2, floating decay, floating sgn,
+                            bint belief, bint ams, bint small_w) noexcept nogil:
+    # L2 decay adds wd_l2 * p to the gradient (0 when decoupled); decoupled decay
+    # multiplies p by ``decay`` (1 otherwise); ``sgn`` is -1 for maximize.
+    cdef floating pj = p[j]
+    cdef floating d = sgn * g[j] + wd_l2 * pj
+    cdef floating mj, vj, r
+    pj = pj * decay
+    if small_w:
+        mj = m[j] + w1 * (d - m[j])
+    else:
+        mj = d - (d - m[j]) * (1 - w1)
+    m[j] = mj
+    if belief:
+        # AdaBelief: s = b2 s + (1 - b2)(g - m)^2 + eps
+        r = d - mj
+        vj = beta2 * v[j] + w2 * r * r + eps
+    else:
+        vj = beta2 * v[j] + w2 * d * d
+    v[j] = vj
+    if ams:
+        if vmax[j] > vj:
+            vj = vmax[j]
+        vmax[j] = vj
+    p[j] = pj - step_size * (mj / (sqrt(vj) / bc2_sqrt + eps))
+
+
 cdef void _adam_range(floating* p, const floating* g, floating* m, floating* v,
                       floating* vmax, Py_ssize_t lo, Py_ssize_t hi, floating step_size,
-                      floating bc2_sqrt, floating beta1, floating beta2, floating w1, floating w2, floating eps,
-                      floating wd, floating decay, bint decoupled, bint belief,
-                      bint maximize) noexcept nogil:
+                      floating bc2_sqrt, floating beta1, floating beta2, floating w1,
+                      floating w2, floating eps, floating wd, floating decay,
+                      bint decoupled, bint belief, bint maximize) noexcept nogil:
+    # The flags are constants inside each loop below, so every loop compiles to
+    # branch-free (vectorized) code.
     cdef Py_ssize_t j
-    cdef floating d, pj, mj, vj, r, denom
-    if not maximize and not belief and vmax == NULL and w1 < 0.5:
-        # branch-free loops for the common configurations (they vectorize)
-        if decoupled or wd == 0:
-            if not decoupled:
-                decay = 1   # multiplying by one is exact
+    cdef floating sgn = -1 if maximize else 1
+    cdef floating wd_l2 = 0 if decoupled else wd
+    cdef bint ams = vmax != NULL
+    if not decoupled:
+        decay = 1
+    if w1 < 0.5:
+        if not belief and not ams:
             for j in range(lo, hi):
-                d = g[j]
-                pj = p[j] * decay
-                mj = m[j] + w1 * (d - m[j])
-                m[j] = mj
-                vj = beta2 * v[j] + w2 * d * d
-                v[j] = vj
-                p[j] = pj - step_size * (mj / (sqrt(vj) / bc2_sqrt + eps))
+                _adam_elem(p, g, m, v, vmax, j, step_size, bc2_sqrt, beta2, w1, w2, eps,
+                           wd_l2, decay, sgn, False, False, True)
+        elif not belief:
+            for j in range(lo, hi):
+                _adam_elem(p, g, m, v, vmax, j, step_size, bc2_sqrt, beta2, w1, w2, eps,
+                           wd_l2, decay, sgn, False, True, True)
+        elif not ams:
+            for j in range(lo, hi):
+                _adam_elem(p, g, m, v, vmax, j, step_size, bc2_sqrt, beta2, w1, w2, eps,
+                           wd_l2, decay, sgn, True, False, True)
         else:
             for j in range(lo, hi):
-                pj = p[j]
-                d = g[j] + wd * pj
-                mj = m[j] + w1 * (d - m[j])
-                m[j] = mj
-                vj = beta2 * v[j] + w2 * d * d
-                v[j] = vj
-                p[j] = pj - step_size * (mj / (sqrt(vj) / bc2_sqrt + eps))
-        return
-    for j in range(lo, hi):
-        d = -g[j] if maximize else g[j]
-        pj = p[j]
-        if decoupled:
-            pj = pj * decay
-        elif wd != 0:
-            d = d + wd * pj
-        mj = _lerp(m[j], d, w1)
-        m[j] = mj
-        if belief:
-            # AdaBelief: s = b2 s + (1 - b2)(g - m)^2 + eps
-            r = d - mj
-            vj = beta2 * v[j] + w2 * r * r + eps
-        else:
-            vj = beta2 * v[j] + w2 * d * d
-        v[j] = vj
-        if vmax != NULL:
-            if vmax[j] > vj:
-                vj = vmax[j]
-            vmax[j] = vj
-        denom = sqrt(vj) / bc2_sqrt + eps
-        p[j] = pj - step_size * (mj / denom)
+                _adam_elem(p, g, m, v, vmax, j, step_size, bc2_sqrt, beta2, w1, w2, eps,
+                           wd_l2, decay, sgn, True, True, True)
+    else:
+        for j in range(lo, hi):
+            _adam_elem(p, g, m, v, vmax, j, step_size, bc2_sqrt, beta2, w1, w2, eps,
+                       wd_l2, decay, sgn, belief, ams, False)
 
 
 cdef void _adam_run(PackC* pk, floating t, const double[:, ::1] sc, double beta1,
@@ -506,22 +542,45 @@ cdef inline floating _lamb_r(floating mj, floating vj, floating pj, floating inv
 
 cdef void _lamb_pass1(floating* p, const floating* g, floating* m, floating* v,
                       Py_ssize_t lo, Py_ssize_t hi, floating inv_bc1, floating bc2_sqrt,
-                      floating beta1, floating beta2, floating w1, floating w2, floating eps, floating wd,
-                      double* out) noexcept nogil:
-    cdef Py_ssize_t j
+                      floating beta1, floating beta2, floating w1, floating w2, floating eps,
+                      floating wd, double* out) noexcept nogil:
+    # Moments update plus the sums of squares of p and r, accumulated in float64 in
+    # eight interleaved partial sums (a fixed order, so the result does not depend
+    # on the vector width or thread count, and the loop vectorizes).
+    cdef Py_ssize_t j, k, nb
     cdef floating d, mj, vj, r
-    cdef double sp = 0, sr = 0
-    for j in range(lo, hi):
+    cdef double sp[8]
+    cdef double sr[8]
+    cdef double pj
+    cdef bint small = w1 < 0.5
+    for k in range(8):
+        sp[k] = 0
+        sr[k] = 0
+    nb = lo + ((hi - lo) // 8) * 8
+    j = lo
+    while j < nb:
+        for k in range(8):
+            d = g[j + k]
+            mj = m[j + k] + w1 * (d - m[j + k]) if small else _lerp(m[j + k], d, w1)
+            m[j + k] = mj
+            vj = beta2 * v[j + k] + w2 * d * d
+            v[j + k] = vj
+            r = _lamb_r(mj, vj, p[j + k], inv_bc1, bc2_sqrt, eps, wd)
+            pj = p[j + k]
+            sp[k] += pj * pj
+            sr[k] += <double>r * <double>r
+        j += 8
+    for j in range(nb, hi):
         d = g[j]
         mj = _lerp(m[j], d, w1)
         m[j] = mj
         vj = beta2 * v[j] + w2 * d * d
         v[j] = vj
         r = _lamb_r(mj, vj, p[j], inv_bc1, bc2_sqrt, eps, wd)
-        sp += <double>p[j] * <double>p[j]
-        sr += <double>r * <double>r
-    out[0] = sp
-    out[1] = sr
+        sp[0] += <double>p[j] * <double>p[j]
+        sr[0] += <double>r * <double>r
+    out[0] = ((sp[0] + sp[1]) + (sp[2] + sp[3])) + ((sp[4] + sp[5]) + (sp[6] + sp[7]))
+    out[1] = ((sr[0] + sr[1]) + (sr[2] + sr[3])) + ((sr[4] + sr[5]) + (sr[6] + sr[7]))
 
 
 cdef void _lamb_pass2(floating* p, const floating* m, const floating* v, Py_ssize_t lo,
@@ -586,13 +645,30 @@ def lamb(list params, list grads, list exp_avgs, list exp_avg_sqs, const double[
 # -------------------------------------------------------------------------- LARS
 cdef void _sumsq2(const floating* a, const floating* b, Py_ssize_t lo, Py_ssize_t hi,
                   double* out) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef double sa = 0, sb = 0
-    for j in range(lo, hi):
-        sa += <double>a[j] * <double>a[j]
-        sb += <double>b[j] * <double>b[j]
-    out[0] = sa
-    out[1] = sb
+    # eight interleaved float64 partial sums (fixed order; vectorizes)
+    cdef Py_ssize_t j, k, nb
+    cdef double sa[8]
+    cdef double sb[8]
+    cdef double x, y
+    for k in range(8):
+        sa[k] = 0
+        sb[k] = 0
+    nb = lo + ((hi - lo) // 8) * 8
+    j = lo
+    while j < nb:
+        for k in range(8):
+            x = a[j + k]
+            y = b[j + k]
+            sa[k] += x * x
+            sb[k] += y * y
+        j += 8
+    for j in range(nb, hi):
+        x = a[j]
+        y = b[j]
+        sa[0] += x * x
+        sb[0] += y * y
+    out[0] = ((sa[0] + sa[1]) + (sa[2] + sa[3])) + ((sa[4] + sa[5]) + (sa[6] + sa[7]))
+    out[1] = ((sb[0] + sb[1]) + (sb[2] + sb[3])) + ((sb[4] + sb[5]) + (sb[6] + sb[7]))
 
 
 cdef void _lars_range(floating* p, const floating* g, floating* buf, Py_ssize_t lo,
@@ -688,16 +764,30 @@ def all_finite(list arrays):
     return bool(ok)
 
 
+cdef double _sumsq1(const floating* a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    # eight interleaved float64 partial sums (fixed order; vectorizes)
+    cdef Py_ssize_t j, k, nb
+    cdef double acc[8]
+    cdef double x
+    for k in range(8):
+        acc[k] = 0
+    nb = lo + ((hi - lo) // 8) * 8
+    j = lo
+    while j < nb:
+        for k in range(8):
+            x = a[j + k]
+            acc[k] += x * x
+        j += 8
+    for j in range(nb, hi):
+        x = a[j]
+        acc[0] += x * x
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
 cdef void _sumsq_run(PackC* pk, floating t, double* part) noexcept nogil:
-    cdef Py_ssize_t c, j, i
-    cdef double s
-    cdef const floating* a
+    cdef Py_ssize_t c
     for c in prange(pk.nchunks, schedule="static", num_threads=pk.nthreads):
-        a = <const floating*>_p(pk, 0, pk.c_arr[c])
-        s = 0
-        for j in range(pk.c_lo[c], pk.c_hi[c]):
-            s = s + <double>a[j] * <double>a[j]
-        part[c] = s
+        part[c] = _sumsq1(<const floating*>_p(pk, 0, pk.c_arr[c]), pk.c_lo[c], pk.c_hi[c])
 
 
 def sum_squares(list arrays):
