@@ -27,8 +27,8 @@ shape-checked here before any LAPACK call sees them.
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport sqrt, fabs, isfinite, INFINITY
+from libc.string cimport memcpy
 from scipy.linalg.cython_lapack cimport dgeqp3, dormqr
-from scipy.linalg.cython_blas cimport dnrm2
 
 cnp.import_array()
 
@@ -36,12 +36,54 @@ cdef double DWARF = 2.2250738585072014e-308
 cdef double EPSMCH = 2.220446049250313e-16
 
 
-cdef inline double enorm(int n, const double* x) noexcept nogil:
-    """Euclidean norm without overflow (BLAS ``dnrm2`` scales)."""
-    cdef int inc = 1
+cdef double RDWARF = 3.834e-20
+cdef double RGIANT = 1.304e19
+
+
+cdef double enorm(int n, const double* x) noexcept nogil:
+    """Euclidean norm without destructive underflow or overflow, by the rule of the
+    MINPACK User Guide (Moré, Garbow & Hillstrom, ANL-80-74, 1980, routine ENORM).
+
+    Components are split into three ranges by ``RDWARF`` and ``RGIANT / n``: the
+    intermediate ones are summed as plain squares in index order, the small and the
+    large ones as squares scaled by the running maximum of their range.  Using the
+    same accumulation as MINPACK (rather than BLAS ``dnrm2``) keeps the
+    Levenberg-Marquardt iteration's rounding, and hence its termination, the same
+    as MINPACK's ``lmder`` on ill-conditioned problems.
+    """
+    cdef double s1 = 0.0, s2 = 0.0, s3 = 0.0, x1max = 0.0, x3max = 0.0
+    cdef double agiant, xabs, r
+    cdef int i
     if n <= 0:
         return 0.0
-    return dnrm2(&n, <double*> x, &inc)
+    agiant = RGIANT / n
+    for i in range(n):
+        xabs = fabs(x[i])
+        if xabs > RDWARF and xabs < agiant:
+            s2 += xabs * xabs
+        elif xabs <= RDWARF:
+            if xabs > x3max:
+                r = x3max / xabs
+                s3 = 1.0 + s3 * r * r
+                x3max = xabs
+            elif xabs != 0.0:
+                r = xabs / x3max
+                s3 += r * r
+        else:
+            if xabs > x1max:
+                r = x1max / xabs
+                s1 = 1.0 + s1 * r * r
+                x1max = xabs
+            else:
+                r = xabs / x1max
+                s1 += r * r
+    if s1 != 0.0:
+        return x1max * sqrt(s1 + (s2 / x1max) / x1max)
+    if s2 != 0.0:
+        if s2 >= x3max:
+            return sqrt(s2 * (1.0 + (x3max / s2) * (x3max * s3)))
+        return sqrt(x3max * ((s2 / x3max) + (x3max * s3)))
+    return x3max * sqrt(s3)
 
 
 # ---------------------------------------------------------------------------
@@ -68,6 +110,89 @@ cdef int apply_qt(int m, int n, double* A, double* tau, double* c,
     cdef char trans = b'T'
     dormqr(&side, &trans, &m, &one, &n, A, &m, tau, c, &m, work, &lwork, &info)
     return info
+
+
+cdef void qrfac(int m, int n, double* a, int* ipvt, double* rdiag, double* acnorm,
+                double* wa) noexcept nogil:
+    """Householder QR with column pivoting, ``A P = Q R`` in place (column-major,
+    ld ``m``, ``m >= n``), the rule of MINPACK's QRFAC (User Guide ANL-80-74).
+
+    Column ``j`` is pivoted to the remaining column of largest partial norm (the
+    first one on ties); partial norms are downdated by
+    ``r_k <- r_k sqrt(max(0, 1 - (a_jk / r_k)^2))`` and recomputed from scratch when
+    ``0.05 (r_k / r_k^last)^2 <= eps``.  The reflector ``H_j = I - v v^T / v_j`` has
+    ``v = a_j / +-||a_j||`` with ``1`` added to ``v_j``, stored in the lower part of
+    column ``j`` (``v_j`` on the diagonal); the diagonal of ``R`` goes to ``rdiag``
+    (``R_jj = -+||a_j||``) and the column norms of the input to ``acnorm``.
+    ``ipvt`` is 0-based.  LAPACK ``dgeqp3`` pivots by the same rule but downdates
+    the norms with another recompute threshold and different reflector scaling,
+    which changes the last bits and, on the ill-conditioned NIST problems, the
+    iteration count of Levenberg-Marquardt.
+    """
+    cdef int i, j, k, kmax
+    cdef double ajnorm, acc, t
+    for j in range(n):
+        acnorm[j] = enorm(m, &a[j * m])
+        rdiag[j] = acnorm[j]
+        wa[j] = rdiag[j]
+        ipvt[j] = j
+    for j in range(n if n < m else m):
+        kmax = j
+        for k in range(j, n):
+            if rdiag[k] > rdiag[kmax]:
+                kmax = k
+        if kmax != j:
+            for i in range(m):
+                t = a[i + j * m]
+                a[i + j * m] = a[i + kmax * m]
+                a[i + kmax * m] = t
+            rdiag[kmax] = rdiag[j]
+            wa[kmax] = wa[j]
+            k = ipvt[j]
+            ipvt[j] = ipvt[kmax]
+            ipvt[kmax] = k
+        ajnorm = enorm(m - j, &a[j + j * m])
+        if ajnorm != 0.0:
+            if a[j + j * m] < 0.0:
+                ajnorm = -ajnorm
+            for i in range(j, m):
+                a[i + j * m] /= ajnorm
+            a[j + j * m] += 1.0
+            for k in range(j + 1, n):
+                # numpy: a[j:, k] -= (a[j:, j] @ a[j:, k] / a[j, j]) * a[j:, j]
+                acc = 0.0
+                for i in range(j, m):
+                    acc += a[i + j * m] * a[i + k * m]
+                t = acc / a[j + j * m]
+                for i in range(j, m):
+                    a[i + k * m] -= t * a[i + j * m]
+                if rdiag[k] != 0.0:
+                    t = a[j + k * m] / rdiag[k]
+                    t = 1.0 - t * t
+                    rdiag[k] *= sqrt(t if t > 0.0 else 0.0)
+                    t = rdiag[k] / wa[k]
+                    if 0.05 * (t * t) <= EPSMCH:
+                        rdiag[k] = enorm(m - j - 1, &a[j + 1 + k * m])
+                        wa[k] = rdiag[k]
+        rdiag[j] = -ajnorm
+
+
+cdef void qtf_apply(int m, int n, double* a, const double* rdiag, double* c,
+                    double* qtf) noexcept nogil:
+    """``c <- Q^T c`` with the reflectors of :func:`qrfac`, then put ``R``'s
+    diagonal back on ``a``'s diagonal and copy the first ``n`` entries to ``qtf``."""
+    cdef int i, j
+    cdef double acc, t
+    for j in range(n):
+        if a[j + j * m] != 0.0:
+            acc = 0.0
+            for i in range(j, m):
+                acc += a[i + j * m] * c[i]
+            t = -acc / a[j + j * m]
+            for i in range(j, m):
+                c[i] += a[i + j * m] * t
+        a[j + j * m] = rdiag[j]
+        qtf[j] = c[j]
 
 
 cdef void qrsolv(int n, const double* R, int ldr, const int* ipvt, const double* diag,
@@ -244,20 +369,85 @@ cdef object _vec(object value, Py_ssize_t m, str what):
     return a
 
 
+cdef inline cnp.ndarray _new_vec(Py_ssize_t n, const double* src):
+    """A fresh float64 array holding ``src[:n]`` (what the user's callables get)."""
+    cdef cnp.npy_intp dim = n
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_DOUBLE, 0)
+    memcpy(cnp.PyArray_DATA(a), src, n * sizeof(double))
+    return a
+
+
+cdef inline bint _plain(object v, int ndim):
+    """True for a float64, aligned, C-contiguous ndarray of ``ndim`` dimensions."""
+    cdef cnp.ndarray a
+    if type(v) is not np.ndarray:
+        return False
+    a = <cnp.ndarray> v
+    return (cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE and cnp.PyArray_NDIM(a) == ndim
+            and cnp.PyArray_ISCARRAY_RO(a))
+
+
+cdef int _fun_into(object fun, const double* x, Py_ssize_t n, Py_ssize_t m,
+                   double* out) except -1:
+    """``out[:m] = fun(x)`` on a fresh copy of ``x``; the value is converted and its
+    length checked before it is copied (a plain float64 vector is copied directly)."""
+    cdef object v = fun(_new_vec(n, x))
+    cdef cnp.ndarray a
+    if _plain(v, 1) and cnp.PyArray_DIMS(<cnp.ndarray> v)[0] == m:
+        a = <cnp.ndarray> v
+    else:
+        a = np.ascontiguousarray(_vec(v, m, "fun"))
+    memcpy(out, cnp.PyArray_DATA(a), m * sizeof(double))
+    return 0
+
+
 cdef int _jac_into(object jac, object x, Py_ssize_t m, Py_ssize_t n, double* A) except -1:
-    """Evaluate a user Jacobian and copy it column-major into A."""
-    cdef cnp.ndarray J = np.asarray(jac(x), dtype=np.float64)
+    """Evaluate a user Jacobian and copy it column-major into A (finite values only)."""
+    return _jac_copy(jac(x), m, n, A)
+
+
+cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A) except -1:
+    """Check a Jacobian value's shape and finiteness; copy it column-major into A."""
+    cdef cnp.ndarray J
+    cdef const double* src
     cdef double[:, :] Jv
     cdef Py_ssize_t i, j
+    cdef bint finite = True
+    if _plain(v, 2):
+        J = <cnp.ndarray> v
+    else:
+        J = np.asarray(v, dtype=np.float64)
     if J.ndim != 2 or J.shape[0] != m or J.shape[1] != n:
         raise ValueError(f"jac must return an array of shape ({m}, {n}), got shape "
                          f"{np.shape(J)}")
-    Jv = J
-    for j in range(n):
-        for i in range(m):
-            A[i + j * m] = Jv[i, j]
-            if not isfinite(A[i + j * m]):
-                raise ValueError("jac returned non-finite values")
+    if cnp.PyArray_ISFARRAY_RO(J) and cnp.PyArray_TYPE(J) == cnp.NPY_DOUBLE:
+        memcpy(A, cnp.PyArray_DATA(J), m * n * sizeof(double))
+        with nogil:
+            for i in range(m * n):
+                if not isfinite(A[i]):
+                    finite = False
+                    break
+    elif cnp.PyArray_ISCARRAY_RO(J) and cnp.PyArray_TYPE(J) == cnp.NPY_DOUBLE:
+        src = <const double*> cnp.PyArray_DATA(J)
+        with nogil:
+            for i in range(m):
+                for j in range(n):
+                    A[i + j * m] = src[i * n + j]
+            for i in range(m * n):
+                if not isfinite(A[i]):
+                    finite = False
+                    break
+    else:
+        Jv = J
+        for j in range(n):
+            for i in range(m):
+                A[i + j * m] = Jv[i, j]
+        for i in range(m * n):
+            if not isfinite(A[i]):
+                finite = False
+                break
+    if not finite:
+        raise ValueError("jac returned non-finite values")
     return 0
 
 
@@ -322,23 +512,45 @@ def fd_columns(fun, double[::1] x, double[::1] f0, double[::1] h, central, bint 
     return out.T
 
 
+cdef void _fd_steps(int n, const double* x, int method, const double* diff_step,
+                    double* h) noexcept nogil:
+    """SciPy's ``approx_derivative`` step rule (see :func:`fd_steps`); ``method``:
+    0 2-point, 1 3-point, 2 complex step; ``diff_step`` may be NULL."""
+    cdef int j
+    cdef double r = EPSMCH ** (1.0 / 3.0) if method == 1 else sqrt(EPSMCH)
+    cdef double sgn, hd, hj
+    for j in range(n):
+        sgn = 1.0 if x[j] >= 0.0 else -1.0
+        hd = r * sgn * (fabs(x[j]) if fabs(x[j]) > 1.0 else 1.0)
+        hj = hd
+        if diff_step != NULL:
+            hj = diff_step[j] * sgn * fabs(x[j])
+            if (x[j] + hj) - x[j] == 0.0:
+                hj = hd
+        if method != 2:
+            hj = (x[j] + hj) - x[j]
+        h[j] = hj
+
+
 def fd_steps(double[::1] x, str method, diff_step=None):
     """Steps of SciPy's ``approx_derivative`` rule: ``h = r * sign(x) * max(1, |x|)``,
     ``r = sqrt(eps)`` (2-point, cs) or ``eps**(1/3)`` (3-point); with ``diff_step``
     ``h = diff_step * sign(x) * |x|`` (falling back to the default where that is 0).
-    Returned as the step actually representable, ``(x + h) - x``."""
-    xa = np.asarray(x)
-    sign = np.where(xa >= 0, 1.0, -1.0)
-    r = EPSMCH ** (1.0 / 3.0) if method == "3-point" else sqrt(EPSMCH)
-    hdef = r * sign * np.maximum(1.0, np.abs(xa))
-    if diff_step is None:
-        h = hdef
-    else:
-        h = np.asarray(diff_step, dtype=np.float64) * sign * np.abs(xa)
-        h = np.where((xa + h) - xa == 0, hdef, h)
-    if method == "cs":
-        return np.ascontiguousarray(h)
-    return np.ascontiguousarray((xa + h) - xa)
+    Returned as the step actually representable, ``(x + h) - x`` (not for cs)."""
+    cdef int n = x.shape[0]
+    cdef double[::1] ds
+    h = np.empty(n)
+    cdef double[::1] hv = h
+    if n == 0:
+        return h
+    if diff_step is not None:
+        ds = np.ascontiguousarray(diff_step, dtype=np.float64)
+    _fd_steps(n, &x[0], _FD_CODE[method], &ds[0] if diff_step is not None else NULL,
+              &hv[0])
+    return h
+
+
+_FD_CODE = {"2-point": 0, "3-point": 1, "cs": 2}
 
 
 # ---------------------------------------------------------------------------
@@ -346,8 +558,9 @@ def fd_steps(double[::1] x, str method, diff_step=None):
 # ---------------------------------------------------------------------------
 def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
              double gtol, Py_ssize_t max_nfev, diag0, double factor, fd_method,
-             diff_step, callback):
-    """Levenberg-Marquardt (Moré 1978) from ``x0`` with residuals ``f0 = fun(x0)``.
+             diff_step, callback, J0=None):
+    """Levenberg-Marquardt (Moré 1978; the iteration of MINPACK's ``lmder``) from
+    ``x0`` with residuals ``f0 = fun(x0)``.
 
     Parameters
     ----------
@@ -355,85 +568,101 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
     jac : callable ``jac(x) -> (m, n)`` or None (finite differences, ``fd_method``)
     diag0 : ndarray (n,) or None
         ``1 / x_scale``; None means Moré's Jacobian scaling (``x_scale="jac"``).
+    factor : float
+        Initial step bound ``factor * ||D x0||`` (``factor`` if that is 0).
+    diff_step : ndarray (n,) or None
+        Relative finite-difference steps (``jac`` None only).
     callback : callable ``callback(x, f) -> bool`` or None; True stops.
+    J0 : ndarray (m, n), optional
+        The Jacobian at ``x0`` when the caller already evaluated (and validated) it;
+        it is used instead of a first call of ``jac`` (counted in ``njev``).
 
     Returns
     -------
     x, f, info, nfev, njev, nit
         ``info`` is MINPACK's: 1 ftol, 2 xtol, 3 both, 4 gtol, 5 max_nfev,
         6/7/8 the tolerances are too small for machine precision, -2 callback.
+        ``nfev`` counts the calls of ``fun`` at trial points plus the one at ``x0``
+        (as MINPACK's), not those for finite differences.
     """
     cdef int n = x0.shape[0], m = f0.shape[0]
-    cdef int i, j, l, info = 0, it = 1, lwork, qinfo
+    cdef int i, j, l, info = 0, it = 1
     cdef Py_ssize_t nfev = 1, njev = 0
     cdef bint scale_jac = diag0 is None
     cdef double fnorm, fnorm1, xnorm = 0.0, delta = 0.0, par = 0.0, pnorm, gnorm, acc
     cdef double actred, prered, dirder, ratio, t, temp1, temp2
     cdef bint accepted
-    cdef int mode_cs = 0
+    cdef int fd_code = _FD_CODE.get(fd_method, 0)
+    cdef const double* dsp = NULL
 
-    x_arr = np.array(x0, dtype=np.float64, copy=True)
-    f_arr = np.array(f0, dtype=np.float64, copy=True)
-    cdef double[::1] x = x_arr
-    cdef double[::1] f = f_arr
-    cdef double[::1] A = np.empty(m * n, dtype=np.float64)
-    cdef double[::1] tau = np.empty(n)
-    cdef int[::1] ipvt = np.empty(n, dtype=np.intc)
-    cdef double[::1] diag = np.ones(n) if scale_jac else np.array(diag0, dtype=np.float64)
-    cdef double[::1] acnorm = np.empty(n)
-    cdef double[::1] qtf = np.empty(n)
-    cdef double[::1] wa1 = np.empty(n)
-    cdef double[::1] wa2 = np.empty(n)
-    cdef double[::1] wa3 = np.empty(n)
-    cdef double[::1] wa5 = np.empty(n)
-    cdef double[::1] sdiag = np.empty(n)
-    cdef double[::1] S = np.empty(n * n)
-    cdef double[::1] wa4 = np.empty(m)
-    cdef double[::1] fw = np.empty(m)
-    cdef double[::1] hsteps
-    cdef cnp.ndarray[cnp.uint8_t, ndim=1] central = np.zeros(n, dtype=np.uint8)
-    cdef double wq = 0.0
-    cdef double[::1] ftv
+    x_arr = _new_vec(n, &x0[0])
+    f_arr = _new_vec(m, &f0[0])
+    cdef double* x = <double*> cnp.PyArray_DATA(x_arr)
+    cdef double* f = <double*> cnp.PyArray_DATA(f_arr)
+    # one work block: A (m n), fw, wa4 (m), S (n n), 12 vectors of n
+    work_arr = np.empty(m * n + 2 * m + n * n + 12 * n)
+    cdef double* A = <double*> cnp.PyArray_DATA(work_arr)
+    cdef double* fw = A + m * n
+    cdef double* wa4 = fw + m
+    cdef double* S = wa4 + m
+    cdef double* diag = S + n * n
+    cdef double* acnorm = diag + n
+    cdef double* rdiag = acnorm + n
+    cdef double* qtf = rdiag + n
+    cdef double* wa1 = qtf + n
+    cdef double* wa2 = wa1 + n
+    cdef double* wa3 = wa2 + n
+    cdef double* wa5 = wa3 + n
+    cdef double* sdiag = wa5 + n
+    cdef double* qwork = sdiag + n
+    cdef double* hsteps = qwork + n
+    cdef double* ds_copy = hsteps + n
+    ipvt_arr = np.empty(n, dtype=np.intc)
+    cdef int* ipvt = <int*> cnp.PyArray_DATA(ipvt_arr)
+    central_arr = np.full(n, 1 if fd_code == 1 else 0, dtype=np.uint8)
+    cdef char* central = <char*> cnp.PyArray_DATA(central_arr)
+    cdef double[::1] dtmp
 
-    if fd_method == "3-point":
-        central[:] = 1
-    elif fd_method == "cs":
-        mode_cs = 1
-    # workspace query
-    lwork = -1
-    dgeqp3(&m, &n, &A[0], &m, &ipvt[0], &tau[0], &wq, &lwork, &qinfo)
-    lwork = <int> wq
-    lwork = max(lwork, 3 * n + 1, n * 64 + 64)
-    cdef double[::1] work = np.empty(lwork)
+    if scale_jac:
+        for j in range(n):
+            diag[j] = 1.0
+    else:
+        dtmp = np.ascontiguousarray(diag0, dtype=np.float64)
+        for j in range(n):
+            diag[j] = dtmp[j]
+    if diff_step is not None:
+        dtmp = np.ascontiguousarray(diff_step, dtype=np.float64)
+        for j in range(n):
+            ds_copy[j] = dtmp[j]
+        dsp = ds_copy
 
-    fnorm = enorm(m, &f[0])
+    fnorm = enorm(m, f)
     while True:
         # ---- Jacobian and its pivoted QR
         if jac is None:
-            hsteps = fd_steps(x, fd_method, diff_step)
-            _fd_into(fun, &x[0], n, &f[0], m, &hsteps[0], <char*> &central[0], mode_cs, &A[0])
+            _fd_steps(n, x, fd_code, dsp, hsteps)
+            _fd_into(fun, x, n, f, m, hsteps, central, fd_code == 2, A)
         else:
-            _jac_into(jac, x_arr.copy(), m, n, &A[0])
+            if J0 is not None:
+                _jac_copy(J0, m, n, A)
+                J0 = None
+            else:
+                _jac_into(jac, _new_vec(n, x), m, n, A)
             njev += 1
         with nogil:
-            for j in range(n):
-                acnorm[j] = enorm(m, &A[j * m])
-            qr_factor(m, n, &A[0], &ipvt[0], &tau[0], &work[0], lwork)
+            qrfac(m, n, A, ipvt, rdiag, acnorm, qwork)
             if it == 1:
                 if scale_jac:
                     for j in range(n):
                         diag[j] = acnorm[j] if acnorm[j] != 0.0 else 1.0
                 for j in range(n):
                     wa3[j] = diag[j] * x[j]
-                xnorm = enorm(n, &wa3[0])
+                xnorm = enorm(n, wa3)
                 delta = factor * xnorm
                 if delta == 0.0:
                     delta = factor
-            for i in range(m):
-                fw[i] = f[i]
-            apply_qt(m, n, &A[0], &tau[0], &fw[0], &work[0], lwork)
-            for j in range(n):
-                qtf[j] = fw[j]
+            memcpy(fw, f, m * sizeof(double))
+            qtf_apply(m, n, A, rdiag, fw, qtf)
             # scaled gradient: max_j |cos(angle between f and column j)|
             gnorm = 0.0
             if fnorm != 0.0:
@@ -456,21 +685,19 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
         # ---- inner loop: find an acceptable step
         while True:
             with nogil:
-                par = lmpar(n, &A[0], m, &ipvt[0], &diag[0], &qtf[0], delta, par,
-                            &wa1[0], &sdiag[0], &S[0], &wa2[0], &wa3[0], &wa5[0])
+                par = lmpar(n, A, m, ipvt, diag, qtf, delta, par, wa1, sdiag, S, wa2,
+                            wa3, wa5)
                 for j in range(n):
                     wa1[j] = -wa1[j]
                     wa2[j] = x[j] + wa1[j]
                     wa3[j] = diag[j] * wa1[j]
-                pnorm = enorm(n, &wa3[0])
+                pnorm = enorm(n, wa3)
                 if it == 1 and pnorm < delta:
                     delta = pnorm
-            xt = np.array(wa2, copy=True)
-            ftv = _vec(fun(xt), m, "fun")
+            _fun_into(fun, wa2, n, m, wa4)
             nfev += 1
-            wa4[:] = ftv
             with nogil:
-                fnorm1 = enorm(m, &wa4[0])
+                fnorm1 = enorm(m, wa4)
                 if not isfinite(fnorm1):
                     fnorm1 = INFINITY
                 actred = -1.0
@@ -479,11 +706,10 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
                 # predicted reduction: ||R P^T p||^2 + 2 par ||D p||^2, relative to ||f||^2
                 for j in range(n):
                     wa3[j] = 0.0
-                for j in range(n):
                     t = wa1[ipvt[j]]
                     for i in range(j + 1):
                         wa3[i] += A[i + j * m] * t
-                temp1 = enorm(n, &wa3[0]) / fnorm
+                temp1 = enorm(n, wa3) / fnorm
                 temp2 = sqrt(par) * pnorm / fnorm
                 prered = temp1 * temp1 + temp2 * temp2 / 0.5
                 dirder = -(temp1 * temp1 + temp2 * temp2)
@@ -508,27 +734,27 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
                     for j in range(n):
                         x[j] = wa2[j]
                         wa2[j] = diag[j] * x[j]
-                    for i in range(m):
-                        f[i] = wa4[i]
-                    xnorm = enorm(n, &wa2[0])
+                    memcpy(f, wa4, m * sizeof(double))
+                    xnorm = enorm(n, wa2)
                     fnorm = fnorm1
                     it += 1
+                # convergence tests (MINPACK's order: a later test overrides)
                 if fabs(actred) <= ftol and prered <= ftol and 0.5 * ratio <= 1.0:
                     info = 1
                 if delta <= xtol * xnorm:
                     info = 3 if info == 1 else 2
             if accepted and callback is not None and info == 0:
-                if callback(x_arr.copy(), f_arr.copy()):
+                if callback(_new_vec(n, x), _new_vec(m, f)):
                     info = -2
             if info != 0:
                 break
             if nfev >= max_nfev:
                 info = 5
-            elif fabs(actred) <= EPSMCH and prered <= EPSMCH and 0.5 * ratio <= 1.0:
+            if fabs(actred) <= EPSMCH and prered <= EPSMCH and 0.5 * ratio <= 1.0:
                 info = 6
-            elif delta <= EPSMCH * xnorm:
+            if delta <= EPSMCH * xnorm:
                 info = 7
-            elif gnorm <= EPSMCH:
+            if gnorm <= EPSMCH:
                 info = 8
             if info != 0 or accepted:
                 break

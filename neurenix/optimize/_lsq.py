@@ -436,19 +436,10 @@ def _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev, x_s
               diff_step, callback):
     diag = None if isinstance(x_scale, str) else 1.0 / x_scale
     fd_method = jac if isinstance(jac, str) else "2-point"
-    # the first Jacobian at x0 was already evaluated for validation: reuse it
-    first = [J0]
-
-    def jac_k(x):
-        if first[0] is not None:
-            J = first[0]
-            first[0] = None
-            return J
-        return jac_user(x)
-
+    # the first Jacobian at x0 was already evaluated (and validated): reuse it
     x, f, info, nfev, njev, nit = _k.lm_solve(
-        f_user, jac_k if jac_user is not None else None, x0, f0, ftol, xtol, gtol,
-        max_nfev, diag, 100.0, fd_method, diff_step, _stop_adapter(callback))
+        f_user, jac_user, x0, f0, ftol, xtol, gtol, max_nfev, diag, 100.0, fd_method,
+        diff_step, _stop_adapter(callback), J0)
     if jac_user is not None:
         J = _check_jac(jac_user(x.copy()), f.size, x.size, False)
         njev += 1
