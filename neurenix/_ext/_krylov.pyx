@@ -1,21 +1,33 @@
 # cython: language_level=3
-"""Krylov inner loops of the second-order methods (Newton-CG, trust regions).
+"""Compiled loops of the second-order methods (Newton-CG, trust regions).
 
-Every loop here is typed and walks its vectors without the GIL; it takes the
-GIL only to call the Hessian-vector product ``hessp(d) -> H @ d`` (a thin
-callback supplied and validated by the Python layer, which also checks the
-shape and finiteness of what the user's callable returns).  The work vectors
-are allocated once per call.
+Two levels live here.
+
+*Outer loops* -- :func:`trust_region` (Nocedal & Wright, *Numerical
+Optimization*, 2nd ed., Algorithm 4.1) and :func:`newton_cg` (N&W
+Algorithm 7.1 with the Moré-Thuente strong-Wolfe search of
+:mod:`neurenix._ext._linesearch`) -- run the whole iteration in C.  They call
+Python only to evaluate the user's ``fun``/``jac``/``hessp`` (through
+:class:`Problem`, which validates what comes back), for the dense
+subproblems of ``trust-exact``/``dogleg`` (Python objects around LAPACK), and,
+when a callback/``disp``/``maxtime`` is set, once per iteration to report to
+the driver.  Work vectors are allocated once per run.
+
+*Inner loops* -- typed kernels on raw pointers, ``noexcept nogil`` for the
+vector arithmetic; the only Python call inside them is the Hessian-vector
+product:
 
 * :func:`cg_newton` -- the inner conjugate-gradient loop of line-search
-  Newton-CG with negative-curvature detection (Nocedal & Wright, *Numerical
-  Optimization*, 2nd ed., Algorithm 7.1).
+  Newton-CG with negative-curvature detection (N&W Algorithm 7.1).
 * :func:`steihaug_cg` -- Steihaug-Toint truncated CG for the trust-region
   subproblem (Steihaug 1983; Toint 1981; N&W Algorithm 7.2).
-* :func:`gltr` -- the generalized Lanczos trust-region method (Gould, Lucidi,
-  Roma & Toint, SIAM J. Optim. 9(2), 1999): Lanczos tridiagonalization
-  ``Q^T H Q = T`` and, at every step, the trust-region subproblem restricted to
-  the Krylov space solved nearly exactly on ``T`` (:func:`tridiag_trs`).
+* :class:`Lanczos` / :func:`gltr_solve` -- the generalized Lanczos
+  trust-region method (Gould, Lucidi, Roma & Toint, SIAM J. Optim. 9(2),
+  1999): Lanczos tridiagonalization ``Q^T H Q = T`` and, at every step, the
+  trust-region subproblem restricted to the Krylov space solved nearly exactly
+  on ``T`` (:func:`tridiag_trs`).  The Krylov space is kept across solves at
+  one point, so a rejected step (new radius, same point) costs no Hessian
+  product unless the smaller-radius solution needs a larger space.
 * :func:`tridiag_trs` -- Moré-Sorensen on a symmetric tridiagonal matrix:
   LDL^T factorizations, the smallest eigenvalue by Sturm-sequence bisection,
   safeguarded Newton on the secular equation ``1/||h(lam)|| = 1/radius``
@@ -24,12 +36,20 @@ are allocated once per call.
   ``?potrf``/``?potrs``/``?trtrs`` through ``scipy.linalg.cython_lapack`` for
   the dense Moré-Sorensen solver of ``trust-exact``.
 
-Dot products accumulate in double for both float32 and float64 vectors.
+Dot products accumulate in double for both float32 and float64 vectors.  The
+vector loops do not release the GIL explicitly: between two Python calls
+(``hessp``) they are a few microseconds at the sizes these methods are used
+for, less than a GIL release/acquire pair would save.
 """
 cimport numpy as cnp
+from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cython cimport floating
-from libc.math cimport sqrt, fabs
+from libc.math cimport sqrt, fabs, isfinite, INFINITY
+from libc.string cimport memcpy
 from scipy.linalg.cython_lapack cimport dpotrf, spotrf, dpotrs, spotrs, dtrtrs, strtrs
+
+from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
+                           MT_CONVERGED, MT_ERROR)
 
 import numpy as np
 
@@ -40,6 +60,28 @@ CG_CONVERGED = 0        # residual <= tol
 CG_NEGATIVE_CURVATURE = 1
 CG_MAXITER = 2
 CG_BOUNDARY = 3         # Steihaug: the step reached the trust-region boundary
+
+cdef enum:
+    C_CONVERGED = 0
+    C_NEGATIVE = 1
+    C_MAXITER = 2
+    C_BOUNDARY = 3
+
+# status codes (values of neurenix.optimize.Status)
+cdef enum:
+    S_RUNNING = -1
+    S_MAXITER = 1
+    S_LINESEARCH = 3
+    S_GTOL = 8
+    S_XTOL = 10
+    S_TRUST_RADIUS = 11
+    S_INDEFINITE = 13
+    S_PRECISION = 14
+
+# subproblem kinds of :func:`trust_region`
+SUB_CG = 0
+SUB_GLTR = 1
+SUB_PYTHON = 2
 
 
 cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
@@ -58,12 +100,49 @@ cdef inline double _nrm2sq(const floating* a, Py_ssize_t n) noexcept nogil:
     return s
 
 
-cdef object _call_hessp(object hessp, object d_arr, Py_ssize_t n):
-    """``hessp(d)`` as a C-contiguous array of length ``n`` (validated by the caller)."""
-    out = hessp(d_arr)
-    if out.shape[0] != n:
-        raise ValueError(f"hessp must return an array of shape ({n},), got {out.shape}")
-    return out
+cdef inline double _asum(const floating* a, Py_ssize_t n) noexcept nogil:
+    cdef double s = 0.0
+    cdef Py_ssize_t i
+    for i in range(n):
+        s += fabs(<double>a[i])
+    return s
+
+
+cdef inline double _amax(const floating* a, Py_ssize_t n) noexcept nogil:
+    """max |a_i| (inf when an entry is NaN)."""
+    cdef double s = 0.0, v
+    cdef Py_ssize_t i
+    for i in range(n):
+        v = fabs(<double>a[i])
+        if v > s:
+            s = v
+        elif v != v:
+            return INFINITY
+    return s
+
+
+cdef inline bint _finite(const floating* a, Py_ssize_t n) noexcept nogil:
+    cdef double s = 0.0
+    cdef Py_ssize_t i
+    for i in range(n):
+        s += <double>a[i] * 0.0
+    return s == 0.0
+
+
+cdef inline double update_radius_c(double radius, double rho, bint hits,
+                                   double max_radius) noexcept nogil:
+    """N&W Algorithm 4.1: quarter the radius when ``rho < 1/4``, double it (up to
+    ``max_radius``) when ``rho > 3/4`` and the step reached the boundary."""
+    if rho < 0.25 or rho != rho:
+        return 0.25 * radius
+    if rho > 0.75 and hits:
+        return 2.0 * radius if 2.0 * radius < max_radius else max_radius
+    return radius
+
+
+def update_radius(double radius, double rho, bint hits_boundary, double max_radius):
+    """N&W Algorithm 4.1 radius update (the rule of every trust-region loop here)."""
+    return update_radius_c(radius, rho, hits_boundary, max_radius)
 
 
 def _dtype_of(floating[::1] x):
@@ -71,6 +150,234 @@ def _dtype_of(floating[::1] x):
         return np.float64
     else:
         return np.float32
+
+
+cdef object _as_vector(object out, Py_ssize_t n, int typenum, str name):
+    """``out`` as a C-contiguous 1-D array of length ``n`` and type ``typenum``
+    (no copy when it already is one); ValueError naming ``name`` otherwise."""
+    cdef cnp.ndarray a
+    if cnp.PyArray_Check(out):
+        a = <cnp.ndarray>out
+        if (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_NDIM(a) == 1
+                and cnp.PyArray_DIM(a, 0) == n and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+            return a
+    a = np.asarray(out)
+    if a.size != n or a.ndim > 2:
+        raise ValueError(f"{name} must return an array of shape ({n},), got {np.shape(out)}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must return a real array, got dtype {a.dtype}")
+    return np.ascontiguousarray(a.reshape(n), dtype=cnp.PyArray_DescrFromType(typenum))
+
+
+cdef bint _vec_finite(cnp.ndarray a):
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        return _finite(<double*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
+    return _finite(<float*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
+
+
+cdef inline cnp.ndarray _copy(cnp.ndarray a):
+    return <cnp.ndarray>cnp.PyArray_NewCopy(a, cnp.NPY_CORDER)
+
+
+# --------------------------------------------------------------------------
+# Hessian access and evaluation
+# --------------------------------------------------------------------------
+cdef class _Hess:
+    """Hessian-vector products for the kernels: :meth:`apply` returns ``H @ d``
+    as a C-contiguous vector of the working dtype; ``nprod`` counts them."""
+
+    cdef Py_ssize_t n
+    cdef int typenum
+    cdef public Py_ssize_t nprod
+
+    cdef object apply(self, object d):
+        raise NotImplementedError
+
+
+cdef class _PyHess(_Hess):
+    """A Python callable ``hessp(d) -> H @ d`` as a :class:`_Hess`."""
+
+    cdef object fn
+
+    def __init__(self, fn, Py_ssize_t n, int typenum):
+        self.fn = fn
+        self.n = n
+        self.typenum = typenum
+        self.nprod = 0
+
+    cdef object apply(self, object d):
+        self.nprod += 1
+        return _as_vector(self.fn(d), self.n, self.typenum, "hessp")
+
+
+cdef _Hess _wrap_hessp(object hessp, Py_ssize_t n, int typenum):
+    if isinstance(hessp, _Hess):
+        return <_Hess>hessp
+    return _PyHess(hessp, n, typenum)
+
+
+cdef class Problem(_Hess):
+    """The compiled loops' view of a :class:`~neurenix.optimize._objective.ScalarObjective`.
+
+    ``mode`` 0: ``fun`` returns ``(f, g)``; 1: separate ``fun`` and ``jac``;
+    2: through ``obj.fun``/``obj.grad`` (finite-difference gradients, with
+    the objective's cache).  ``hmode`` 0: the user's ``hessp(x, p, *args)``;
+    1: a :class:`~neurenix.optimize._subproblems.HessianOperator` made by
+    ``hop_factory(x, first)`` at each new point (``hess`` matrices, the
+    objective's finite-difference products, dense assembly); 2: SciPy's
+    finite difference ``(g(x + eps p) - g(x)) / eps`` with an absolute step
+    ``eps`` (Newton-CG's ``eps`` option).
+
+    The user's functions get a fresh copy of ``x``.  What they return is
+    validated as by the objective wrapper (a real scalar; arrays of ``x``'s
+    length; finite Hessian products), with a fast path for a Python float and
+    a contiguous array of ``x``'s dtype.  Calls made directly are counted here
+    and added to the objective's ``nfev``/``njev``/``nhev`` by :meth:`flush`.
+    """
+
+    cdef object obj, fun, jac, hp, args, scalar, hop_factory, hop, dtype
+    cdef cnp.ndarray xh, g0, gtmp
+    cdef int mode, hmode
+    cdef bint noargs
+    cdef double fd_eps
+    cdef public Py_ssize_t nfev, njev, nhev
+
+    def __init__(self, obj, int mode, int hmode, fun, jac, hessp, tuple args, hop_factory,
+                 double fd_eps, Py_ssize_t n, dtype):
+        from neurenix.optimize._objective import _scalar
+        if mode not in (0, 1, 2) or hmode not in (0, 1, 2):
+            raise ValueError("Problem: unknown mode")
+        self.obj = obj
+        self.mode = mode
+        self.hmode = hmode
+        self.fun = fun
+        self.jac = jac
+        self.hp = hessp
+        self.args = args
+        self.noargs = len(args) == 0
+        self.scalar = _scalar
+        self.hop_factory = hop_factory
+        self.fd_eps = fd_eps
+        self.n = n
+        self.dtype = np.dtype(dtype)
+        self.typenum = self.dtype.num
+        self.g0 = np.empty(n, dtype=self.dtype)
+        self.gtmp = np.empty(n, dtype=self.dtype)
+        self.nprod = 0
+
+    def flush(self):
+        """Add the calls made here to the objective's counters (and reset them)."""
+        self.obj.nfev += self.nfev
+        self.obj.njev += self.njev
+        self.obj.nhev += self.nhev
+        self.nfev = self.njev = self.nhev = 0
+
+    cdef inline object _call(self, object fn, object x):
+        if self.noargs:
+            return fn(x)
+        return fn(x, *self.args)
+
+    cdef double _fval(self, object fo) except? -1.0:
+        if PyFloat_Check(fo):
+            return PyFloat_AS_DOUBLE(fo)
+        return self.scalar(fo, None, "fun")
+
+    cdef int _gval(self, object go, cnp.ndarray g) except -1:
+        cdef cnp.ndarray a
+        if cnp.PyArray_Check(go):
+            a = <cnp.ndarray>go
+            if (cnp.PyArray_TYPE(a) == self.typenum and cnp.PyArray_NDIM(a) == 1
+                    and cnp.PyArray_DIM(a, 0) == self.n and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+                memcpy(cnp.PyArray_DATA(g), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(g))
+                return 0
+        a = self.obj._check_grad(go)
+        memcpy(cnp.PyArray_DATA(g), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(g))
+        return 0
+
+    cdef double f_at(self, cnp.ndarray x, cnp.ndarray g, bint* got_g) except? -1.0:
+        """f(x); in mode 0 the gradient comes with it (written to ``g``, ``got_g``)."""
+        cdef double f
+        got_g[0] = False
+        if self.mode == 0:
+            out = self._call(self.fun, _copy(x))
+            self.nfev += 1
+            try:
+                fo, go = out
+            except (TypeError, ValueError):
+                raise TypeError("fun must return a pair (f, g) when jac is True") from None
+            f = self._fval(fo)
+            self._gval(go, g)
+            self.njev += 1
+            got_g[0] = True
+            return f
+        if self.mode == 1:
+            fo = self._call(self.fun, _copy(x))
+            self.nfev += 1
+            return self._fval(fo)
+        return self.obj.fun(_copy(x))
+
+    cdef int g_at(self, cnp.ndarray x, cnp.ndarray g) except -1:
+        """g(x) written to ``g``."""
+        cdef bint got
+        if self.mode == 1:
+            go = self._call(self.jac, _copy(x))
+            self.njev += 1
+            self._gval(go, g)
+        elif self.mode == 0:
+            self.f_at(x, g, &got)
+        else:
+            self._gval(self.obj.grad(_copy(x)), g)
+        return 0
+
+    cdef int at(self, cnp.ndarray x, cnp.ndarray g, bint first) except -1:
+        """Make the Hessian products refer to the point ``x`` (gradient ``g``)."""
+        if self.hmode == 1:
+            if self.hop is not None:
+                self.nprod += self.hop.nprod
+            self.hop = self.hop_factory(_copy(x), first)
+        else:
+            self.xh = _copy(x)
+            if self.hmode == 2:
+                memcpy(cnp.PyArray_DATA(self.g0), cnp.PyArray_DATA(g),
+                       self.n * cnp.PyArray_ITEMSIZE(g))
+        return 0
+
+    def products(self):
+        """Hessian-vector products made so far (``nhessp``)."""
+        return self.nprod + (self.hop.nprod if self.hop is not None else 0)
+
+    def set_point(self, cnp.ndarray x, cnp.ndarray g, bint first=False):
+        """Python face of :meth:`at` (for the step-wise optimizers)."""
+        self.at(x, g, first)
+
+    cdef object apply(self, object d):
+        cdef cnp.ndarray a
+        if self.hmode != 1:
+            self.nprod += 1
+        if self.hmode == 0:
+            if self.noargs:
+                out = self.hp(self.xh, d)
+            else:
+                out = self.hp(self.xh, d, *self.args)
+            self.nhev += 1
+            a = _as_vector(out, self.n, self.typenum, "hessp")
+            if not _vec_finite(a):
+                raise ValueError("hessp returned non-finite values")
+            return a
+        if self.hmode == 1:
+            return _as_vector(self.hop.matvec(d), self.n, self.typenum, "hess")
+        # SciPy's approx_fhess_p: forward difference with the absolute step eps
+        xt = (self.xh + self.fd_eps * np.asarray(d)).astype(self.dtype, copy=False)
+        self.g_at(xt, self.gtmp)
+        a = np.ascontiguousarray((self.gtmp - self.g0) / self.fd_eps, dtype=self.dtype)
+        if not _vec_finite(a):
+            raise ValueError("finite-difference Hessian-vector product is not finite "
+                             "(the gradient is not finite near x); pass hess or hessp")
+        return a
+
+    def hessp(self, d):
+        """``H @ d`` at the current point (Python face of :meth:`apply`)."""
+        return self.apply(d)
 
 
 cdef double _boundary_tau(const floating* z, const floating* d, Py_ssize_t n,
@@ -99,73 +406,163 @@ cdef double _boundary_tau(const floating* z, const floating* d, Py_ssize_t n,
 # --------------------------------------------------------------------------
 # Newton-CG inner loop
 # --------------------------------------------------------------------------
+cdef int _cg_newton(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, floating* p,
+                    Py_ssize_t n, double tol, Py_ssize_t maxiter, bint l1,
+                    Py_ssize_t* iters) except -1:
+    """Truncated CG on ``H p = -g`` from ``p = 0`` (N&W Algorithm 7.1, inner loop);
+    the residual is measured in the 1-norm when ``l1`` (SciPy's test), else the 2-norm."""
+    cdef floating* d = <floating*>cnp.PyArray_DATA(d_arr)
+    cdef floating* Hd
+    cdef Py_ssize_t i, k = 0
+    cdef double rr, rr_new, rn, dHd, alpha, beta
+    cdef int status = C_MAXITER
+    for i in range(n):
+        p[i] = 0
+        r[i] = g[i]
+        d[i] = -g[i]
+    rr = _nrm2sq(r, n)
+    rn = _asum(r, n) if l1 else sqrt(rr)
+    if n == 0 or rn <= tol:
+        iters[0] = 0
+        return C_CONVERGED
+    while k < maxiter:
+        Hd_o = H.apply(d_arr)
+        Hd = <floating*>cnp.PyArray_DATA(<cnp.ndarray>Hd_o)
+        k += 1
+        dHd = _dot(d, Hd, n)
+        if dHd <= 0.0:
+            if k == 1:
+                for i in range(n):
+                    p[i] = -g[i]
+            status = C_NEGATIVE
+            break
+        alpha = rr / dHd
+        for i in range(n):
+            p[i] = <floating>(p[i] + alpha * d[i])
+            r[i] = <floating>(r[i] + alpha * Hd[i])
+        rr_new = _nrm2sq(r, n)
+        rn = _asum(r, n) if l1 else sqrt(rr_new)
+        if rn <= tol:
+            status = C_CONVERGED
+            break
+        beta = rr_new / rr
+        rr = rr_new
+        for i in range(n):
+            d[i] = <floating>(-r[i] + beta * d[i])
+    iters[0] = k
+    return status
+
+
 def cg_newton(floating[::1] g, object hessp, double tol, Py_ssize_t maxiter,
-              floating[::1] p):
+              floating[::1] p, bint l1=False):
     """Truncated CG on ``H p = -g`` (N&W Algorithm 7.1, inner loop).
 
-    Stops when ``||r|| <= tol`` (``CG_CONVERGED``), when a direction of
-    non-positive curvature ``d^T H d <= 0`` is met (``CG_NEGATIVE_CURVATURE``:
-    ``p`` is the last iterate, or ``-g`` if it happens at the first
-    iteration), or after ``maxiter`` products (``CG_MAXITER``).
+    Stops when ``||r|| <= tol`` (``CG_CONVERGED``; the 1-norm when ``l1``,
+    as SciPy's Newton-CG, else the 2-norm), when a direction of non-positive
+    curvature ``d^T H d <= 0`` is met (``CG_NEGATIVE_CURVATURE``: ``p`` is the
+    last iterate, or ``-g`` if it happens at the first iteration), or after
+    ``maxiter`` products (``CG_MAXITER``).  ``hessp(d) -> H @ d``.
 
     Returns
     -------
     status, iterations : int, int
         ``iterations`` is also the number of ``hessp`` calls.
     """
-    cdef Py_ssize_t n = g.shape[0], i, k = 0
-    cdef double rr, rr_new, dHd, alpha, beta
-    cdef int status = CG_MAXITER
-    cdef bint neg = False
+    cdef Py_ssize_t n = g.shape[0], k = 0
+    cdef int status
     if p.shape[0] != n:
         raise ValueError("p must have the shape of g")
     dtype = _dtype_of(g)
-    r_arr = np.empty(n, dtype=dtype)
-    d_arr = np.empty(n, dtype=dtype)
+    cdef _Hess H = _wrap_hessp(hessp, n, np.dtype(dtype).num)
+    r_arr = np.empty(max(n, 1), dtype=dtype)
+    cdef cnp.ndarray d_arr = np.empty(n, dtype=dtype)
     cdef floating[::1] r = r_arr
-    cdef floating[::1] d = d_arr
-    cdef floating[::1] Hd
-    with nogil:
-        for i in range(n):
-            p[i] = 0
-            r[i] = g[i]
-            d[i] = -g[i]
-        rr = _nrm2sq(&r[0], n) if n > 0 else 0.0
-    if sqrt(rr) <= tol or n == 0:
+    if n == 0:
         return CG_CONVERGED, 0
-    while k < maxiter:
-        Hd = _call_hessp(hessp, d_arr, n)
-        k += 1
-        with nogil:
-            dHd = _dot(&d[0], &Hd[0], n)
-            if dHd <= 0.0:
-                neg = True
-                if k == 1:
-                    for i in range(n):
-                        p[i] = -g[i]
-            else:
-                alpha = rr / dHd
-                for i in range(n):
-                    p[i] += <floating>(alpha * d[i])
-                    r[i] += <floating>(alpha * Hd[i])
-                rr_new = _nrm2sq(&r[0], n)
-        if neg:
-            status = CG_NEGATIVE_CURVATURE
-            break
-        if sqrt(rr_new) <= tol:
-            status = CG_CONVERGED
-            break
-        with nogil:
-            beta = rr_new / rr
-            rr = rr_new
-            for i in range(n):
-                d[i] = <floating>(-r[i] + beta * d[i])
+    status = _cg_newton(&g[0], H, d_arr, &r[0], &p[0], n, tol, maxiter, l1, &k)
     return status, k
 
 
 # --------------------------------------------------------------------------
 # Steihaug-Toint truncated CG
 # --------------------------------------------------------------------------
+cdef int _steihaug(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, floating* p,
+                   Py_ssize_t n, double radius, double tol, Py_ssize_t maxiter,
+                   bint* hits, double* model, Py_ssize_t* iters) except -1:
+    """Steihaug-Toint CG (N&W Algorithm 7.2) on raw vectors; see :func:`steihaug_cg`."""
+    cdef floating* d = <floating*>cnp.PyArray_DATA(d_arr)
+    cdef floating* Hd
+    cdef Py_ssize_t i, k = 0
+    cdef double rr, rr_new, dHd, alpha = 0.0, beta, tau = 0.0, tau2, m1, m2, rd, zz, t
+    cdef int status = C_MAXITER, event
+    hits[0] = False
+    model[0] = 0.0
+    for i in range(n):
+        p[i] = 0
+        r[i] = g[i]
+        d[i] = -g[i]
+    rr = _nrm2sq(r, n)
+    if n == 0 or sqrt(rr) <= tol:
+        iters[0] = 0
+        return C_CONVERGED
+    while k < maxiter:
+        Hd_o = H.apply(d_arr)
+        Hd = <floating*>cnp.PyArray_DATA(<cnp.ndarray>Hd_o)
+        k += 1
+        dHd = _dot(d, Hd, n)
+        event = 0
+        if dHd <= 0.0:
+            # m(z + tau d) - m(z) = tau r.d + tau^2 dHd / 2 ; take the better root
+            rd = _dot(r, d, n)
+            tau = _boundary_tau(p, d, n, radius, True)
+            tau2 = _boundary_tau(p, d, n, radius, False)
+            m1 = tau * rd + 0.5 * tau * tau * dHd
+            m2 = tau2 * rd + 0.5 * tau2 * tau2 * dHd
+            if m2 < m1:
+                tau = tau2
+            event = 1
+        else:
+            alpha = rr / dHd
+            # ||p + alpha d|| >= radius ?
+            zz = 0.0
+            for i in range(n):
+                t = <double>p[i] + alpha * d[i]
+                zz += t * t
+            if zz >= radius * radius:
+                tau = _boundary_tau(p, d, n, radius, True)
+                event = 2
+        if event != 0:
+            # p <- z + tau d ; H p = (r - g) + tau H d
+            m1 = 0.0
+            for i in range(n):
+                p[i] = <floating>(p[i] + tau * d[i])
+            for i in range(n):
+                m1 += <double>g[i] * p[i] + 0.5 * <double>p[i] * (
+                    <double>r[i] - <double>g[i] + tau * <double>Hd[i])
+            hits[0] = True
+            model[0] = m1
+            iters[0] = k
+            return C_NEGATIVE if event == 1 else C_BOUNDARY
+        for i in range(n):
+            p[i] = <floating>(p[i] + alpha * d[i])
+            r[i] = <floating>(r[i] + alpha * Hd[i])
+        rr_new = _nrm2sq(r, n)
+        if sqrt(rr_new) <= tol:
+            status = C_CONVERGED
+            break
+        beta = rr_new / rr
+        rr = rr_new
+        for i in range(n):
+            d[i] = <floating>(-r[i] + beta * d[i])
+    # m(z) = g.z + z.(r - g)/2
+    m1 = 0.0
+    for i in range(n):
+        m1 += <double>g[i] * p[i] + 0.5 * <double>p[i] * (<double>r[i] - <double>g[i])
+    model[0] = m1
+    iters[0] = k
+    return status
+
+
 def steihaug_cg(floating[::1] g, object hessp, double radius, double tol,
                 Py_ssize_t maxiter, floating[::1] p):
     """Steihaug-Toint CG for ``min g^T p + p^T H p / 2, ||p|| <= radius``.
@@ -185,84 +582,22 @@ def steihaug_cg(floating[::1] g, object hessp, double radius, double tol,
     iterations : int
         Number of ``hessp`` calls.
     """
-    cdef Py_ssize_t n = g.shape[0], i, k = 0
-    cdef double rr, rr_new, dHd, alpha, beta, tau, tau2, m1, m2, rd
-    cdef double model = 0.0, zz
-    cdef int status = CG_MAXITER
-    cdef int event = 0
+    cdef Py_ssize_t n = g.shape[0], k = 0
     cdef bint hits = False
+    cdef double model = 0.0
+    cdef int status
     if p.shape[0] != n:
         raise ValueError("p must have the shape of g")
-    dtype = _dtype_of(g)
-    r_arr = np.empty(n, dtype=dtype)
-    d_arr = np.empty(n, dtype=dtype)
-    cdef floating[::1] r = r_arr
-    cdef floating[::1] d = d_arr
-    cdef floating[::1] Hd
-    with nogil:
-        for i in range(n):
-            p[i] = 0
-            r[i] = g[i]
-            d[i] = -g[i]
-        rr = _nrm2sq(&r[0], n) if n > 0 else 0.0
-    if n == 0 or sqrt(rr) <= tol:
+    if n == 0:
         return False, 0.0, CG_CONVERGED, 0
-    while k < maxiter:
-        Hd = _call_hessp(hessp, d_arr, n)
-        k += 1
-        with nogil:
-            dHd = _dot(&d[0], &Hd[0], n)
-            event = 0
-            if dHd <= 0.0:
-                # m(z + tau d) - m(z) = tau r.d + tau^2 dHd / 2 ; take the better root
-                rd = _dot(&r[0], &d[0], n)
-                tau = _boundary_tau(&p[0], &d[0], n, radius, True)
-                tau2 = _boundary_tau(&p[0], &d[0], n, radius, False)
-                m1 = tau * rd + 0.5 * tau * tau * dHd
-                m2 = tau2 * rd + 0.5 * tau2 * tau2 * dHd
-                if m2 < m1:
-                    tau = tau2
-                event = 1
-            else:
-                alpha = rr / dHd
-                # ||p + alpha d|| >= radius ?
-                zz = 0.0
-                for i in range(n):
-                    zz += (<double>p[i] + alpha * d[i]) * (<double>p[i] + alpha * d[i])
-                if zz >= radius * radius:
-                    tau = _boundary_tau(&p[0], &d[0], n, radius, True)
-                    event = 2
-            if event != 0:
-                # p <- z + tau d ; H p = (r - g) + tau H d
-                model = 0.0
-                for i in range(n):
-                    p[i] = <floating>(p[i] + tau * d[i])
-                for i in range(n):
-                    model += <double>g[i] * p[i] + 0.5 * <double>p[i] * (
-                        <double>r[i] - <double>g[i] + tau * <double>Hd[i])
-            else:
-                for i in range(n):
-                    p[i] += <floating>(alpha * d[i])
-                    r[i] += <floating>(alpha * Hd[i])
-                rr_new = _nrm2sq(&r[0], n)
-        if event != 0:
-            hits = True
-            status = CG_NEGATIVE_CURVATURE if event == 1 else CG_BOUNDARY
-            return hits, model, status, k
-        if sqrt(rr_new) <= tol:
-            status = CG_CONVERGED
-            break
-        with nogil:
-            beta = rr_new / rr
-            rr = rr_new
-            for i in range(n):
-                d[i] = <floating>(-r[i] + beta * d[i])
-    with nogil:
-        # m(z) = g.z + z.(r - g)/2
-        model = 0.0
-        for i in range(n):
-            model += <double>g[i] * p[i] + 0.5 * <double>p[i] * (<double>r[i] - <double>g[i])
-    return False, model, status, k
+    dtype = _dtype_of(g)
+    cdef _Hess H = _wrap_hessp(hessp, n, np.dtype(dtype).num)
+    r_arr = np.empty(n, dtype=dtype)
+    cdef cnp.ndarray d_arr = np.empty(n, dtype=dtype)
+    cdef floating[::1] r = r_arr
+    status = _steihaug(&g[0], H, d_arr, &r[0], &p[0], n, radius, tol, maxiter,
+                       &hits, &model, &k)
+    return bool(hits), model, status, k
 
 
 # --------------------------------------------------------------------------
@@ -516,9 +851,239 @@ def tridiag_lambda_min(double[::1] a, double[::1] b):
     return _lambda_min(&a[0], bp, m)
 
 
+
 # --------------------------------------------------------------------------
 # GLTR
 # --------------------------------------------------------------------------
+cdef class Lanczos:
+    """Krylov space of GLTR at one point (Gould, Lucidi, Roma & Toint 1999).
+
+    Holds the Lanczos vectors ``Q`` (rows), the tridiagonal ``T`` (``alpha``,
+    ``beta``) and the next, not yet normalized, Lanczos vector.  A solve for a
+    new radius at the same point re-solves the tridiagonal subproblem on the
+    space built so far and extends the space only when the residual test
+    fails -- so a trust-region step rejected at this point costs no Hessian
+    product (the space depends on ``g`` and ``H`` only, not on the radius).
+
+    Parameters
+    ----------
+    g : ndarray, float32 or float64
+        Gradient at the point (copied).
+    max_restarts : int
+        Restarts allowed when the space becomes invariant (see :func:`gltr`).
+    """
+
+    cdef cnp.ndarray Q_arr, ab_arr, work_arr, w_arr, v_arr, g_arr
+    cdef Py_ssize_t n, cap, k
+    cdef int restarts, max_restarts, typenum
+    cdef bint terminal, empty
+    cdef double gamma, tscale, bnorm
+    cdef public double lam
+
+    def __init__(self, g, int max_restarts=1):
+        g = np.asarray(g)
+        if g.ndim != 1 or g.dtype not in (np.float32, np.float64):
+            raise TypeError("g must be a 1-D float32 or float64 array")
+        self.n = g.shape[0]
+        self.typenum = g.dtype.num
+        self.max_restarts = max_restarts
+        self.cap = 0
+        self.g_arr = np.empty(self.n, dtype=g.dtype)
+        self.w_arr = np.empty(self.n, dtype=g.dtype)
+        self.v_arr = np.empty(self.n, dtype=g.dtype)
+        self._alloc(min(self.n, 32) + 1)
+        self.reset(g)
+
+    cdef _alloc(self, Py_ssize_t cap):
+        Q2 = np.zeros((cap, self.n), dtype=self.g_arr.dtype)
+        ab2 = np.zeros((2, cap), dtype=np.float64)
+        if self.cap:
+            Q2[:self.cap] = self.Q_arr
+            ab2[:, :self.cap] = self.ab_arr
+        self.Q_arr = Q2
+        self.ab_arr = ab2
+        self.work_arr = np.empty((6, cap), dtype=np.float64)
+        self.cap = cap
+
+    cpdef reset(self, g):
+        """Start a new Krylov space from the gradient ``g`` (keeps the storage)."""
+        cdef cnp.ndarray ga = <cnp.ndarray>g
+        memcpy(cnp.PyArray_DATA(self.g_arr), cnp.PyArray_DATA(ga),
+               self.n * cnp.PyArray_ITEMSIZE(self.g_arr))
+        self.k = 0
+        self.restarts = 0
+        self.terminal = False
+        self.empty = False
+        self.tscale = 0.0
+        self.bnorm = 0.0
+        self.lam = 0.0
+        if self.n == 0:
+            self.gamma = 0.0
+            return
+        if self.typenum == cnp.NPY_DOUBLE:
+            self.gamma = sqrt(_nrm2sq(<double*>cnp.PyArray_DATA(ga), self.n))
+        else:
+            self.gamma = sqrt(_nrm2sq(<float*>cnp.PyArray_DATA(ga), self.n))
+        if self.gamma == 0.0:
+            # no gradient: the Krylov space is empty; start from a generic vector
+            self.restarts = 1      # the start itself counts as the one exploration
+            if self.max_restarts == 0 or not _generic_unit(self.Q_arr, 0):
+                self.empty = True
+        else:
+            self.Q_arr[0] = self.g_arr / self.gamma
+
+    @property
+    def size(self):
+        """Dimension of the Krylov space built so far."""
+        return self.k
+
+    cdef int _grow_to(self, Py_ssize_t need) except -1:
+        if need > self.cap:
+            self._alloc(max(need, min(self.n, 2 * self.cap) + 1))
+        return 0
+
+
+cdef int _gltr_solve(Lanczos lz, _Hess H, double radius, double tol, Py_ssize_t maxiter,
+                     floating* p, bint* hits, double* model, Py_ssize_t* iters) except -1:
+    """GLTR on the state ``lz`` for ``radius``: extend the Krylov space until
+    ``beta_{k+1} |h_k| <= tol`` (or it spans everything / ``maxiter``), then
+    ``p = Q_k h``.  ``iters`` counts the Hessian products of this call."""
+    cdef Py_ssize_t n = lz.n, i, j, k, m, calls = 0
+    cdef floating* Q
+    cdef floating* w = <floating*>cnp.PyArray_DATA(lz.w_arr)
+    cdef floating* v = <floating*>cnp.PyArray_DATA(lz.v_arr)
+    cdef floating* Hq
+    cdef double* a
+    cdef double* b
+    cdef double* work
+    cdef double alpha, beta, bnorm, res, lam = 0.0
+    cdef int kind = 0
+    cdef bint start_block, go = True
+    cdef Py_ssize_t cap
+    hits[0] = False
+    model[0] = 0.0
+    iters[0] = 0
+    if n == 0 or lz.empty:
+        for i in range(n):
+            p[i] = 0
+        return 0
+    k = lz.k
+    if k > 0:
+        # the space at this point exists: solve on it for the new radius
+        cap = lz.cap
+        a = <double*>cnp.PyArray_DATA(lz.ab_arr)
+        work = <double*>cnp.PyArray_DATA(lz.work_arr)
+        kind = _trs_tridiag(a, a + cap, k, lz.gamma, radius, work, &lam,
+                            work + cap, work + 2 * cap, work + 3 * cap, work + 4 * cap,
+                            work + 5 * cap)
+        res = lz.bnorm * fabs(work[k - 1])
+        if lz.terminal or res <= tol:
+            go = False
+        else:
+            # continue: the pending vector w / bnorm becomes q_k
+            lz._grow_to(k + 1)
+            cap = lz.cap
+            Q = <floating*>cnp.PyArray_DATA(lz.Q_arr)
+            a = <double*>cnp.PyArray_DATA(lz.ab_arr)
+            a[cap + k - 1] = lz.bnorm
+            for i in range(n):
+                Q[k * n + i] = <floating>(w[i] / lz.bnorm)
+    while go:
+        cap = lz.cap
+        Q = <floating*>cnp.PyArray_DATA(lz.Q_arr)
+        a = <double*>cnp.PyArray_DATA(lz.ab_arr)
+        b = a + cap
+        work = <double*>cnp.PyArray_DATA(lz.work_arr)
+        memcpy(v, &Q[k * n], n * sizeof(floating))
+        Hq_o = H.apply(lz.v_arr)
+        Hq = <floating*>cnp.PyArray_DATA(<cnp.ndarray>Hq_o)
+        calls += 1
+        start_block = (k == 0) or b[k - 1] == 0.0
+        alpha = _dot(&Q[k * n], Hq, n)
+        for i in range(n):
+            w[i] = <floating>(Hq[i] - alpha * Q[k * n + i])
+        if k > 0 and not start_block:
+            beta = b[k - 1]
+            for i in range(n):
+                w[i] = <floating>(w[i] - beta * Q[(k - 1) * n + i])
+        a[k] = alpha
+        bnorm = sqrt(_nrm2sq(w, n))
+        if fabs(alpha) > lz.tscale:
+            lz.tscale = fabs(alpha)
+        if bnorm > lz.tscale:
+            lz.tscale = bnorm
+        m = k + 1
+        kind = _trs_tridiag(a, b, m, lz.gamma, radius, work, &lam,
+                            work + cap, work + 2 * cap, work + 3 * cap, work + 4 * cap,
+                            work + 5 * cap)
+        res = bnorm * fabs(work[m - 1])
+        k += 1
+        lz.k = k
+        lz.bnorm = bnorm
+        if k >= n or k >= maxiter:
+            lz.terminal = True
+            break
+        if bnorm <= 1e-12 * lz.tscale:
+            # invariant subspace: restart from a generic vector orthogonal to Q
+            if lz.restarts >= lz.max_restarts:
+                lz.terminal = True
+                break
+            lz.restarts += 1
+            lz._grow_to(k + 1)
+            b = <double*>cnp.PyArray_DATA(lz.ab_arr) + lz.cap
+            b[k - 1] = 0.0
+            if not _generic_unit(lz.Q_arr, k):
+                lz.terminal = True
+                break
+            continue
+        if res <= tol:
+            break
+        lz._grow_to(k + 1)
+        cap = lz.cap
+        Q = <floating*>cnp.PyArray_DATA(lz.Q_arr)
+        b = <double*>cnp.PyArray_DATA(lz.ab_arr) + cap
+        b[k - 1] = bnorm
+        for i in range(n):
+            Q[k * n + i] = <floating>(w[i] / bnorm)
+    # p = Q_k h
+    m = lz.k
+    cap = lz.cap
+    Q = <floating*>cnp.PyArray_DATA(lz.Q_arr)
+    a = <double*>cnp.PyArray_DATA(lz.ab_arr)
+    work = <double*>cnp.PyArray_DATA(lz.work_arr)
+    for i in range(n):
+        p[i] = 0
+    for j in range(m):
+        for i in range(n):
+            p[i] = <floating>(p[i] + work[j] * Q[j * n + i])
+    model[0] = _tri_model(a, a + cap, m, lz.gamma, work)
+    hits[0] = kind != 0
+    lz.lam = lam
+    iters[0] = calls
+    return 0
+
+
+def gltr_solve(Lanczos lz, object hessp, double radius, double tol, Py_ssize_t maxiter,
+               floating[::1] p):
+    """One GLTR solve on the Krylov state ``lz`` (reused across radii at one point).
+
+    Returns ``(hits_boundary, model, lam, iterations)``; ``iterations`` is the
+    number of ``hessp`` calls made by this solve (0 when the space built by
+    earlier solves suffices for the new radius).
+    """
+    cdef Py_ssize_t n = p.shape[0], k = 0
+    cdef bint hits = False
+    cdef double model = 0.0
+    cdef int tn = np.dtype(_dtype_of(p)).num
+    if n != lz.n or tn != lz.typenum:
+        raise ValueError("p must have the length and dtype of the Lanczos state")
+    if n == 0:
+        return False, 0.0, 0.0, 0
+    cdef _Hess H = _wrap_hessp(hessp, n, tn)
+    _gltr_solve(lz, H, radius, tol, maxiter, &p[0], &hits, &model, &k)
+    return bool(hits), model, lz.lam, k
+
+
 def gltr(floating[::1] g, object hessp, double radius, double tol, Py_ssize_t maxiter,
          floating[::1] p, int max_restarts=1):
     """Generalized Lanczos trust-region method (Gould, Lucidi, Roma & Toint 1999).
@@ -534,7 +1099,7 @@ def gltr(floating[::1] g, object hessp, double radius, double tol, Py_ssize_t ma
     from a fixed pseudo-random vector orthogonalized against the Lanczos
     vectors, so that ``T`` becomes block diagonal; this lets the method see
     negative curvature orthogonal to the gradient (the hard case, where a pure
-    Krylov method cannot).
+    Krylov method cannot).  One-shot form of :class:`Lanczos` + :func:`gltr_solve`.
 
     Returns
     -------
@@ -546,110 +1111,10 @@ def gltr(floating[::1] g, object hessp, double radius, double tol, Py_ssize_t ma
     iterations : int
         Number of ``hessp`` calls.
     """
-    cdef Py_ssize_t n = g.shape[0], i, j, k, m, cap
-    cdef double gamma, alpha, beta, bnorm, tscale, res, lam = 0.0, model = 0.0
-    cdef int kind = 0, restarts = 0
-    cdef bint start_block
-    if p.shape[0] != n:
+    if p.shape[0] != g.shape[0]:
         raise ValueError("p must have the shape of g")
-    dtype = _dtype_of(g)
-    if n == 0:
-        return False, 0.0, 0.0, 0
-    gamma = sqrt(_nrm2sq(&g[0], n))
-    cap = min(n, max(maxiter, 1), 32) + 1
-    Q_arr = np.zeros((cap, n), dtype=dtype)
-    ab_arr = np.zeros((2, cap), dtype=np.float64)      # alphas, betas
-    work_arr = np.empty((6, cap), dtype=np.float64)
-    w_arr = np.empty(n, dtype=dtype)
-    cdef floating[:, ::1] Q = Q_arr
-    cdef double[:, ::1] ab = ab_arr
-    cdef double[:, ::1] work = work_arr
-    cdef floating[::1] w = w_arr
-    cdef floating[::1] Hq
-    if gamma == 0.0:
-        # no gradient: the Krylov space is empty; start from a generic vector
-        _generic_unit(Q_arr, 0)
-        restarts = 1      # the start itself counts as the one exploration
-        if max_restarts == 0:
-            for i in range(n):
-                p[i] = 0
-            return False, 0.0, 0.0, 0
-    else:
-        with nogil:
-            for i in range(n):
-                Q[0, i] = <floating>(g[i] / gamma)
-    tscale = 0.0
-    k = 0
-    while True:
-        q_view = Q_arr[k]
-        Hq = _call_hessp(hessp, q_view, n)
-        start_block = (k == 0) or ab[1, k - 1] == 0.0
-        with nogil:
-            alpha = _dot(&Q[k, 0], &Hq[0], n)
-            for i in range(n):
-                w[i] = <floating>(Hq[i] - alpha * Q[k, i])
-            if k > 0 and not start_block:
-                beta = ab[1, k - 1]
-                for i in range(n):
-                    w[i] = <floating>(w[i] - beta * Q[k - 1, i])
-            ab[0, k] = alpha
-            bnorm = sqrt(_nrm2sq(&w[0], n))
-            if fabs(alpha) > tscale:
-                tscale = fabs(alpha)
-            if bnorm > tscale:
-                tscale = bnorm
-            m = k + 1
-            kind = _trs_tridiag(&ab[0, 0], &ab[1, 0], m, gamma, radius, &work[0, 0], &lam,
-                                &work[1, 0], &work[2, 0], &work[3, 0], &work[4, 0],
-                                &work[5, 0])
-            res = bnorm * fabs(work[0, m - 1])
-        k += 1
-        if k >= n or k >= maxiter:
-            break
-        if bnorm <= 1e-12 * tscale:
-            # invariant subspace
-            if restarts >= max_restarts:
-                break
-            restarts += 1
-            if k + 1 > cap:
-                cap = min(n, 2 * cap) + 1
-                Q_arr, ab_arr, work_arr = _grow(Q_arr, ab_arr, work_arr, cap)
-                Q = Q_arr
-                ab = ab_arr
-                work = work_arr
-            ab[1, k - 1] = 0.0
-            if not _generic_unit(Q_arr, k):
-                break
-            continue
-        if res <= tol:
-            break
-        if k + 1 > cap:
-            cap = min(n, 2 * cap) + 1
-            Q_arr, ab_arr, work_arr = _grow(Q_arr, ab_arr, work_arr, cap)
-            Q = Q_arr
-            ab = ab_arr
-            work = work_arr
-        with nogil:
-            ab[1, k - 1] = bnorm
-            for i in range(n):
-                Q[k, i] = <floating>(w[i] / bnorm)
-    with nogil:
-        m = k
-        for i in range(n):
-            p[i] = 0
-        for j in range(m):
-            for i in range(n):
-                p[i] += <floating>(work[0, j] * Q[j, i])
-        model = _tri_model(&ab[0, 0], &ab[1, 0], m, gamma, &work[0, 0])
-    return kind != 0, model, lam, k
-
-
-def _grow(Q_arr, ab_arr, work_arr, Py_ssize_t cap):
-    Q2 = np.zeros((cap, Q_arr.shape[1]), dtype=Q_arr.dtype)
-    Q2[:Q_arr.shape[0]] = Q_arr
-    ab2 = np.zeros((2, cap), dtype=np.float64)
-    ab2[:, :ab_arr.shape[1]] = ab_arr
-    return Q2, ab2, np.empty((6, cap), dtype=np.float64)
+    lz = Lanczos(np.asarray(g), max_restarts)
+    return gltr_solve(lz, hessp, radius, tol, maxiter, p)
 
 
 def _generic_unit(Q_arr, Py_ssize_t k):
@@ -664,6 +1129,7 @@ def _generic_unit(Q_arr, Py_ssize_t k):
         return False
     Q_arr[k] = v / nv
     return True
+
 
 
 # --------------------------------------------------------------------------
@@ -720,3 +1186,362 @@ def tri_solve(floating[::1, :] L, floating[::1] b, bint trans=False):
         else:
             strtrs(b"L", tr, b"N", &n, &one, &L[0, 0], &n, &b[0], &n, &info)
     return info
+
+
+# --------------------------------------------------------------------------
+# outer loops
+# --------------------------------------------------------------------------
+cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr, double f,
+                int kind, object factory, object indefinite_exc, double radius, double rmax,
+                double eta, double gtol, Py_ssize_t maxiter, Py_ssize_t sub_maxiter,
+                bint inexact, object driver, list allvecs):
+    cdef Py_ssize_t n = prob.n, i, k = 0, it = 0
+    cdef cnp.ndarray xt_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray gt_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray p_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray r_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray d_arr = np.empty(n, dtype=prob.dtype)
+    cdef floating* x = <floating*>cnp.PyArray_DATA(x_arr)
+    cdef floating* g = <floating*>cnp.PyArray_DATA(g_arr)
+    cdef floating* xt = <floating*>cnp.PyArray_DATA(xt_arr)
+    cdef floating* p = <floating*>cnp.PyArray_DATA(p_arr)
+    cdef floating* r = <floating*>cnp.PyArray_DATA(r_arr)
+    cdef floating* pp
+    cdef double eps = float(np.finfo(prob.dtype).eps)
+    cdef double gn, xn, tol, model, predicted, f_new, actual, rho
+    cdef bint hits, got_g
+    cdef int status = S_RUNNING
+    cdef Lanczos lz = None
+    sub = None
+    gn = sqrt(_nrm2sq(g, n))
+    if gn >= gtol:
+        prob.at(x_arr, g_arr, True)
+        if kind == 1:
+            lz = Lanczos(g_arr)
+        elif kind == 2:
+            sub = factory(_copy(x_arr), f, _copy(g_arr), prob.hop)
+    while True:
+        if gn < gtol:
+            status = S_GTOL
+            break
+        if k >= maxiter:
+            status = S_MAXITER
+            break
+        xn = sqrt(_nrm2sq(x, n))
+        if radius <= eps * (xn if xn > 1.0 else 1.0):
+            status = S_TRUST_RADIUS
+            break
+        # ---- subproblem
+        if kind == 0:
+            tol = (0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn
+            _steihaug(g, prob, d_arr, r, p, n, radius, tol, sub_maxiter, &hits, &model, &it)
+        elif kind == 1:
+            tol = ((0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn) if inexact else 1e-8 * gn
+            _gltr_solve(lz, prob, radius, tol, sub_maxiter, p, &hits, &model, &it)
+        else:
+            try:
+                res = sub.solve(radius)
+            except indefinite_exc:
+                status = S_INDEFINITE
+                break
+            step_o, hits_o = res
+            hits = bool(hits_o)
+            model = float(sub.model_value)
+            step_o = _as_vector(step_o, n, prob.typenum, "subproblem step")
+            pp = <floating*>cnp.PyArray_DATA(<cnp.ndarray>step_o)
+            memcpy(p, pp, n * sizeof(floating))
+        predicted = -model
+        if not predicted > 0.0:
+            status = S_PRECISION
+            break
+        # ---- trial point and ratio of actual to predicted reduction
+        for i in range(n):
+            xt[i] = <floating>(x[i] + p[i])
+        f_new = prob.f_at(xt_arr, gt_arr, &got_g)
+        actual = f - f_new if isfinite(f_new) else -INFINITY
+        rho = actual / predicted
+        radius = update_radius_c(radius, rho, hits, rmax)
+        k += 1
+        if rho > eta:
+            tmp = x_arr
+            x_arr = xt_arr
+            xt_arr = tmp
+            x = <floating*>cnp.PyArray_DATA(x_arr)
+            xt = <floating*>cnp.PyArray_DATA(xt_arr)
+            f = f_new
+            if not got_g:
+                prob.g_at(x_arr, gt_arr)
+            tmp = g_arr
+            g_arr = gt_arr
+            gt_arr = tmp
+            g = <floating*>cnp.PyArray_DATA(g_arr)
+            gn = sqrt(_nrm2sq(g, n))
+            if allvecs is not None:
+                allvecs.append(_copy(x_arr))
+            if gn >= gtol:
+                prob.at(x_arr, g_arr, False)
+                if kind == 1:
+                    lz.reset(g_arr)
+                elif kind == 2:
+                    sub = None
+                    sub = factory(_copy(x_arr), f, _copy(g_arr), prob.hop)
+        if driver is not None:
+            st = driver.iteration(k, x_arr, f, g_arr, step=sqrt(_nrm2sq(p, n)),
+                                  trust_radius=radius)
+            if st is not None:
+                status = int(st)
+                break
+    return status, k, f, radius, x_arr, g_arr
+
+
+def trust_region(Problem prob, cnp.ndarray x0, cnp.ndarray g0, double f, int kind,
+                 object factory=None, object indefinite_exc=None, *, double radius=1.0,
+                 double max_radius=1000.0, double eta=0.15, double gtol=1e-4,
+                 Py_ssize_t maxiter=1000, Py_ssize_t sub_maxiter=0, bint inexact=True,
+                 object driver=None, list allvecs=None):
+    """The trust-region loop (N&W Algorithm 4.1) from ``x0`` with ``f``, ``g0`` there.
+
+    ``kind``: ``SUB_CG`` (Steihaug-Toint), ``SUB_GLTR`` (Krylov space kept
+    across rejected steps) or ``SUB_PYTHON`` (``factory(x, f, g, hop)`` makes a
+    subproblem with ``solve(radius) -> (p, hits)`` and ``model_value``; the
+    exception class ``indefinite_exc`` raised by ``solve`` ends the run with
+    ``INDEFINITE``).  Stops (status codes of ``neurenix.optimize.Status``) on
+    ``||g|| < gtol`` (GTOL), ``maxiter``, a radius below the rounding level of
+    ``x`` (TRUST_RADIUS), a model that predicts no decrease (PRECISION), or a
+    status returned by ``driver.iteration``.  Options are validated by the
+    Python front end.
+
+    Returns
+    -------
+    status, nit, f, radius, x, g
+    """
+    cdef Py_ssize_t n = prob.n
+    if (x0.shape[0] != n or g0.shape[0] != n or x0.dtype != prob.dtype
+            or g0.dtype != prob.dtype):
+        raise ValueError("trust_region: x0 and g0 must be vectors of the problem's size and dtype")
+    if kind not in (0, 1, 2):
+        raise ValueError("trust_region: unknown subproblem kind")
+    if kind == 2 and (factory is None or indefinite_exc is None):
+        raise ValueError("trust_region: SUB_PYTHON needs factory and indefinite_exc")
+    if sub_maxiter <= 0:
+        sub_maxiter = max(2 * n, 1) if kind == 0 else max(n, 1)
+    cdef cnp.ndarray x = np.array(x0, order="C", copy=True)
+    cdef cnp.ndarray g = np.array(g0, order="C", copy=True)
+    if prob.typenum == cnp.NPY_DOUBLE:
+        return _tr(<double>0, prob, x, g, f, kind, factory, indefinite_exc, radius, max_radius,
+                   eta, gtol, maxiter, sub_maxiter, inexact, driver, allvecs)
+    return _tr(<float>0, prob, x, g, f, kind, factory, indefinite_exc, radius, max_radius,
+               eta, gtol, maxiter, sub_maxiter, inexact, driver, allvecs)
+
+
+cdef int _wolfe(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray xt_arr,
+                cnp.ndarray gt_arr, double f, const floating* g, const floating* p,
+                double c1, double c2, int maxls, double* alpha_out,
+                double* f_out) except -1:
+    """Strong-Wolfe search from the unit step along ``p`` (Moré-Thuente, reverse
+    communication).  On success (1) ``xt``/``gt`` hold the accepted point and
+    its gradient; 0 on failure.  A non-finite value makes the search backtrack.
+
+    Near the rounding floor of ``f`` the sufficient-decrease test cannot be
+    decided; a trial point is then also accepted under the approximate Wolfe
+    conditions of Hager & Zhang (SIAM J. Optim. 16(1), 2005, eq. 4.1 with
+    ``eps_k = 1000 eps_machine |f|``): ``phi(a) <= phi(0) + eps_k`` and
+    ``|phi'(a)| <= c2 |phi'(0)|``."""
+    cdef Py_ssize_t n = prob.n, i, it
+    cdef floating* x = <floating*>cnp.PyArray_DATA(x_arr)
+    cdef floating* xt = <floating*>cnp.PyArray_DATA(xt_arr)
+    cdef floating* gt = <floating*>cnp.PyArray_DATA(gt_arr)
+    cdef MTState s
+    cdef double dphi0 = _dot(g, p, n), stp = 1.0, ft = 0.0, alpha = 0.0, dphi
+    cdef double eps_f = 1e3 * float(np.finfo(prob.dtype).eps) * fabs(f)
+    cdef bint have = False, got
+    cdef int task = mt_start(&s, f, dphi0, &stp, c1, c2, 1e-14, 0.0, 1e10)
+    for it in range(maxls):
+        if task != MT_FG:
+            break
+        for i in range(n):
+            xt[i] = <floating>(x[i] + stp * p[i])
+        ft = prob.f_at(xt_arr, gt_arr, &got)
+        if not isfinite(ft):
+            mt_nonfinite(&s, &stp)
+            have = False
+            continue
+        if not got:
+            prob.g_at(xt_arr, gt_arr)
+        have = True
+        alpha = stp
+        dphi = _dot(gt, p, n)
+        if ft <= f + eps_f and fabs(dphi) <= c2 * fabs(dphi0) and dphi0 < 0.0:
+            alpha_out[0] = alpha
+            f_out[0] = ft
+            return 1
+        task = mt_iterate(&s, &stp, ft, dphi)
+    if not have:
+        return 0
+    if task == MT_CONVERGED or (task != MT_FG and task != MT_ERROR and
+                                ft <= f + c1 * alpha * dphi0 and ft < f):
+        alpha_out[0] = alpha
+        f_out[0] = ft
+        return 1
+    return 0
+
+
+cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr, double f,
+                 double xtol, double gtol, Py_ssize_t maxiter, Py_ssize_t cg_maxiter,
+                 double c1, double c2, bint l1, object driver, list allvecs):
+    cdef Py_ssize_t n = prob.n, i, k = 0, it = 0
+    cdef cnp.ndarray xt_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray gt_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray p_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray r_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray d_arr = np.empty(n, dtype=prob.dtype)
+    cdef floating* x = <floating*>cnp.PyArray_DATA(x_arr)
+    cdef floating* g = <floating*>cnp.PyArray_DATA(g_arr)
+    cdef floating* xt = <floating*>cnp.PyArray_DATA(xt_arr)
+    cdef floating* p = <floating*>cnp.PyArray_DATA(p_arr)
+    cdef floating* r = <floating*>cnp.PyArray_DATA(r_arr)
+    cdef double gn, tol, alpha = 0.0, f_new = 0.0
+    cdef int status = S_RUNNING, cg, ok, cg2
+    cdef bint small, full_newton, unchanged, minus_g, have_dir = False
+    while True:
+        if _amax(g, n) <= gtol:
+            status = S_GTOL
+            break
+        if k >= maxiter:
+            status = S_MAXITER
+            break
+        if have_dir:
+            # the accurate Newton step of the small-step check, at this same point
+            cg = C_CONVERGED
+            have_dir = False
+        else:
+            gn = _asum(g, n) if l1 else sqrt(_nrm2sq(g, n))
+            tol = (0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn
+            prob.at(x_arr, g_arr, k == 0)
+            cg = _cg_newton(g, prob, d_arr, r, p, n, tol, cg_maxiter, l1, &it)
+        minus_g = False
+        if not _dot(g, p, n) < 0.0:
+            # rounding made the CG iterate useless: fall back to steepest descent
+            for i in range(n):
+                p[i] = -g[i]
+            cg = C_NEGATIVE
+            minus_g = True
+        elif cg == C_NEGATIVE and it == 1:
+            minus_g = True          # the first CG direction, -g
+        ok = _wolfe(tag, prob, x_arr, xt_arr, gt_arr, f, g, p, c1, c2, 60, &alpha, &f_new)
+        if not ok and not (cg == C_NEGATIVE and minus_g):
+            # the (truncated) Newton direction failed: retry along steepest descent
+            for i in range(n):
+                p[i] = -g[i]
+            cg = C_NEGATIVE
+            ok = _wolfe(tag, prob, x_arr, xt_arr, gt_arr, f, g, p, c1, c2, 60, &alpha, &f_new)
+        if not ok:
+            status = S_LINESEARCH
+            break
+        k += 1
+        small = fabs(alpha) * _asum(p, n) / n <= xtol
+        full_newton = alpha == 1.0 and cg == C_CONVERGED
+        unchanged = f_new >= f
+        if unchanged:
+            for i in range(n):
+                if xt[i] != x[i]:
+                    unchanged = False
+                    break
+        tmp = x_arr
+        x_arr = xt_arr
+        xt_arr = tmp
+        tmp = g_arr
+        g_arr = gt_arr
+        gt_arr = tmp
+        x = <floating*>cnp.PyArray_DATA(x_arr)
+        xt = <floating*>cnp.PyArray_DATA(xt_arr)
+        g = <floating*>cnp.PyArray_DATA(g_arr)
+        f = f_new
+        if allvecs is not None:
+            allvecs.append(_copy(x_arr))
+        if driver is not None:
+            st = driver.iteration(k, x_arr, f, g_arr, step=fabs(alpha) * sqrt(_nrm2sq(p, n)))
+            if st is not None:
+                status = int(st)
+                break
+        if small and full_newton:
+            if _amax(g, n) <= gtol:
+                status = S_GTOL
+                break
+            # verify with an accurate Newton step at the new point: near a
+            # non-degenerate minimizer its length estimates the remaining error
+            prob.at(x_arr, g_arr, False)
+            cg2 = _cg_newton(g, prob, d_arr, r, p, n, 1e-8 * sqrt(_nrm2sq(g, n)),
+                             cg_maxiter, False, &it)
+            if cg2 == C_CONVERGED:
+                if _asum(p, n) / n <= xtol:
+                    status = S_XTOL
+                    break
+                have_dir = not unchanged      # reuse it as the next direction
+        if unchanged:
+            status = S_PRECISION
+            break
+    return status, k, f, x_arr, g_arr
+
+
+def newton_cg(Problem prob, cnp.ndarray x0, cnp.ndarray g0, double f, *, double xtol=1e-5,
+              double gtol=1e-5, Py_ssize_t maxiter=1000, Py_ssize_t cg_maxiter=1000,
+              double c1=1e-4, double c2=0.9, bint l1=True, object driver=None,
+              list allvecs=None):
+    """Line-search Newton-CG (N&W Algorithm 7.1) from ``x0`` with ``f``, ``g0`` there.
+
+    Inner CG to the forcing tolerance ``min(0.5, sqrt||g||) ||g||`` (1-norms
+    when ``l1``, as SciPy), negative-curvature detection, strong-Wolfe
+    search from the unit step (steepest descent when the Newton direction
+    fails).  Stops on ``max|g_i| <= gtol`` (GTOL), on a small full Newton step
+    confirmed by an accurate Newton solve (XTOL, see
+    :mod:`neurenix.optimize._newton_cg`), ``maxiter``, a failed search
+    (LINESEARCH), a step that changes nothing (PRECISION), or a status
+    returned by ``driver.iteration``.  When the confirming solve does not
+    stop the run, its (accurate) Newton step is the next search direction.
+
+    Returns
+    -------
+    status, nit, f, x, g
+    """
+    cdef Py_ssize_t n = prob.n
+    if (x0.shape[0] != n or g0.shape[0] != n or x0.dtype != prob.dtype
+            or g0.dtype != prob.dtype):
+        raise ValueError("newton_cg: x0 and g0 must be vectors of the problem's size and dtype")
+    if n == 0:
+        raise ValueError("newton_cg: empty problem")
+    cdef cnp.ndarray x = np.array(x0, order="C", copy=True)
+    cdef cnp.ndarray g = np.array(g0, order="C", copy=True)
+    if prob.typenum == cnp.NPY_DOUBLE:
+        return _ncg(<double>0, prob, x, g, f, xtol, gtol, maxiter, cg_maxiter, c1, c2, l1,
+                    driver, allvecs)
+    return _ncg(<float>0, prob, x, g, f, xtol, gtol, maxiter, cg_maxiter, c1, c2, l1,
+                driver, allvecs)
+
+
+def wolfe_search(Problem prob, cnp.ndarray x, double f, cnp.ndarray g, cnp.ndarray p,
+                 double c1=1e-4, double c2=0.9, int maxls=60):
+    """Strong-Wolfe search along ``p`` from ``x`` (the one Newton-CG uses).
+
+    Returns ``(alpha, f_new, x_new, g_new)`` or None when it fails.
+    """
+    cdef Py_ssize_t n = prob.n
+    for a in (x, g, p):
+        if a.shape[0] != n or a.dtype != prob.dtype or not a.flags.c_contiguous:
+            raise ValueError("wolfe_search: x, g, p must be contiguous vectors of the "
+                             "problem's size and dtype")
+    cdef cnp.ndarray xt = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray gt = np.empty(n, dtype=prob.dtype)
+    cdef double alpha = 0.0, fn = 0.0
+    cdef int ok
+    if n == 0:
+        return None
+    if prob.typenum == cnp.NPY_DOUBLE:
+        ok = _wolfe(<double>0, prob, x, xt, gt, f, <double*>cnp.PyArray_DATA(g),
+                    <double*>cnp.PyArray_DATA(p), c1, c2, maxls, &alpha, &fn)
+    else:
+        ok = _wolfe(<float>0, prob, x, xt, gt, f, <float*>cnp.PyArray_DATA(g),
+                    <float*>cnp.PyArray_DATA(p), c1, c2, maxls, &alpha, &fn)
+    if not ok:
+        return None
+    return alpha, fn, xt, gt

@@ -4,7 +4,7 @@ The algorithm is the one of ``minimize(method="Newton-CG")``
 (:mod:`neurenix.optimize._newton_cg`): the same Cython CG loop
 (:func:`neurenix._ext._krylov.cg_newton`), the same Hessian access
 (:class:`neurenix.optimize._subproblems.HessianOperator`) and the same
-Moré-Thuente strong-Wolfe search; this module only maps the parameters of one
+Moré-Thuente strong-Wolfe search (:func:`neurenix._ext._krylov.wolfe_search`); this module only maps the parameters of one
 group to a flat vector and the closure to an objective.
 """
 import math
@@ -16,7 +16,7 @@ from .optimizer import Optimizer
 from ._validation import check_lr, check_positive, check_nonneg
 from .._ext import _krylov
 from ..optimize._objective import ScalarObjective
-from ..optimize._subproblems import HessianOperator
+from ..optimize._subproblems import HessianOperator, make_problem
 
 __all__ = ["NewtonCG"]
 
@@ -162,7 +162,6 @@ class NewtonCG(Optimizer):
         if closure is None or not callable(closure):
             raise TypeError("closure: NewtonCG.step needs a closure that returns the loss "
                             "and fills the gradients")
-        from ..optimize._newton_cg import _wolfe
         group = self.param_groups[0]
         self._check_group(group)
         st = self._state()
@@ -175,6 +174,7 @@ class NewtonCG(Optimizer):
         n = x.size
         cg_max = group["max_cg_iter"] or 20 * n
         p = np.empty_like(x)
+        prob = make_problem(obj)
         try:
             for _ in range(int(group["max_iter"])):
                 if float(np.max(np.abs(g))) <= group["tolerance_grad"]:
@@ -188,12 +188,10 @@ class NewtonCG(Optimizer):
                 if not float(g @ p) < 0:
                     p[:] = -g
                 if group["line_search_fn"] == "strong_wolfe":
-                    ls = _wolfe(obj, x, f, g, p, 1e-4, 0.9)
+                    ls = _krylov.wolfe_search(prob, x, f, g, p, 1e-4, 0.9)
                     if ls is None:
                         break
-                    alpha, f, g = ls
-                    x = (x + alpha * p).astype(x.dtype, copy=False)
-                    g = np.array(g, copy=True)
+                    alpha, f, x, g = ls
                 else:
                     x = (x + float(group["lr"]) * p).astype(x.dtype, copy=False)
                     st["step"] += 1
@@ -203,6 +201,7 @@ class NewtonCG(Optimizer):
                     continue
                 st["step"] += 1
         finally:
+            prob.flush()
             self._flat.set(x)
             st["func_evals"] += obj.nfev
         return f0

@@ -24,43 +24,15 @@ run.  (SciPy's Newton-CG stops on any small step and reports success; on the
 import math
 import numbers
 
-import numpy as np
-
 from .._ext import _krylov
 from ._result import Status
-from ._subproblems import HessianOperator
+from ._subproblems import make_problem
+
+#: forcing test of the inner CG in 1-norms, ``||r||_1 <= min(0.5, sqrt||g||_1) ||g||_1``
+#: (SciPy's Newton-CG); False: 2-norms (N&W 7.1 as printed)
+_L1_FORCING = True
 
 __all__ = ["_minimize_newton_cg"]
-
-
-def _wolfe(obj, x, f, g, p, c1, c2, maxls=60):
-    """Strong-Wolfe line search from step 1 along ``p`` by the project's
-    Moré-Thuente search (:class:`neurenix._ext._linesearch.MoreThuente`,
-    reverse communication).  Returns ``(alpha, f, g)`` or None on failure.
-    A non-finite value at a trial step makes the search backtrack."""
-    from .._ext._linesearch import MoreThuente
-    dphi0 = float(g @ p)
-    ls = MoreThuente()
-    task, stp = ls.start(f, dphi0, 1.0, c1, c2, 1e-14, 0.0, 1e10)
-    ft = gt = None
-    for _ in range(maxls):
-        if task != "FG":
-            break
-        xt = (x + stp * p).astype(x.dtype, copy=False)
-        ft = obj.fun(xt)
-        if not math.isfinite(ft):
-            stp = ls.nonfinite()
-            ft = None
-            continue
-        gt = obj.grad(xt)
-        alpha = stp
-        task, stp = ls.iterate(ft, float(gt @ p))
-    if ft is None or gt is None:
-        return None
-    if task == "CONVERGENCE" or (task.startswith("WARNING") and
-                                 ft <= f + c1 * alpha * dphi0 and ft < f):
-        return alpha, ft, gt
-    return None
 
 
 def _check_positive(name, v):
@@ -75,6 +47,10 @@ def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, e
                         maxiter=None, cg_maxiter=None, c1=1e-4, c2=0.9, return_all=False):
     """Truncated Newton with CG inner iterations (N&W Algorithm 7.1).
 
+    The whole loop is compiled (:func:`neurenix._ext._krylov.newton_cg`); it
+    calls Python only for ``fun``/``jac``/``hessp`` and, when a callback,
+    ``disp`` or ``maxtime`` is set, once per iteration for the driver.
+
     Parameters (``options``)
     ------------------------
     xtol : float, default 1e-5
@@ -83,10 +59,12 @@ def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, e
     gtol : float, default 1e-5
         Success when ``max|g_i| <= gtol`` (an addition to SciPy's options).
     eps : float, optional
-        Accepted for SciPy compatibility (its finite-difference step for
-        ``hessp``); here the relative step of the finite-difference Hessian
-        products is set by the objective (``finite_diff_rel_step``); passing
-        ``eps`` raises if it is not positive and is otherwise not used.
+        As SciPy's: when neither ``hess`` nor ``hessp`` is given, Hessian-vector
+        products are the forward differences ``(g(x + eps p) - g(x)) / eps``
+        with this absolute step (SciPy's default is ``sqrt(2.2e-16)``).  Left
+        at None, the step is scaled instead, ``t = sqrt(eps_dtype) (1 +
+        ||x||) / ||p||`` (the objective's rule, which suits float32 and badly
+        scaled ``x`` better).  Not used when ``hess`` or ``hessp`` is given.
     maxiter : int, default 200 n
     cg_maxiter : int, default 20 n
         Cap on CG iterations per Newton step (SciPy's value).
@@ -104,7 +82,9 @@ def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, e
     if isinstance(gtol, bool) or not isinstance(gtol, numbers.Real) or not gtol >= 0:
         raise ValueError(f"gtol must be >= 0, got {gtol!r}")
     if eps is not None:
-        _check_positive("eps", eps)
+        eps = _check_positive("eps", eps)
+        if not math.isfinite(eps):
+            raise ValueError(f"eps must be finite, got {eps!r}")
     c1 = float(c1)
     c2 = float(c2)
     if not 0.0 < c1 < c2 < 1.0:
@@ -113,77 +93,23 @@ def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, e
         maxiter = 200 * n
     if cg_maxiter is None:
         cg_maxiter = 20 * n
-    x = x0
-    f, g = obj.fun_and_grad(x)
-    g = g.copy()
-    p = np.empty_like(x)
-    allvecs = [x.copy()] if return_all else None
-    nprod = 0
-    k = 0
-    status = None
-    while True:
-        if float(np.max(np.abs(g))) <= gtol:
-            status = Status.GTOL
-            break
-        if k >= maxiter:
-            status = Status.MAXITER
-            break
-        gnorm = float(np.linalg.norm(g))
-        tol = min(0.5, math.sqrt(gnorm)) * gnorm
-        hop = HessianOperator(obj, x, check_symmetry=(k == 0))
-        cg_status, _ = _krylov.cg_newton(g, hop, tol, int(cg_maxiter), p)
-        nprod += hop.nprod
-        gp = float(g @ p)
-        if not gp < 0:
-            # rounding made the CG iterate useless: fall back to steepest descent
-            p[:] = -g
-            gp = -gnorm * gnorm
-            cg_status = _krylov.CG_NEGATIVE_CURVATURE
-        ls = _wolfe(obj, x, f, g, p, c1, c2)
-        if ls is None and cg_status != _krylov.CG_NEGATIVE_CURVATURE or (
-                ls is None and not np.array_equal(p, -g)):
-            # the (truncated) Newton direction failed: retry along steepest descent
-            p[:] = -g
-            cg_status = _krylov.CG_NEGATIVE_CURVATURE
-            ls = _wolfe(obj, x, f, g, p, c1, c2)
-        if ls is None:
-            status = Status.LINESEARCH
-            break
-        alpha, f_new, g_new = ls
-        step = alpha * p
-        x_new = (x + step).astype(x.dtype, copy=False)
-        k += 1
-        small = float(np.mean(np.abs(step))) <= xtol
-        full_newton = (alpha == 1.0 and cg_status == _krylov.CG_CONVERGED)
-        unchanged = f_new >= f and np.array_equal(x_new, x)
-        x, f, g = x_new, float(f_new), np.array(g_new, copy=True)
-        if return_all:
-            allvecs.append(x.copy())
-        if driver.active:
-            st = driver.iteration(k, x, f, g, step=float(np.linalg.norm(step)))
-            if st is not None:
-                status = st
-                break
-        if small and full_newton:
-            if float(np.max(np.abs(g))) <= gtol:
-                status = Status.GTOL
-                break
-            # verify with an accurate Newton step at the new point: near a
-            # non-degenerate minimizer its length estimates the remaining error
-            hop = HessianOperator(obj, x, check_symmetry=False)
-            cg_chk, _ = _krylov.cg_newton(g, hop, 1e-8 * float(np.linalg.norm(g)),
-                                          int(cg_maxiter), p)
-            nprod += hop.nprod
-            if cg_chk == _krylov.CG_CONVERGED and float(np.mean(np.abs(p))) <= xtol:
-                status = Status.XTOL
-                break
-        if unchanged:
-            status = Status.PRECISION
-            break
-    extra = {"nhessp": nprod}
+    if isinstance(cg_maxiter, bool) or not isinstance(cg_maxiter, numbers.Integral) \
+            or cg_maxiter < 1:
+        raise ValueError(f"cg_maxiter must be an integer >= 1, got {cg_maxiter!r}")
+    f, g = obj.fun_and_grad(x0)
+    prob = make_problem(obj, eps=eps)
+    allvecs = [x0.copy()] if return_all else None
+    try:
+        status, k, f, x, g = _krylov.newton_cg(
+            prob, x0, g, f, xtol=xtol, gtol=float(gtol), maxiter=int(min(maxiter, 2**62)),
+            cg_maxiter=int(cg_maxiter), c1=c1, c2=c2, l1=_L1_FORCING,
+            driver=driver if driver.active else None, allvecs=allvecs)
+    finally:
+        prob.flush()
+    extra = {"nhessp": prob.products()}
     if return_all:
         extra["allvecs"] = allvecs
-    return driver.result(status, x, f, g, k, **extra)
+    return driver.result(Status(status), x, f, g, k, **extra)
 
 
 def _register():

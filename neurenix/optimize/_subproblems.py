@@ -28,7 +28,7 @@ import numpy as np
 from .._ext import _krylov
 
 __all__ = ["HessianOperator", "SteihaugCG", "KrylovGLTR", "ExactMoreSorensen", "Dogleg",
-           "NotPositiveDefinite", "SUBPROBLEMS"]
+           "NotPositiveDefinite", "SUBPROBLEMS", "make_problem"]
 
 
 class NotPositiveDefinite(Exception):
@@ -149,6 +149,40 @@ class HessianOperator:
         return D
 
 
+_EVAL_MODES = {"combined": 0, "callable": 1}
+
+
+def make_problem(obj, *, dense=False, eps=None):
+    """The compiled loops' view (:class:`neurenix._ext._krylov.Problem`) of a
+    :class:`~neurenix.optimize._objective.ScalarObjective`.
+
+    Hessian products come from the user's ``hessp`` called directly when it is
+    given (and ``hess`` is not); from a :class:`HessianOperator` per point
+    when ``hess`` is given, when ``dense`` (the dense subproblems), or for the
+    objective's finite differences; or, with ``eps``, from SciPy's
+    ``(g(x + eps p) - g(x)) / eps`` (Newton-CG's ``eps`` option).  ``f`` and
+    ``g`` go straight to the user's ``fun``/``jac`` when those are callables,
+    otherwise through the objective (finite-difference gradients).
+    """
+    mode = _EVAL_MODES.get(obj.mode, 2)
+    if obj.has_hessian or dense:
+        hmode = 1
+    elif obj.has_hessp:
+        hmode = 0
+    elif eps is not None:
+        hmode = 2
+    else:
+        hmode = 1
+        mode = 2      # the objective's finite-difference products use its gradient cache
+
+    def hop_factory(x, first):
+        return HessianOperator(obj, x, check_symmetry=first)
+
+    return _krylov.Problem(obj, mode, hmode, obj._fun, getattr(obj, "_jac", None),
+                           obj._hessp, tuple(obj.args), hop_factory,
+                           0.0 if eps is None else float(eps), obj.n, obj.dtype)
+
+
 class _Subproblem:
     """Quadratic model at ``x`` (value f, gradient g, Hessian access ``hop``)."""
 
@@ -204,18 +238,24 @@ class KrylovGLTR(_Subproblem):
     When the Krylov space becomes invariant early, one restart from a vector
     orthogonal to it lets the method see negative curvature orthogonal to the
     gradient (the hard case).
+
+    The Krylov space (:class:`neurenix._ext._krylov.Lanczos`) is kept between
+    solves: a second ``solve`` with another radius (a rejected trust-region
+    step) re-solves the tridiagonal problem and extends the space only if the
+    residual test then fails.
     """
 
     def __init__(self, x, f, g, hop, maxiter=None, inexact=True):
         super().__init__(x, f, g, hop)
         self.maxiter = g.size if maxiter is None else int(maxiter)
         self.inexact = inexact
+        self._lanczos = _krylov.Lanczos(g, 1)
 
     def solve(self, radius):
         p = np.empty_like(self.jac)
         tol = self._forcing_tol() if self.inexact else 1e-8 * self.jac_mag
-        hits, model, lam, k = _krylov.gltr(self.jac, self.hop, float(radius), tol,
-                                           self.maxiter, p, 1)
+        hits, model, lam, k = _krylov.gltr_solve(self._lanczos, self.hop, float(radius), tol,
+                                                 self.maxiter, p)
         self.model_value = float(model)
         self.lam = float(lam)
         self.inner_iterations = k

@@ -27,8 +27,9 @@ import numbers
 import numpy as np
 
 from ._result import Status
-from ._subproblems import (HessianOperator, SUBPROBLEMS, NotPositiveDefinite,
-                           SteihaugCG, KrylovGLTR, ExactMoreSorensen, Dogleg)
+from .._ext import _krylov
+from ._subproblems import (NotPositiveDefinite, SteihaugCG, KrylovGLTR, ExactMoreSorensen,
+                           Dogleg, make_problem)
 
 __all__ = ["trust_region_loop", "check_trust_options", "update_radius"]
 
@@ -61,29 +62,32 @@ def check_trust_options(initial_trust_radius, max_trust_radius, eta, gtol):
     return r0, rmax, e, gt
 
 
-def update_radius(radius, rho, hits_boundary, max_radius):
-    """N&W Algorithm 4.1: quarter the radius when ``rho < 1/4``, double it (up to
-    ``max_radius``) when ``rho > 3/4`` and the step reached the boundary."""
-    if rho < 0.25:
-        return 0.25 * radius
-    if rho > 0.75 and hits_boundary:
-        return min(2.0 * radius, max_radius)
-    return radius
+update_radius = _krylov.update_radius
 
 
-def trust_region_loop(obj, x0, driver, make_subproblem, *, initial_trust_radius=1.0,
+def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
                       max_trust_radius=1000.0, eta=0.15, gtol=1e-4, maxiter=None,
-                      return_all=False):
+                      return_all=False, **sub_kwargs):
     """Minimize ``obj`` by a trust-region method (N&W Algorithm 4.1).
+
+    The loop itself is compiled (:func:`neurenix._ext._krylov.trust_region`):
+    it calls Python only for ``fun``/``jac``/``hessp``, for the dense
+    subproblems, and -- when a callback, ``disp`` or ``maxtime`` is set --
+    once per iteration for the driver.
 
     Parameters
     ----------
     obj : ScalarObjective
     x0 : ndarray
     driver : Driver
-    make_subproblem : callable ``(x, f, g, hop) -> subproblem``
-        ``hop`` is the :class:`HessianOperator` at ``x``; the subproblem has
-        ``solve(radius) -> (p, hits_boundary)`` and ``model_value``.
+    subproblem : class
+        :class:`SteihaugCG` and :class:`KrylovGLTR` run inside the compiled
+        loop (GLTR keeps its Krylov space across rejected steps); any other
+        class ``cls(x, f, g, hop, **sub_kwargs)`` (``hop`` the
+        :class:`HessianOperator` at ``x``) with ``solve(radius) -> (p,
+        hits_boundary)`` and ``model_value`` is called from it.
+    sub_kwargs
+        ``inexact`` for :class:`KrylovGLTR`; passed to other classes.
 
     Returns
     -------
@@ -96,71 +100,29 @@ def trust_region_loop(obj, x0, driver, make_subproblem, *, initial_trust_radius=
     n = x0.size
     if maxiter is None:
         maxiter = 200 * n
-    x = x0
-    f, g = obj.fun_and_grad(x)
-    g = g.copy()
-    nprod = 0
-    hop = HessianOperator(obj, x) if np.linalg.norm(g) >= gtol else None
-    sub = make_subproblem(x, f, g, hop) if hop is not None else None
-    allvecs = [x.copy()] if return_all else None
-    eps = float(np.finfo(x.dtype).eps)
-    k = 0
-    status = None
-    while True:
-        gnorm = float(np.linalg.norm(g))
-        if gnorm < gtol:
-            status = Status.GTOL
-            break
-        if k >= maxiter:
-            status = Status.MAXITER
-            break
-        if radius <= eps * max(1.0, float(np.linalg.norm(x))):
-            status = Status.TRUST_RADIUS
-            break
-        try:
-            p, hits = sub.solve(radius)
-        except NotPositiveDefinite:
-            status = Status.INDEFINITE
-            break
-        predicted = -sub.model_value
-        if not predicted > 0:
-            status = Status.PRECISION
-            break
-        x_new = (x + p).astype(x.dtype, copy=False)
-        f_new = obj.fun(x_new)
-        actual = f - f_new if math.isfinite(f_new) else -math.inf
-        rho = actual / predicted
-        radius = update_radius(radius, rho, hits, rmax)
-        k += 1
-        if rho > eta:
-            nprod += hop.nprod
-            hop = sub = None
-            x = x_new
-            f = f_new
-            g = obj.grad(x).copy()
-            if return_all:
-                allvecs.append(x.copy())
-            if float(np.linalg.norm(g)) >= gtol:
-                hop = HessianOperator(obj, x, check_symmetry=False)
-                sub = make_subproblem(x, f, g, hop)
-        if driver.active:
-            st = driver.iteration(k, x, f, g, step=float(np.linalg.norm(p)),
-                                  trust_radius=radius)
-            if st is not None:
-                status = st
-                break
-    if hop is not None:
-        nprod += hop.nprod
-    extra = {"nhessp": nprod, "trust_radius": radius}
+    if subproblem is SteihaugCG:
+        kind, factory, inexact = _krylov.SUB_CG, None, True
+    elif subproblem is KrylovGLTR:
+        kind, factory, inexact = _krylov.SUB_GLTR, None, bool(sub_kwargs.get("inexact", True))
+    else:
+        kind, inexact = _krylov.SUB_PYTHON, True
+
+        def factory(x, f, g, hop):
+            return subproblem(x, f, g, hop, **sub_kwargs)
+    prob = make_problem(obj, dense=(kind == _krylov.SUB_PYTHON))
+    f, g = obj.fun_and_grad(x0)
+    allvecs = [x0.copy()] if return_all else None
+    try:
+        status, k, f, radius, x, g = _krylov.trust_region(
+            prob, x0, g, f, kind, factory, NotPositiveDefinite, radius=radius,
+            max_radius=rmax, eta=eta, gtol=gtol, maxiter=int(min(maxiter, 2**62)),
+            inexact=inexact, driver=driver if driver.active else None, allvecs=allvecs)
+    finally:
+        prob.flush()
+    extra = {"nhessp": prob.products(), "trust_radius": radius}
     if return_all:
         extra["allvecs"] = allvecs
-    return driver.result(status, x, f, g, k, **extra)
-
-
-def _method(subproblem_cls, **sub_kwargs):
-    def factory(x, f, g, hop):
-        return subproblem_cls(x, f, g, hop, **sub_kwargs)
-    return factory
+    return driver.result(Status(status), x, f, g, k, **extra)
 
 
 def _minimize_trust_ncg(obj, x0, *, bounds=None, driver, initial_trust_radius=1.0,
@@ -173,7 +135,7 @@ def _minimize_trust_ncg(obj, x0, *, bounds=None, driver, initial_trust_radius=1.
     ``maxiter=200 n``.  Hessian-vector products from ``hess``, ``hessp`` or
     finite differences of the gradient.
     """
-    return trust_region_loop(obj, x0, driver, _method(SteihaugCG),
+    return trust_region_loop(obj, x0, driver, SteihaugCG,
                              initial_trust_radius=initial_trust_radius,
                              max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
                              maxiter=maxiter, return_all=return_all)
@@ -189,7 +151,7 @@ def _minimize_trust_krylov(obj, x0, *, bounds=None, driver, initial_trust_radius
     """
     if not isinstance(inexact, (bool, np.bool_)):
         raise TypeError(f"inexact must be a bool, got {type(inexact).__name__}")
-    return trust_region_loop(obj, x0, driver, _method(KrylovGLTR, inexact=bool(inexact)),
+    return trust_region_loop(obj, x0, driver, KrylovGLTR, inexact=bool(inexact),
                              initial_trust_radius=initial_trust_radius,
                              max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
                              maxiter=maxiter, return_all=return_all)
@@ -204,7 +166,7 @@ def _minimize_trust_exact(obj, x0, *, bounds=None, driver, initial_trust_radius=
     assembled from ``n`` Hessian-vector products (``hessp`` or finite
     differences) per iteration instead of raising.
     """
-    return trust_region_loop(obj, x0, driver, _method(ExactMoreSorensen),
+    return trust_region_loop(obj, x0, driver, ExactMoreSorensen,
                              initial_trust_radius=initial_trust_radius,
                              max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
                              maxiter=maxiter, return_all=return_all)
@@ -218,7 +180,7 @@ def _minimize_dogleg(obj, x0, *, bounds=None, driver, initial_trust_radius=1.0,
     Stops with ``Status.INDEFINITE`` (``success=False``) when the Hessian is
     not positive definite (SciPy raises ``LinAlgError`` there).
     """
-    return trust_region_loop(obj, x0, driver, _method(Dogleg),
+    return trust_region_loop(obj, x0, driver, Dogleg,
                              initial_trust_radius=initial_trust_radius,
                              max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
                              maxiter=maxiter, return_all=return_all)
