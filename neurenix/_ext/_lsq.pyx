@@ -28,6 +28,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport sqrt, fabs, isfinite, INFINITY
 from libc.string cimport memcpy
+from libc.float cimport DBL_MAX
 from scipy.linalg.cython_lapack cimport dgeqp3, dormqr
 
 cnp.import_array()
@@ -40,7 +41,107 @@ cdef double RDWARF = 3.834e-20
 cdef double RGIANT = 1.304e19
 
 
-cdef double enorm(int n, const double* x) noexcept nogil:
+cdef double enorm(Py_ssize_t n, const double* x) noexcept nogil:
+    """MINPACK's ENORM (see :func:`enorm_mp`) with a fast path: when every component
+    lies in the intermediate range (the usual case) the result is ``sqrt`` of the
+    squares summed in index order, exactly what ENORM computes then; otherwise the
+    full three-range rule runs."""
+    cdef double s2 = 0.0, agiant, xa
+    cdef Py_ssize_t i
+    cdef bint ok = True
+    if n <= 0:
+        return 0.0
+    agiant = RGIANT / n
+    for i in range(n):
+        xa = fabs(x[i])
+        ok = ok & (xa > RDWARF) & (xa < agiant)
+        s2 += xa * xa
+    if ok:
+        return sqrt(s2)
+    return enorm_mp(n, x)
+
+
+cdef void enorm_cols(Py_ssize_t m, Py_ssize_t ncol, const double* a,
+                     double* out) noexcept nogil:
+    """``out[k] = enorm(a[:, k])`` for the columns of a column-major ``m x ncol``
+    block.  Up to four columns share one pass over the rows: their sums are
+    independent, each in row order, so every result is bit-identical to
+    :func:`enorm` while the additions of different columns overlap in the pipeline."""
+    cdef Py_ssize_t i, k = 0, q, cnt
+    cdef double s0, s1, s2, s3, x0, x1, x2, x3, agiant
+    cdef const double* c[4]
+    cdef bint ok
+    if m <= 0:
+        for k in range(ncol):
+            out[k] = 0.0
+        return
+    agiant = RGIANT / m
+    while k < ncol:
+        cnt = ncol - k if ncol - k < 4 else 4
+        for q in range(4):
+            c[q] = a + (k + (q if q < cnt else cnt - 1)) * m
+        s0 = s1 = s2 = s3 = 0.0
+        ok = True
+        for i in range(m):
+            x0 = fabs(c[0][i])
+            x1 = fabs(c[1][i])
+            x2 = fabs(c[2][i])
+            x3 = fabs(c[3][i])
+            ok = ok & (x0 > RDWARF) & (x0 < agiant) & (x1 > RDWARF) & (x1 < agiant) \
+                & (x2 > RDWARF) & (x2 < agiant) & (x3 > RDWARF) & (x3 < agiant)
+            s0 += x0 * x0
+            s1 += x1 * x1
+            s2 += x2 * x2
+            s3 += x3 * x3
+        if ok:
+            out[k] = sqrt(s0)
+            if cnt > 1:
+                out[k + 1] = sqrt(s1)
+            if cnt > 2:
+                out[k + 2] = sqrt(s2)
+            if cnt > 3:
+                out[k + 3] = sqrt(s3)
+        else:
+            for q in range(cnt):
+                out[k + q] = enorm(m, c[q])
+        k += cnt
+
+
+cdef void reflect_cols(Py_ssize_t len_, const double* v, double* c, Py_ssize_t ldc,
+                       Py_ssize_t ncol) noexcept nogil:
+    """Apply ``H = I - v v^T / v[0]`` to ``ncol`` columns ``c`` (stride ``ldc``):
+    ``c_k -= (v . c_k / v[0]) v``, each dot product summed in row order as in
+    MINPACK; up to four columns share one pass for the dots (independent sums,
+    bit-identical results)."""
+    cdef Py_ssize_t i, k = 0, q, cnt
+    cdef double s0, s1, s2, s3, vi, tq
+    cdef double t[4]
+    cdef double* p[4]
+    cdef double* ck
+    while k < ncol:
+        cnt = ncol - k if ncol - k < 4 else 4
+        for q in range(4):
+            p[q] = c + (k + (q if q < cnt else cnt - 1)) * ldc
+        s0 = s1 = s2 = s3 = 0.0
+        for i in range(len_):
+            vi = v[i]
+            s0 += vi * p[0][i]
+            s1 += vi * p[1][i]
+            s2 += vi * p[2][i]
+            s3 += vi * p[3][i]
+        t[0] = s0 / v[0]
+        t[1] = s1 / v[0]
+        t[2] = s2 / v[0]
+        t[3] = s3 / v[0]
+        for q in range(cnt):
+            ck = p[q]
+            tq = t[q]
+            for i in range(len_):
+                ck[i] -= tq * v[i]
+        k += cnt
+
+
+cdef double enorm_mp(Py_ssize_t n, const double* x) noexcept nogil:
     """Euclidean norm without destructive underflow or overflow, by the rule of the
     MINPACK User Guide (Moré, Garbow & Hillstrom, ANL-80-74, 1980, routine ENORM).
 
@@ -113,7 +214,7 @@ cdef int apply_qt(int m, int n, double* A, double* tau, double* c,
 
 
 cdef void qrfac(int m, int n, double* a, int* ipvt, double* rdiag, double* acnorm,
-                double* wa) noexcept nogil:
+                double* wa, int nextra) noexcept nogil:
     """Householder QR with column pivoting, ``A P = Q R`` in place (column-major,
     ld ``m``, ``m >= n``), the rule of MINPACK's QRFAC (User Guide ANL-80-74).
 
@@ -124,48 +225,52 @@ cdef void qrfac(int m, int n, double* a, int* ipvt, double* rdiag, double* acnor
     ``v = a_j / +-||a_j||`` with ``1`` added to ``v_j``, stored in the lower part of
     column ``j`` (``v_j`` on the diagonal); the diagonal of ``R`` goes to ``rdiag``
     (``R_jj = -+||a_j||``) and the column norms of the input to ``acnorm``.
-    ``ipvt`` is 0-based.  LAPACK ``dgeqp3`` pivots by the same rule but downdates
+    ``ipvt`` is 0-based.  The ``nextra`` columns stored after the ``n`` ones (e.g.
+    the residual vector) take part in no pivoting but receive every reflection, so
+    they end up as ``Q^T b`` -- bit-identical to applying the reflectors afterwards
+    as MINPACK's LMDER does (``b + v (-s / v_j)`` and ``b - (s / v_j) v`` round
+    alike), with their dot products sharing the pass of the columns'.  LAPACK ``dgeqp3`` pivots by the same rule but downdates
     the norms with another recompute threshold and different reflector scaling,
     which changes the last bits and, on the ill-conditioned NIST problems, the
     iteration count of Levenberg-Marquardt.
     """
-    cdef int i, j, k, kmax
-    cdef double ajnorm, acc, t
+    cdef Py_ssize_t i, j, k, kmax, mn = n if n < m else m
+    cdef double ajnorm, t
+    cdef double* col
+    cdef double* other
+    enorm_cols(m, n, a, acnorm)
     for j in range(n):
-        acnorm[j] = enorm(m, &a[j * m])
         rdiag[j] = acnorm[j]
         wa[j] = rdiag[j]
-        ipvt[j] = j
-    for j in range(n if n < m else m):
+        ipvt[j] = <int> j
+    for j in range(mn):
+        col = a + j * m
         kmax = j
         for k in range(j, n):
             if rdiag[k] > rdiag[kmax]:
                 kmax = k
         if kmax != j:
+            other = a + kmax * m
             for i in range(m):
-                t = a[i + j * m]
-                a[i + j * m] = a[i + kmax * m]
-                a[i + kmax * m] = t
+                t = col[i]
+                col[i] = other[i]
+                other[i] = t
             rdiag[kmax] = rdiag[j]
             wa[kmax] = wa[j]
             k = ipvt[j]
             ipvt[j] = ipvt[kmax]
-            ipvt[kmax] = k
-        ajnorm = enorm(m - j, &a[j + j * m])
+            ipvt[kmax] = <int> k
+        col = col + j                      # a[j:, j]
+        ajnorm = enorm(m - j, col)
         if ajnorm != 0.0:
-            if a[j + j * m] < 0.0:
+            if col[0] < 0.0:
                 ajnorm = -ajnorm
-            for i in range(j, m):
-                a[i + j * m] /= ajnorm
-            a[j + j * m] += 1.0
+            for i in range(m - j):
+                col[i] /= ajnorm
+            col[0] += 1.0
+            # numpy: a[j:, k] -= (a[j:, j] @ a[j:, k] / a[j, j]) * a[j:, j], k > j
+            reflect_cols(m - j, col, col + m, m, n - j - 1 + nextra)
             for k in range(j + 1, n):
-                # numpy: a[j:, k] -= (a[j:, j] @ a[j:, k] / a[j, j]) * a[j:, j]
-                acc = 0.0
-                for i in range(j, m):
-                    acc += a[i + j * m] * a[i + k * m]
-                t = acc / a[j + j * m]
-                for i in range(j, m):
-                    a[i + k * m] -= t * a[i + j * m]
                 if rdiag[k] != 0.0:
                     t = a[j + k * m] / rdiag[k]
                     t = 1.0 - t * t
@@ -175,24 +280,6 @@ cdef void qrfac(int m, int n, double* a, int* ipvt, double* rdiag, double* acnor
                         rdiag[k] = enorm(m - j - 1, &a[j + 1 + k * m])
                         wa[k] = rdiag[k]
         rdiag[j] = -ajnorm
-
-
-cdef void qtf_apply(int m, int n, double* a, const double* rdiag, double* c,
-                    double* qtf) noexcept nogil:
-    """``c <- Q^T c`` with the reflectors of :func:`qrfac`, then put ``R``'s
-    diagonal back on ``a``'s diagonal and copy the first ``n`` entries to ``qtf``."""
-    cdef int i, j
-    cdef double acc, t
-    for j in range(n):
-        if a[j + j * m] != 0.0:
-            acc = 0.0
-            for i in range(j, m):
-                acc += a[i + j * m] * c[i]
-            t = -acc / a[j + j * m]
-            for i in range(j, m):
-                c[i] += a[i + j * m] * t
-        a[j + j * m] = rdiag[j]
-        qtf[j] = c[j]
 
 
 cdef void qrsolv(int n, const double* R, int ldr, const int* ipvt, const double* diag,
@@ -369,6 +456,15 @@ cdef object _vec(object value, Py_ssize_t m, str what):
     return a
 
 
+cdef bint _all_finite(Py_ssize_t n, const double* x) noexcept nogil:
+    """True when no entry is inf or NaN (``|x| <= DBL_MAX`` is false for both)."""
+    cdef Py_ssize_t i
+    cdef bint ok = True
+    for i in range(n):
+        ok = ok & (fabs(x[i]) <= DBL_MAX)
+    return ok
+
+
 cdef inline cnp.ndarray _new_vec(Py_ssize_t n, const double* src):
     """A fresh float64 array holding ``src[:n]`` (what the user's callables get)."""
     cdef cnp.npy_intp dim = n
@@ -413,6 +509,7 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A) except -1:
     cdef double[:, :] Jv
     cdef Py_ssize_t i, j
     cdef bint finite = True
+    cdef double* dst
     if _plain(v, 2):
         J = <cnp.ndarray> v
     else:
@@ -422,30 +519,20 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A) except -1:
                          f"{np.shape(J)}")
     if cnp.PyArray_ISFARRAY_RO(J) and cnp.PyArray_TYPE(J) == cnp.NPY_DOUBLE:
         memcpy(A, cnp.PyArray_DATA(J), m * n * sizeof(double))
-        with nogil:
-            for i in range(m * n):
-                if not isfinite(A[i]):
-                    finite = False
-                    break
     elif cnp.PyArray_ISCARRAY_RO(J) and cnp.PyArray_TYPE(J) == cnp.NPY_DOUBLE:
         src = <const double*> cnp.PyArray_DATA(J)
         with nogil:
-            for i in range(m):
-                for j in range(n):
-                    A[i + j * m] = src[i * n + j]
-            for i in range(m * n):
-                if not isfinite(A[i]):
-                    finite = False
-                    break
+            for j in range(n):
+                dst = A + j * m
+                for i in range(m):
+                    dst[i] = src[i * n + j]
     else:
         Jv = J
         for j in range(n):
             for i in range(m):
                 A[i + j * m] = Jv[i, j]
-        for i in range(m * n):
-            if not isfinite(A[i]):
-                finite = False
-                break
+    with nogil:
+        finite = _all_finite(m * n, A)
     if not finite:
         raise ValueError("jac returned non-finite values")
     return 0
@@ -599,8 +686,9 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
     f_arr = _new_vec(m, &f0[0])
     cdef double* x = <double*> cnp.PyArray_DATA(x_arr)
     cdef double* f = <double*> cnp.PyArray_DATA(f_arr)
-    # one work block: A (m n), fw, wa4 (m), S (n n), 12 vectors of n
-    work_arr = np.empty(m * n + 2 * m + n * n + 12 * n)
+    # one work block: A (m (n + 1): the Jacobian, then f to become Q^T f), wa4 (m),
+    # S (n n), 12 vectors of n
+    work_arr = np.empty(m * (n + 1) + m + n * n + 12 * n)
     cdef double* A = <double*> cnp.PyArray_DATA(work_arr)
     cdef double* fw = A + m * n
     cdef double* wa4 = fw + m
@@ -650,7 +738,11 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
                 _jac_into(jac, _new_vec(n, x), m, n, A)
             njev += 1
         with nogil:
-            qrfac(m, n, A, ipvt, rdiag, acnorm, qwork)
+            memcpy(fw, f, m * sizeof(double))
+            qrfac(m, n, A, ipvt, rdiag, acnorm, qwork, 1)     # fw <- Q^T f
+            for j in range(n):
+                A[j + j * m] = rdiag[j]
+                qtf[j] = fw[j]
             if it == 1:
                 if scale_jac:
                     for j in range(n):
@@ -661,8 +753,6 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
                 delta = factor * xnorm
                 if delta == 0.0:
                     delta = factor
-            memcpy(fw, f, m * sizeof(double))
-            qtf_apply(m, n, A, rdiag, fw, qtf)
             # scaled gradient: max_j |cos(angle between f and column j)|
             gnorm = 0.0
             if fnorm != 0.0:

@@ -170,7 +170,10 @@ def _col_scaled(A, d):
 def _check_tol(value, name):
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if type(value) is not float and (isinstance(value, bool)
+                                     or not isinstance(value, numbers.Real)):
+        raise TypeError(f"{name} must be a finite real number or None, got {value!r}")
+    if not math.isfinite(value):
         raise TypeError(f"{name} must be a finite real number or None, got {value!r}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
@@ -188,32 +191,41 @@ def _prepare_bounds(bounds, n):
     else:
         raise ValueError("bounds must be a pair (lb, ub) or a Bounds object, got "
                          f"{bounds!r}")
+    if isinstance(lb, numbers.Real) and isinstance(ub, numbers.Real):
+        # scalar bounds (the default (-inf, inf) among them): no array conversions
+        lbf, ubf = float(lb), float(ub)
+        if math.isnan(lbf) or math.isnan(ubf):
+            raise ValueError("bounds must not contain NaN")
+        if lbf >= ubf:
+            raise ValueError("bounds: each lower bound must be strictly less than its "
+                             "upper bound")
+        return np.full(n, lbf), np.full(n, ubf)
     try:
         lb = np.broadcast_to(np.asarray(lb, dtype=np.float64), (n,)).copy()
         ub = np.broadcast_to(np.asarray(ub, dtype=np.float64), (n,)).copy()
     except (ValueError, TypeError):
         raise ValueError(f"bounds: each of lb, ub must be a scalar or have shape ({n},)") \
             from None
-    if np.any(np.isnan(lb)) or np.any(np.isnan(ub)):
+    if np.isnan(lb).any() or np.isnan(ub).any():
         raise ValueError("bounds must not contain NaN")
-    if np.any(lb >= ub):
+    if (lb >= ub).any():
         raise ValueError("bounds: each lower bound must be strictly less than its upper "
                          "bound")
     return lb, ub
 
 
 def _as_x0(x0):
-    x = np.asarray(x0)
+    x = x0 if isinstance(x0, np.ndarray) else np.asarray(x0)
     if x.dtype.kind == "c":
         raise TypeError("x0 must be real, got a complex array")
     if x.dtype.kind not in "biuf":
         raise TypeError(f"x0 must be a real numeric array, got dtype {x.dtype}")
     if x.ndim > 1:
         raise ValueError(f"x0 must be 1-D (or a scalar), got shape {x.shape}")
-    x = np.array(np.atleast_1d(x), dtype=np.float64, order="C", copy=True)
+    x = np.array(x, dtype=np.float64, order="C", ndmin=1)   # always a fresh copy
     if x.size == 0:
         raise ValueError("x0 must have at least one element")
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x).all():
         raise ValueError("x0 must contain only finite values")
     return x
 
@@ -225,10 +237,12 @@ def _wrap(fn, args, kwargs):
 
 
 def _residuals(fun, x, m=None, where="x0"):
-    f = np.asarray(fun(x), dtype=np.float64)
-    if f.ndim > 1:
-        raise ValueError(f"fun must return at most 1-D array_like, got shape {f.shape}")
-    f = np.atleast_1d(f)
+    f = fun(x)
+    if not (type(f) is np.ndarray and f.dtype == np.float64 and f.ndim == 1):
+        f = np.asarray(f, dtype=np.float64)
+        if f.ndim > 1:
+            raise ValueError(f"fun must return at most 1-D array_like, got shape {f.shape}")
+        f = np.atleast_1d(f)
     if m is not None and f.size != m:
         raise ValueError(f"fun returned {f.size} residuals, expected {m}")
     return f
@@ -315,7 +329,8 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
         raise ValueError(f"jac must be '2-point', '3-point', 'cs' or a callable, got {jac!r}")
     if not (callable(loss) or loss in LOSSES):
         raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable, got {loss!r}")
-    if isinstance(f_scale, bool) or not isinstance(f_scale, numbers.Real) \
+    if type(f_scale) is not float and (isinstance(f_scale, bool)
+                                       or not isinstance(f_scale, numbers.Real)) \
             or not math.isfinite(f_scale) or f_scale <= 0:
         raise ValueError(f"f_scale must be a positive finite number, got {f_scale!r}")
     if verbose not in (0, 1, 2):
@@ -331,11 +346,11 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
     x0 = _as_x0(x0)
     n = x0.size
     lb, ub = _prepare_bounds(bounds, n)
-    bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
+    bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     if method in ("lm", "gn") and bounded:
         raise ValueError(f"bounds: method={method!r} does not handle bounds; use "
                          "method='trf'")
-    if np.any(x0 < lb) or np.any(x0 > ub):
+    if bounded and ((x0 < lb).any() or (x0 > ub).any()):
         raise ValueError("x0 is infeasible: it must lie within bounds")
     if method == "lm" and loss != "linear":
         raise ValueError("loss: method='lm' supports only loss='linear' (as SciPy); use "
@@ -372,7 +387,7 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
     jac_user = _wrap(jac, args, kwargs) if callable(jac) else None
     f0 = _residuals(f_user, x0.copy())
     m = f0.size
-    if not np.all(np.isfinite(f0)):
+    if not np.isfinite(f0).all():
         raise ValueError("fun: residuals at x0 are not finite")
     if method == "lm" and m < n:
         raise ValueError(f"method='lm' needs at least as many residuals as variables "
@@ -380,7 +395,9 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
     J0 = None
     if jac_user is not None:
         J0 = jac_user(x0.copy())
-        J0 = _check_jac(J0, m, n, allow_sparse=(method == "trf"))
+        # lm: the kernel checks finiteness when it copies J0
+        J0 = _check_jac(J0, m, n, allow_sparse=(method == "trf"),
+                        check_finite=(method != "lm"))
 
     if method == "lm":
         res = _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev,
@@ -402,7 +419,7 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
     return res
 
 
-def _check_jac(J, m, n, allow_sparse):
+def _check_jac(J, m, n, allow_sparse, check_finite=True):
     if sparse.issparse(J) or isinstance(J, LinearOperator):
         if not allow_sparse:
             raise ValueError("jac: sparse or LinearOperator Jacobians need method='trf'")
@@ -413,7 +430,7 @@ def _check_jac(J, m, n, allow_sparse):
     if J.shape != (m, n):
         raise ValueError(f"jac must return an array of shape ({m}, {n}), got shape "
                          f"{J.shape}")
-    if not np.all(np.isfinite(J)):
+    if check_finite and not np.isfinite(J).all():
         raise ValueError("jac returned non-finite values at x0")
     return J
 
@@ -441,14 +458,15 @@ def _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev, x_s
         f_user, jac_user, x0, f0, ftol, xtol, gtol, max_nfev, diag, 100.0, fd_method,
         diff_step, _stop_adapter(callback), J0)
     if jac_user is not None:
-        J = _check_jac(jac_user(x.copy()), f.size, x.size, False)
+        # the Jacobian at the solution, for result.jac (as SciPy); not fed to a kernel
+        J = _check_jac(jac_user(x.copy()), f.size, x.size, False, check_finite=False)
         njev += 1
     else:
         J = _k.fd_columns(f_user, x, f, _k.fd_steps(x, fd_method, diff_step),
                           np.full(x.size, fd_method == "3-point"), fd_method == "cs")
     g = J.T @ f
     return OptimizeResult(x=x, cost=0.5 * float(f @ f), fun=f, jac=J, grad=g,
-                          optimality=float(np.max(np.abs(g))),
+                          optimality=float(np.abs(g).max()),
                           active_mask=np.zeros(x.size, dtype=int), nfev=int(nfev),
                           njev=int(njev) if jac_user is not None else None, nit=int(nit),
                           status=_FROM_MINPACK[info])
