@@ -85,27 +85,51 @@ SUB_PYTHON = 2
 
 
 cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    cdef double s = 0.0
-    cdef Py_ssize_t i
-    for i in range(n):
-        s += <double>a[i] * <double>b[i]
-    return s
+    # four partial sums: the adds are independent, so the loop is not bound by
+    # the latency of one accumulator (the order is fixed, results reproducible)
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef Py_ssize_t i, m = n - n % 4
+    for i in range(0, m, 4):
+        s0 += <double>a[i] * <double>b[i]
+        s1 += <double>a[i + 1] * <double>b[i + 1]
+        s2 += <double>a[i + 2] * <double>b[i + 2]
+        s3 += <double>a[i + 3] * <double>b[i + 3]
+    for i in range(m, n):
+        s0 += <double>a[i] * <double>b[i]
+    return (s0 + s1) + (s2 + s3)
 
 
 cdef inline double _nrm2sq(const floating* a, Py_ssize_t n) noexcept nogil:
-    cdef double s = 0.0
-    cdef Py_ssize_t i
-    for i in range(n):
-        s += <double>a[i] * <double>a[i]
-    return s
+    return _dot(a, a, n)
+
+
+cdef inline double _shifted_nrm2sq(const floating* p, double alpha, const floating* d,
+                                   Py_ssize_t n) noexcept nogil:
+    """||p + alpha d||^2 in double."""
+    cdef double s0 = 0.0, s1 = 0.0, t0, t1
+    cdef Py_ssize_t i, m = n - n % 2
+    for i in range(0, m, 2):
+        t0 = <double>p[i] + alpha * d[i]
+        t1 = <double>p[i + 1] + alpha * d[i + 1]
+        s0 += t0 * t0
+        s1 += t1 * t1
+    for i in range(m, n):
+        t0 = <double>p[i] + alpha * d[i]
+        s0 += t0 * t0
+    return s0 + s1
 
 
 cdef inline double _asum(const floating* a, Py_ssize_t n) noexcept nogil:
-    cdef double s = 0.0
-    cdef Py_ssize_t i
-    for i in range(n):
-        s += fabs(<double>a[i])
-    return s
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef Py_ssize_t i, m = n - n % 4
+    for i in range(0, m, 4):
+        s0 += fabs(<double>a[i])
+        s1 += fabs(<double>a[i + 1])
+        s2 += fabs(<double>a[i + 2])
+        s3 += fabs(<double>a[i + 3])
+    for i in range(m, n):
+        s0 += fabs(<double>a[i])
+    return (s0 + s1) + (s2 + s3)
 
 
 cdef inline double _amax(const floating* a, Py_ssize_t n) noexcept nogil:
@@ -122,11 +146,17 @@ cdef inline double _amax(const floating* a, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline bint _finite(const floating* a, Py_ssize_t n) noexcept nogil:
-    cdef double s = 0.0
-    cdef Py_ssize_t i
-    for i in range(n):
-        s += <double>a[i] * 0.0
-    return s == 0.0
+    # x * 0 is 0 for finite x and NaN for inf/NaN; four independent sums
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef Py_ssize_t i, m = n - n % 4
+    for i in range(0, m, 4):
+        s0 += <double>a[i] * 0.0
+        s1 += <double>a[i + 1] * 0.0
+        s2 += <double>a[i + 2] * 0.0
+        s3 += <double>a[i + 3] * 0.0
+    for i in range(m, n):
+        s0 += <double>a[i] * 0.0
+    return (s0 + s1) + (s2 + s3) == 0.0
 
 
 cdef inline double update_radius_c(double radius, double rho, bint hits,
@@ -524,10 +554,7 @@ cdef int _steihaug(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, f
         else:
             alpha = rr / dHd
             # ||p + alpha d|| >= radius ?
-            zz = 0.0
-            for i in range(n):
-                t = <double>p[i] + alpha * d[i]
-                zz += t * t
+            zz = _shifted_nrm2sq(p, alpha, d, n)
             if zz >= radius * radius:
                 tau = _boundary_tau(p, d, n, radius, True)
                 event = 2

@@ -34,7 +34,8 @@ def test_no_false_success_far_from_minimum():
     s = so.minimize(so.rosen, x0, jac=so.rosen_der, hess=so.rosen_hess, method="Newton-CG")
     r = minimize(so.rosen, x0, jac=so.rosen_der, hess=so.rosen_hess, method="Newton-CG")
     assert r.success
-    assert r.fun < 1e-7 and r.fun < s.fun
+    # the XTOL stop (accurate Newton step with mean |p| <= 1e-5) leaves f ~ |H| |p|^2
+    assert r.fun < 1e-6 and r.fun < s.fun
     np.testing.assert_allclose(r.x, np.ones(n), atol=1e-3)
     # an iteration budget too small: no success claimed
     r2 = minimize(so.rosen, x0, jac=so.rosen_der, hessp=so.rosen_hess_prod,
@@ -90,3 +91,46 @@ def test_bad_hessp_and_hess():
     with pytest.raises(ValueError, match="hess"):
         minimize(so.rosen, rosen_x0(4), jac=so.rosen_der, method="Newton-CG",
                  hess=lambda x: np.ones((3, 4)))
+
+
+def test_eps_is_scipys_finite_difference_step():
+    # without hess/hessp, eps is the absolute step of (g(x + eps p) - g(x)) / eps
+    # (scipy.optimize.approx_fhess_p); a huge eps must change the run, as in SciPy
+    x0 = rosen_x0(6)
+    runs = {}
+    for eps in (1e-8, 1e-2):
+        r = minimize(so.rosen, x0, jac=so.rosen_der, method="Newton-CG", options={"eps": eps})
+        runs[eps] = r
+        assert r.nhev == 0 and r.nhessp > 0
+        # every product is one extra gradient evaluation, as in SciPy
+        assert r.njev >= r.nhessp
+        if eps == 1e-8:
+            # (SciPy's own run stops here on "CG iterations didn't converge")
+            assert r.success and np.linalg.norm(r.jac) < 1e-4
+    assert runs[1e-8].nit != runs[1e-2].nit or not np.array_equal(runs[1e-8].x, runs[1e-2].x)
+
+
+def test_eps_product_formula():
+    # the first CG product at x0 along -g equals SciPy's approx_fhess_p
+    from neurenix.optimize._objective import ScalarObjective
+    from neurenix.optimize._subproblems import make_problem
+    x0 = rosen_x0(4)
+    obj = ScalarObjective(so.rosen, x0, jac=so.rosen_der)
+    prob = make_problem(obj, eps=1e-3)
+    g = obj.grad(x0).copy()
+    prob.set_point(x0, g)
+    d = -g
+    expect = so._optimize.approx_fhess_p(x0, d, so.rosen_der, 1e-3)
+    np.testing.assert_allclose(prob.hessp(d), expect, rtol=1e-12)
+    prob.flush()
+    assert obj.njev == 2          # g(x0) and g(x0 + eps d)
+
+
+def test_float32_newton_cg():
+    x0 = rosen_x0(4).astype(np.float32)
+    r = minimize(lambda x: so.rosen(x).astype(np.float32), x0,
+                 jac=lambda x: so.rosen_der(x).astype(np.float32),
+                 hessp=lambda x, p: so.rosen_hess_prod(x, p).astype(np.float32),
+                 method="Newton-CG", options={"gtol": 1e-3})
+    assert r.x.dtype == np.float32 and r.jac.dtype == np.float32
+    np.testing.assert_allclose(r.x, np.ones(4), atol=1e-2)

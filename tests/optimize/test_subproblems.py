@@ -208,3 +208,60 @@ def test_gltr_hard_case_through_restart():
     np.testing.assert_allclose(abs(p), [0.5, np.sqrt(0.75)], rtol=1e-8)
     assert sub.lam == pytest.approx(2.0)
     assert model(H, g, p) == pytest.approx(model(H, g, trs_reference(H, g, 1.0)))
+
+
+def test_gltr_reuses_krylov_space_for_a_smaller_radius():
+    # a rejected trust-region step re-solves at the same point with radius / 4: the
+    # Krylov space built for the first radius is reused, and the answer equals a
+    # fresh solve at the smaller radius (same Lanczos vectors, same tridiagonal)
+    rng = np.random.default_rng(3)
+    n = 30
+    H, g = random_problem(rng, n, "indefinite")
+    x = np.zeros(n)
+    hop = _Hop(H)
+    kr = KrylovGLTR(x, 0.0, g, hop)
+    p1, _ = kr.solve(2.0)
+    used = hop.nprod
+    assert used > 0
+    before = kr._lanczos.size
+    p2, hits = kr.solve(0.5)
+    assert np.linalg.norm(p2) <= 0.5 * (1 + 1e-8)
+    extra = hop.nprod - used
+    assert kr._lanczos.size == before + extra        # only extensions cost products
+    fresh_hop = _Hop(H)
+    fresh = KrylovGLTR(x, 0.0, g, fresh_hop)
+    p3, _ = fresh.solve(0.5)
+    # the reused space is at least as large as the fresh one, and the model no worse
+    assert model(H, g, p2) <= model(H, g, p3) + 1e-10 * abs(model(H, g, p3))
+    assert hop.nprod <= used + fresh_hop.nprod
+    # on the tridiagonal reference, the reused solution is the TRS on its own space
+    np.testing.assert_allclose(model(H, g, p2), kr.model_value, rtol=1e-8)
+
+
+def test_gltr_second_solve_same_radius_is_free():
+    rng = np.random.default_rng(4)
+    H, g = random_problem(rng, 15, "pd")
+    hop = _Hop(H)
+    kr = KrylovGLTR(np.zeros(15), 0.0, g, hop)
+    p1, _ = kr.solve(1.0)
+    k = hop.nprod
+    p2, _ = kr.solve(1.0)
+    assert hop.nprod == k
+    np.testing.assert_array_equal(p1, p2)
+
+
+def test_cg_newton_norms():
+    # l1=True stops on ||r||_1 <= tol (SciPy's test), l1=False on ||r||_2 <= tol
+    rng = np.random.default_rng(5)
+    H, g = random_problem(rng, 20, "pd")
+    for l1, norm in ((True, 1), (False, 2)):
+        tol = 1e-3 * np.linalg.norm(g, norm)
+        p = np.empty(20)
+        st, k = _krylov.cg_newton(g, lambda d: H @ d, tol, 100, p, l1)
+        assert st == _krylov.CG_CONVERGED
+        assert np.linalg.norm(H @ p + g, norm) <= tol * (1 + 1e-6) + 1e-12
+        # one product fewer would not have met the test
+        if k > 1:
+            q = np.empty(20)
+            _krylov.cg_newton(g, lambda d: H @ d, tol, k - 1, q, l1)
+            assert np.linalg.norm(H @ q + g, norm) > tol

@@ -196,3 +196,63 @@ def test_bad_hessp():
     with pytest.raises(ValueError, match="hessp"):
         minimize(so.rosen, x0, jac=so.rosen_der, hessp=lambda x, p: np.full(4, np.nan),
                  method="trust-krylov")
+
+
+def test_trust_krylov_rejected_steps_cost_no_hessp():
+    # count hessp calls per iteration and the iterations where the step was rejected
+    # (x unchanged): with the Krylov space kept, most rejected steps need no product
+    n = 100
+    x0 = rosen_x0(n)
+    calls = []
+    xs = []
+
+    def hessp(x, p):
+        calls.append(len(xs))
+        return so.rosen_hess_prod(x, p)
+
+    def cb(intermediate_result):
+        xs.append(intermediate_result.x.copy())
+
+    r = minimize(so.rosen, x0, jac=so.rosen_der, hessp=hessp, method="trust-krylov",
+                 callback=cb)
+    assert r.success
+    per_iter = np.bincount(np.asarray(calls), minlength=len(xs) + 1)
+    rejected = [k for k in range(1, len(xs)) if np.array_equal(xs[k], xs[k - 1])]
+    assert len(rejected) >= 5
+    # products are labelled by the number of callbacks made before them: the solve of
+    # iteration j has label j - 1.  xs[k] == xs[k-1] means iteration k+1 was rejected,
+    # so the next solve (iteration k+2, label k+1) is at the same point
+    free = sum(per_iter[k + 1] == 0 for k in rejected if k + 1 < len(per_iter))
+    assert free >= 0.8 * len(rejected)
+    s = _scipy("trust-krylov", x0, hessp=so.rosen_hess_prod)
+    assert r.nhev / r.nit <= s.nhev / s.nit
+
+
+@pytest.mark.parametrize("method", ["trust-ncg", "trust-krylov", "trust-exact"])
+def test_args_and_combined_fun(method):
+    # fun returning (f, g) with jac=True, extra args, hessp/hess taking them too
+    def fg(x, a):
+        return a * so.rosen(x), a * so.rosen_der(x)
+
+    kw = {"hess": lambda x, a: a * so.rosen_hess(x)} if method == "trust-exact" else \
+        {"hessp": lambda x, p, a: a * so.rosen_hess_prod(x, p)}
+    r = minimize(fg, rosen_x0(6), args=(2.0,), jac=True, method=method, **kw)
+    s = so.minimize(fg, rosen_x0(6), args=(2.0,), jac=True, method=method, **kw)
+    assert r.success and s.success
+    np.testing.assert_allclose(r.x, s.x, atol=1e-4)
+    assert r.nfev == r.njev        # one call gives both
+
+
+def test_user_functions_get_copies():
+    # storing x inside fun must not see it change afterwards
+    seen = []
+
+    def f(x):
+        seen.append(x)
+        return so.rosen(x)
+
+    minimize(f, rosen_x0(4), jac=so.rosen_der, hessp=so.rosen_hess_prod, method="trust-ncg")
+    assert len({id(a) for a in seen}) == len(seen)
+    assert all(so.rosen(a) == v for a, v in zip(seen, [so.rosen(a) for a in seen]))
+    assert not np.array_equal(seen[0], seen[-1])
+    np.testing.assert_array_equal(seen[0], rosen_x0(4))
