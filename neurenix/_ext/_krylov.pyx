@@ -1185,6 +1185,40 @@ def chol_shifted(const floating[:, ::1] H, double lam, floating[::1, :] L):
     return info
 
 
+def dense_bounds(const floating[:, ::1] H):
+    """Moré-Sorensen safeguards of a symmetric ``H`` in one pass: Gershgorin bounds
+    ``lo <= lambda_min``, ``hi >= lambda_max``, ``min(||H||_1, ||H||_F)`` and the
+    smallest diagonal entry.  Returns ``(lo, hi, hnorm, min_diag)``."""
+    cdef Py_ssize_t n = H.shape[0], i, j
+    cdef double lo = INFINITY, hi = -INFINITY, fro = 0.0, one = 0.0, mind = INFINITY
+    cdef double r, c, v, dg
+    if H.shape[1] != n:
+        raise ValueError("H must be square")
+    if n == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    with nogil:
+        for i in range(n):
+            r = 0.0
+            c = 0.0
+            for j in range(n):
+                v = fabs(<double>H[i, j])
+                r += v
+                fro += v * v
+                c += fabs(<double>H[j, i])
+            dg = H[i, i]
+            r -= fabs(dg)
+            if dg - r < lo:
+                lo = dg - r
+            if dg + r > hi:
+                hi = dg + r
+            if c > one:
+                one = c
+            if dg < mind:
+                mind = dg
+    fro = sqrt(fro)
+    return lo, hi, (one if one < fro else fro), mind
+
+
 def chol_solve(floating[::1, :] L, floating[::1] b):
     """``b <- (L L^T)^{-1} b`` in place by ``?potrs``."""
     cdef int n = <int>L.shape[0], one = 1, info = 0

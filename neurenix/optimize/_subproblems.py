@@ -292,15 +292,9 @@ class ExactMoreSorensen(_Subproblem):
         self.maxiter = maxiter
         n = g.size
         self._L = np.empty((n, n), dtype=g.dtype, order="F")
-        H = self.H
-        absH = np.abs(H)
-        diag = np.diag(H)
-        radii = absH.sum(axis=1) - np.abs(diag)
-        self._gersh_lo = float(np.min(diag - radii)) if n else 0.0     # <= lambda_min
-        self._gersh_hi = float(np.max(diag + radii)) if n else 0.0     # >= lambda_max
-        self._hnorm = float(min(np.max(absH.sum(axis=0)) if n else 0.0,
-                                np.linalg.norm(H, "fro") if n else 0.0))
-        self._min_diag = float(np.min(diag)) if n else 0.0
+        # Gershgorin lo <= lambda_min, hi >= lambda_max; min(||H||_1, ||H||_F); min H_ii
+        (self._gersh_lo, self._gersh_hi, self._hnorm,
+         self._min_diag) = _krylov.dense_bounds(np.ascontiguousarray(self.H))
         self._lam_prev = None
 
     def _factor(self, lam):

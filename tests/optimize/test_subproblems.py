@@ -265,3 +265,21 @@ def test_cg_newton_norms():
             q = np.empty(20)
             _krylov.cg_newton(g, lambda d: H @ d, tol, k - 1, q, l1)
             assert np.linalg.norm(H @ q + g, norm) > tol
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_bounds_formula(dtype):
+    # Gershgorin interval, min(||H||_1, ||H||_F), min diagonal -- against NumPy
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((9, 9))
+    H = (A + A.T).astype(dtype)
+    Hd = H.astype(np.float64)
+    d = np.diag(Hd)
+    radii = np.abs(Hd).sum(axis=1) - np.abs(d)
+    lo, hi, hnorm, mind = _krylov.dense_bounds(H)
+    w = np.linalg.eigvalsh(Hd)
+    assert lo == pytest.approx(np.min(d - radii), rel=1e-12) and lo <= w[0]
+    assert hi == pytest.approx(np.max(d + radii), rel=1e-12) and hi >= w[-1]
+    assert hnorm == pytest.approx(min(np.abs(Hd).sum(axis=0).max(), np.linalg.norm(Hd)),
+                                  rel=1e-12)
+    assert mind == pytest.approx(d.min())
