@@ -45,5 +45,8 @@ class SecondOrderRosenbrock:
     def track_nhev(self, method, n, impl):
         return int(self.res.nhev)
 
+    def track_nhev_per_iter(self, method, n, impl):
+        return float(self.res.nhev) / max(int(self.res.nit), 1)
+
     def track_fun(self, method, n, impl):
         return float(self.res.fun)
