@@ -46,17 +46,18 @@ cdef double enorm(Py_ssize_t n, const double* x) noexcept nogil:
     lies in the intermediate range (the usual case) the result is ``sqrt`` of the
     squares summed in index order, exactly what ENORM computes then; otherwise the
     full three-range rule runs."""
-    cdef double s2 = 0.0, agiant, xa
+    cdef double s2 = 0.0, agiant, xa, lo = INFINITY, hi = 0.0
     cdef Py_ssize_t i
-    cdef bint ok = True
     if n <= 0:
         return 0.0
     agiant = RGIANT / n
     for i in range(n):
         xa = fabs(x[i])
-        ok = ok & (xa > RDWARF) & (xa < agiant)
+        lo = xa if xa < lo else lo
+        hi = xa if xa > hi else hi
         s2 += xa * xa
-    if ok:
+    # every component intermediate (a NaN makes s2 NaN: s2 == s2 fails)
+    if lo > RDWARF and hi < agiant and s2 == s2:
         return sqrt(s2)
     return enorm_mp(n, x)
 
@@ -68,7 +69,7 @@ cdef void enorm_cols(Py_ssize_t m, Py_ssize_t ncol, const double* a,
     independent, each in row order, so every result is bit-identical to
     :func:`enorm` while the additions of different columns overlap in the pipeline."""
     cdef Py_ssize_t i, k = 0, q, cnt
-    cdef double s0, s1, s2, s3, x0, x1, x2, x3, agiant
+    cdef double s0, s1, s2, s3, x0, x1, x2, x3, y0, y1, agiant, lo, hi
     cdef const double* c[4]
     cdef bint ok
     if m <= 0:
@@ -81,18 +82,28 @@ cdef void enorm_cols(Py_ssize_t m, Py_ssize_t ncol, const double* a,
         for q in range(4):
             c[q] = a + (k + (q if q < cnt else cnt - 1)) * m
         s0 = s1 = s2 = s3 = 0.0
-        ok = True
+        lo = INFINITY
+        hi = 0.0
         for i in range(m):
             x0 = fabs(c[0][i])
             x1 = fabs(c[1][i])
             x2 = fabs(c[2][i])
             x3 = fabs(c[3][i])
-            ok = ok & (x0 > RDWARF) & (x0 < agiant) & (x1 > RDWARF) & (x1 < agiant) \
-                & (x2 > RDWARF) & (x2 < agiant) & (x3 > RDWARF) & (x3 < agiant)
+            y0 = x0 if x0 < x1 else x1
+            y1 = x2 if x2 < x3 else x3
+            y0 = y0 if y0 < y1 else y1
+            lo = y0 if y0 < lo else lo
+            y0 = x0 if x0 > x1 else x1
+            y1 = x2 if x2 > x3 else x3
+            y0 = y0 if y0 > y1 else y1
+            hi = y0 if y0 > hi else hi
             s0 += x0 * x0
             s1 += x1 * x1
             s2 += x2 * x2
             s3 += x3 * x3
+        # all intermediate; a NaN anywhere makes its sum NaN (x == x fails)
+        ok = lo > RDWARF and hi < agiant and s0 == s0 and s1 == s1 and s2 == s2 \
+            and s3 == s3
         if ok:
             out[k] = sqrt(s0)
             if cnt > 1:
@@ -261,7 +272,8 @@ cdef void qrfac(int m, int n, double* a, int* ipvt, double* rdiag, double* acnor
             ipvt[j] = ipvt[kmax]
             ipvt[kmax] = <int> k
         col = col + j                      # a[j:, j]
-        ajnorm = enorm(m - j, col)
+        # the first pivot column is still whole: its norm is already in acnorm
+        ajnorm = acnorm[ipvt[0]] if j == 0 else enorm(m - j, col)
         if ajnorm != 0.0:
             if col[0] < 0.0:
                 ajnorm = -ajnorm
@@ -678,7 +690,7 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
     cdef bint scale_jac = diag0 is None
     cdef double fnorm, fnorm1, xnorm = 0.0, delta = 0.0, par = 0.0, pnorm, gnorm, acc
     cdef double actred, prered, dirder, ratio, t, temp1, temp2
-    cdef bint accepted
+    cdef bint accepted, same
     cdef int fd_code = _FD_CODE.get(fd_method, 0)
     cdef const double* dsp = NULL
 
@@ -687,8 +699,8 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
     cdef double* x = <double*> cnp.PyArray_DATA(x_arr)
     cdef double* f = <double*> cnp.PyArray_DATA(f_arr)
     # one work block: A (m (n + 1): the Jacobian, then f to become Q^T f), wa4 (m),
-    # S (n n), 12 vectors of n
-    work_arr = np.empty(m * (n + 1) + m + n * n + 12 * n)
+    # S (n n), 13 vectors of n
+    work_arr = np.empty(m * (n + 1) + m + n * n + 13 * n)
     cdef double* A = <double*> cnp.PyArray_DATA(work_arr)
     cdef double* fw = A + m * n
     cdef double* wa4 = fw + m
@@ -705,6 +717,7 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
     cdef double* qwork = sdiag + n
     cdef double* hsteps = qwork + n
     cdef double* ds_copy = hsteps + n
+    cdef double* xlast = ds_copy + n
     ipvt_arr = np.empty(n, dtype=np.intc)
     cdef int* ipvt = <int*> cnp.PyArray_DATA(ipvt_arr)
     central_arr = np.full(n, 1 if fd_code == 1 else 0, dtype=np.uint8)
@@ -724,6 +737,8 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
             ds_copy[j] = dtmp[j]
         dsp = ds_copy
 
+    memcpy(xlast, x, n * sizeof(double))    # last point where fun was evaluated ...
+    memcpy(wa4, f, m * sizeof(double))      # ... and its residuals
     fnorm = enorm(m, f)
     while True:
         # ---- Jacobian and its pivoted QR
@@ -784,7 +799,17 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
                 pnorm = enorm(n, wa3)
                 if it == 1 and pnorm < delta:
                     delta = pnorm
-            _fun_into(fun, wa2, n, m, wa4)
+            # a trial point equal to the last one evaluated (the step vanished in
+            # rounding) reuses its residuals, still in wa4, as SciPy's wrapper does;
+            # it counts in nfev as in MINPACK
+            same = True
+            for j in range(n):
+                if wa2[j] != xlast[j]:
+                    same = False
+                    break
+            if not same:
+                _fun_into(fun, wa2, n, m, wa4)
+                memcpy(xlast, wa2, n * sizeof(double))
             nfev += 1
             with nogil:
                 fnorm1 = enorm(m, wa4)
