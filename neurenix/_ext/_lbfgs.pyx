@@ -30,8 +30,9 @@ cimport numpy as cnp
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cython cimport floating
 from libc.math cimport fabs, sqrt, isfinite, INFINITY
-from libc.stdlib cimport malloc, free, qsort
-from libc.string cimport memcpy
+from libc.stdlib cimport malloc, calloc, free, qsort
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy, memcmp
 
 import numpy as np
 
@@ -62,11 +63,26 @@ cdef enum:
 
 # ------------------------------------------------------------------ kernels
 cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    cdef double s = 0.0
-    cdef Py_ssize_t i
-    for i in range(n):
-        s += <double>a[i] * <double>b[i]
-    return s
+    # a . b accumulated in double over eight independent partial sums (combined
+    # pairwise at the end), so the loop is not bound by the latency of one add
+    # chain and vectorizes without reassociating anything (no -ffast-math).
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        s0 += <double>a[i] * <double>b[i]
+        s1 += <double>a[i + 1] * <double>b[i + 1]
+        s2 += <double>a[i + 2] * <double>b[i + 2]
+        s3 += <double>a[i + 3] * <double>b[i + 3]
+        s4 += <double>a[i + 4] * <double>b[i + 4]
+        s5 += <double>a[i + 5] * <double>b[i + 5]
+        s6 += <double>a[i + 6] * <double>b[i + 6]
+        s7 += <double>a[i + 7] * <double>b[i + 7]
+        i += 8
+    while i < n:
+        s0 += <double>a[i] * <double>b[i]
+        i += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 cdef inline void _axpy(double a, const floating* x, floating* y, Py_ssize_t n) noexcept nogil:
@@ -76,26 +92,134 @@ cdef inline void _axpy(double a, const floating* x, floating* y, Py_ssize_t n) n
         y[i] = <floating>(y[i] + a * x[i])
 
 
+cdef inline double _axpy_dot(double a, const floating* x, floating* q, double scale,
+                             const floating* z, Py_ssize_t n) noexcept nogil:
+    """``q <- scale * (q + a x)`` (each step rounded to q's type, as ``_axpy``
+    followed by a scaling), returning ``z . q`` of the new q summed exactly as
+    :func:`_dot` sums it: one pass over q instead of two."""
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    cdef floating t0, t1, t2, t3, t4, t5, t6, t7
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        t0 = <floating>(scale * <floating>(q[i] + a * x[i]))
+        t1 = <floating>(scale * <floating>(q[i + 1] + a * x[i + 1]))
+        t2 = <floating>(scale * <floating>(q[i + 2] + a * x[i + 2]))
+        t3 = <floating>(scale * <floating>(q[i + 3] + a * x[i + 3]))
+        t4 = <floating>(scale * <floating>(q[i + 4] + a * x[i + 4]))
+        t5 = <floating>(scale * <floating>(q[i + 5] + a * x[i + 5]))
+        t6 = <floating>(scale * <floating>(q[i + 6] + a * x[i + 6]))
+        t7 = <floating>(scale * <floating>(q[i + 7] + a * x[i + 7]))
+        q[i] = t0
+        q[i + 1] = t1
+        q[i + 2] = t2
+        q[i + 3] = t3
+        q[i + 4] = t4
+        q[i + 5] = t5
+        q[i + 6] = t6
+        q[i + 7] = t7
+        s0 += <double>z[i] * <double>t0
+        s1 += <double>z[i + 1] * <double>t1
+        s2 += <double>z[i + 2] * <double>t2
+        s3 += <double>z[i + 3] * <double>t3
+        s4 += <double>z[i + 4] * <double>t4
+        s5 += <double>z[i + 5] * <double>t5
+        s6 += <double>z[i + 6] * <double>t6
+        s7 += <double>z[i + 7] * <double>t7
+        i += 8
+    while i < n:
+        t0 = <floating>(scale * <floating>(q[i] + a * x[i]))
+        q[i] = t0
+        s0 += <double>z[i] * <double>t0
+        i += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
 cdef void _two_loop(floating* S, floating* Y, const double* rho, Py_ssize_t m,
                     Py_ssize_t n, Py_ssize_t newest, Py_ssize_t count, double gamma,
                     floating* q, double* alpha) noexcept nogil:
     """q <- H q with the L-BFGS matrix of the ``count`` newest pairs (ring buffer,
-    row ``newest`` the newest) and H0 = gamma I (Nocedal & Wright Alg. 7.4)."""
-    cdef Py_ssize_t k, j, i
-    cdef double a, b
+    row ``newest`` the newest) and H0 = gamma I (Nocedal & Wright Alg. 7.4).
+
+    Each update of q is fused with the inner product the recursion needs next
+    (``_axpy_dot``), so the 4 * count passes over q of the textbook loops become
+    2 * count + 1; the arithmetic, and so the result, is the same."""
+    cdef Py_ssize_t k, j, jn, i
+    cdef double a, b, dotv
+    if count == 0:
+        for i in range(n):
+            q[i] = <floating>(gamma * q[i])
+        return
+    # first loop, newest to oldest: alpha_j = rho_j s_j.q ; q -= alpha_j y_j
     j = newest
+    dotv = _dot(&S[j * n], q, n)
     for k in range(count):
-        a = rho[j] * _dot(&S[j * n], q, n)
+        a = rho[j] * dotv
         alpha[j] = a
-        _axpy(-a, &Y[j * n], q, n)
-        j = j - 1 if j > 0 else m - 1
-    for i in range(n):
-        q[i] = <floating>(gamma * q[i])
-    j = (newest - count + 1 + m) % m
+        if k < count - 1:
+            jn = j - 1 if j > 0 else m - 1
+            dotv = _axpy_dot(-a, &Y[j * n], q, 1.0, &S[jn * n], n)
+            j = jn
+        else:
+            # the oldest pair: scale by H0 = gamma I and start the second loop
+            # with y_oldest . q, all in the same pass
+            dotv = _axpy_dot(-a, &Y[j * n], q, gamma, &Y[j * n], n)
+    # second loop, oldest to newest: beta = rho_j y_j.q ; q += (alpha_j - beta) s_j
     for k in range(count):
-        b = rho[j] * _dot(&Y[j * n], q, n)
-        _axpy(alpha[j] - b, &S[j * n], q, n)
-        j = j + 1 if j < m - 1 else 0
+        b = rho[j] * dotv
+        if k < count - 1:
+            jn = j + 1 if j < m - 1 else 0
+            dotv = _axpy_dot(alpha[j] - b, &S[j * n], q, 1.0, &Y[jn * n], n)
+            j = jn
+        else:
+            _axpy(alpha[j] - b, &S[j * n], q, n)
+
+
+def same_point(a, b):
+    """True when ``a`` and ``b`` are C-contiguous ndarrays of one dtype and shape
+    holding the same bytes (the objective cache's test: bitwise, so -0.0 and 0.0
+    differ and a NaN matches itself); None when they are not both such arrays
+    (the caller then falls back to ``np.array_equal``)."""
+    cdef cnp.ndarray x, y
+    if not (cnp.PyArray_CheckExact(a) and cnp.PyArray_CheckExact(b)):
+        return None
+    x = <cnp.ndarray>a
+    y = <cnp.ndarray>b
+    if (cnp.PyArray_TYPE(x) != cnp.PyArray_TYPE(y) or cnp.PyArray_NDIM(x) != 1
+            or cnp.PyArray_NDIM(y) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(y)):
+        return None
+    if cnp.PyArray_DIM(x, 0) != cnp.PyArray_DIM(y, 0):
+        return False
+    return memcmp(cnp.PyArray_DATA(x), cnp.PyArray_DATA(y),
+                  cnp.PyArray_NBYTES(x)) == 0
+
+
+def all_finite(a):
+    """True when every entry of the C-contiguous float32/float64 1-D array ``a``
+    is finite; None for any other input (the caller falls back to NumPy)."""
+    cdef cnp.ndarray x
+    cdef Py_ssize_t i, n
+    cdef const double* pd
+    cdef const float* pf
+    cdef double s = 0.0
+    if not cnp.PyArray_Check(a):
+        return None
+    x = <cnp.ndarray>a
+    if cnp.PyArray_NDIM(x) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(x):
+        return None
+    n = cnp.PyArray_DIM(x, 0)
+    if cnp.PyArray_TYPE(x) == cnp.NPY_DOUBLE:
+        pd = <const double*>cnp.PyArray_DATA(x)
+        for i in range(n):
+            s += pd[i] * 0.0       # NaN as soon as one entry is inf or NaN
+    elif cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT:
+        pf = <const float*>cnp.PyArray_DATA(x)
+        for i in range(n):
+            s += <double>pf[i] * 0.0
+    else:
+        return None
+    return s == 0.0
 
 
 def two_loop(floating[:, ::1] S, floating[:, ::1] Y, const double[::1] rho,
@@ -173,18 +297,25 @@ cdef void _lu_solve(const double* A, const int* piv, double* b, int N) noexcept 
 
 # ----------------------------------------------------------------- evaluation
 cdef class Evaluator:
-    """Evaluates f and g for the compiled loop and counts calls on ``obj``.
+    """Evaluates f and g for the compiled loop and counts the calls.
 
     ``mode`` 0: ``fun`` returns ``(f, g)``; 1: separate ``fun`` and ``jac``;
-    2: ``obj.fun_and_grad`` (finite differences).  ``x`` is passed to the user's
-    functions as a fresh copy.  Returned values are validated: a real scalar
-    and an array of x's shape (the wrapper's checks, with a fast path for a
-    Python float and a contiguous array of x's dtype).
+    2: ``obj.fun_and_grad`` (finite differences).  Every call receives a fresh
+    copy of x, as SciPy's wrappers pass ``np.copy(x)``: a user function that
+    keeps (or modifies) its argument never sees the loop's own buffer change.
+    Returned values are validated: a real scalar and an array of x's shape
+    (the wrapper's checks, with a fast path for a Python/NumPy float and a
+    contiguous array of x's dtype).
+
+    The counters ``nfev``/``njev`` are C integers while the loop runs;
+    :meth:`sync` writes them back to ``obj`` (the loop calls it before it
+    reports to the driver and when it returns or raises).
     """
 
     cdef object obj, fun, jac, args, scalar
-    cdef int mode, typenum
+    cdef int mode, typenum, noargs
     cdef Py_ssize_t n
+    cdef public Py_ssize_t nfev, njev
 
     def __init__(self, obj, int mode, fun, jac, tuple args, int typenum, Py_ssize_t n):
         from neurenix.optimize._objective import _scalar
@@ -193,12 +324,21 @@ cdef class Evaluator:
         self.fun = fun
         self.jac = jac
         self.args = args
+        self.noargs = len(args) == 0
         self.scalar = _scalar
         self.typenum = typenum
         self.n = n
+        self.nfev = obj.nfev
+        self.njev = obj.njev
+
+    cpdef sync(self):
+        """Write the counters back to the objective wrapper."""
+        if self.mode != 2:
+            self.obj.nfev = self.nfev
+            self.obj.njev = self.njev
 
     cdef double _f(self, fo) except? -1.0:
-        if PyFloat_Check(fo):
+        if PyFloat_Check(fo):           # float and numpy.float64
             return PyFloat_AS_DOUBLE(fo)
         return self.scalar(fo, None, "fun")
 
@@ -216,27 +356,30 @@ cdef class Evaluator:
 
     cdef double evaluate(self, cnp.ndarray xa, cnp.ndarray ga) except? -1.0:
         cdef double f
-        xc = xa.copy()
-        obj = self.obj
+        xc = cnp.PyArray_NewCopy(xa, cnp.NPY_CORDER)
         if self.mode == 0:
-            out = self.fun(xc, *self.args)
-            obj.nfev += 1
+            out = self.fun(xc) if self.noargs else self.fun(xc, *self.args)
+            self.nfev += 1
             try:
                 fo, go = out
             except (TypeError, ValueError):
                 raise TypeError("fun must return a pair (f, g) when jac is True") from None
             f = self._f(fo)
             self._g(go, ga)
-            obj.njev += 1
+            self.njev += 1
         elif self.mode == 1:
-            fo = self.fun(xc, *self.args)
-            obj.nfev += 1
+            fo = self.fun(xc) if self.noargs else self.fun(xc, *self.args)
+            self.nfev += 1
             f = self._f(fo)
-            go = self.jac(xc, *self.args)
+            xc = cnp.PyArray_NewCopy(xa, cnp.NPY_CORDER)     # jac gets its own copy too
+            go = self.jac(xc) if self.noargs else self.jac(xc, *self.args)
             self._g(go, ga)
-            obj.njev += 1
+            self.njev += 1
         else:
+            obj = self.obj
             fo, go = obj.fun_and_grad(xc)
+            self.nfev = obj.nfev
+            self.njev = obj.njev
             f = fo
             self._g(go, ga)
         return f
@@ -281,31 +424,52 @@ cdef inline Py_ssize_t _slot(Py_ssize_t k, Py_ssize_t newest, Py_ssize_t count,
     return (newest - count + 1 + k + m) % m
 
 
+cdef double _absmax(const floating* g, Py_ssize_t n) noexcept nogil:
+    """max |g_i|, inf when g has a NaN.
+
+    Computed on the bit patterns: with the sign bit cleared, IEEE doubles
+    (floats) order like their unsigned-integer patterns, and NaN patterns lie
+    above inf.  An unsigned max reduction vectorizes where a floating-point one
+    does not (without -ffast-math)."""
+    cdef uint64_t r8 = 0, v8
+    cdef uint32_t r4 = 0, v4
+    cdef double out
+    cdef float outf
+    cdef Py_ssize_t i
+    if floating is double:
+        for i in range(n):
+            memcpy(&v8, &g[i], 8)
+            v8 &= 0x7fffffffffffffffULL
+            r8 = v8 if v8 > r8 else r8
+        memcpy(&out, &r8, 8)
+    else:
+        for i in range(n):
+            memcpy(&v4, &g[i], 4)
+            v4 &= 0x7fffffffU
+            r4 = v4 if v4 > r4 else r4
+        memcpy(&outf, &r4, 4)
+        out = outf
+    return out if out == out else INFINITY
+
+
 cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssize_t n,
                     int has_bounds) noexcept nogil:
-    """Infinity norm of the projected gradient (of g when unbounded)."""
+    """Infinity norm of the projected gradient (of g when unbounded); inf if g has a NaN."""
     cdef double r = 0.0, gi
     cdef Py_ssize_t i
+    if not has_bounds:
+        return _absmax(g, n)
     for i in range(n):
         gi = g[i]
-        if has_bounds:
-            if gi < 0.0:
-                if hi[i] < INFINITY and x[i] - hi[i] > gi:
-                    gi = x[i] - hi[i]
-            else:
-                if lo[i] > -INFINITY and x[i] - lo[i] < gi:
-                    gi = x[i] - lo[i]
+        if gi < 0.0:
+            if hi[i] < INFINITY and x[i] - hi[i] > gi:
+                gi = x[i] - hi[i]
+        else:
+            if lo[i] > -INFINITY and x[i] - lo[i] < gi:
+                gi = x[i] - lo[i]
         if fabs(gi) > r or gi != gi:
             r = fabs(gi) if gi == gi else INFINITY
     return r
-
-
-cdef int _all_finite(floating* v, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double s = 0.0
-    for i in range(n):
-        s += v[i] * 0.0
-    return s == 0.0
 
 
 cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
@@ -559,24 +723,31 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     return 0
 
 
-cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
+cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
               Evaluator ev, Cfg* cfg, Out* out, double f,
-              floating[:, ::1] S, floating[:, ::1] Y, double[::1] rho, double[::1] alpha,
-              floating[::1] xold, floating[::1] gold, floating[::1] d, floating[::1] xbar,
-              floating[::1] lo, floating[::1] hi, floating[:, ::1] H,
-              double[:, ::1] SS, double[:, ::1] SY, double[:, ::1] YY,
-              object driver) except -1:
-    cdef Py_ssize_t n = x.shape[0], m = cfg.m, i, k, sk, nls
+              floating* S, floating* Y, double* rho, floating* plo, floating* phi,
+              floating* H, object driver) except -1:
+    """The iteration loop on raw buffers: ``px``/``pg`` are the data of ``xa``/``ga``
+    (updated in place), ``S``/``Y`` the (m, n) ring buffers and ``rho`` (m,)
+    (returned as the memory), ``H`` the (n, n) BFGS matrix (BFGS only),
+    ``plo``/``phi`` the bounds (NULL when unbounded).  The work vectors are
+    allocated here with malloc and freed on every exit."""
+    cdef Py_ssize_t m = cfg.m, i, k, sk, nls
     cdef Py_ssize_t count = 0, newest = m - 1, nit = 0, slot
     cdef int method = cfg.method, status = S_RUNNING, task, lsfail, nonfinite
-    cdef double fold = f, fprev = f + 0.0, dg, dgt, stp, stpmax, dnorm, gnorm, sy, yy
-    cdef double gamma = 1.0, theta, beta, a, rho_k, yhy, hnorm_scaled = 0.0
-    cdef int bfgs_fresh = 1, cg_restart = 1, ok
+    cdef double fold = f, fprev = f + 0.0, dg, dgt = 0.0, stp = 1.0, stpmax, dnorm = 0.0
+    cdef double gnorm, sy, yy
+    cdef double gamma = 1.0, theta, beta, a, rho_k, yhy
+    cdef int bfgs_fresh = 1, cg_restart = 1
     cdef MTState ls
-    cdef floating* px = &x[0]
-    cdef floating* pg = &g[0]
-    cdef floating* plo = NULL
-    cdef floating* phi = NULL
+    cdef double* alpha = NULL
+    cdef floating* xold = NULL
+    cdef floating* gold = NULL
+    cdef floating* d = NULL
+    cdef floating* xbar = NULL
+    cdef double* SS = NULL
+    cdef double* SY = NULL
+    cdef double* YY = NULL
     cdef double* dcp = NULL
     cdef char* free_ = NULL
     cdef BP* bps = NULL
@@ -585,9 +756,18 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
     cdef double* wrk = NULL
     cdef int* piv = NULL
     cdef int* piv2 = NULL
+    alpha = <double*>malloc(m * sizeof(double))
+    xold = <floating*>malloc(4 * n * sizeof(floating))
+    if alpha == NULL or xold == NULL:
+        free(alpha); free(xold)
+        raise MemoryError()
+    gold = xold + n
+    d = xold + 2 * n
+    xbar = xold + 3 * n
     if cfg.has_bounds:
-        plo = &lo[0]
-        phi = &hi[0]
+        SS = <double*>calloc(3 * m * m, sizeof(double))
+        SY = SS + m * m
+        YY = SS + 2 * m * m
         dcp = <double*>malloc(n * sizeof(double))
         free_ = <char*>malloc(n * sizeof(char))
         bps = <BP*>malloc(n * sizeof(BP))
@@ -596,8 +776,9 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
         wrk = <double*>malloc(12 * m * sizeof(double) + 1)
         piv = <int*>malloc(2 * m * sizeof(int) + 1)
         piv2 = <int*>malloc(2 * m * sizeof(int) + 1)
-        if (dcp == NULL or free_ == NULL or bps == NULL or K == NULL or N == NULL
+        if (SS == NULL or dcp == NULL or free_ == NULL or bps == NULL or K == NULL or N == NULL
                 or wrk == NULL or piv == NULL or piv2 == NULL):
+            free(alpha); free(xold); free(SS)
             free(dcp); free(free_); free(bps); free(K); free(N); free(wrk); free(piv); free(piv2)
             raise MemoryError()
     fprev = f + 0.5 * sqrt(_dot(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
@@ -613,21 +794,20 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
                 for i in range(n):
                     d[i] = -pg[i]
                 if count > 0:
-                    _two_loop(&S[0, 0], &Y[0, 0], &rho[0], m, n, newest, count, gamma,
-                              &d[0], &alpha[0])
+                    _two_loop(S, Y, rho, m, n, newest, count, gamma, d, alpha)
             elif method == 1:       # BFGS: d = -H g
                 if bfgs_fresh:
                     for i in range(n):
                         d[i] = -pg[i]
                 else:
                     for i in range(n):
-                        d[i] = <floating>(-_dot(&H[i, 0], pg, n))
+                        d[i] = <floating>(-_dot(&H[i * n], pg, n))
             elif method == 2:       # CG, Polak-Ribiere+
                 if cg_restart:
                     for i in range(n):
                         d[i] = -pg[i]
                 else:
-                    a = _dot(&gold[0], &gold[0], n)
+                    a = _dot(gold, gold, n)
                     beta = 0.0
                     for i in range(n):
                         beta += <double>pg[i] * (<double>pg[i] - gold[i])
@@ -636,22 +816,21 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
                         beta = 0.0
                     for i in range(n):
                         d[i] = <floating>(-pg[i] + beta * d[i])
-                    if _dot(&d[0], pg, n) > -0.01 * _dot(pg, pg, n):
+                    if _dot(d, pg, n) > -0.01 * _dot(pg, pg, n):
                         for i in range(n):
                             d[i] = -pg[i]
                         cg_restart = 1
             else:                   # L-BFGS-B
                 theta = 1.0 / gamma if count > 0 else 1.0
-                if _cauchy_subspace(px, pg, plo, phi, &S[0, 0], &Y[0, 0], &SS[0, 0],
-                                    &SY[0, 0], &YY[0, 0], m, n, newest, count, theta,
-                                    &xbar[0], dcp, free_, bps, K, N, piv, piv2, wrk,
+                if _cauchy_subspace(px, pg, plo, phi, S, Y, SS, SY, YY, m, n, newest, count,
+                                    theta, xbar, dcp, free_, bps, K, N, piv, piv2, wrk,
                                     cfg.eps):
                     count = 0
                     continue
                 for i in range(n):
                     d[i] = xbar[i] - px[i]
-            dg = _dot(&d[0], pg, n)
-            dnorm = sqrt(_dot(&d[0], &d[0], n))
+            dg = _dot(d, pg, n)
+            dnorm = sqrt(_dot(d, d, n))
             if not dg < 0.0:
                 if (method == 0 or method == 3) and count > 0:
                     count = 0
@@ -693,8 +872,8 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
                 if not (stp > 0.0) or stp > 1.0:
                     stp = 1.0
             # ---------------------------------------------------- line search
-            memcpy(&xold[0], px, n * sizeof(floating))
-            memcpy(&gold[0], pg, n * sizeof(floating))
+            memcpy(xold, px, n * sizeof(floating))
+            memcpy(gold, pg, n * sizeof(floating))
             fold = f
             task = mt_start(&ls, f, dg, &stp, cfg.c1, cfg.c2, cfg.xtol, 0.0, stpmax)
             lsfail = 0
@@ -719,14 +898,16 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
                     lsfail = 1
                     break
                 nls += 1
-                if not (isfinite(f) and _all_finite(pg, n)):
+                # g . d is non-finite whenever g has an inf or a NaN (inf * 0 is NaN),
+                # so one pass gives both the slope and the finiteness test
+                dgt = _dot(pg, d, n)
+                if not (isfinite(f) and isfinite(dgt)):
                     nonfinite = 1
-                    if nls >= cfg.maxls or ev.obj.nfev >= cfg.maxfun:
+                    if nls >= cfg.maxls or ev.nfev >= cfg.maxfun:
                         lsfail = 1
                         break
                     mt_nonfinite(&ls, &stp)
                     continue
-                dgt = _dot(pg, &d[0], n)
                 task = mt_iterate(&ls, &stp, f, dgt)
                 if task == MT_CONVERGED:
                     break
@@ -735,7 +916,7 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
                     if not (f <= fold + cfg.c1 * stp * dg) or not (f <= fold):
                         lsfail = 1
                     break
-                if ev.obj.nfev >= cfg.maxfun:
+                if ev.nfev >= cfg.maxfun:
                     if not f < fold:
                         lsfail = 1
                     status = S_MAXFUN
@@ -744,8 +925,8 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
                     lsfail = 1
                     break
             if lsfail:
-                memcpy(px, &xold[0], n * sizeof(floating))
-                memcpy(pg, &gold[0], n * sizeof(floating))
+                memcpy(px, xold, n * sizeof(floating))
+                memcpy(pg, gold, n * sizeof(floating))
                 f = fold
                 if status != S_RUNNING:
                     break
@@ -772,10 +953,11 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
             if method == 0 or method == 3:
                 slot = newest + 1 if newest + 1 < m else 0
                 for i in range(n):
-                    S[slot, i] = px[i] - xold[i]
-                    Y[slot, i] = pg[i] - gold[i]
-                sy = _dot(&S[slot, 0], &Y[slot, 0], n)
-                yy = _dot(&Y[slot, 0], &Y[slot, 0], n)
+                    S[slot * n + i] = px[i] - xold[i]
+                    Y[slot * n + i] = pg[i] - gold[i]
+                # (separate passes: a fused loop with these reductions does not vectorize)
+                sy = _dot(&S[slot * n], &Y[slot * n], n)
+                yy = _dot(&Y[slot * n], &Y[slot * n], n)
                 if sy > cfg.eps * yy and yy > 0.0:
                     rho[slot] = 1.0 / sy
                     gamma = sy / yy
@@ -785,39 +967,40 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
                     if method == 3:
                         for k in range(count):
                             sk = _slot(k, newest, count, m)
-                            SS[slot, sk] = _dot(&S[slot, 0], &S[sk, 0], n)
-                            SS[sk, slot] = SS[slot, sk]
-                            YY[slot, sk] = _dot(&Y[slot, 0], &Y[sk, 0], n)
-                            YY[sk, slot] = YY[slot, sk]
-                            SY[slot, sk] = _dot(&S[slot, 0], &Y[sk, 0], n)
-                            SY[sk, slot] = _dot(&S[sk, 0], &Y[slot, 0], n)
+                            SS[slot * m + sk] = _dot(&S[slot * n], &S[sk * n], n)
+                            SS[sk * m + slot] = SS[slot * m + sk]
+                            YY[slot * m + sk] = _dot(&Y[slot * n], &Y[sk * n], n)
+                            YY[sk * m + slot] = YY[slot * m + sk]
+                            SY[slot * m + sk] = _dot(&S[slot * n], &Y[sk * n], n)
+                            SY[sk * m + slot] = _dot(&S[sk * n], &Y[slot * n], n)
             elif method == 1:
                 # s -> xbar, y -> d (d is recomputed next iteration)
                 for i in range(n):
                     xbar[i] = px[i] - xold[i]
                     d[i] = pg[i] - gold[i]
-                sy = _dot(&xbar[0], &d[0], n)
-                yy = _dot(&d[0], &d[0], n)
+                sy = _dot(xbar, d, n)
+                yy = _dot(d, d, n)
                 if sy > cfg.eps * yy and yy > 0.0:
                     if bfgs_fresh:
                         a = sy / yy     # H0 = (s.y / y.y) I  (Nocedal & Wright eq. 6.20)
                         for i in range(n):
                             for k in range(n):
-                                H[i, k] = 0.0
-                            H[i, i] = <floating>a
+                                H[i * n + k] = 0.0
+                            H[i * n + i] = <floating>a
                         bfgs_fresh = 0
                     rho_k = 1.0 / sy
-                    # alpha <- H y (double work vector of length n: reuse rho? no: use gold)
+                    # gold <- H y (gold is free until the next line search)
                     for i in range(n):
-                        gold[i] = <floating>_dot(&H[i, 0], &d[0], n)
-                    yhy = _dot(&gold[0], &d[0], n)
+                        gold[i] = <floating>_dot(&H[i * n], d, n)
+                    yhy = _dot(gold, d, n)
                     a = rho_k * rho_k * yhy + rho_k
                     for i in range(n):
                         for k in range(n):
-                            H[i, k] = <floating>(H[i, k] - rho_k * (gold[i] * xbar[k]
-                                                 + xbar[i] * gold[k]) + a * xbar[i] * xbar[k])
+                            H[i * n + k] = <floating>(H[i * n + k] - rho_k * (gold[i] * xbar[k]
+                                                      + xbar[i] * gold[k]) + a * xbar[i] * xbar[k])
             # ---------------------------------------------------- report, tests
             if cfg.report:
+                ev.sync()
                 try:
                     st = driver.iteration(nit, xa, f, ga, stp * dnorm)
                 except KeyboardInterrupt:
@@ -836,9 +1019,11 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
                 status = S_FTOL
             elif nit >= cfg.maxiter:
                 status = S_MAXITER
-            elif ev.obj.nfev >= cfg.maxfun:
+            elif ev.nfev >= cfg.maxfun:
                 status = S_MAXFUN
     finally:
+        ev.sync()
+        free(alpha); free(xold); free(SS)
         free(dcp); free(free_); free(bps); free(K); free(N); free(wrk); free(piv); free(piv2)
     out.status = status
     out.nit = nit
@@ -850,6 +1035,20 @@ cdef int _run(floating[::1] x, floating[::1] g, cnp.ndarray xa, cnp.ndarray ga,
     return 0
 
 
+cdef object _ordered_rows(cnp.ndarray R, Py_ssize_t count, Py_ssize_t newest, Py_ssize_t m):
+    """Copy of the ``count`` valid rows of ring buffer ``R`` (m, n or m,), oldest first."""
+    cdef Py_ssize_t k, row = R.strides[0] if R.ndim == 2 else R.itemsize
+    if R.ndim == 2:
+        out = np.empty((count, R.shape[1]), dtype=R.dtype)
+    else:
+        out = np.empty(count, dtype=R.dtype)
+    cdef char* src = <char*>cnp.PyArray_DATA(R)
+    cdef char* dst = <char*>cnp.PyArray_DATA(out)
+    for k in range(count):
+        memcpy(dst + k * row, src + _slot(k, newest, count, m) * row, row)
+    return out
+
+
 def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         Py_ssize_t m=10, double gtol=1e-5, double ftol=0.0, Py_ssize_t maxiter=1000,
         Py_ssize_t maxfun=10**9, int maxls=20, double c1=1e-4, double c2=0.9,
@@ -857,17 +1056,24 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     """Run the loop from ``xa`` (updated in place, with its gradient ``ga``).
 
     Returns ``(status, nit, f, state)``; ``state`` holds the memory for the
-    inverse-Hessian operator: ``S, Y, rho, count, newest, gamma`` (L-BFGS[-B]) or
-    ``H`` (BFGS).  Everything is validated by the Python front ends.
+    inverse-Hessian operator: ``sk, yk`` (the stored pairs, oldest first),
+    ``rho`` (``1 / s.y`` of each) and ``gamma`` (L-BFGS[-B]), or ``H`` (BFGS).
+    Everything is validated by the Python front ends.
     """
     cdef Py_ssize_t n = xa.shape[0]
     cdef Cfg cfg
     cdef Out out
-    dt = xa.dtype
-    if ga.dtype != dt or ga.shape[0] != n or not xa.flags.c_contiguous or not ga.flags.c_contiguous:
-        raise ValueError("run: x and g must be contiguous arrays of one dtype and length")
+    cdef cnp.ndarray S, Y, rho, H, alo, ahi
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    if (cnp.PyArray_TYPE(ga) != typenum or ga.shape[0] != n or xa.ndim != 1 or ga.ndim != 1
+            or not cnp.PyArray_IS_C_CONTIGUOUS(xa) or not cnp.PyArray_IS_C_CONTIGUOUS(ga)):
+        raise ValueError("run: x and g must be contiguous 1-D arrays of one dtype and length")
+    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+        raise TypeError(f"run: unsupported dtype {xa.dtype}")
     if method not in (0, 1, 2, 3):
         raise ValueError("run: unknown method code")
+    if n == 0:
+        raise ValueError("run: x must not be empty")
     mm = max(m, 1) if method in (0, 3) else 1
     cfg.method = method
     cfg.m = mm
@@ -880,44 +1086,40 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     cfg.c2 = c2
     cfg.xtol = xtol
     cfg.report = report
-    cfg.eps = float(np.finfo(dt).eps)
-    S = np.zeros((mm, n), dtype=dt)
-    Y = np.zeros((mm, n), dtype=dt)
-    rho = np.zeros(mm)
-    alpha = np.zeros(mm)
-    xold = np.empty(n, dtype=dt)
-    gold = np.empty(n, dtype=dt)
-    d = np.empty(n, dtype=dt)
-    xbar = np.empty(n, dtype=dt)
-    H = np.zeros((int(n), int(n)) if method == 1 else (1, 1), dtype=dt)
-    small = (int(mm), int(mm)) if method == 3 else (1, 1)
-    SS = np.zeros(small)
-    SY = np.zeros(small)
-    YY = np.zeros(small)
+    cfg.eps = 2.220446049250313e-16 if typenum == cnp.NPY_DOUBLE else 1.1920928955078125e-07
+    S = cnp.PyArray_EMPTY(2, [mm, n], typenum, 0)
+    Y = cnp.PyArray_EMPTY(2, [mm, n], typenum, 0)
+    rho = cnp.PyArray_ZEROS(1, [mm], cnp.NPY_DOUBLE, 0)
+    cdef cnp.npy_intp hn = n if method == 1 else 1
+    H = cnp.PyArray_EMPTY(2, [hn, hn], typenum, 0)
     cfg.has_bounds = lo is not None
-    if lo is None:
-        lo = np.empty(1, dtype=dt)
-        hi = np.empty(1, dtype=dt)
-        cfg.boxed = 0
-    else:
-        lo = np.ascontiguousarray(lo, dtype=dt)
-        hi = np.ascontiguousarray(hi, dtype=dt)
-        if lo.shape[0] != n or hi.shape[0] != n:
+    cfg.boxed = 0
+    alo = ahi = None
+    if lo is not None:
+        alo = np.ascontiguousarray(lo, dtype=xa.dtype)
+        ahi = np.ascontiguousarray(hi, dtype=xa.dtype)
+        if alo.ndim != 1 or ahi.ndim != 1 or alo.shape[0] != n or ahi.shape[0] != n:
             raise ValueError("run: bounds of the wrong length")
-        cfg.boxed = bool(np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)))
-    if n == 0:
-        raise ValueError("run: x must not be empty")
-    if dt == np.float64:
-        _run[double](xa, ga, xa, ga, ev, &cfg, &out, f, S, Y, rho, alpha, xold, gold, d,
-                     xbar, lo, hi, H, SS, SY, YY, driver)
-    elif dt == np.float32:
-        _run[float](xa, ga, xa, ga, ev, &cfg, &out, f, S, Y, rho, alpha, xold, gold, d,
-                    xbar, lo, hi, H, SS, SY, YY, driver)
+        cfg.boxed = bool(np.all(np.isfinite(alo)) and np.all(np.isfinite(ahi)))
+    if typenum == cnp.NPY_DOUBLE:
+        _run[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
+                     ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
+                     <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
+                     <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
+                     <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL,
+                     <double*>cnp.PyArray_DATA(H), driver)
     else:
-        raise TypeError(f"run: unsupported dtype {dt}")
+        _run[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga, n,
+                    ev, &cfg, &out, f, <float*>cnp.PyArray_DATA(S),
+                    <float*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
+                    <float*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
+                    <float*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL,
+                    <float*>cnp.PyArray_DATA(H), driver)
     state = {"count": out.count, "newest": out.newest, "gamma": out.gamma}
     if method in (0, 3):
-        state.update(S=S, Y=Y, rho=rho)
+        state["sk"] = _ordered_rows(S, out.count, out.newest, mm)
+        state["yk"] = _ordered_rows(Y, out.count, out.newest, mm)
+        state["rho"] = _ordered_rows(rho, out.count, out.newest, mm)
     elif method == 1:
-        state["H"] = np.eye(n, dtype=dt) if out.fresh else H
+        state["H"] = np.eye(n, dtype=xa.dtype) if out.fresh else H
     return out.status, out.nit, out.f, state

@@ -158,7 +158,6 @@ class Driver:
     def result(self, status, x, f, g=None, nit=None, **fields):
         """The final :class:`OptimizeResult`: status/success/message from the table,
         counters from the objective."""
-        status = Status(status)
         res = make_result(status, x=x, fun=float(f), nit=self.nit if nit is None else int(nit),
                           nfev=self.obj.nfev, njev=self.obj.njev, nhev=self.obj.nhev, **fields)
         if g is not None:

@@ -17,7 +17,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from .._ext import _lbfgs as _k
 from ._minimize import register_method
-from ._result import Status
+from ._result import Status, _BY_CODE
 
 __all__ = ["LbfgsInvHessProduct", "check_options"]
 
@@ -28,10 +28,12 @@ def make_evaluator(obj):
     """The compiled loop's view of a :class:`ScalarObjective`."""
     mode = _MODES.get(obj.mode, 2)
     return _k.Evaluator(obj, mode, obj._fun, getattr(obj, "_jac", None), obj.args,
-                        np.dtype(obj.dtype).num, obj.n)
+                        obj.dtype.num, obj.n)
 
 
 def _int_opt(name, v, lo, none_ok=False):
+    if type(v) is int and v >= lo:      # the common case
+        return v
     if v is None and none_ok:
         return None
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
@@ -42,6 +44,8 @@ def _int_opt(name, v, lo, none_ok=False):
 
 
 def _real_opt(name, v, lo=0.0, hi=None, open_lo=False):
+    if type(v) is float and (v > lo if open_lo else v >= lo) and (hi is None or v < hi):
+        return v                        # the common case (NaN fails the comparisons)
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or np.isnan(v):
         raise TypeError(f"options['{name}'] must be a real number, got {v!r}")
     v = float(v)
@@ -72,22 +76,42 @@ class LbfgsInvHessProduct(LinearOperator):
     sk, yk : ndarray, shape (k, n)
     """
 
+    def __new__(cls, *args, **kwargs):
+        # LinearOperator.__new__ only checks that a subclass defines _matvec or
+        # _matmat; this one does, and skipping the check keeps small runs cheap
+        return object.__new__(cls)
+
     def __init__(self, sk, yk):
         sk = np.ascontiguousarray(sk)
         yk = np.ascontiguousarray(yk, dtype=sk.dtype)
         if sk.ndim != 2 or sk.shape != yk.shape:
             raise ValueError("sk and yk must be 2-D arrays of the same shape")
+        rho = np.ascontiguousarray(1.0 / np.einsum("ij,ij->i", sk, yk, dtype=np.float64))
+        if sk.shape[0]:
+            y = yk[-1].astype(np.float64)
+            gamma = float(sk[-1].astype(np.float64) @ y / (y @ y))
+        else:
+            gamma = 1.0
+        self._set(sk, yk, rho, gamma)
+
+    def _set(self, sk, yk, rho, gamma):
         k, n = sk.shape
-        super().__init__(dtype=sk.dtype, shape=(n, n))
+        # LinearOperator.__init__ only validates and stores these two (its shape
+        # check costs more than the rest of a small run, so it is done here)
+        self.dtype = sk.dtype
+        self.shape = (n, n)
         self.sk = sk
         self.yk = yk
         self.n_corrs = k
-        self.rho = np.ascontiguousarray(1.0 / np.einsum("ij,ij->i", sk, yk, dtype=np.float64))
-        if k:
-            y = yk[-1].astype(np.float64)
-            self.gamma = float(sk[-1].astype(np.float64) @ y / (y @ y))
-        else:
-            self.gamma = 1.0
+        self.rho = rho
+        self.gamma = gamma
+
+    @classmethod
+    def _from_memory(cls, sk, yk, rho, gamma):
+        """From the loop's own memory (contiguous, rho = 1/s.y and gamma already known)."""
+        self = cls.__new__(cls)
+        self._set(sk, yk, rho, float(gamma) if sk.shape[0] else 1.0)
+        return self
 
     def _matvec(self, x):
         q = np.array(np.ravel(x), dtype=self.dtype, copy=True)
@@ -106,18 +130,12 @@ class LbfgsInvHessProduct(LinearOperator):
         return self._matmat(np.eye(self.shape[0], dtype=self.dtype))
 
 
-def _ordered_pairs(state):
-    c, newest, m = state["count"], state["newest"], state["S"].shape[0]
-    idx = [(newest - c + 1 + k) % m for k in range(c)]
-    return state["S"][idx].copy(), state["Y"][idx].copy()
-
-
 def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
     """Evaluate f, g at x0 and run the compiled loop; returns (status, nit, f, x, g, state)."""
     x = np.array(x0, copy=True)
     f, g = obj.fun_and_grad(x)
     g = np.array(g, dtype=x.dtype, copy=True)
-    if not np.all(np.isfinite(g)):
+    if not _k.all_finite(g):
         raise ValueError("jac returned non-finite values at x0")
     driver.record(x, f, g)
     ev = make_evaluator(obj)
@@ -128,7 +146,7 @@ def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
                                    report=driver.active, **kw)
     # the objective's cache must not claim stale values
     obj._x = obj._xg = None
-    return Status(status), nit, f, x, g, state
+    return _BY_CODE[status], nit, f, x, g, state
 
 
 def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503131e-09,
@@ -149,14 +167,14 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     maxfun = _int_opt("maxfun", maxfun, 0)
     maxiter = _int_opt("maxiter", maxiter, 0)
     maxls = _int_opt("maxls", maxls, 1)
-    if bounds is not None and np.all(np.isinf(bounds.lb)) and np.all(np.isinf(bounds.ub)):
+    if bounds is not None and not (np.isfinite(bounds.lb).any() or np.isfinite(bounds.ub).any()):
         bounds = None
     method = 0 if bounds is None else 3
     status, nit, f, x, g, st = run_compiled(
         obj, x0, driver, method, bounds=bounds, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
         maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1)
-    sk, yk = _ordered_pairs(st)
-    return driver.result(status, x, f, g, nit, hess_inv=LbfgsInvHessProduct(sk, yk))
+    hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"])
+    return driver.result(status, x, f, g, nit, hess_inv=hess_inv)
 
 
 register_method("L-BFGS-B", _minimize_lbfgsb, aliases=("L-BFGS", "lbfgs", "lbfgsb"),

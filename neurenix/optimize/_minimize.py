@@ -144,6 +144,7 @@ def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, 
     if not callable(func) and not (isinstance(func, str) and ":" in func):
         raise TypeError("func must be callable or a 'module:function' string")
     m = _Method(name, func, options, tol, bounds, raw)
+    _RESOLVED.clear()
     for key in (name, *aliases):
         METHODS[_canon(key)] = m
     return func
@@ -159,6 +160,9 @@ def available_methods():
 
 
 def _lookup(method):
+    m = _RESOLVED.get(method)
+    if m is not None:
+        return m
     _ensure_builtin()
     key = _canon(method)
     m = METHODS.get(key)
@@ -166,8 +170,12 @@ def _lookup(method):
         raise ValueError(f"method: unknown solver {method!r}; available: "
                          f"{', '.join(sorted(available_methods()))}")
     m.resolve()
+    _RESOLVED[method] = m
     return m
 
+
+#: the method names already looked up and resolved, as the user spelled them
+_RESOLVED = {}
 
 _BUILTIN_LOADED = False
 
@@ -234,6 +242,10 @@ def prepare_bounds(bounds, n, dtype):
 
 
 # ----------------------------------------------------------------- options
+def _is_int(v):
+    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+
+
 def _check_int_option(options, name):
     v = options.get(name)
     if v is None:
@@ -349,7 +361,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             options["disp"] = disp
         return m.func(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=b,
                       callback=callback, **options)
-    unknown = sorted(set(options) - set(m.options))
+    unknown = sorted(k for k in options if k not in m.options)
     if unknown:
         warnings.warn(f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning,
                       stacklevel=2)
@@ -358,8 +370,9 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     if tol is not None:
         for name in m.tol:
             options.setdefault(name, tol)
-    _check_int_option(options, "maxiter")
-    _check_int_option(options, "maxfun")
+    if options:
+        _check_int_option(options, "maxiter")
+        _check_int_option(options, "maxfun")
 
     if fd_step is not None and not (isinstance(fd_step, numbers.Real) and fd_step > 0):
         raise ValueError(f"options['finite_diff_rel_step'] must be > 0, got {fd_step!r}")
@@ -367,8 +380,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     maxiter = options.get("maxiter", m.options.get("maxiter"))
     maxfun = options.get("maxfun", m.options.get("maxfun"))
     driver = Driver(obj, x0, callback=callback, maxtime=maxtime, disp=disp, method=m.name,
-                    maxiter=maxiter if isinstance(maxiter, numbers.Integral) else None,
-                    maxfun=maxfun if isinstance(maxfun, numbers.Integral) else None)
+                    maxiter=maxiter if _is_int(maxiter) else None,
+                    maxfun=maxfun if _is_int(maxfun) else None)
     driver.record(x0, obj.fun(x0))
     try:
         return m.func(obj, x0, bounds=b, driver=driver, **options)

@@ -9,17 +9,29 @@ central (``"3-point"``) differences with steps scaled to the dtype's precision
 ``r = sqrt(eps)`` or ``eps ** (1/3)``), Hessian-vector products by forward
 differences of the gradient.
 """
+import math
 import numbers
 
 import numpy as np
+
+from .._ext._lbfgs import same_point as _same_point, all_finite as _all_finite
 
 __all__ = ["ScalarObjective", "as_float_array", "FD_METHODS"]
 
 FD_METHODS = ("2-point", "3-point", "cs")
 
+#: machine epsilon of the working dtypes
+_EPS = {np.dtype(np.float64): float(np.finfo(np.float64).eps),
+        np.dtype(np.float32): float(np.finfo(np.float32).eps)}
+
 
 def as_float_array(x0, name="x0"):
     """``x0`` as a 1-D contiguous float array; float32 stays float32, others float64."""
+    if type(x0) is np.ndarray and x0.ndim == 1 and x0.dtype in _EPS:
+        x = np.array(x0, order="C", copy=True)      # the common case, checked in C
+        if not _all_finite(x):
+            raise ValueError(f"{name} must contain only finite values")
+        return x
     x = np.asarray(x0)
     if x.dtype.kind == "c":
         raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
@@ -36,6 +48,8 @@ def as_float_array(x0, name="x0"):
 
 
 def _scalar(value, dtype, what):
+    if isinstance(value, float):        # float and numpy.float64: the common case
+        return float(value)
     if isinstance(value, np.ndarray):
         if value.size != 1:
             raise ValueError(f"{what} must return a scalar, got an array of shape {value.shape}")
@@ -96,14 +110,16 @@ class ScalarObjective:
             raise TypeError(f"hessp must be callable, got {type(hessp).__name__}")
         self._hess = hess if callable(hess) else None
         self._hessp = hessp
-        eps = float(np.finfo(self.dtype).eps)
+        eps = _EPS.get(self.dtype)
+        if eps is None:
+            eps = float(np.finfo(self.dtype).eps)
         if fd_step is None:
             fd_step = eps ** 0.5 if self.mode != "3-point" else eps ** (1.0 / 3.0)
         self.fd_step = float(fd_step)
         self._hvp_step = eps ** 0.5
         if check_x0:
             f = self.fun(x0)
-            if not np.isfinite(f):
+            if not math.isfinite(f):
                 raise ValueError(f"fun returned a non-finite value ({f}) at x0")
 
     # ----------------------------------------------------------- evaluation
@@ -128,7 +144,12 @@ class ScalarObjective:
         return np.ascontiguousarray(g, dtype=self.dtype)
 
     def _same(self, x, y):
-        return y is not None and np.array_equal(x, y)
+        """Whether ``x`` is the cached point ``y``: a bitwise comparison in C for
+        contiguous arrays of the working dtype, ``np.array_equal`` otherwise."""
+        if y is None:
+            return False
+        r = _same_point(x, y)
+        return np.array_equal(x, y) if r is None else r
 
     def fun(self, x):
         """f(x), cached at the last point."""

@@ -69,7 +69,7 @@ class Status(enum.IntEnum):
 
     @property
     def ok(self):
-        return self in _SUCCESS
+        return _OK[self]
 
     @property
     def message(self):
@@ -77,6 +77,9 @@ class Status(enum.IntEnum):
 
 
 _SUCCESS = frozenset({Status.SUCCESS, Status.GTOL, Status.FTOL, Status.XTOL})
+_OK = {s: s in _SUCCESS for s in Status}
+#: int code -> Status, a dict lookup instead of the (slow) enum call
+_BY_CODE = {int(s): s for s in Status}
 
 MESSAGES = {
     Status.SUCCESS: "Optimization terminated successfully.",
@@ -100,6 +103,7 @@ MESSAGES = {
 def make_result(status, **fields):
     """Build an :class:`OptimizeResult` whose status, success and message come from
     the table."""
-    status = Status(status)
-    return OptimizeResult(status=int(status), success=status.ok, message=MESSAGES[status],
-                          **fields)
+    st = _BY_CODE.get(status) if type(status) is int or type(status) is Status else None
+    if st is None:
+        st = Status(status)
+    return OptimizeResult(status=int(st), success=_OK[st], message=MESSAGES[st], **fields)
