@@ -6,8 +6,10 @@ What is here
 ------------
 * :func:`lm_solve` — the whole Levenberg-Marquardt iteration, written fresh from
   J. J. Moré, "The Levenberg-Marquardt algorithm: implementation and theory",
-  Numerical Analysis, Lecture Notes in Mathematics 630 (1978), pp. 105-116:
-  QR factorization with column pivoting (LAPACK ``dgeqp3``), ``Q^T f`` (``dormqr``),
+  Numerical Analysis, Lecture Notes in Mathematics 630 (1978), pp. 105-116, and the
+  MINPACK User Guide (Moré, Garbow & Hillstrom, ANL-80-74, 1980), reproducing the
+  arithmetic of MINPACK's LMDER exactly (its trial points agree to the last bit):
+  Householder QR with column pivoting by QRFAC's rule (:func:`qrfac`), ``Q^T f``,
   Moré's scaling ``D = diag(max column norms)``, the Levenberg-Marquardt parameter
   search (section 5, safeguarded Newton iteration on ``phi(lambda) = ||D p|| - Delta``),
   the solve of ``[J; sqrt(lambda) D] p = [-f; 0]`` by Givens rotations that reuse the
@@ -240,7 +242,9 @@ cdef void qrfac(int m, int n, double* a, int* ipvt, double* rdiag, double* acnor
     the residual vector) take part in no pivoting but receive every reflection, so
     they end up as ``Q^T b`` -- bit-identical to applying the reflectors afterwards
     as MINPACK's LMDER does (``b + v (-s / v_j)`` and ``b - (s / v_j) v`` round
-    alike), with their dot products sharing the pass of the columns'.  LAPACK ``dgeqp3`` pivots by the same rule but downdates
+    alike), with their dot products sharing the pass of the columns'.
+
+    LAPACK ``dgeqp3`` pivots by the same rule but downdates
     the norms with another recompute threshold and different reflector scaling,
     which changes the last bits and, on the ill-conditioned NIST problems, the
     iteration count of Levenberg-Marquardt.
@@ -879,8 +883,263 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
 
 
 # ---------------------------------------------------------------------------
+# The Gauss-Newton loop
+# ---------------------------------------------------------------------------
+cdef double _rho_rows(object rho, object f_arr, Py_ssize_t m, double* r1,
+                      double* r2) except? -1.0:
+    """Call the loss ``rho(f) -> (3, m)`` (rho, rho', rho''); copy rows 1 and 2 and
+    return the cost ``0.5 * sum(rho)``."""
+    cdef cnp.ndarray R = np.ascontiguousarray(rho(f_arr), dtype=np.float64)
+    cdef const double* src
+    cdef Py_ssize_t i
+    cdef double acc = 0.0
+    if R.ndim != 2 or R.shape[0] != 3 or R.shape[1] != m:
+        raise ValueError(f"loss must return an array of shape (3, {m}), got "
+                         f"{np.shape(R)}")
+    src = <const double*> cnp.PyArray_DATA(R)
+    for i in range(m):
+        acc += src[i]
+    memcpy(r1, src + m, m * sizeof(double))
+    memcpy(r2, src + 2 * m, m * sizeof(double))
+    return 0.5 * acc
+
+
+cdef inline double _dot(Py_ssize_t n, const double* x, const double* y) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double acc = 0.0
+    for i in range(n):
+        acc += x[i] * y[i]
+    return acc
+
+
+def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double ftol,
+             double xtol, double gtol, Py_ssize_t max_nfev, Py_ssize_t nfev0, xscale,
+             callback, int verbose, double c1):
+    """Gauss-Newton with Armijo backtracking on the cost (Nocedal & Wright,
+    *Numerical Optimization*, 2nd ed., sections 3.1 and 10.3), the whole loop here.
+
+    Each iteration: IRLS rescaling of ``J, f`` by the loss (Triggs et al. 2000) when
+    ``rho`` is given, gradient ``g = J_s^T f_s`` (stop when ``||g||_inf <= gtol``),
+    column scaling ``d`` (``1 / ||J_s e_j||`` or ``xscale``), the step
+    ``p = d argmin ||J_s d q + f_s||`` by pivoted QR with a rank cut (``-g`` if that
+    is no descent direction), then halving ``t`` from 1 until
+    ``cost(x + t p) <= cost + c1 t g.p``.  Python is called only for ``prob_f(x) ->
+    f`` (validated residuals), ``prob_J(x, f) -> J`` (validated dense Jacobian or
+    finite differences), ``rho(f) -> (3, m)`` and the callback.
+
+    Parameters
+    ----------
+    prob_f, prob_J : callables of the driver (they count nfev / njev)
+    J0 : ndarray (m, n), the Jacobian at ``x0``
+    rho : callable or None (linear loss)
+    nfev0 : evaluations already made (``f0``)
+    xscale : ndarray (n,) or None (``x_scale="jac"``)
+    callback : callable ``callback(x, f, cost) -> bool`` or None; True stops.
+
+    Returns
+    -------
+    x, f, J, cost, status, nit, nfev
+        ``J`` is the (unscaled) Jacobian at ``x``; ``status`` is SciPy's:
+        0 max_nfev, 1 gtol, 2 ftol, 3 xtol, 4 ftol and xtol, -2 callback.
+    """
+    cdef int n = x0.shape[0], m = f0.shape[0]
+    cdef Py_ssize_t i, j, nfev = nfev0
+    cdef int status = -100, nit = 0, lwork, rank
+    cdef bint linear = rho is None, accepted, ftol_ok, xtol_ok, finite
+    cdef double cost, cost_new = 0.0, cost_old = 0.0, dF = 0.0, slope, t, gmax, pn, xn
+    cdef double dxn, rcond = EPSMCH * (m if m > n else n), w, dj
+    x_arr = _new_vec(n, &x0[0])
+    f_arr = _new_vec(m, &f0[0])
+    J_arr = np.empty((n, m))            # its buffer is J column-major (J = J_arr.T)
+    cdef double* x = <double*> cnp.PyArray_DATA(x_arr)
+    cdef double* f = <double*> cnp.PyArray_DATA(f_arr)
+    cdef double* Jc = <double*> cnp.PyArray_DATA(J_arr)
+    lwork = qr_lwork(m, n)
+    work_arr = np.empty(2 * m * n + 5 * m + 9 * n + lwork)
+    cdef double* A = <double*> cnp.PyArray_DATA(work_arr)
+    cdef double* Js = A + m * n
+    cdef double* fs = Js + m * n
+    cdef double* c = fs + m
+    cdef double* r1 = c + m
+    cdef double* r2 = r1 + m
+    cdef double* wrow = r2 + m
+    cdef double* g = wrow + m
+    cdef double* d = g + n
+    cdef double* p = d + n
+    cdef double* ps = p + n
+    cdef double* z = ps + n
+    cdef double* tau = z + n
+    cdef double* xnew = tau + n
+    cdef double* dxs = xnew + n
+    cdef double* xs = dxs + n
+    cdef double* qwork = xs + n
+    jpvt_arr = np.zeros(max(n, 1), dtype=np.intc)
+    cdef int* jpvt = <int*> cnp.PyArray_DATA(jpvt_arr)
+    cdef double[::1] xsv
+    cdef cnp.ndarray fn_arr
+    if xscale is not None:
+        xsv = np.ascontiguousarray(xscale, dtype=np.float64)
+        for j in range(n):
+            xs[j] = xsv[j]
+    _jac_copy(J0, m, n, Jc)
+    if linear:
+        cost = 0.5 * _dot(m, f, f)
+    else:
+        cost = _rho_rows(rho, f_arr, m, r1, r2)
+    while True:
+        with nogil:
+            # ---- IRLS rescaling, gradient, column scaling
+            if linear:
+                memcpy(Js, Jc, m * n * sizeof(double))
+                memcpy(fs, f, m * sizeof(double))
+            else:
+                for i in range(m):
+                    w = r1[i] + 2.0 * r2[i] * f[i] * f[i]
+                    if w < EPSMCH:
+                        w = EPSMCH
+                    w = sqrt(w)
+                    wrow[i] = w
+                    fs[i] = f[i] * (r1[i] / w)
+                for j in range(n):
+                    for i in range(m):
+                        Js[i + j * m] = Jc[i + j * m] * wrow[i]
+            gmax = 0.0
+            for j in range(n):
+                g[j] = _dot(m, Js + j * m, fs)
+                if fabs(g[j]) > gmax:
+                    gmax = fabs(g[j])
+        if gmax <= gtol:
+            status = 1
+            break
+        with nogil:
+            if xscale is None:
+                enorm_cols(m, n, Js, d)
+                for j in range(n):
+                    d[j] = 1.0 / d[j] if d[j] != 0.0 else INFINITY
+            else:
+                memcpy(d, xs, n * sizeof(double))
+            for j in range(n):
+                dj = d[j]
+                if not (isfinite(dj) and dj > 0.0):
+                    d[j] = 1.0
+                    dj = 1.0
+                for i in range(m):
+                    A[i + j * m] = Js[i + j * m] * dj
+            memcpy(c, fs, m * sizeof(double))
+            # ---- Gauss-Newton step (pivoted QR, rank cut)
+            rank = qr_lstsq_c(m, n, A, c, jpvt, tau, qwork, lwork, z, ps, rcond)
+            for j in range(n):
+                p[j] = d[j] * ps[j]
+            slope = _dot(n, g, p)
+            if not slope < 0.0:          # not a descent direction (rank loss): use -g
+                for j in range(n):
+                    p[j] = -g[j]
+                slope = -_dot(n, g, g)
+            pn = enorm(n, p)
+            xn = enorm(n, x)
+        # ---- Armijo backtracking
+        t = 1.0
+        while True:
+            for j in range(n):
+                xnew[j] = x[j] + t * p[j]
+            fn_arr = prob_f(_new_vec(n, xnew))
+            nfev += 1
+            if <Py_ssize_t> cnp.PyArray_DIMS(fn_arr)[0] != m:
+                raise ValueError(f"fun returned {fn_arr.shape[0]} residuals, expected {m}")
+            fn_arr = np.ascontiguousarray(fn_arr, dtype=np.float64)
+            finite = _all_finite(m, <const double*> cnp.PyArray_DATA(fn_arr))
+            if not finite:
+                cost_new = INFINITY
+            elif linear:
+                cost_new = 0.5 * _dot(m, <const double*> cnp.PyArray_DATA(fn_arr),
+                                      <const double*> cnp.PyArray_DATA(fn_arr))
+            else:
+                cost_new = _rho_rows(rho, fn_arr, m, wrow, wrow)   # rows kept below
+            if cost_new <= cost + c1 * t * slope or nfev >= max_nfev:
+                break
+            t *= 0.5
+            if t * pn <= EPSMCH * (1.0 + xn):
+                break
+        nit += 1
+        for j in range(n):
+            dxs[j] = xnew[j] - x[j]
+        accepted = cost_new < cost
+        if accepted:
+            dF = cost - cost_new
+            cost_old = cost
+            memcpy(x, xnew, n * sizeof(double))
+            memcpy(f, cnp.PyArray_DATA(fn_arr), m * sizeof(double))
+            cost = cost_new
+            if not linear:
+                _rho_rows(rho, f_arr, m, r1, r2)
+            _jac_copy(prob_J(_new_vec(n, x), _new_vec(m, f)), m, n, Jc)
+        if verbose == 2:
+            print(f"gn it {nit}: cost={cost:.6e} step={t:.3g} nfev={nfev}")
+        dxn = enorm(n, dxs)
+        ftol_ok = accepted and dF < ftol * cost_old
+        # a line search that cannot decrease the cost has shrunk the step to rounding
+        xtol_ok = (not accepted and nfev < max_nfev) \
+            or dxn < xtol * (xtol + enorm(n, x))
+        if ftol_ok and xtol_ok:
+            status = 4
+        elif ftol_ok:
+            status = 2
+        elif xtol_ok:
+            status = 3
+        elif nfev >= max_nfev:
+            status = 0
+        if status != -100:
+            break
+        if callback is not None and callback(_new_vec(n, x), _new_vec(m, f), cost):
+            status = -2
+            break
+    return x_arr, f_arr, J_arr.T, cost, status, nit, nfev
+
+
+# ---------------------------------------------------------------------------
 # Helpers for the Python drivers (gn, trf) and for tests
 # ---------------------------------------------------------------------------
+cdef int qr_lstsq_c(int m, int n, double* A, double* c, int* jpvt, double* tau,
+                    double* work, int lwork, double* z, double* p,
+                    double rcond) noexcept nogil:
+    """``p = argmin ||A p + c||`` by pivoted QR (A column-major, ld ``m``; A and c
+    are overwritten); columns with ``|R_kk| <= rcond |R_00|`` are dropped (p = 0
+    there).  Returns the rank."""
+    cdef int i, j, rank = 0, k = n if n < m else m
+    cdef double t
+    for j in range(n):
+        p[j] = 0.0
+    if n == 0 or m == 0:
+        return 0
+    qr_factor(m, n, A, jpvt, tau, work, lwork)
+    apply_qt(m, k, A, tau, c, work, lwork)
+    for j in range(k):
+        if fabs(A[j + j * m]) > rcond * fabs(A[0]) and A[j + j * m] != 0.0:
+            rank += 1
+        else:
+            break
+    for j in range(rank - 1, -1, -1):
+        t = -c[j]
+        for i in range(j + 1, rank):
+            t -= A[j + i * m] * z[i]
+        z[j] = t / A[j + j * m]
+    for j in range(rank):
+        p[jpvt[j]] = z[j]
+    return rank
+
+
+cdef int qr_lwork(int m, int n):
+    """Workspace size for :func:`qr_lstsq_c` (dgeqp3's query, at least dormqr's)."""
+    cdef int lwork = -1, info = 0
+    cdef double wq = 0.0
+    cdef double a1 = 0.0, tau1 = 0.0
+    cdef int jp1 = 0
+    if m == 0 or n == 0:
+        return 1
+    dgeqp3(&m, &n, &a1, &m, &jp1, &tau1, &wq, &lwork, &info)
+    return max(<int> wq, n * 64 + 64)
+
+
 def qr_lstsq(J, f, double rcond=-1.0):
     """Solve ``min ||J p + f||`` by pivoted QR (dgeqp3); columns with
     ``|R_kk| <= rcond * |R_00|`` are dropped (their components set to 0).
@@ -888,40 +1147,23 @@ def qr_lstsq(J, f, double rcond=-1.0):
     Returns ``(p, rank)``.  ``rcond < 0`` means ``eps * max(m, n)``.
     """
     cdef cnp.ndarray Af = np.array(J, dtype=np.float64, order="F", copy=True)
-    cdef int m = Af.shape[0], n = Af.shape[1], lwork, j, i, rank
-    cdef double wq = 0.0, t
+    cdef int m = Af.shape[0], n = Af.shape[1], lwork, rank
     if rcond < 0:
         rcond = EPSMCH * max(m, n)
+    p = np.zeros(n)
+    if n == 0 or m == 0:
+        return p, 0
     cdef double[::1, :] A = Af
     cdef double[::1] c = np.array(f, dtype=np.float64, copy=True)
     cdef double[::1] tau = np.empty(max(min(m, n), 1))
     cdef int[::1] jpvt = np.zeros(max(n, 1), dtype=np.intc)
     cdef double[::1] z = np.zeros(max(n, 1))
-    p = np.zeros(n)
     cdef double[::1] pv = p
-    if n == 0 or m == 0:
-        return p, 0
-    lwork = -1
-    dgeqp3(&m, &n, &A[0, 0], &m, &jpvt[0], &tau[0], &wq, &lwork, &i)
-    lwork = max(<int> wq, n * 64 + 64)
+    lwork = qr_lwork(m, n)
     cdef double[::1] work = np.empty(lwork)
-    cdef int k = min(m, n)
     with nogil:
-        qr_factor(m, n, &A[0, 0], &jpvt[0], &tau[0], &work[0], lwork)
-        apply_qt(m, k, &A[0, 0], &tau[0], &c[0], &work[0], lwork)
-        rank = 0
-        for j in range(k):
-            if fabs(A[j, j]) > rcond * fabs(A[0, 0]) and A[j, j] != 0.0:
-                rank += 1
-            else:
-                break
-        for j in range(rank - 1, -1, -1):
-            t = -c[j]
-            for i in range(j + 1, rank):
-                t -= A[j, i] * z[i]
-            z[j] = t / A[j, j]
-        for j in range(rank):
-            pv[jpvt[j]] = z[j]
+        rank = qr_lstsq_c(m, n, &A[0, 0], &c[0], &jpvt[0], &tau[0], &work[0], lwork,
+                          &z[0], &pv[0], rcond)
     return p, rank
 
 

@@ -6,7 +6,9 @@ Algorithms
 ``"lm"``
     Levenberg-Marquardt with Moré's scaling and trust-region control (J. J. Moré,
     "The Levenberg-Marquardt algorithm: implementation and theory", Lecture Notes
-    in Mathematics 630, 1978).  The whole loop runs in Cython
+    in Mathematics 630, 1978): the iteration of MINPACK's ``lmder``, with its QR
+    pivoting and norm accumulation reproduced so that the trial points (hence
+    ``nfev``) equal SciPy's ``lm`` to the last bit while residuals stay finite.  The whole loop runs in Cython
     (:func:`neurenix._ext._lsq.lm_solve`) over LAPACK; Python is called only for the
     residuals, the Jacobian and the callback.
 ``"gn"``
@@ -304,7 +306,11 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
     -------
     OptimizeResult
         ``x, cost, fun, jac, grad, optimality, active_mask, nfev, njev, nit,
-        status, message, success``.
+        status, message, success``.  ``lm``: ``nfev`` counts as MINPACK (the
+        evaluation at ``x0`` plus one per trial point; a trial point equal to the
+        previous one reuses its residuals, as in SciPy), ``njev`` every ``jac``
+        call including the one at the solution for ``jac`` (SciPy's ``lm`` omits
+        that one from its count).
 
     References
     ----------
@@ -550,66 +556,30 @@ def _callback_stop(callback, x, f, cost):
 # ---------------------------------------------------------------------------
 def _solve_gn(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callback,
               verbose, c1=1e-4):
-    """Gauss-Newton: ``p = argmin ||J_s p + f_s||`` (pivoted QR), Armijo backtracking."""
-    cost = loss.cost(f)
+    """Gauss-Newton: ``p = argmin ||J_s p + f_s||`` (pivoted QR), Armijo backtracking.
+
+    The loop runs in Cython (:func:`neurenix._ext._lsq.gn_solve`); Python is called
+    for the residuals, the Jacobian, the loss and the callback."""
     J = prob.J(x, f, J0)
     if sparse.issparse(J) or isinstance(J, LinearOperator):
         raise ValueError("jac: method='gn' needs a dense Jacobian; use method='trf'")
-    status = None
-    nit = 0
-    while True:
-        if loss.linear:
-            Js, fs = J, f
-        else:
-            Js, fs = _scale_for_loss(J, f, loss(f))
-        g = Js.T @ fs
-        if np.max(np.abs(g)) <= gtol:
-            status = 1
-            break
-        d = 1.0 / _colnorms(Js) if isinstance(x_scale, str) else x_scale
-        d = np.where(np.isfinite(d) & (d > 0), d, 1.0)
-        p_scaled, _ = _k.qr_lstsq(Js * d, fs)
-        p = d * p_scaled
-        slope = float(g @ p)
-        if not slope < 0:          # not a descent direction (rank loss): use -g
-            p = -g
-            slope = -float(g @ g)
-        t = 1.0
-        while True:
-            x_new = x + t * p
-            f_new = prob.f(x_new)
-            cost_new = loss.cost(f_new) if np.all(np.isfinite(f_new)) else np.inf
-            if cost_new <= cost + c1 * t * slope or prob.nfev >= max_nfev:
-                break
-            t *= 0.5
-            if t * np.linalg.norm(p) <= EPS * (1.0 + np.linalg.norm(x)):
-                break
-        nit += 1
-        dx = x_new - x
-        accepted = cost_new < cost
-        if accepted:
-            dF = cost - cost_new
-            cost_old = cost
-            x, f, cost = x_new, f_new, cost_new
-            J = prob.J(x, f)
-        if verbose == 2:
-            print(f"gn it {nit}: cost={cost:.6e} step={t:.3g} nfev={prob.nfev}")
-        ftol_ok = accepted and dF < ftol * cost_old
-        # a line search that cannot decrease the cost has shrunk the step to rounding
-        xtol_ok = (not accepted and prob.nfev < max_nfev) or np.linalg.norm(dx) < xtol * (xtol + np.linalg.norm(x))
-        if ftol_ok and xtol_ok:
-            status = 4
-        elif ftol_ok:
-            status = 2
-        elif xtol_ok:
-            status = 3
-        elif prob.nfev >= max_nfev:
-            status = 0
-        if status is not None:
-            break
-        if _callback_stop(callback, x, f, cost):
-            status = -2
-            break
+
+    def f_eval(xn):
+        return prob.f(xn)
+
+    def J_eval(xn, fn):
+        Jn = prob.J(xn, fn)
+        if sparse.issparse(Jn) or isinstance(Jn, LinearOperator):
+            raise ValueError("jac: method='gn' needs a dense Jacobian; use method='trf'")
+        return Jn
+    cb = None
+    if callback is not None:
+        def cb(xc, fc, cost):
+            return _callback_stop(callback, xc, fc, cost)
+    x, f, J, cost, status, nit, nfev = _k.gn_solve(
+        f_eval, J_eval, x, f, J, None if loss.linear else loss, ftol, xtol, gtol,
+        max_nfev, prob.nfev, None if isinstance(x_scale, str) else x_scale, cb,
+        verbose, c1)
     if not loss.linear:
         J, f_s = _scale_for_loss(J, f, loss(f))
         g = J.T @ f_s

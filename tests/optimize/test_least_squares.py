@@ -267,3 +267,58 @@ def test_wrong_jacobian_shape_mid_run_is_reported():
         return rosen_jac(x) if calls[0] < 3 else np.ones((2, 3))
     with pytest.raises(ValueError, match="jac"):
         least_squares(rosen_res, [-1.2, 1.0], jac=jac, method="lm")
+
+
+def _gn_reference(fun, jac, x, loss, ftol=1e-8, xtol=1e-8, gtol=1e-8, c1=1e-4):
+    """Plain NumPy Gauss-Newton with Armijo backtracking and IRLS loss scaling (the
+    algorithm the Cython loop implements), the step by numpy.linalg.lstsq."""
+    rho = (lambda f: LOSSES[loss](f * f)) if loss != "linear" else None
+
+    def cost_of(f):
+        return 0.5 * float(f @ f) if rho is None else 0.5 * float(np.sum(rho(f)[0]))
+    f = fun(x)
+    J = jac(x)
+    cost = cost_of(f)
+    nfev, nit = 1, 0
+    while True:
+        if rho is None:
+            Js, fs = J, f
+        else:
+            r = rho(f)
+            w = np.sqrt(np.maximum(r[1] + 2 * r[2] * f ** 2, np.finfo(float).eps))
+            Js, fs = J * w[:, None], f * (r[1] / w)
+        g = Js.T @ fs
+        if np.abs(g).max() <= gtol:
+            return x, nit, nfev
+        d = 1.0 / np.linalg.norm(Js, axis=0)
+        p = d * np.linalg.lstsq(Js * d, -fs, rcond=None)[0]
+        slope = g @ p
+        t = 1.0
+        while True:
+            x_new = x + t * p
+            f_new = fun(x_new)
+            nfev += 1
+            cost_new = cost_of(f_new)
+            if cost_new <= cost + c1 * t * slope:
+                break
+            t *= 0.5
+        nit += 1
+        dF, dx = cost - cost_new, x_new - x
+        accepted = cost_new < cost
+        cost_old = cost
+        if accepted:
+            x, f, cost, J = x_new, f_new, cost_new, jac(x_new)
+        ftol_ok = accepted and dF < ftol * cost_old
+        if ftol_ok or np.linalg.norm(dx) < xtol * (xtol + np.linalg.norm(x)):
+            return x, nit, nfev
+
+
+@pytest.mark.parametrize("loss", ["linear", "soft_l1", "cauchy"])
+def test_gn_cython_loop_matches_numpy_reference(loss):
+    y = Y if loss == "linear" else Y_OUT
+    r = least_squares(exp_res, [2.0, 1.0, 0.4], jac=exp_jac, method="gn", loss=loss,
+                      x_scale="jac", args=(y,))
+    x, nit, nfev = _gn_reference(lambda p: exp_res(p, y), lambda p: exp_jac(p, y),
+                                 np.array([2.0, 1.0, 0.4]), loss)
+    assert (r.nit, r.nfev) == (nit, nfev)
+    np.testing.assert_allclose(r.x, x, rtol=1e-7)   # the tolerances are 1e-8
