@@ -4,14 +4,35 @@ Each method drives the matching :mod:`neurenix.optim` optimizer (and so the
 same fused kernel) on a single parameter that views the iterate: there is no
 second copy of any update rule here.
 
-Options: ``lr`` (a float, or a callable ``schedule(step) -> lr`` called with
-the 0-based step before each update), ``maxiter`` (default 1000), ``gtol``
-(stop when ``max|g| <= gtol``, default 1e-5), and the optimizer's own
-hyperparameters by their PyTorch names (``momentum``, ``betas``, ``eps``,
-``weight_decay``, ...).  The result's ``x`` is the last iterate (as a
-training loop would leave it); ``nit`` counts updates.  These rules rarely
-meet ``gtol``, so reaching ``maxiter`` (``Status.MAXITER``, ``success=False``)
-is their usual end.
+Options
+-------
+lr : float or callable
+    Learning rate, or a schedule ``lr(step) -> float`` called with the 0-based
+    step before each update.  Default: the optimizer's own default.
+maxiter : int, default 1000
+    Largest number of updates (``Status.MAXITER``).
+maxfun : int or None, default None
+    Largest number of objective evaluations, counted as ``result.nfev`` (the
+    evaluation at ``x0`` included; a finite-difference gradient costs ``n``
+    more each).  Checked before each update: once ``nfev >= maxfun`` the run
+    stops with ``Status.MAXFUN``, so with an analytic gradient ``nfev`` never
+    exceeds ``maxfun`` (with finite differences it may, by up to ``n``).
+    None (or ``inf``): no limit.
+gtol : float, default 1e-5
+    Convergence test: the run stops with ``Status.GTOL`` (``success=True``)
+    as soon as the gradient's infinity norm ``max|g_i|`` at the current
+    iterate is ``<= gtol``, the same norm and default as SciPy's BFGS/CG
+    (``tol`` sets it).  It is tested at ``x0`` and after every update, before
+    the limits, so a run that converges on its last allowed update still
+    reports success.
+the optimizer's hyperparameters
+    By their PyTorch names (``momentum``, ``betas``, ``eps``,
+    ``weight_decay``, ...).
+
+The result's ``x`` is the last iterate (as a training loop would leave it);
+``nit`` counts updates.  With a constant learning rate stochastic-style rules
+such as Adam often hover around a minimizer without meeting a tight ``gtol``;
+then ``maxiter`` ends the run (``success=False``).
 """
 import inspect
 import math
@@ -46,9 +67,16 @@ def _make(name, cls):
 
     def _minimize_first_order(obj, x0, *, bounds, driver, **options):
         maxiter = options.pop("maxiter", 1000)
+        maxfun = options.pop("maxfun", None)
+        if maxfun == math.inf:
+            maxfun = None
         gtol = options.pop("gtol", 1e-5)
         if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 0:
             raise ValueError(f"options['maxiter'] must be a non-negative integer, got {maxiter!r}")
+        if maxfun is not None and (isinstance(maxfun, bool) or not isinstance(maxfun, numbers.Integral)
+                                   or maxfun < 0):
+            raise ValueError(f"options['maxfun'] must be a non-negative integer or None, "
+                             f"got {maxfun!r}")
         if isinstance(gtol, bool) or not isinstance(gtol, numbers.Real) or not gtol >= 0:
             raise ValueError(f"options['gtol'] must be a non-negative number, got {gtol!r}")
         lr = options.pop("lr", hyper.get("lr"))
@@ -64,40 +92,43 @@ def _make(name, cls):
         group = opt.param_groups[0]
         f, g = obj.fun_and_grad(x)
         driver.record(x, f, g)
-        status = Status.MAXITER
         nit = 0
-        for k in range(int(maxiter)):
+        while True:
+            # convergence first, then the limits
             if float(np.max(np.abs(g))) <= gtol:
                 status = Status.GTOL
                 break
+            if nit >= maxiter:
+                status = Status.MAXITER
+                break
+            if maxfun is not None and obj.nfev >= maxfun:
+                status = Status.MAXFUN
+                break
             if schedule is not None:
-                v = schedule(k)
+                v = schedule(nit)
                 if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
-                    raise ValueError(f"options['lr'] schedule returned {v!r} at step {k}; "
+                    raise ValueError(f"options['lr'] schedule returned {v!r} at step {nit}; "
                                      "expected a finite number >= 0")
                 group["lr"] = float(v)
             p.grad = g
             opt.step()
-            nit = k + 1
+            nit += 1
             f, g = obj.fun_and_grad(x)
             if not (math.isfinite(f) and np.all(np.isfinite(g))):
-                status = Status.NONFINITE
-                return driver.result(status, driver.best_x, driver.best_f, driver.best_g, nit)
+                return driver.result(Status.NONFINITE, driver.best_x, driver.best_f,
+                                     driver.best_g, nit)
             st = driver.iteration(nit, x, f, g)
             if st is not None:
                 status = st
                 break
-        else:
-            if maxiter == 0 or float(np.max(np.abs(g))) <= gtol:
-                status = Status.GTOL if float(np.max(np.abs(g))) <= gtol else Status.MAXITER
         return driver.result(status, x, f, g, nit)
 
     _minimize_first_order.__name__ = f"_minimize_{name}"
     _minimize_first_order.__doc__ = (f"``minimize(method={name!r})``: drives "
                                      f":class:`neurenix.optim.{cls.__name__}`; see the module doc.")
     opts = dict(hyper)
-    opts.update(maxiter=1000, gtol=1e-5)
-    register_method(name, _minimize_first_order, tol=("gtol",), options=opts)
+    opts.update(maxiter=1000, maxfun=None, gtol=1e-5)
+    register_method(name, _minimize_first_order, tol=("gtol",), options=opts, hess=False)
 
 
 for _name, _cls in FIRST_ORDER.items():

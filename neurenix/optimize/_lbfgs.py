@@ -178,4 +178,4 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
 
 
 register_method("L-BFGS-B", _minimize_lbfgsb, aliases=("L-BFGS", "lbfgs", "lbfgsb"),
-                tol=("ftol", "gtol"), bounds=True)
+                tol=("ftol", "gtol"), bounds=True, hess=False)

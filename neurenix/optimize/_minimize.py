@@ -52,7 +52,7 @@ import numpy as np
 
 from ._driver import Driver
 from ._objective import ScalarObjective, as_float_array
-from ._result import OptimizeResult, OptimizeWarning, Status
+from ._result import OptimizeResult, OptimizeWarning, Status, make_result
 
 __all__ = ["minimize", "register_method", "Bounds", "available_methods", "METHODS"]
 
@@ -83,9 +83,10 @@ def _canon(name):
 
 
 class _Method:
-    __slots__ = ("name", "func", "options", "tol", "bounds", "raw", "has_maxiter")
+    __slots__ = ("name", "func", "options", "tol", "bounds", "raw", "has_maxiter", "hess")
 
-    def __init__(self, name, func, options, tol, bounds, raw):
+    def __init__(self, name, func, options, tol, bounds, raw, hess=True):
+        self.hess = hess
         self.name = name
         self.func = func
         self.options = options
@@ -119,7 +120,8 @@ def _signature_options(func, raw):
     return out
 
 
-def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, options=None):
+def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, options=None,
+                    hess=True):
     """Make ``func`` reachable as ``minimize(..., method=name)``.
 
     Parameters
@@ -140,10 +142,13 @@ def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, 
         ``func`` has SciPy's callable-method signature and does everything itself.
     options : dict, optional
         Option names and defaults; by default read from ``func``'s signature.
+    hess : bool
+        Whether the method uses ``hess``/``hessp``; when False, ``minimize``
+        warns (``RuntimeWarning``, as SciPy) that they are not used.
     """
     if not callable(func) and not (isinstance(func, str) and ":" in func):
         raise TypeError("func must be callable or a 'module:function' string")
-    m = _Method(name, func, options, tol, bounds, raw)
+    m = _Method(name, func, options, tol, bounds, raw, hess)
     _RESOLVED.clear()
     for key in (name, *aliases):
         METHODS[_canon(key)] = m
@@ -193,6 +198,29 @@ def _ensure_builtin():
         except ModuleNotFoundError as e:
             if e.name != f"neurenix.optimize.{mod}":
                 raise
+
+
+def _minimize_gauss_newton(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+                           callback=None, **options):
+    """``minimize(method="gauss-newton")``: ``fun`` returns the residual vector and
+    the method minimizes ``0.5 * ||fun(x)||**2``; see
+    :func:`neurenix.optimize._lsq._minimize_gauss_newton` (one home: this entry
+    only adapts ``minimize``'s calling convention).  ``hess``/``hessp`` and
+    ``bounds`` never arrive here: ``minimize`` warns that this method does not
+    use them."""
+    from ._lsq import _minimize_gauss_newton as impl
+    r = impl(fun, x0, args=args, jac=jac, callback=callback, **options)
+    # least_squares' status codes -> this package's Status table, so that a
+    # ``minimize`` result reads the same whatever the method
+    st = _LSQ_STATUS.get(int(r.status))
+    if st is not None:
+        r.update(make_result(st))
+    return r
+
+
+#: scipy.optimize.least_squares status -> Status
+_LSQ_STATUS = {0: Status.MAXFUN, 1: Status.GTOL, 2: Status.FTOL, 3: Status.XTOL, 4: Status.FTOL,
+               -2: Status.CALLBACK}
 
 
 # ------------------------------------------------------------------ bounds
@@ -333,6 +361,12 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         raise TypeError(f"method must be a string or a callable, got {type(method).__name__}")
     m = _lookup(method)
 
+    if not m.hess:
+        for what, given in (("hess", hess), ("hessp", hessp)):
+            if given is not None:
+                warnings.warn(f"Method {m.name} does not use Hessian information ({what}); "
+                              "it is ignored.", RuntimeWarning, stacklevel=2)
+        hess = hessp = None
     b = None
     if bounds is not None:
         if not m.bounds:
@@ -387,3 +421,6 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         return m.func(obj, x0, bounds=b, driver=driver, **options)
     except KeyboardInterrupt:
         return driver.interrupted()
+
+register_method("gauss-newton", _minimize_gauss_newton, aliases=("gaussnewton", "gn"),
+                tol=("ftol", "xtol", "gtol"), raw=True, hess=False)

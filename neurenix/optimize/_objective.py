@@ -2,6 +2,8 @@
 
 :class:`ScalarObjective` evaluates ``fun`` (and ``jac``, ``hess``, ``hessp``),
 caches f and g at the last point, counts calls (``nfev``, ``njev``, ``nhev``),
+passes every user function a fresh copy of its array arguments (as SciPy does,
+so a function may keep or modify them),
 validates what the user's callables return, and supplies derivatives by finite
 differences when they are not given: gradients by forward (``"2-point"``) or
 central (``"3-point"``) differences with steps scaled to the dtype's precision
@@ -124,7 +126,8 @@ class ScalarObjective:
 
     # ----------------------------------------------------------- evaluation
     def _call(self, x):
-        out = self._fun(x, *self.args)
+        # a fresh copy per call, as SciPy: the user may keep or modify the argument
+        out = self._fun(np.array(x, copy=True), *self.args)
         self.nfev += 1
         if self.mode == "combined":
             try:
@@ -173,7 +176,7 @@ class ScalarObjective:
             self.fun(x)
             return self._g
         if self.mode == "callable":
-            g = self._check_grad(self._jac(x, *self.args))
+            g = self._check_grad(self._jac(np.array(x, copy=True), *self.args))
             self.njev += 1
         else:
             g = self._fd_grad(x)
@@ -221,7 +224,7 @@ class ScalarObjective:
 
     def hess(self, x):
         """The user's Hessian at x (dense array, sparse matrix or LinearOperator)."""
-        H = self._hess(x, *self.args)
+        H = self._hess(np.array(x, copy=True), *self.args)
         self.nhev += 1
         return H
 
@@ -229,7 +232,8 @@ class ScalarObjective:
         """Hessian-vector product: user ``hessp``, ``hess(x) @ p``, or finite
         differences of the gradient."""
         if self._hessp is not None:
-            out = np.asarray(self._hessp(x, p, *self.args))
+            out = np.asarray(self._hessp(np.array(x, copy=True), np.array(p, copy=True),
+                                         *self.args))
             self.nhev += 1
             if out.shape != (self.n,):
                 if out.size == self.n:

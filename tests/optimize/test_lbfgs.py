@@ -193,3 +193,91 @@ def test_nonfinite_everywhere_gives_status_not_crash():
     assert not r.success and r.status == Status.NONFINITE
     np.testing.assert_array_equal(r.x, np.ones(2))
     assert len(calls) < 20
+
+
+def test_hess_inv_from_memory_equals_public_constructor():
+    x0 = x0_for("rosen_chained", 12)
+    for dtype in (np.float64, np.float32):
+        r = minimize(rosen_chained, x0.astype(dtype), jac=True, method="L-BFGS",
+                     options={"maxiter": 15})
+        H = r.hess_inv
+        P = LbfgsInvHessProduct(H.sk, H.yk)       # rho and gamma recomputed from the pairs
+        assert H.dtype == dtype and H.shape == (12, 12)
+        np.testing.assert_allclose(H.rho, P.rho, rtol=1e-5 if dtype == np.float32 else 1e-12)
+        assert H.gamma == pytest.approx(P.gamma, rel=1e-5 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(H.todense(), P.todense(),
+                                   rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG"])
+@pytest.mark.parametrize("jac_mode", ["combined", "callable"])
+def test_user_functions_get_fresh_copies(method, jac_mode):
+    """As SciPy (which passes ``np.copy(x)``): every call sees its own array, so a
+    function that keeps or scribbles on its argument changes nothing."""
+    x0 = x0_for("rosen_chained", 6)
+    seen = []
+
+    def fun(x):
+        seen.append((x, x.copy()))
+        out = rosen_chained(x)
+        x[:] = 1e6                    # vandalise the argument after use
+        return out if jac_mode == "combined" else out[0]
+
+    def jac(x):
+        seen.append((x, x.copy()))
+        g = rosen_chained(x)[1]
+        x[:] = -1e6
+        return g
+    kw = dict(jac=True) if jac_mode == "combined" else dict(jac=jac)
+    r = minimize(fun, x0, method=method, **kw)
+    clean = minimize(rosen_chained, x0, jac=True, method=method)
+    np.testing.assert_array_equal(r.x, clean.x)
+    assert r.nit == clean.nit and r.nfev == clean.nfev == sum(
+        1 for a, _ in seen if a is not None) - (r.njev if jac_mode == "callable" else 0)
+    ids = {id(a) for a, _ in seen}
+    assert len(ids) == len(seen)      # never the same buffer twice
+    assert r.njev == (r.nfev if jac_mode == "combined" else sum(1 for _ in seen) - r.nfev)
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG"])
+def test_counters_exact_after_callback_stop_and_interrupt(method):
+    calls = [0]
+
+    def fun(x):
+        calls[0] += 1
+        return rosen_chained(x)
+
+    def cb(intermediate_result):
+        if intermediate_result.nit == 5:
+            raise StopIteration
+    r = minimize(fun, x0_for("rosen_chained", 8), jac=True, method=method, callback=cb)
+    assert r.status == Status.CALLBACK and r.nit == 5
+    assert r.nfev == r.njev == calls[0]
+
+    calls[0] = 0
+
+    def fun_interrupt(x):
+        calls[0] += 1
+        if calls[0] == 9:
+            raise KeyboardInterrupt
+        return rosen_chained(x)
+    r = minimize(fun_interrupt, x0_for("rosen_chained", 8), jac=True, method=method)
+    assert r.status == Status.INTERRUPTED
+    assert r.nfev == calls[0] - 1     # the interrupted call returned nothing (as SciPy counts)
+
+
+def test_kernel_helpers():
+    a = np.array([1.0, -0.0, np.nan])
+    assert K.same_point(a, a.copy()) is True          # bitwise: a NaN matches itself
+    assert K.same_point(a, np.array([1.0, 0.0, np.nan])) is False    # -0.0 is not 0.0
+    assert K.same_point(a, a[:2]) is False
+    assert K.same_point(a, a.astype(np.float32)) is None               # caller falls back
+    assert K.same_point(a[::2], a[::2].copy()) is None
+    for dt in (np.float64, np.float32):
+        assert K.all_finite(np.array([1.0, -3e38, 0.0], dtype=dt)) is True
+        for bad in (np.inf, -np.inf, np.nan):
+            v = np.ones(9, dtype=dt)
+            v[7] = bad
+            assert K.all_finite(v) is False
+    assert K.all_finite(np.ones(3, dtype=np.int64)) is None
+    assert K.all_finite(np.ones((2, 2))) is None

@@ -247,3 +247,123 @@ def test_first_order_lr_schedule_and_bad_lr():
     with pytest.raises(ValueError, match="lr"):
         minimize(lambda x: float(x @ x), np.ones(3), method="sgd",
                  options={"lr": lambda k: float("nan"), "maxiter": 3})
+
+
+# ------------------------------------------------------------- first-order limits
+def _quad(d):
+    return lambda x: (0.5 * float(x @ (d * x)) - float(x.sum()), d * x - 1.0)
+
+
+def test_first_order_maxfun_stops_with_maxfun():
+    d = np.array([1.0, 2.0, 4.0])
+    calls = []
+
+    def fg(x):
+        calls.append(1)
+        return _quad(d)(x)
+    r = minimize(fg, np.zeros(3), jac=True, method="sgd",
+                 options={"lr": 0.01, "maxfun": 5, "maxiter": 1000})
+    # x0 plus four updates, one evaluation each; the fifth update would need a sixth
+    assert r.status == Status.MAXFUN and not r.success
+    assert r.nfev == len(calls) == 5 and r.nit == 4
+    # the same four updates as a run limited by maxiter
+    r2 = minimize(_quad(d), np.zeros(3), jac=True, method="sgd",
+                  options={"lr": 0.01, "maxiter": 4})
+    np.testing.assert_array_equal(r.x, r2.x)
+    assert r2.status == Status.MAXITER
+    # finite-difference gradients: n + 1 evaluations per gradient, the limit may be passed by < n
+    r = minimize(lambda x: _quad(d)(x)[0], np.zeros(3), method="adam",
+                 options={"lr": 0.01, "maxfun": 10})
+    assert r.status == Status.MAXFUN and 10 <= r.nfev < 10 + 3 and r.nit == 2
+    for bad in (-1, 2.5, True):
+        with pytest.raises((ValueError, TypeError), match="maxfun"):
+            minimize(_quad(d), np.zeros(3), jac=True, method="sgd", options={"maxfun": bad})
+
+
+def test_first_order_gtol_convergence_is_success():
+    d = np.array([1.0, 2.0, 4.0])
+    xstar = 1.0 / d                     # closed-form minimizer
+    r = minimize(_quad(d), np.zeros(3), jac=True, method="sgd",
+                 options={"lr": 0.2, "maxiter": 10000, "gtol": 1e-8})
+    assert r.status == Status.GTOL and r.success and r.nit < 10000
+    assert np.max(np.abs(r.jac)) <= 1e-8
+    np.testing.assert_allclose(r.x, xstar, atol=1e-8 / d.min())
+    # converging on the last allowed update still reports success
+    r2 = minimize(_quad(d), np.zeros(3), jac=True, method="sgd",
+                  options={"lr": 0.2, "maxiter": r.nit, "gtol": 1e-8})
+    assert r2.status == Status.GTOL and r2.nit == r.nit
+    r3 = minimize(_quad(d), np.zeros(3), jac=True, method="sgd",
+                  options={"lr": 0.2, "maxiter": r.nit - 1, "gtol": 1e-8})
+    assert r3.status == Status.MAXITER and not r3.success
+    # tol sets gtol; the default gtol is 1e-5 (max-abs norm, as SciPy's BFGS/CG)
+    r4 = minimize(_quad(d), np.zeros(3), jac=True, method="sgd", tol=1e-3,
+                  options={"lr": 0.2, "maxiter": 10000})
+    assert r4.success and 1e-3 * 0.2 < np.max(np.abs(r4.jac)) <= 1e-3
+    # an adaptive rule with a decaying rate converges too, and stops at the first
+    # iterate that passes the default gtol
+    for name in ("rmsprop", "adam"):
+        r5 = minimize(_quad(d), np.zeros(3), jac=True, method=name,
+                      options={"lr": lambda k: 0.1 / (1 + k) ** 0.5, "maxiter": 20000})
+        assert r5.status == Status.GTOL and r5.nit < 20000
+        assert np.max(np.abs(r5.jac)) <= 1e-5
+        r6 = minimize(_quad(d), np.zeros(3), jac=True, method=name,
+                      options={"lr": lambda k: 0.1 / (1 + k) ** 0.5, "maxiter": r5.nit - 1})
+        assert np.max(np.abs(r6.jac)) > 1e-5 and r6.status == Status.MAXITER
+    # already converged at x0: no update at all
+    r6 = minimize(_quad(d), xstar, jac=True, method="adam")
+    assert r6.status == Status.GTOL and r6.nit == 0 and r6.nfev == 1
+
+
+def test_hess_warning_for_methods_without_hessian():
+    with pytest.warns(RuntimeWarning, match="does not use Hessian"):
+        r = minimize(rosen_chained, X0, jac=True, method="BFGS", hess=lambda x: np.eye(4))
+    assert r.success
+    with pytest.warns(RuntimeWarning, match="hessp"):
+        minimize(rosen_chained, X0, jac=True, method="L-BFGS-B",
+                 hessp=lambda x, p: p)
+
+
+# ----------------------------------------------------------------- gauss-newton
+def _exp_model():
+    t = np.linspace(0.0, 3.0, 25)
+    rng = np.random.default_rng(4)
+    y = 2.5 * np.exp(-1.3 * t) + 0.3 + 0.01 * rng.standard_normal(t.size)
+
+    def res(p):
+        return p[0] * np.exp(-p[1] * t) + p[2] - y
+
+    def jac(p):
+        e = np.exp(-p[1] * t)
+        return np.column_stack([e, -p[0] * t * e, np.ones_like(t)])
+    return res, jac
+
+
+@pytest.mark.parametrize("name", ["gauss-newton", "Gauss_Newton", "gn"])
+def test_gauss_newton_through_minimize(name):
+    res, jac = _exp_model()
+    p0 = np.array([1.0, 1.0, 0.0])
+    r = minimize(res, p0, jac=jac, method=name)
+    ref = so.least_squares(res, p0, jac=jac, method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    np.testing.assert_allclose(r.x, ref.x, rtol=1e-6)
+    assert r.fun == pytest.approx(ref.cost, rel=1e-8)
+    np.testing.assert_allclose(r.residuals, res(r.x))
+    np.testing.assert_allclose(r.jac, jac(r.x).T @ res(r.x), atol=1e-8)
+    # the result speaks minimize's status table
+    assert r.success and Status(r.status) in (Status.GTOL, Status.FTOL, Status.XTOL)
+    assert r.message == Status(r.status).message
+    # finite-difference Jacobian by default
+    r2 = minimize(res, p0, method=name)
+    np.testing.assert_allclose(r2.x, ref.x, rtol=1e-5)
+
+
+def test_gauss_newton_limits_and_warnings():
+    res, jac = _exp_model()
+    p0 = np.array([1.0, 1.0, 0.0])
+    r = minimize(res, p0, jac=jac, method="gauss-newton", options={"max_nfev": 2})
+    assert r.status == Status.MAXFUN and not r.success
+    with pytest.warns(RuntimeWarning, match="does not use Hessian"):
+        minimize(res, p0, jac=jac, method="gauss-newton", hess=lambda x: np.eye(3))
+    with pytest.warns(OptimizeWarning, match="bounds"):
+        minimize(res, p0, jac=jac, method="gauss-newton", bounds=[(0, 5)] * 3)
+    with pytest.raises(ValueError, match="bogus"):
+        minimize(res, p0, jac=jac, method="gauss-newton", options={"bogus": 1})
