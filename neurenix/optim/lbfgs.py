@@ -39,10 +39,34 @@ class LBFGS(Optimizer):
     history_size : int, default 100
     line_search_fn : None or "strong_wolfe"
         ``"strong_wolfe"`` searches each step with the Moré–Thuente line search
-        (Moré & Thuente 1994; ``c1=1e-4, c2=0.9``, first trial as above, at most
-        25 evaluations).  Deviation: PyTorch uses its own cubic-interpolation
-        zoom, so with a line search the iterates differ from PyTorch's (both
-        satisfy the strong Wolfe conditions); without one they are the same.
+        (Moré & Thuente 1994, ACM TOMS 20(3)) -- the same compiled search as
+        ``minimize``'s quasi-Newton methods -- with PyTorch's constants
+        ``c1=1e-4, c2=0.9``, PyTorch's first trial step (as above) and at most
+        ``max_ls=25`` evaluations per search.
+
+        **Deviation from PyTorch, on purpose** (one home per algorithm):
+        ``torch.optim.LBFGS`` uses its own strong-Wolfe search (bracketing
+        with cubic interpolation, then a zoom).  Every step accepted here
+        satisfies the same strong Wolfe conditions
+        :math:`f(x+td) \le f(x) + c_1 t g^Td` and
+        :math:`|g(x+td)^Td| \le c_2 |g^Td|`, but the two searches pick
+        different points in the acceptable set, so with a line search the
+        iterates, ``t`` and ``func_evals`` differ from PyTorch's (without one
+        they are identical).  The search's own stopping tolerance differs
+        too: PyTorch stops a zoom when the bracket times :math:`\|d\|` is
+        below 1e-9 (a constant, not the group's ``tolerance_change``); this
+        search stops when its interval of uncertainty is below a relative
+        1e-9.  When no acceptable step is found within ``max_ls``
+        evaluations, PyTorch takes the bracket end with the lower loss; this takes
+        the best point evaluated if it lowered the loss, else it does not
+        move (``t = 0``), which ends the step through ``tolerance_change``.
+        What the group's options mean is PyTorch's in both modes: every
+        closure call, the search's included, counts toward ``max_eval`` and
+        ``state["func_evals"]``; ``max_eval`` is tested after each
+        iteration, so the last search may pass it by up to ``max_ls - 1``;
+        a step ends when ``g^Td > -tolerance_change``, when
+        :math:`\max|t d| \le` ``tolerance_change`` or when the loss changed
+        by less than ``tolerance_change``.
 
     Notes
     -----

@@ -75,13 +75,19 @@ def _reference_lbfgs(x, fg, steps, lr=1.0, max_iter=20, max_eval=None, tol_grad=
     return traj, st
 
 
-@pytest.mark.parametrize("history,max_iter", [(100, 20), (3, 7), (5, 1)])
-def test_trajectory_matches_reference(history, max_iter):
+@pytest.mark.parametrize("history,max_iter,max_eval,tol_change",
+                         [(100, 20, None, 1e-9), (3, 7, None, 1e-9), (5, 1, None, 1e-9),
+                          (100, 20, 6, 1e-9),           # max_eval ends each step
+                          (100, 20, None, 1e-1),        # |f_k - f_k-1| < tolerance_change
+                          (100, 20, None, 5e-2)])
+def test_trajectory_matches_reference(history, max_iter, max_eval, tol_change):
     x0 = np.array([-1.2, 1.0, -1.2, 1.0, 0.5])
     p = Parameter(x0.copy())
-    opt = LBFGS([p], history_size=history, max_iter=max_iter)
+    opt = LBFGS([p], history_size=history, max_iter=max_iter, max_eval=max_eval,
+                tolerance_change=tol_change)
     ref, st = _reference_lbfgs(x0, lambda x: (so.rosen(x), so.rosen_der(x)), 6,
-                               max_iter=max_iter, history=history)
+                               max_iter=max_iter, history=history, max_eval=max_eval,
+                               tol_change=tol_change)
     for k in range(6):
         opt.step(_rosen_closure(p))
         np.testing.assert_allclose(p.data, ref[k], rtol=1e-6, atol=1e-7)
@@ -179,3 +185,72 @@ def test_requires_closure_and_single_group():
         opt.step()
     with pytest.raises(ValueError, match="param"):
         LBFGS([{"params": [Parameter(np.ones(2))]}, {"params": [Parameter(np.ones(2))]}])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_strong_wolfe_holds_at_every_accepted_step(dtype):
+    """PyTorch's constants c1 = 1e-4, c2 = 0.9: every step the optimizer takes
+    satisfies f(x + t d) <= f(x) + c1 t g.d and |g(x + t d).d| <= c2 |g.d|
+    (checked from the outside, one iteration per ``step``)."""
+    c1, c2 = 1e-4, 0.9
+    p = Parameter(np.array([-1.2, 1.0, -1.2, 1.0, 0.5, 0.3], dtype=dtype))
+    opt = LBFGS([p], max_iter=1, history_size=5, line_search_fn="strong_wolfe",
+                tolerance_grad=1e-7 if dtype == np.float64 else 1e-3)
+    calls = [0]
+
+    def fg(x):
+        x = x.astype(np.float64)
+        return so.rosen(x), so.rosen_der(x)
+
+    def closure():
+        calls[0] += 1
+        f, g = fg(p.data)
+        p.grad = g.astype(dtype)
+        return f
+    checked = 0
+    for _ in range(200):
+        x = p.data.copy()
+        f, g = fg(x)
+        if np.max(np.abs(g.astype(dtype))) <= opt.param_groups[0]["tolerance_grad"]:
+            break
+        before, evals0 = calls[0], opt.state.get(p, {}).get("func_evals", 0)
+        opt.step(closure)
+        st = opt.state[p]
+        d, t = st["d"], st["t"]
+        # torch's bookkeeping: every closure call is counted, at most 25 in the search
+        assert st["func_evals"] - evals0 == calls[0] - before
+        if calls[0] - before == 1:
+            # torch's other exit: g.d > -tolerance_change, no search and no move
+            assert float(g @ d) > -1e-9
+            np.testing.assert_array_equal(p.data, x)
+            break
+        assert calls[0] - before <= 1 + 25
+        np.testing.assert_array_equal(p.data, x + (t * d).astype(dtype))
+        fn, gn = fg(p.data)
+        gtd = float(g @ d)
+        assert gtd < 0 and t > 0
+        slack = 1e-12 if dtype == np.float64 else 1e-5 * max(1.0, abs(f))
+        assert fn <= f + c1 * t * gtd + slack
+        assert abs(float(gn @ d)) <= c2 * abs(gtd) + (0 if dtype == np.float64 else 1e-4)
+        checked += 1
+    assert checked >= 15
+    np.testing.assert_allclose(p.data, 1.0, atol=1e-5 if dtype == np.float64 else 2e-2)
+
+
+def test_max_eval_counts_line_search_evaluations_as_torch():
+    """With a line search a step ends once the evaluations of the step reach
+    max_eval, checked after each iteration's search (so the last search may run
+    past it by up to max_ls - 1 = 24), and func_evals counts them all."""
+    p = Parameter(np.array([-1.2, 1.0, -1.2, 1.0]))
+    opt = LBFGS([p], max_iter=100, max_eval=10, line_search_fn="strong_wolfe")
+    calls = [0]
+
+    def closure():
+        calls[0] += 1
+        p.grad = so.rosen_der(p.data)
+        return so.rosen(p.data)
+    opt.step(closure)
+    st = opt.state[p]
+    assert st["func_evals"] == calls[0]
+    assert 10 <= calls[0] <= 10 + 24
+    assert st["n_iter"] < 100
