@@ -30,7 +30,7 @@ _SOLVERS = {"neurenix": minimize, "scipy": so.minimize}
 
 
 class Minimize:
-    params = (["L-BFGS-B", "BFGS", "CG"], [10, 100, 1000], ["neurenix", "scipy"])
+    params = (["L-BFGS-B", "BFGS", "CG"], [2, 10, 100, 1000], ["neurenix", "scipy"])
     param_names = ["method", "n", "impl"]
     timeout = 120
 

@@ -478,11 +478,13 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                           Py_ssize_t newest, Py_ssize_t c, double theta,
                           floating* xbar, double* dcp, char* free_, BP* bps,
                           double* K, double* N, int* piv, int* piv2, double* wrk,
-                          double eps) noexcept nogil:
+                          double eps, Py_ssize_t* sl) noexcept nogil:
     """L-BFGS-B step: generalized Cauchy point then subspace minimization.
 
     Writes the new trial point into ``xbar``.  Returns 0, or 1 when the middle
-    matrix is singular (the caller resets the memory).
+    matrix is singular (the caller resets the memory).  ``sl`` (length >= c)
+    receives the ring slot of each pair, oldest first, so that the loops over
+    the n variables never recompute it.
     """
     cdef Py_ssize_t i, j, k, kk, sj, sk, nbp, nfree, nb
     cdef int c2 = <int>(2 * c)
@@ -494,11 +496,13 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     cdef double* Mc = wrk + 5 * c2
     cdef double f1, f2, f2_org, dtm, tsum, tj, dt, gb, zb, ti, a, s1, s2
     cdef double alpha, dd
+    for k in range(c):
+        sl[k] = _slot(k, newest, c, m)
     # ---- middle matrix K = [[-D, L^T], [L, theta S^T S]] (oldest first), LU-factored
     for j in range(c):
-        sj = _slot(j, newest, c, m)
+        sj = sl[j]
         for k in range(c):
-            sk = _slot(k, newest, c, m)
+            sk = sl[k]
             K[j * c2 + k] = -SY[sj * m + sj] if j == k else 0.0           # -D
             K[j * c2 + c + k] = SY[sk * m + sj] if k > j else 0.0         # L^T
             K[(c + j) * c2 + k] = SY[sj * m + sk] if j > k else 0.0       # L
@@ -532,7 +536,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         if dcp[i] != 0.0:
             f1 -= dcp[i] * dcp[i]
             for k in range(c):
-                sk = _slot(k, newest, c, m)
+                sk = sl[k]
                 p[k] += Y[sk * n + i] * dcp[i]
                 p[c + k] += theta * S[sk * n + i] * dcp[i]
     if f1 < 0.0:
@@ -563,7 +567,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 cc[k] += dt * p[k]
             gb = g[i]
             for k in range(c):
-                sk = _slot(k, newest, c, m)
+                sk = sl[k]
                 wb[k] = Y[sk * n + i]
                 wb[c + k] = theta * S[sk * n + i]
             # M c, M p, M w_b
@@ -624,20 +628,20 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
             continue
         a = g[i] + theta * (xbar[i] - x[i])
         for k in range(c):
-            sk = _slot(k, newest, c, m)
+            sk = sl[k]
             a -= Y[sk * n + i] * Mc[k] + theta * S[sk * n + i] * Mc[c + k]
         dcp[i] = a
         for k in range(c):
-            sk = _slot(k, newest, c, m)
+            sk = sl[k]
             v[k] += Y[sk * n + i] * a
             v[c + k] += theta * S[sk * n + i] * a
     if c > 0:
         # N = K - A / theta, A = W_F^T W_F (from W^T W minus the bound rows when cheaper)
         nb = n - nfree
         for j in range(c):
-            sj = _slot(j, newest, c, m)
+            sj = sl[j]
             for k in range(c):
-                sk = _slot(k, newest, c, m)
+                sk = sl[k]
                 if nb < nfree:
                     N[j * c2 + k] = YY[sj * m + sk]
                     N[j * c2 + c + k] = theta * SY[sk * m + sj]
@@ -653,18 +657,18 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 continue
             a = -1.0 if nb < nfree else 1.0
             for j in range(c):
-                sj = _slot(j, newest, c, m)
+                sj = sl[j]
                 for k in range(c):
-                    sk = _slot(k, newest, c, m)
+                    sk = sl[k]
                     N[j * c2 + k] += a * Y[sj * n + i] * Y[sk * n + i]
                     N[j * c2 + c + k] += a * theta * Y[sj * n + i] * S[sk * n + i]
                     N[(c + j) * c2 + k] += a * theta * S[sj * n + i] * Y[sk * n + i]
                     N[(c + j) * c2 + c + k] += a * theta * theta * S[sj * n + i] * S[sk * n + i]
         # rebuild K unfactored into N: N = K - A/theta
         for j in range(c):
-            sj = _slot(j, newest, c, m)
+            sj = sl[j]
             for k in range(c):
-                sk = _slot(k, newest, c, m)
+                sk = sl[k]
                 N[j * c2 + k] = (-SY[sj * m + sj] if j == k else 0.0) - N[j * c2 + k] / theta
                 N[j * c2 + c + k] = (SY[sk * m + sj] if k > j else 0.0) - N[j * c2 + c + k] / theta
                 N[(c + j) * c2 + k] = (SY[sj * m + sk] if j > k else 0.0) - N[(c + j) * c2 + k] / theta
@@ -678,7 +682,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
             continue
         a = 0.0
         for k in range(c):
-            sk = _slot(k, newest, c, m)
+            sk = sl[k]
             a += Y[sk * n + i] * v[k] + theta * S[sk * n + i] * v[c + k]
         dcp[i] = -dcp[i] / theta - a / (theta * theta)
     # projection, kept when it gives a descent direction (Morales & Nocedal 2011) ...
@@ -756,6 +760,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     cdef double* wrk = NULL
     cdef int* piv = NULL
     cdef int* piv2 = NULL
+    cdef Py_ssize_t* slots = NULL
     alpha = <double*>malloc(m * sizeof(double))
     xold = <floating*>malloc(4 * n * sizeof(floating))
     if alpha == NULL or xold == NULL:
@@ -776,9 +781,10 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
         wrk = <double*>malloc(12 * m * sizeof(double) + 1)
         piv = <int*>malloc(2 * m * sizeof(int) + 1)
         piv2 = <int*>malloc(2 * m * sizeof(int) + 1)
-        if (SS == NULL or dcp == NULL or free_ == NULL or bps == NULL or K == NULL or N == NULL
+        slots = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))
+        if (SS == NULL or slots == NULL or dcp == NULL or free_ == NULL or bps == NULL or K == NULL or N == NULL
                 or wrk == NULL or piv == NULL or piv2 == NULL):
-            free(alpha); free(xold); free(SS)
+            free(alpha); free(xold); free(SS); free(slots)
             free(dcp); free(free_); free(bps); free(K); free(N); free(wrk); free(piv); free(piv2)
             raise MemoryError()
     fprev = f + 0.5 * sqrt(_dot(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
@@ -824,7 +830,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 theta = 1.0 / gamma if count > 0 else 1.0
                 if _cauchy_subspace(px, pg, plo, phi, S, Y, SS, SY, YY, m, n, newest, count,
                                     theta, xbar, dcp, free_, bps, K, N, piv, piv2, wrk,
-                                    cfg.eps):
+                                    cfg.eps, slots):
                     count = 0
                     continue
                 for i in range(n):
@@ -1023,7 +1029,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 status = S_MAXFUN
     finally:
         ev.sync()
-        free(alpha); free(xold); free(SS)
+        free(alpha); free(xold); free(SS); free(slots)
         free(dcp); free(free_); free(bps); free(K); free(N); free(wrk); free(piv); free(piv2)
     out.status = status
     out.nit = nit
