@@ -36,7 +36,18 @@ cdef inline floating sqrt(floating x) noexcept nogil:
     else:
         return _sqrt_d(x)
 
+cdef extern from *:
+    """
+    #define NX_PREFETCH_W(p) __builtin_prefetch((const void*)(p), 1, 0)
+    #define NX_PREFETCH_R(p) __builtin_prefetch((const void*)(p), 0, 0)
+    """
+    void NX_PREFETCH_W(const void* p) noexcept nogil
+    void NX_PREFETCH_R(const void* p) noexcept nogil
+
+
 cdef enum:
+    LINE = 16                # elements per prefetch step (one 64-byte line of float32)
+    PF = 512                # prefetch distance in elements
     CHUNK = 32768            # elements per work item
     PARALLEL_MIN = 131072    # below this many elements in total, stay on one thread
 
@@ -378,9 +389,23 @@ cdef void _adam_range(floating* p, const floating* g, floating* m, floating* v,
     cdef bint ams = vmax != NULL
     if not decoupled:
         decay = 1
+    cdef Py_ssize_t b0, b1, k
     if w1 < 0.5:
         if not belief and not ams:
-            for j in range(lo, hi):
+            # line by line, prefetching each stream PF elements ahead (the hardware
+            # prefetchers stop at 4 KiB page boundaries)
+            b0 = lo
+            while b0 + LINE <= hi:
+                if b0 + PF < hi:
+                    NX_PREFETCH_R(&g[b0 + PF])
+                    NX_PREFETCH_W(&p[b0 + PF])
+                    NX_PREFETCH_W(&m[b0 + PF])
+                    NX_PREFETCH_W(&v[b0 + PF])
+                for j in range(b0, b0 + LINE):
+                    _adam_elem(p, g, m, v, vmax, j, step_size, bc2_sqrt, beta2, w1, w2, eps,
+                               wd_l2, decay, sgn, False, False, True)
+                b0 += LINE
+            for j in range(b0, hi):
                 _adam_elem(p, g, m, v, vmax, j, step_size, bc2_sqrt, beta2, w1, w2, eps,
                            wd_l2, decay, sgn, False, False, True)
         elif not belief:

@@ -168,33 +168,35 @@ class Optimizer:
                 if g is None:
                     continue
                 d = p.data
-                where = f"parameter {pi} of param group {gi}"
-                if isinstance(d, np.ndarray):
+                if type(d) is np.ndarray or isinstance(d, np.ndarray):
                     if not isinstance(g, np.ndarray):
-                        raise TypeError(f"grad of {where} must be a numpy array like its "
+                        raise TypeError(f"grad of parameter {pi} of param group {gi} must be a numpy array like its "
                                         f"parameter, got {type(g).__name__}")
                     if g.shape != d.shape:
-                        raise ValueError(f"grad of {where} has shape {g.shape}, "
+                        raise ValueError(f"grad of parameter {pi} of param group {gi} has shape {g.shape}, "
                                          f"expected {d.shape}")
-                    if g.dtype != d.dtype:
-                        raise TypeError(f"grad of {where} has dtype {g.dtype}, "
-                                        f"expected {d.dtype}")
-                    if not (d.flags.c_contiguous and d.flags.writeable):
-                        raise ValueError(f"data of {where} must be a C-contiguous, "
-                                         "writeable array")
-                    if not g.flags.c_contiguous:
+                    dt = d.dtype
+                    if g.dtype != dt:
+                        raise TypeError(f"grad of parameter {pi} of param group {gi} has dtype {g.dtype}, "
+                                        f"expected {dt}")
+                    if p._checked is not d:   # flags are costly to read: once per array
+                        if not (d.flags.c_contiguous and d.flags.writeable):
+                            raise ValueError(f"data of parameter {pi} of param group {gi} must be a C-contiguous, "
+                                             "writeable array")
+                        p._checked = d
+                    if g.strides != d.strides:   # same shape and itemsize as a C array
                         g = np.ascontiguousarray(g)
                     xp = np
-                    key = (0, d.dtype.num)
+                    key = dt
                 else:
                     xp = array_namespace(d)
                     if array_namespace(d, g) is not xp:
-                        raise TypeError(f"grad of {where} belongs to another array library")
+                        raise TypeError(f"grad of parameter {pi} of param group {gi} belongs to another array library")
                     if tuple(g.shape) != tuple(d.shape):
-                        raise ValueError(f"grad of {where} has shape {tuple(g.shape)}, "
+                        raise ValueError(f"grad of parameter {pi} of param group {gi} has shape {tuple(g.shape)}, "
                                          f"expected {tuple(d.shape)}")
                     if g.dtype != d.dtype:
-                        raise TypeError(f"grad of {where} has dtype {g.dtype}, "
+                        raise TypeError(f"grad of parameter {pi} of param group {gi} has dtype {g.dtype}, "
                                         f"expected {d.dtype}")
                     key = (id(xp), dtype_name(d.dtype))
                 b = bundles.get(key)

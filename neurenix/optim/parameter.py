@@ -27,7 +27,7 @@ class Parameter:
         Same shape and dtype as ``data``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_checked", "__weakref__")
 
     def __init__(self, data, requires_grad=True, name=None):
         if isinstance(data, Parameter):
@@ -50,6 +50,7 @@ class Parameter:
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.name = name
+        self._checked = None   # the data array last validated for the kernels
 
     @property
     def shape(self):

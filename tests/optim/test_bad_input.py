@@ -139,3 +139,22 @@ def test_truncated_and_foreign_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="shape"):
         other.load_state_dict(sd)
     assert other.state == {}
+
+
+def test_non_contiguous_or_readonly_data_is_refused_before_any_update():
+    a, b = P(3), P(4)
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad = np.ones(3)
+    b.grad = np.ones(4)
+    opt.step()
+    before = a.data.copy()
+    b.data = np.ones(8)[::2]            # a strided view
+    with pytest.raises(ValueError, match="data of parameter 1"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, before)
+    ro = np.ones(4)
+    ro.flags.writeable = False
+    b.data = ro
+    with pytest.raises(ValueError, match="data of parameter 1"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, before)
