@@ -32,7 +32,7 @@ import math
 import numbers
 from bisect import bisect_right
 
-from ._validation import _real
+from ._validation import _real, check_positive, check_nonneg
 
 __all__ = [
     # closed forms
@@ -59,17 +59,11 @@ def _int(name, value, minimum):
 
 
 def _positive(name, value):
-    v = _real(name, value)
-    if v <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
+    return check_positive(value, name)
 
 
 def _nonneg(name, value):
-    v = _real(name, value)
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return value
+    return check_nonneg(value, name)
 
 
 def _in_range(name, value, lo, hi, lo_open=False, hi_open=False):

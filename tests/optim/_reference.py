@@ -14,6 +14,16 @@ def _wd(p, g, wd, maximize=False):
     return g + wd * p if wd else g
 
 
+def _adam_decay(p, g, lr, weight_decay, decoupled, maximize):
+    """Adam-family weight decay: decoupled (p <- p (1 - lr wd)) or L2 (g <- g + wd p)."""
+    g = -g if maximize else g
+    if decoupled:
+        p = p * (1 - lr * weight_decay)
+    elif weight_decay:
+        g = g + weight_decay * p
+    return p, g
+
+
 def sgd(p, g, st, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
         maximize=False):
     g = _wd(p, g, weight_decay, maximize)
@@ -58,11 +68,7 @@ def adam(p, g, st, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=F
          maximize=False, decoupled_weight_decay=False, belief=False):
     b1, b2 = betas
     st["t"] = t = st.get("t", 0) + 1
-    g = -g if maximize else g
-    if decoupled_weight_decay:
-        p = p * (1 - lr * weight_decay)
-    elif weight_decay:
-        g = g + weight_decay * p
+    p, g = _adam_decay(p, g, lr, weight_decay, decoupled_weight_decay, maximize)
     m = st.get("m", np.zeros_like(p))
     v = st.get("v", np.zeros_like(p))
     st["m"] = m = b1 * m + (1 - b1) * g
@@ -89,11 +95,7 @@ def nadam(p, g, st, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
           momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False):
     b1, b2 = betas
     st["t"] = t = st.get("t", 0) + 1
-    g = -g if maximize else g
-    if decoupled_weight_decay:
-        p = p * (1 - lr * weight_decay)
-    elif weight_decay:
-        g = g + weight_decay * p
+    p, g = _adam_decay(p, g, lr, weight_decay, decoupled_weight_decay, maximize)
     mu = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
     mu1 = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
     st["prod"] = prod = st.get("prod", 1.0) * mu
@@ -108,11 +110,7 @@ def radam(p, g, st, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
           decoupled_weight_decay=False, maximize=False):
     b1, b2 = betas
     st["t"] = t = st.get("t", 0) + 1
-    g = -g if maximize else g
-    if decoupled_weight_decay:
-        p = p * (1 - lr * weight_decay)
-    elif weight_decay:
-        g = g + weight_decay * p
+    p, g = _adam_decay(p, g, lr, weight_decay, decoupled_weight_decay, maximize)
     m = st["m"] = b1 * st.get("m", np.zeros_like(p)) + (1 - b1) * g
     v = st["v"] = b2 * st.get("v", np.zeros_like(p)) + (1 - b2) * g * g
     mhat = m / (1 - b1 ** t)
