@@ -172,6 +172,23 @@ cdef void _check_scalars(const double[:, ::1] sc, _Pack pk, Py_ssize_t k) except
         raise ValueError(f"scalars must have shape ({pk.c.narr}, {k})")
 
 
+cdef inline double _sum8(const double* a) noexcept nogil:
+    # fixed pairwise order of eight partial sums
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+
+
+cdef void _chunk_pairs_to_arrays(PackC* pk, const double* part, double* out) noexcept nogil:
+    # out[2i], out[2i+1] = sums over the chunks of array i of part[2c], part[2c+1]
+    cdef Py_ssize_t c, i
+    for i in range(pk.narr):
+        out[2 * i] = 0
+        out[2 * i + 1] = 0
+    for c in range(pk.nchunks):
+        i = pk.c_arr[c]
+        out[2 * i] += part[2 * c]
+        out[2 * i + 1] += part[2 * c + 1]
+
+
 # --------------------------------------------------------------------------- SGD
 cdef void _sgd_range(floating* p, const floating* g, floating* buf, Py_ssize_t lo,
                      Py_ssize_t hi, floating lr, floating wd, floating mom,
@@ -604,8 +621,8 @@ cdef void _lamb_pass1(floating* p, const floating* g, floating* m, floating* v,
         r = _lamb_r(mj, vj, p[j], inv_bc1, bc2_sqrt, eps, wd)
         sp[0] += <double>p[j] * <double>p[j]
         sr[0] += <double>r * <double>r
-    out[0] = ((sp[0] + sp[1]) + (sp[2] + sp[3])) + ((sp[4] + sp[5]) + (sp[6] + sp[7]))
-    out[1] = ((sr[0] + sr[1]) + (sr[2] + sr[3])) + ((sr[4] + sr[5]) + (sr[6] + sr[7]))
+    out[0] = _sum8(sp)
+    out[1] = _sum8(sr)
 
 
 cdef void _lamb_pass2(floating* p, const floating* m, const floating* v, Py_ssize_t lo,
@@ -628,13 +645,7 @@ cdef void _lamb_run(PackC* pk, floating t, const double[:, ::1] sc, double beta1
                     pk.c_lo[c], pk.c_hi[c], <floating>sc[i, 1], <floating>sc[i, 2],
                     <floating>beta1, <floating>beta2, <floating>(1.0 - beta1), <floating>(1.0 - beta2), <floating>eps, <floating>wd,
                     &part[2 * c])
-    for i in range(pk.narr):
-        trust[2 * i] = 0
-        trust[2 * i + 1] = 0
-    for c in range(pk.nchunks):
-        i = pk.c_arr[c]
-        trust[2 * i] += part[2 * c]
-        trust[2 * i + 1] += part[2 * c + 1]
+    _chunk_pairs_to_arrays(pk, part, trust)
     for i in range(pk.narr):
         np_ = _sqrt_d(trust[2 * i])
         nr = _sqrt_d(trust[2 * i + 1])
@@ -692,8 +703,8 @@ cdef void _sumsq2(const floating* a, const floating* b, Py_ssize_t lo, Py_ssize_
         y = b[j]
         sa[0] += x * x
         sb[0] += y * y
-    out[0] = ((sa[0] + sa[1]) + (sa[2] + sa[3])) + ((sa[4] + sa[5]) + (sa[6] + sa[7]))
-    out[1] = ((sb[0] + sb[1]) + (sb[2] + sb[3])) + ((sb[4] + sb[5]) + (sb[6] + sb[7]))
+    out[0] = _sum8(sa)
+    out[1] = _sum8(sb)
 
 
 cdef void _lars_range(floating* p, const floating* g, floating* buf, Py_ssize_t lo,
@@ -718,13 +729,7 @@ cdef void _lars_run(PackC* pk, floating t, const double[:, ::1] sc, double wd, d
         i = pk.c_arr[c]
         _sumsq2(<const floating*>_p(pk, 0, i), <const floating*>_p(pk, 1, i),
                 pk.c_lo[c], pk.c_hi[c], &part[2 * c])
-    for i in range(pk.narr):
-        trust[2 * i] = 0
-        trust[2 * i + 1] = 0
-    for c in range(pk.nchunks):
-        i = pk.c_arr[c]
-        trust[2 * i] += part[2 * c]
-        trust[2 * i + 1] += part[2 * c + 1]
+    _chunk_pairs_to_arrays(pk, part, trust)
     for i in range(pk.narr):
         npn = _sqrt_d(trust[2 * i])
         ngn = _sqrt_d(trust[2 * i + 1])
@@ -806,7 +811,7 @@ cdef double _sumsq1(const floating* a, Py_ssize_t lo, Py_ssize_t hi) noexcept no
     for j in range(nb, hi):
         x = a[j]
         acc[0] += x * x
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    return _sum8(acc)
 
 
 cdef void _sumsq_run(PackC* pk, floating t, double* part) noexcept nogil:
