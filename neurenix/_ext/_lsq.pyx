@@ -124,28 +124,45 @@ cdef void reflect_cols(Py_ssize_t len_, const double* v, double* c, Py_ssize_t l
                        Py_ssize_t ncol) noexcept nogil:
     """Apply ``H = I - v v^T / v[0]`` to ``ncol`` columns ``c`` (stride ``ldc``):
     ``c_k -= (v . c_k / v[0]) v``, each dot product summed in row order as in
-    MINPACK; up to four columns share one pass for the dots (independent sums,
-    bit-identical results)."""
+    MINPACK; up to eight columns share one pass for the dots (independent sums,
+    bit-identical results: the pass is bound by the latency of each sum's chain of
+    additions, so eight chains cost little more than one)."""
     cdef Py_ssize_t i, k = 0, q, cnt
-    cdef double s0, s1, s2, s3, vi, tq
-    cdef double t[4]
-    cdef double* p[4]
+    cdef double s0, s1, s2, s3, s4, s5, s6, s7, vi, tq, v0 = v[0]
+    cdef double t[8]
+    cdef double* p[8]
     cdef double* ck
     while k < ncol:
-        cnt = ncol - k if ncol - k < 4 else 4
-        for q in range(4):
+        cnt = ncol - k if ncol - k < 8 else 8
+        for q in range(8):
             p[q] = c + (k + (q if q < cnt else cnt - 1)) * ldc
-        s0 = s1 = s2 = s3 = 0.0
-        for i in range(len_):
-            vi = v[i]
-            s0 += vi * p[0][i]
-            s1 += vi * p[1][i]
-            s2 += vi * p[2][i]
-            s3 += vi * p[3][i]
-        t[0] = s0 / v[0]
-        t[1] = s1 / v[0]
-        t[2] = s2 / v[0]
-        t[3] = s3 / v[0]
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        if cnt > 4:
+            for i in range(len_):
+                vi = v[i]
+                s0 += vi * p[0][i]
+                s1 += vi * p[1][i]
+                s2 += vi * p[2][i]
+                s3 += vi * p[3][i]
+                s4 += vi * p[4][i]
+                s5 += vi * p[5][i]
+                s6 += vi * p[6][i]
+                s7 += vi * p[7][i]
+        else:
+            for i in range(len_):
+                vi = v[i]
+                s0 += vi * p[0][i]
+                s1 += vi * p[1][i]
+                s2 += vi * p[2][i]
+                s3 += vi * p[3][i]
+        t[0] = s0 / v0
+        t[1] = s1 / v0
+        t[2] = s2 / v0
+        t[3] = s3 / v0
+        t[4] = s4 / v0
+        t[5] = s5 / v0
+        t[6] = s6 / v0
+        t[7] = s7 / v0
         for q in range(cnt):
             ck = p[q]
             tq = t[q]
@@ -1196,3 +1213,27 @@ def lm_step(J, f, diag, double delta, double par0=0.0):
         par = lmpar(n, &A[0, 0], m, &jpvt[0], &d[0], &c[0], delta, par0, &xv[0],
                     &sdiag[0], &S[0], &w1[0], &w2[0], &w3[0])
     return -x, par
+
+
+def qrfac_py(J, Py_ssize_t repeat=1):
+    """MINPACK-rule pivoted QR of ``J`` (m >= n) by :func:`qrfac` (for tests and
+    timing).  Returns ``(a, ipvt, rdiag, acnorm)``: ``a`` the factored matrix
+    (column-major, reflectors below the diagonal), ``ipvt`` 0-based.  ``repeat > 1``
+    refactors copies of ``J`` that many times (timing only)."""
+    cdef cnp.ndarray J0 = np.array(J, dtype=np.float64, order="F", copy=True)
+    cdef int m = J0.shape[0], n = J0.shape[1]
+    cdef Py_ssize_t r
+    if J0.ndim != 2 or m < n or n == 0:
+        raise ValueError("J must be a 2-D array with m >= n >= 1")
+    a_arr = np.empty((m, n), order="F")
+    cdef double[::1, :] a = a_arr
+    cdef double[::1, :] src = J0
+    cdef int[::1] ipvt = np.empty(n, dtype=np.intc)
+    rdiag = np.empty(n)
+    acnorm = np.empty(n)
+    cdef double[::1] rd = rdiag, ac = acnorm, wa = np.empty(n)
+    with nogil:
+        for r in range(repeat):
+            memcpy(&a[0, 0], &src[0, 0], m * n * sizeof(double))
+            qrfac(m, n, &a[0, 0], &ipvt[0], &rd[0], &ac[0], &wa[0], 0)
+    return a_arr, np.asarray(ipvt), rdiag, acnorm
