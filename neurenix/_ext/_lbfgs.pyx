@@ -30,7 +30,7 @@ cimport numpy as cnp
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cython cimport floating
 from libc.math cimport fabs, sqrt, isfinite, INFINITY
-from libc.stdlib cimport malloc, calloc, free, qsort
+from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memcmp
 
@@ -246,55 +246,6 @@ def two_loop(floating[:, ::1] S, floating[:, ::1] Y, const double[::1] rho,
     free(alpha)
 
 
-# ---------------------------------------------------- small dense LU (2m x 2m)
-cdef int _lu(double* A, int* piv, int N) noexcept nogil:
-    """In-place LU with partial pivoting; 1 when a pivot is (numerically) zero."""
-    cdef int i, j, k, p
-    cdef double mx, t, scale = 0.0
-    for i in range(N * N):
-        if fabs(A[i]) > scale:
-            scale = fabs(A[i])
-    for k in range(N):
-        p = k
-        mx = fabs(A[k * N + k])
-        for i in range(k + 1, N):
-            if fabs(A[i * N + k]) > mx:
-                mx = fabs(A[i * N + k])
-                p = i
-        piv[k] = p
-        if mx <= 1e-300 or mx <= 1e-14 * scale:
-            return 1
-        if p != k:
-            for j in range(N):
-                t = A[k * N + j]
-                A[k * N + j] = A[p * N + j]
-                A[p * N + j] = t
-        for i in range(k + 1, N):
-            A[i * N + k] /= A[k * N + k]
-            t = A[i * N + k]
-            if t != 0.0:
-                for j in range(k + 1, N):
-                    A[i * N + j] -= t * A[k * N + j]
-    return 0
-
-
-cdef void _lu_solve(const double* A, const int* piv, double* b, int N) noexcept nogil:
-    cdef int i, j
-    cdef double t
-    for i in range(N):
-        if piv[i] != i:
-            t = b[i]
-            b[i] = b[piv[i]]
-            b[piv[i]] = t
-    for i in range(N):
-        for j in range(i):
-            b[i] -= A[i * N + j] * b[j]
-    for i in range(N - 1, -1, -1):
-        for j in range(i + 1, N):
-            b[i] -= A[i * N + j] * b[j]
-        b[i] /= A[i * N + i]
-
-
 # ----------------------------------------------------------------- evaluation
 cdef class Evaluator:
     """Evaluates f and g for the compiled loop and counts the calls.
@@ -388,7 +339,8 @@ cdef class Evaluator:
 # ------------------------------------------------------------------ the loop
 cdef struct Cfg:
     int method
-    Py_ssize_t m
+    Py_ssize_t m        # pairs kept (L-BFGS[-B])
+    Py_ssize_t R        # ring slots: m + 1
     double gtol, ftol
     Py_ssize_t maxiter, maxfun
     int maxls
@@ -411,11 +363,6 @@ cdef struct Out:
 ctypedef struct BP:
     double t
     Py_ssize_t i
-
-
-cdef int _cmp_bp(const void* a, const void* b) noexcept nogil:
-    cdef double ta = (<BP*>a).t, tb = (<BP*>b).t
-    return -1 if ta < tb else (1 if ta > tb else 0)
 
 
 cdef inline Py_ssize_t _slot(Py_ssize_t k, Py_ssize_t newest, Py_ssize_t count,
@@ -472,45 +419,299 @@ cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssi
     return r
 
 
+# ------------------------------------------------ L-BFGS-B: compact form pieces
+cdef inline double _dotd(const floating* a, const double* b, Py_ssize_t n) noexcept nogil:
+    # a . b for a double b, eight partial sums as in _dot
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        s0 += <double>a[i] * b[i]
+        s1 += <double>a[i + 1] * b[i + 1]
+        s2 += <double>a[i + 2] * b[i + 2]
+        s3 += <double>a[i + 3] * b[i + 3]
+        s4 += <double>a[i + 4] * b[i + 4]
+        s5 += <double>a[i + 5] * b[i + 5]
+        s6 += <double>a[i + 6] * b[i + 6]
+        s7 += <double>a[i + 7] * b[i + 7]
+        i += 8
+    while i < n:
+        s0 += <double>a[i] * b[i]
+        i += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+cdef inline double _dotw(const floating* a, const floating* b, const floating* w,
+                         Py_ssize_t n, double* weighted) noexcept nogil:
+    """Returns ``a . b`` and writes ``sum_i w_i a_i b_i`` to ``weighted`` (one pass;
+    ``w`` is a 0/1 mask), four partial sums each."""
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
+    cdef double p0, p1, p2, p3
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        p0 = <double>a[i] * <double>b[i]
+        p1 = <double>a[i + 1] * <double>b[i + 1]
+        p2 = <double>a[i + 2] * <double>b[i + 2]
+        p3 = <double>a[i + 3] * <double>b[i + 3]
+        s0 += p0
+        s1 += p1
+        s2 += p2
+        s3 += p3
+        t0 += p0 * <double>w[i]
+        t1 += p1 * <double>w[i + 1]
+        t2 += p2 * <double>w[i + 2]
+        t3 += p3 * <double>w[i + 3]
+        i += 4
+    while i < n:
+        p0 = <double>a[i] * <double>b[i]
+        s0 += p0
+        t0 += p0 * <double>w[i]
+        i += 1
+    weighted[0] = (t0 + t1) + (t2 + t3)
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef int _chol(double* A, Py_ssize_t c, Py_ssize_t ld) noexcept nogil:
+    """In-place lower Cholesky factor of the leading c x c block of the row-major
+    ``A`` (leading dimension ``ld``; only the lower triangle is read), with the
+    *reciprocals* of the diagonal entries stored on the diagonal (the solves
+    multiply instead of divide).  Returns 1 when a pivot is not positive
+    relative to its diagonal entry (singular to working precision, or not
+    positive definite)."""
+    cdef Py_ssize_t i, j, k
+    cdef double s, t, r
+    for j in range(c):
+        s = A[j * ld + j]
+        t = s
+        for k in range(j):
+            s -= A[j * ld + k] * A[j * ld + k]
+        if not (s > 1e-14 * t) or not (s > 1e-300):
+            return 1
+        r = 1.0 / sqrt(s)
+        A[j * ld + j] = r
+        for i in range(j + 1, c):
+            t = A[i * ld + j]
+            for k in range(j):
+                t -= A[i * ld + k] * A[j * ld + k]
+            A[i * ld + j] = t * r
+    return 0
+
+
+cdef inline void _lsolve(const double* L, Py_ssize_t c, Py_ssize_t ld, double* b) noexcept nogil:
+    # b <- L^{-1} b (L from _chol: lower triangular, reciprocal diagonal)
+    cdef Py_ssize_t i, k
+    cdef double t
+    for i in range(c):
+        t = b[i]
+        for k in range(i):
+            t -= L[i * ld + k] * b[k]
+        b[i] = t * L[i * ld + i]
+
+
+cdef inline void _ltsolve(const double* L, Py_ssize_t c, Py_ssize_t ld, double* b) noexcept nogil:
+    # b <- L^{-T} b (L from _chol)
+    cdef Py_ssize_t i, k
+    cdef double t
+    for i in range(c - 1, -1, -1):
+        b[i] *= L[i * ld + i]
+        t = b[i]
+        for k in range(i):
+            b[k] -= L[i * ld + k] * t
+
+
+cdef int _schur(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept nogil:
+    """``C <- chol(C + X^T X)`` (X, C: c x c, row-major, leading dimension ld;
+    C's lower triangle), the factor of the Schur complement of the middle
+    matrix; rank-one updates by the rows of X so the inner loops run over
+    contiguous memory.  Returns 1 when it is singular."""
+    cdef Py_ssize_t i, j, k
+    cdef double xij
+    for i in range(c):
+        for j in range(c):
+            xij = X[i * ld + j]
+            for k in range(j + 1):
+                C[j * ld + k] += xij * X[i * ld + k]
+    return _chol(C, c, ld)
+
+
+cdef void _msolve(const double* L1, int diag, const double* X, const double* L2,
+                  Py_ssize_t c, Py_ssize_t ld, double* u) noexcept nogil:
+    """``u <- N^{-1} u`` for a 2c x 2c symmetric matrix ``N = [[N11, B^T], [B, C]]``
+    with ``N11 = -L1 L1^T`` negative definite, given in factored form:
+    ``X = E^T = L1^{-1} B^T`` and ``L2 L2^T = C + E E^T`` (the block LDL^T used
+    by Byrd, Lu, Nocedal & Zhu 1995, Sec. 3 and 5.1: two c x c Cholesky factors
+    instead of an LU of the 2c x 2c matrix).  ``diag``: ``L1`` is diagonal,
+    stored as the c reciprocals of its entries; otherwise ``L1`` comes from
+    :func:`_chol`.  Cost: four triangular solves and two products, O(c^2)."""
+    cdef double* u1 = u
+    cdef double* u2 = u + c
+    cdef Py_ssize_t j, k
+    cdef double t
+    # t = L1^{-1} u1
+    if diag:
+        for j in range(c):
+            u1[j] = u1[j] * L1[j]
+    else:
+        _lsolve(L1, c, ld, u1)
+    # z2 = u2 + E t = u2 + X^T t ; v2 = (L2 L2^T)^{-1} z2
+    for k in range(c):
+        t = u1[k]
+        for j in range(c):
+            u2[j] += X[k * ld + j] * t
+    _lsolve(L2, c, ld, u2)
+    _ltsolve(L2, c, ld, u2)
+    # v1 = -L1^{-T} (t - E^T v2) = -L1^{-T} (t - X v2)
+    for k in range(c):
+        t = u1[k]
+        for j in range(c):
+            t -= X[k * ld + j] * u2[j]
+        u1[k] = t
+    if diag:
+        for j in range(c):
+            u1[j] = -u1[j] * L1[j]
+    else:
+        _ltsolve(L1, c, ld, u1)
+        for j in range(c):
+            u1[j] = -u1[j]
+
+
+cdef inline void _sift_down(BP* h, Py_ssize_t k, Py_ssize_t nh) noexcept nogil:
+    # restore the min-heap order (on t) below position k
+    cdef BP x = h[k]
+    cdef Py_ssize_t ch
+    while True:
+        ch = 2 * k + 1
+        if ch >= nh:
+            break
+        if ch + 1 < nh and h[ch + 1].t < h[ch].t:
+            ch += 1
+        if not h[ch].t < x.t:
+            break
+        h[k] = h[ch]
+        k = ch
+    h[k] = x
+
+
+cdef struct BState:
+    # L-BFGS-B memory beside S, Y: the Gram matrices of the pairs, slot-indexed
+    # (R x R, entry [a * R + b] for ring slots a, b), kept up to date at O(m n)
+    # per new pair, and the free set of the last generalized Cauchy point with
+    # the Gram matrices over it, updated when variables enter or leave it
+    # (Byrd, Lu, Nocedal & Zhu 1995, Sec. 5.1).
+    Py_ssize_t R         # ring size
+    double* SS           # s_a . s_b
+    double* SY           # s_a . y_b
+    double* FYY          # sum over free i of y_a[i] y_b[i]
+    double* FSY          # sum over free i of s_a[i] y_b[i]
+    double* ASS          # sum over active (not free) i of s_a[i] s_b[i]
+    # factors of the two middle matrices (see _msolve), position-indexed (oldest
+    # first), m x m with leading dimension m; Cholesky factors as _chol leaves them
+    double* K1           # D^{-1/2} (diagonal, reciprocals)
+    double* KE           # (L D^{-1/2})^T
+    double* K2           # chol(theta S^T S + L D^{-1} L^T)
+    double* N1           # chol(D + Y^T Z Z^T Y / theta)
+    double* NE           # N1^{-1} (L - S^T Z Z^T Y)^T
+    double* N2           # chol(theta S^T A A^T S + NE^T NE)
+    double* wrk          # 8 * m
+    double* dcp          # n: Cauchy direction, then the reduced gradient r
+    double* tmp          # n
+    BP* bps              # n: breakpoint heap
+    char* fr             # n: free at the last Cauchy point
+    Py_ssize_t* sl       # m: ring slot of each pair, oldest first
+
+
+cdef void _gram_new_pair(BState* b, floating* S, floating* Y, floating* wf, floating* wa,
+                         Py_ssize_t n, Py_ssize_t slot, Py_ssize_t newest,
+                         Py_ssize_t count) noexcept nogil:
+    """Rows and columns of the Gram matrices for the pair just stored in ``slot``
+    (whole-vector products and those over the free/active sets of the last
+    Cauchy point, masks ``wf``/``wa``): O(count n)."""
+    cdef Py_ssize_t k, sk, R = b.R
+    cdef double w
+    cdef floating* s = &S[slot * n]
+    cdef floating* y = &Y[slot * n]
+    for k in range(count):
+        sk = _slot(k, newest, count, R)
+        b.SS[slot * R + sk] = _dotw(s, &S[sk * n], wa, n, &w)
+        b.SS[sk * R + slot] = b.SS[slot * R + sk]
+        b.ASS[slot * R + sk] = w
+        b.ASS[sk * R + slot] = w
+        b.SY[slot * R + sk] = _dotw(s, &Y[sk * n], wf, n, &w)
+        b.FSY[slot * R + sk] = w
+        b.SY[sk * R + slot] = _dotw(&S[sk * n], y, wf, n, &w)
+        b.FSY[sk * R + slot] = w
+        _dotw(y, &Y[sk * n], wf, n, &w)
+        b.FYY[slot * R + sk] = w
+        b.FYY[sk * R + slot] = w
+
+
+cdef void _gram_toggle(BState* b, floating* S, floating* Y, Py_ssize_t n, Py_ssize_t i,
+                       Py_ssize_t c, double sign, double* ys) noexcept nogil:
+    """Variable ``i`` enters (sign +1) or leaves (-1) the free set: add its
+    contribution to the free-set Gram matrices and remove it from the active-set
+    one, O(c^2)."""
+    cdef Py_ssize_t j, k, sj, sk, R = b.R
+    cdef double* ss = ys + c
+    cdef double yj, sv
+    for k in range(c):
+        sk = b.sl[k]
+        ys[k] = Y[sk * n + i]
+        ss[k] = S[sk * n + i]
+    for j in range(c):
+        sj = b.sl[j]
+        yj = sign * ys[j]
+        sv = sign * ss[j]
+        for k in range(c):
+            sk = b.sl[k]
+            b.FYY[sj * R + sk] += yj * ys[k]
+            b.FSY[sj * R + sk] += sv * ys[k]
+            b.ASS[sj * R + sk] -= sv * ss[k]
+
+
 cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
-                          floating* S, floating* Y, double* SS, double* SY,
-                          double* YY, Py_ssize_t m, Py_ssize_t n,
-                          Py_ssize_t newest, Py_ssize_t c, double theta,
-                          floating* xbar, double* dcp, char* free_, BP* bps,
-                          double* K, double* N, int* piv, int* piv2, double* wrk,
-                          double eps, Py_ssize_t* sl) noexcept nogil:
+                          floating* S, floating* Y, floating* wf, floating* wa, BState* b,
+                          Py_ssize_t m, Py_ssize_t n, Py_ssize_t newest, Py_ssize_t c,
+                          double theta, floating* xbar, double eps) noexcept nogil:
     """L-BFGS-B step: generalized Cauchy point then subspace minimization.
 
-    Writes the new trial point into ``xbar``.  Returns 0, or 1 when the middle
-    matrix is singular (the caller resets the memory).  ``sl`` (length >= c)
-    receives the ring slot of each pair, oldest first, so that the loops over
-    the n variables never recompute it.
+    Writes the new trial point into ``xbar``.  Returns 0, or 1 when a middle
+    matrix is singular (the caller resets the memory).  Updates the free set
+    ``b.fr`` (and its masks ``wf``, ``wa`` and Gram matrices) to the new
+    Cauchy point's.
     """
-    cdef Py_ssize_t i, j, k, kk, sj, sk, nbp, nfree, nb
-    cdef int c2 = <int>(2 * c)
-    cdef double* p = wrk
-    cdef double* cc = wrk + c2
-    cdef double* Mv = wrk + 2 * c2
-    cdef double* wb = wrk + 3 * c2
-    cdef double* v = wrk + 4 * c2
-    cdef double* Mc = wrk + 5 * c2
-    cdef double f1, f2, f2_org, dtm, tsum, tj, dt, gb, zb, ti, a, s1, s2
+    cdef Py_ssize_t i, j, k, sj, sk, nbp, nfree, R = b.R
+    cdef Py_ssize_t* sl = b.sl
+    cdef double* p = b.wrk
+    cdef double* cc = b.wrk + 2 * c
+    cdef double* v = b.wrk + 4 * c
+    cdef double* wb = b.wrk + 6 * c
+    cdef double* dcp = b.dcp
+    cdef double* tmp = b.tmp
+    cdef BP* bps = b.bps
+    cdef char* fr = b.fr
+    cdef double f1, f2, f2_org, dtm, tsum, tj, dt, gb, zb, ti, a, a2, s1, s2
     cdef double alpha, dd
+    cdef char fi
     for k in range(c):
-        sl[k] = _slot(k, newest, c, m)
-    # ---- middle matrix K = [[-D, L^T], [L, theta S^T S]] (oldest first), LU-factored
+        sl[k] = _slot(k, newest, c, R)
+    # ---- middle matrix of the Cauchy step, K = [[-D, L^T], [L, theta S^T S]]:
+    # K1 = D^{-1/2} (reciprocals), KE = (L D^{-1/2})^T, K2 K2^T = theta S^T S + L D^{-1} L^T
+    for j in range(c):
+        b.K1[j] = 1.0 / sqrt(b.SY[sl[j] * R + sl[j]])
+    for k in range(c):
+        sk = sl[k]
+        for j in range(c):
+            b.KE[k * m + j] = b.SY[sl[j] * R + sk] * b.K1[k] if j > k else 0.0
     for j in range(c):
         sj = sl[j]
-        for k in range(c):
-            sk = sl[k]
-            K[j * c2 + k] = -SY[sj * m + sj] if j == k else 0.0           # -D
-            K[j * c2 + c + k] = SY[sk * m + sj] if k > j else 0.0         # L^T
-            K[(c + j) * c2 + k] = SY[sj * m + sk] if j > k else 0.0       # L
-            K[(c + j) * c2 + c + k] = theta * SS[sj * m + sk]             # theta S^T S
-    if c > 0 and _lu(K, piv, c2):
+        for k in range(j + 1):
+            b.K2[j * m + k] = theta * b.SS[sj * R + sl[k]]
+    if _schur(b.KE, b.K2, c, m):
         return 1
     # ---- breakpoints and the initial direction
     nbp = 0
+    f1 = 0.0
     for i in range(n):
         xbar[i] = x[i]
         ti = INFINITY
@@ -524,77 +725,69 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
             dcp[i] = 0.0
         else:
             dcp[i] = -g[i]
+            f1 -= dcp[i] * dcp[i]
             if ti < INFINITY:
                 bps[nbp].t = ti
                 bps[nbp].i = i
                 nbp += 1
-    for k in range(c2):
-        p[k] = 0.0
+    for k in range(c):
+        sk = sl[k]
+        p[k] = _dotd(&Y[sk * n], dcp, n)
+        p[c + k] = theta * _dotd(&S[sk * n], dcp, n)
         cc[k] = 0.0
-    f1 = 0.0
-    for i in range(n):
-        if dcp[i] != 0.0:
-            f1 -= dcp[i] * dcp[i]
-            for k in range(c):
-                sk = sl[k]
-                p[k] += Y[sk * n + i] * dcp[i]
-                p[c + k] += theta * S[sk * n + i] * dcp[i]
+        cc[c + k] = 0.0
     if f1 < 0.0:
-        for k in range(c2):
-            Mv[k] = p[k]
-        if c > 0:
-            _lu_solve(K, piv, Mv, c2)
+        for k in range(2 * c):
+            v[k] = p[k]
+        _msolve(b.K1, 1, b.KE, b.K2, c, m, v)
         f2 = -theta * f1
-        for k in range(c2):
-            f2 -= p[k] * Mv[k]
+        for k in range(2 * c):
+            f2 -= p[k] * v[k]
         f2_org = f2
         if f2 <= 0.0:
             f2 = eps * fabs(f2_org) if f2_org != 0.0 else eps
         dtm = -f1 / f2
         tsum = 0.0
-        qsort(bps, nbp, sizeof(BP), _cmp_bp)
-        kk = 0
-        while kk < nbp:
-            tj = bps[kk].t
+        # the breakpoints in increasing order from a heap (usually only the
+        # first few are passed before the minimizer along the path)
+        for k in range(nbp // 2 - 1, -1, -1):
+            _sift_down(bps, k, nbp)
+        while nbp > 0:
+            tj = bps[0].t
             dt = tj - tsum
             if dtm < dt:
                 break
-            i = bps[kk].i
-            kk += 1
+            i = bps[0].i
+            nbp -= 1
+            bps[0] = bps[nbp]
+            _sift_down(bps, 0, nbp)
             xbar[i] = hi[i] if dcp[i] > 0.0 else lo[i]
             zb = xbar[i] - x[i]
-            for k in range(c2):
-                cc[k] += dt * p[k]
             gb = g[i]
-            for k in range(c):
-                sk = sl[k]
-                wb[k] = Y[sk * n + i]
-                wb[c + k] = theta * S[sk * n + i]
-            # M c, M p, M w_b
             s1 = 0.0
             s2 = 0.0
             a = 0.0
             if c > 0:
-                for k in range(c2):
-                    Mv[k] = cc[k]
-                _lu_solve(K, piv, Mv, c2)
-                for k in range(c2):
-                    s1 += wb[k] * Mv[k]
-                for k in range(c2):
-                    Mv[k] = p[k]
-                _lu_solve(K, piv, Mv, c2)
-                for k in range(c2):
-                    s2 += wb[k] * Mv[k]
-                for k in range(c2):
-                    Mv[k] = wb[k]
-                _lu_solve(K, piv, Mv, c2)
-                for k in range(c2):
-                    a += wb[k] * Mv[k]
+                # w_b: row i of W = [Y, theta S]
+                for k in range(c):
+                    sk = sl[k]
+                    cc[k] += dt * p[k]
+                    cc[c + k] += dt * p[c + k]
+                    wb[k] = Y[sk * n + i]
+                    wb[c + k] = theta * S[sk * n + i]
+                    v[k] = wb[k]
+                    v[c + k] = wb[c + k]
+                # one product v = M w_b gives w_b'M c, w_b'M p and w_b'M w_b (M symmetric)
+                _msolve(b.K1, 1, b.KE, b.K2, c, m, v)
+                for k in range(2 * c):
+                    s1 += v[k] * cc[k]
+                    s2 += v[k] * p[k]
+                    a += v[k] * wb[k]
             f1 = f1 + dt * f2 + gb * gb + theta * gb * zb - gb * s1
             f2 = f2 - theta * gb * gb - 2.0 * gb * s2 - gb * gb * a
             if f2 < eps * f2_org:
                 f2 = eps * f2_org
-            for k in range(c2):
+            for k in range(2 * c):
                 p[k] += gb * wb[k]
             dcp[i] = 0.0
             dtm = -f1 / f2
@@ -605,90 +798,90 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         for i in range(n):
             if dcp[i] != 0.0:
                 xbar[i] = <floating>(x[i] + tsum * dcp[i])
-        for k in range(c2):
+        for k in range(2 * c):
             cc[k] += dtm * p[k]
-    # ---- subspace minimization over the free variables at the Cauchy point
+    # ---- the free set at the Cauchy point; Gram matrices follow its changes
     nfree = 0
     for i in range(n):
-        free_[i] = (xbar[i] != lo[i] and xbar[i] != hi[i])
-        nfree += free_[i]
+        fi = xbar[i] != lo[i] and xbar[i] != hi[i]
+        if fi != fr[i]:
+            if c > 0:
+                _gram_toggle(b, S, Y, n, i, c, 1.0 if fi else -1.0, wb)
+            fr[i] = fi
+            wf[i] = 1.0 if fi else 0.0
+            wa[i] = 0.0 if fi else 1.0
+        nfree += fi
     if nfree == 0:
         return 0
-    # Mc = M c
-    for k in range(c2):
-        Mc[k] = cc[k]
-    if c > 0:
-        _lu_solve(K, piv, Mc, c2)
-    # r = Z^T (g + theta (xcp - x) - W M c), stored in dcp; v = W^T Z r
-    for k in range(c2):
-        v[k] = 0.0
+    # ---- subspace minimization over the free variables (direct primal method)
+    # r = Z^T (g + theta (xcp - x) - W M c), in dcp
     for i in range(n):
-        if not free_[i]:
-            dcp[i] = 0.0
-            continue
-        a = g[i] + theta * (xbar[i] - x[i])
-        for k in range(c):
-            sk = sl[k]
-            a -= Y[sk * n + i] * Mc[k] + theta * S[sk * n + i] * Mc[c + k]
-        dcp[i] = a
-        for k in range(c):
-            sk = sl[k]
-            v[k] += Y[sk * n + i] * a
-            v[c + k] += theta * S[sk * n + i] * a
+        dcp[i] = g[i] + theta * (xbar[i] - x[i])
     if c > 0:
-        # N = K - A / theta, A = W_F^T W_F (from W^T W minus the bound rows when cheaper)
-        nb = n - nfree
+        _msolve(b.K1, 1, b.KE, b.K2, c, m, cc)          # cc <- M c
+        for k in range(c):
+            sk = sl[k]
+            a = cc[k]
+            a2 = theta * cc[c + k]
+            for i in range(n):
+                dcp[i] -= Y[sk * n + i] * a + S[sk * n + i] * a2
+    for i in range(n):
+        if not fr[i]:
+            dcp[i] = 0.0
+    if c > 0:
+        # N = K - W_F^T W_F / theta = [[-(D + Y'ZZ'Y/theta), B^T], [B, theta S'AA'S]],
+        # B = L - S'ZZ'Y: N1 N1^T = D + Y'ZZ'Y/theta, NE = B N1^{-T},
+        # N2 N2^T = theta S'AA'S + NE NE^T
         for j in range(c):
             sj = sl[j]
-            for k in range(c):
-                sk = sl[k]
-                if nb < nfree:
-                    N[j * c2 + k] = YY[sj * m + sk]
-                    N[j * c2 + c + k] = theta * SY[sk * m + sj]
-                    N[(c + j) * c2 + k] = theta * SY[sj * m + sk]
-                    N[(c + j) * c2 + c + k] = theta * theta * SS[sj * m + sk]
-                else:
-                    N[j * c2 + k] = 0.0
-                    N[j * c2 + c + k] = 0.0
-                    N[(c + j) * c2 + k] = 0.0
-                    N[(c + j) * c2 + c + k] = 0.0
-        for i in range(n):
-            if (nb < nfree) == (free_[i] != 0):
-                continue
-            a = -1.0 if nb < nfree else 1.0
+            for k in range(j + 1):
+                b.N1[j * m + k] = b.FYY[sj * R + sl[k]] / theta
+            b.N1[j * m + j] += b.SY[sj * R + sj]
+        if _chol(b.N1, c, m):
+            return 1
+        # NE = N1^{-1} B^T, B[j, k] = (s_j.y_k if k < j) - (s_j.y_k over the free set):
+        # forward substitution for all c right-hand sides at once (rows of NE)
+        for i in range(c):
             for j in range(c):
                 sj = sl[j]
-                for k in range(c):
-                    sk = sl[k]
-                    N[j * c2 + k] += a * Y[sj * n + i] * Y[sk * n + i]
-                    N[j * c2 + c + k] += a * theta * Y[sj * n + i] * S[sk * n + i]
-                    N[(c + j) * c2 + k] += a * theta * S[sj * n + i] * Y[sk * n + i]
-                    N[(c + j) * c2 + c + k] += a * theta * theta * S[sj * n + i] * S[sk * n + i]
-        # rebuild K unfactored into N: N = K - A/theta
+                b.NE[i * m + j] = (b.SY[sj * R + sl[i]] if i < j else 0.0) - b.FSY[sj * R + sl[i]]
+            for k in range(i):
+                a = b.N1[i * m + k]
+                for j in range(c):
+                    b.NE[i * m + j] -= a * b.NE[k * m + j]
+            a = b.N1[i * m + i]
+            for j in range(c):
+                b.NE[i * m + j] *= a
         for j in range(c):
             sj = sl[j]
-            for k in range(c):
-                sk = sl[k]
-                N[j * c2 + k] = (-SY[sj * m + sj] if j == k else 0.0) - N[j * c2 + k] / theta
-                N[j * c2 + c + k] = (SY[sk * m + sj] if k > j else 0.0) - N[j * c2 + c + k] / theta
-                N[(c + j) * c2 + k] = (SY[sj * m + sk] if j > k else 0.0) - N[(c + j) * c2 + k] / theta
-                N[(c + j) * c2 + c + k] = theta * SS[sj * m + sk] - N[(c + j) * c2 + c + k] / theta
-        if _lu(N, piv2, c2):
+            for k in range(j + 1):
+                b.N2[j * m + k] = theta * b.ASS[sj * R + sl[k]]
+        if _schur(b.NE, b.N2, c, m):
             return 1
-        _lu_solve(N, piv2, v, c2)
-    # du = -(1/theta) r - (1/theta^2) Z^T W N^{-1} W^T Z r ; stored in dcp
-    for i in range(n):
-        if not free_[i]:
-            continue
-        a = 0.0
+        # v = N^{-1} W^T Z r
         for k in range(c):
             sk = sl[k]
-            a += Y[sk * n + i] * v[k] + theta * S[sk * n + i] * v[c + k]
-        dcp[i] = -dcp[i] / theta - a / (theta * theta)
+            v[k] = _dotd(&Y[sk * n], dcp, n)
+            v[c + k] = theta * _dotd(&S[sk * n], dcp, n)
+        _msolve(b.N1, 0, b.NE, b.N2, c, m, v)
+        # du = -(1/theta) r - (1/theta^2) Z^T W v ; stored in dcp
+        for i in range(n):
+            tmp[i] = 0.0
+        for k in range(c):
+            sk = sl[k]
+            a = v[k]
+            a2 = theta * v[c + k]
+            for i in range(n):
+                tmp[i] += Y[sk * n + i] * a + S[sk * n + i] * a2
+        for i in range(n):
+            dcp[i] = -dcp[i] / theta - tmp[i] / (theta * theta)
+    else:
+        for i in range(n):
+            dcp[i] = -dcp[i] / theta
     # projection, kept when it gives a descent direction (Morales & Nocedal 2011) ...
     dd = 0.0
     for i in range(n):
-        if free_[i]:
+        if fr[i]:
             a = xbar[i] + dcp[i]
             if a < lo[i]:
                 a = lo[i]
@@ -699,7 +892,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         dd += (a - x[i]) * g[i]
     if dd < 0.0:
         for i in range(n):
-            if free_[i]:
+            if fr[i]:
                 a = xbar[i] + dcp[i]
                 if a < lo[i]:
                     a = lo[i]
@@ -710,7 +903,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     # ... otherwise truncate the step to the box (Byrd et al. 1995, Sec. 5.1)
     alpha = 1.0
     for i in range(n):
-        if free_[i] and dcp[i] != 0.0:
+        if fr[i] and dcp[i] != 0.0:
             if dcp[i] < 0.0 and lo[i] > -INFINITY:
                 a = (lo[i] - xbar[i]) / dcp[i]
                 if a < alpha:
@@ -722,7 +915,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     if alpha < 0.0:
         alpha = 0.0
     for i in range(n):
-        if free_[i]:
+        if fr[i]:
             xbar[i] = <floating>(xbar[i] + alpha * dcp[i])
     return 0
 
@@ -732,12 +925,14 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
               floating* S, floating* Y, double* rho, floating* plo, floating* phi,
               floating* H, object driver) except -1:
     """The iteration loop on raw buffers: ``px``/``pg`` are the data of ``xa``/``ga``
-    (updated in place), ``S``/``Y`` the (m, n) ring buffers and ``rho`` (m,)
-    (returned as the memory), ``H`` the (n, n) BFGS matrix (BFGS only),
+    (updated in place), ``S``/``Y`` the (R, n) ring buffers and ``rho`` (R,)
+    (returned as the memory; ``R = cfg.R``, one slot more than the ``m`` pairs
+    kept, so that a new pair is written into a free slot and a rejected one
+    never overwrites the oldest), ``H`` the (n, n) BFGS matrix (BFGS only),
     ``plo``/``phi`` the bounds (NULL when unbounded).  The work vectors are
     allocated here with malloc and freed on every exit."""
-    cdef Py_ssize_t m = cfg.m, i, k, sk, nls
-    cdef Py_ssize_t count = 0, newest = m - 1, nit = 0, slot
+    cdef Py_ssize_t m = cfg.m, R = cfg.R, i, k, sk, nls
+    cdef Py_ssize_t count = 0, newest = R - 1, nit = 0, slot
     cdef int method = cfg.method, status = S_RUNNING, task, lsfail, nonfinite
     cdef double fold = f, fprev = f + 0.0, dg, dgt = 0.0, stp = 1.0, stpmax, dnorm = 0.0
     cdef double gnorm, sy, yy
@@ -749,20 +944,16 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     cdef floating* gold = NULL
     cdef floating* d = NULL
     cdef floating* xbar = NULL
-    cdef double* SS = NULL
-    cdef double* SY = NULL
-    cdef double* YY = NULL
-    cdef double* dcp = NULL
-    cdef char* free_ = NULL
-    cdef BP* bps = NULL
-    cdef double* K = NULL
-    cdef double* N = NULL
-    cdef double* wrk = NULL
-    cdef int* piv = NULL
-    cdef int* piv2 = NULL
-    cdef Py_ssize_t* slots = NULL
-    alpha = <double*>malloc(m * sizeof(double))
-    xold = <floating*>malloc(4 * n * sizeof(floating))
+    cdef floating* wf = NULL
+    cdef floating* wa = NULL
+    cdef BState bs
+    bs.R = R
+    bs.SS = bs.dcp = NULL
+    bs.bps = NULL
+    bs.fr = NULL
+    bs.sl = NULL
+    alpha = <double*>malloc(R * sizeof(double))
+    xold = <floating*>malloc((6 if cfg.has_bounds else 4) * n * sizeof(floating))
     if alpha == NULL or xold == NULL:
         free(alpha); free(xold)
         raise MemoryError()
@@ -770,23 +961,34 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     d = xold + 2 * n
     xbar = xold + 3 * n
     if cfg.has_bounds:
-        SS = <double*>calloc(3 * m * m, sizeof(double))
-        SY = SS + m * m
-        YY = SS + 2 * m * m
-        dcp = <double*>malloc(n * sizeof(double))
-        free_ = <char*>malloc(n * sizeof(char))
-        bps = <BP*>malloc(n * sizeof(BP))
-        K = <double*>malloc(4 * m * m * sizeof(double) + 1)
-        N = <double*>malloc(4 * m * m * sizeof(double) + 1)
-        wrk = <double*>malloc(12 * m * sizeof(double) + 1)
-        piv = <int*>malloc(2 * m * sizeof(int) + 1)
-        piv2 = <int*>malloc(2 * m * sizeof(int) + 1)
-        slots = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))
-        if (SS == NULL or slots == NULL or dcp == NULL or free_ == NULL or bps == NULL or K == NULL or N == NULL
-                or wrk == NULL or piv == NULL or piv2 == NULL):
-            free(alpha); free(xold); free(SS); free(slots)
-            free(dcp); free(free_); free(bps); free(K); free(N); free(wrk); free(piv); free(piv2)
+        wf = xold + 4 * n
+        wa = xold + 5 * n
+        bs.SS = <double*>calloc(5 * R * R + 6 * m * m + 8 * m + 1, sizeof(double))
+        bs.dcp = <double*>malloc(2 * n * sizeof(double))
+        bs.fr = <char*>malloc(n * sizeof(char))
+        bs.bps = <BP*>malloc(n * sizeof(BP))
+        bs.sl = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))
+        if bs.SS == NULL or bs.dcp == NULL or bs.fr == NULL or bs.bps == NULL or bs.sl == NULL:
+            free(alpha); free(xold); free(bs.SS); free(bs.dcp); free(bs.fr); free(bs.bps)
+            free(bs.sl)
             raise MemoryError()
+        bs.SY = bs.SS + R * R
+        bs.FYY = bs.SS + 2 * R * R
+        bs.FSY = bs.SS + 3 * R * R
+        bs.ASS = bs.SS + 4 * R * R
+        bs.K1 = bs.SS + 5 * R * R
+        bs.KE = bs.K1 + m * m
+        bs.K2 = bs.K1 + 2 * m * m
+        bs.N1 = bs.K1 + 3 * m * m
+        bs.NE = bs.K1 + 4 * m * m
+        bs.N2 = bs.K1 + 5 * m * m
+        bs.wrk = bs.K1 + 6 * m * m
+        bs.tmp = bs.dcp + n
+        # before the first Cauchy point every variable counts as free
+        for i in range(n):
+            bs.fr[i] = 1
+            wf[i] = 1.0
+            wa[i] = 0.0
     fprev = f + 0.5 * sqrt(_dot(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
     try:
         gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
@@ -800,7 +1002,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 for i in range(n):
                     d[i] = -pg[i]
                 if count > 0:
-                    _two_loop(S, Y, rho, m, n, newest, count, gamma, d, alpha)
+                    _two_loop(S, Y, rho, R, n, newest, count, gamma, d, alpha)
             elif method == 1:       # BFGS: d = -H g
                 if bfgs_fresh:
                     for i in range(n):
@@ -828,9 +1030,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                         cg_restart = 1
             else:                   # L-BFGS-B
                 theta = 1.0 / gamma if count > 0 else 1.0
-                if _cauchy_subspace(px, pg, plo, phi, S, Y, SS, SY, YY, m, n, newest, count,
-                                    theta, xbar, dcp, free_, bps, K, N, piv, piv2, wrk,
-                                    cfg.eps, slots):
+                if _cauchy_subspace(px, pg, plo, phi, S, Y, wf, wa, &bs, m, n, newest, count,
+                                    theta, xbar, cfg.eps):
                     count = 0
                     continue
                 for i in range(n):
@@ -957,7 +1158,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             cg_restart = 0
             fprev = fold
             if method == 0 or method == 3:
-                slot = newest + 1 if newest + 1 < m else 0
+                slot = newest + 1 if newest + 1 < R else 0
                 for i in range(n):
                     S[slot * n + i] = px[i] - xold[i]
                     Y[slot * n + i] = pg[i] - gold[i]
@@ -971,14 +1172,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     if count < m:
                         count += 1
                     if method == 3:
-                        for k in range(count):
-                            sk = _slot(k, newest, count, m)
-                            SS[slot * m + sk] = _dot(&S[slot * n], &S[sk * n], n)
-                            SS[sk * m + slot] = SS[slot * m + sk]
-                            YY[slot * m + sk] = _dot(&Y[slot * n], &Y[sk * n], n)
-                            YY[sk * m + slot] = YY[slot * m + sk]
-                            SY[slot * m + sk] = _dot(&S[slot * n], &Y[sk * n], n)
-                            SY[sk * m + slot] = _dot(&S[sk * n], &Y[slot * n], n)
+                        _gram_new_pair(&bs, S, Y, wf, wa, n, slot, newest, count)
             elif method == 1:
                 # s -> xbar, y -> d (d is recomputed next iteration)
                 for i in range(n):
@@ -1029,8 +1223,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 status = S_MAXFUN
     finally:
         ev.sync()
-        free(alpha); free(xold); free(SS); free(slots)
-        free(dcp); free(free_); free(bps); free(K); free(N); free(wrk); free(piv); free(piv2)
+        free(alpha); free(xold); free(bs.SS); free(bs.dcp); free(bs.fr); free(bs.bps)
+        free(bs.sl)
     out.status = status
     out.nit = nit
     out.f = f
@@ -1083,6 +1277,8 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     mm = max(m, 1) if method in (0, 3) else 1
     cfg.method = method
     cfg.m = mm
+    rr = mm + 1 if method in (0, 3) else 1
+    cfg.R = rr
     cfg.gtol = gtol
     cfg.ftol = ftol
     cfg.maxiter = maxiter
@@ -1093,9 +1289,9 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     cfg.xtol = xtol
     cfg.report = report
     cfg.eps = 2.220446049250313e-16 if typenum == cnp.NPY_DOUBLE else 1.1920928955078125e-07
-    S = cnp.PyArray_EMPTY(2, [mm, n], typenum, 0)
-    Y = cnp.PyArray_EMPTY(2, [mm, n], typenum, 0)
-    rho = cnp.PyArray_ZEROS(1, [mm], cnp.NPY_DOUBLE, 0)
+    S = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
+    Y = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
+    rho = cnp.PyArray_ZEROS(1, [rr], cnp.NPY_DOUBLE, 0)
     cdef cnp.npy_intp hn = n if method == 1 else 1
     H = cnp.PyArray_EMPTY(2, [hn, hn], typenum, 0)
     cfg.has_bounds = lo is not None
@@ -1123,9 +1319,9 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
                     <float*>cnp.PyArray_DATA(H), driver)
     state = {"count": out.count, "newest": out.newest, "gamma": out.gamma}
     if method in (0, 3):
-        state["sk"] = _ordered_rows(S, out.count, out.newest, mm)
-        state["yk"] = _ordered_rows(Y, out.count, out.newest, mm)
-        state["rho"] = _ordered_rows(rho, out.count, out.newest, mm)
+        state["sk"] = _ordered_rows(S, out.count, out.newest, rr)
+        state["yk"] = _ordered_rows(Y, out.count, out.newest, rr)
+        state["rho"] = _ordered_rows(rho, out.count, out.newest, rr)
     elif method == 1:
         state["H"] = np.eye(n, dtype=xa.dtype) if out.fresh else H
     return out.status, out.nit, out.f, state
