@@ -28,7 +28,7 @@ shape-checked here before any LAPACK call sees them.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.math cimport sqrt, fabs, isfinite, INFINITY
+from libc.math cimport sqrt, fabs, isfinite, copysign, INFINITY
 from libc.string cimport memcpy
 from libc.float cimport DBL_MAX
 from scipy.linalg.cython_lapack cimport dgeqp3, dormqr
@@ -1111,6 +1111,503 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
             status = -2
             break
     return x_arr, f_arr, J_arr.T, cost, status, nit, nfev
+
+
+# ---------------------------------------------------------------------------
+# The trust-region reflective loop (dense Jacobians)
+# ---------------------------------------------------------------------------
+cdef inline void _matvec(Py_ssize_t m, Py_ssize_t n, const double* A, const double* s,
+                         double* out) noexcept nogil:
+    """``out = A s`` for a column-major ``m x n`` block (column by column)."""
+    cdef Py_ssize_t i, j
+    cdef double sj
+    cdef const double* col
+    for i in range(m):
+        out[i] = 0.0
+    for j in range(n):
+        sj = s[j]
+        col = A + j * m
+        for i in range(m):
+            out[i] += sj * col[i]
+
+
+cdef double _model(Py_ssize_t m, Py_ssize_t n, const double* Jh, const double* gh,
+                   const double* diag_h, const double* s, double* Js) noexcept nogil:
+    """Quadratic model ``0.5 ||Jh s||^2 + 0.5 s^T diag(diag_h) s + gh^T s``."""
+    cdef Py_ssize_t j
+    cdef double q = 0.0, lin = 0.0
+    _matvec(m, n, Jh, s, Js)
+    for j in range(n):
+        q += s[j] * (diag_h[j] * s[j])
+        lin += gh[j] * s[j]
+    return 0.5 * (_dot(m, Js, Js) + q) + lin
+
+
+cdef double _step_to_bound(Py_ssize_t n, const double* x, const double* s,
+                           const double* lb, const double* ub, double* hits) noexcept nogil:
+    """Largest ``t >= 0`` with ``lb <= x + t s <= ub``; ``hits[j]`` is ``sign(s_j)``
+    for the components that reach their bound at that ``t`` (0 elsewhere)."""
+    cdef Py_ssize_t j
+    cdef double tmin = INFINITY, tj
+    for j in range(n):
+        if s[j] > 0.0:
+            tj = (ub[j] - x[j]) / s[j]
+        elif s[j] < 0.0:
+            tj = (lb[j] - x[j]) / s[j]
+        else:
+            tj = INFINITY
+        hits[j] = tj
+        if tj < tmin:
+            tmin = tj
+    for j in range(n):
+        if hits[j] == tmin and s[j] != 0.0:
+            hits[j] = 1.0 if s[j] > 0.0 else -1.0
+        else:
+            hits[j] = 0.0
+    return tmin
+
+
+cdef double _ball_exit(Py_ssize_t n, const double* x, const double* s,
+                       double delta) noexcept nogil:
+    """The ``t >= 0`` with ``||x + t s|| = delta`` (``x`` inside the ball); inf when
+    ``s = 0``.  The two roots are formed as in the stable quadratic formula."""
+    cdef double a = _dot(n, s, s), b, c, disc, q, t1, t2
+    if a == 0.0:
+        return INFINITY
+    b = _dot(n, x, s)
+    c = _dot(n, x, x) - delta * delta
+    disc = b * b - a * c
+    disc = sqrt(disc if disc > 0.0 else 0.0)
+    q = -(b + copysign(disc, b))
+    t1 = q / a
+    t2 = c / q if q != 0.0 else 0.0
+    return t1 if t1 > t2 else t2
+
+
+cdef double _min_1d(double a, double b, double lo, double hi, double* value) noexcept nogil:
+    """Minimizer of ``a t^2 + b t`` over ``[lo, hi]`` (the first candidate among lo,
+    hi and the vertex on ties); its value goes to ``value``."""
+    cdef double t = lo, best = a * lo * lo + b * lo, tc, vc
+    vc = a * hi * hi + b * hi
+    if vc < best:
+        t, best = hi, vc
+    if a > 0.0:
+        tc = -b / (2.0 * a)
+        if lo < tc < hi:
+            vc = a * tc * tc + b * tc
+            if vc < best:
+                t, best = tc, vc
+    value[0] = best
+    return t
+
+
+cdef double _select_step(Py_ssize_t m, Py_ssize_t n, const double* x, const double* Jh,
+                         const double* diag_h, const double* gh, double* p, double* p_h,
+                         const double* d, double delta, const double* lb,
+                         const double* ub, double theta, double* r_h, double* ag_h,
+                         double* w1, double* w2, double* mw1, double* mw2) noexcept nogil:
+    """Branch, Coleman & Li (1999), section 3: keep the trust-region step ``p`` if it
+    stays strictly inside the bounds; otherwise compare (by the quadratic model) the
+    step truncated at the first bound (times ``theta``), its reflection on that bound
+    (the best point along it within the ball and the bounds) and the Cauchy step
+    along ``-gh``.  The chosen step is left in ``p`` (``p_h`` in the scaled
+    variables); returns the predicted reduction."""
+    cdef Py_ssize_t j
+    cdef bint inside = True
+    cdef double t, to_tr, to_bound, stride, a, b, r_t, r_value, p_value, ag_value, ag_t
+    cdef double gnorm, lo, hi
+    for j in range(n):
+        if not (x[j] + p[j] > lb[j] and x[j] + p[j] < ub[j]):
+            inside = False
+            break
+    if inside:
+        return -_model(m, n, Jh, gh, diag_h, p_h, mw1)
+    t = _step_to_bound(n, x, p, lb, ub, w1)          # w1: hits
+    for j in range(n):
+        r_h[j] = -p_h[j] if w1[j] != 0.0 else p_h[j]
+        w2[j] = d[j] * r_h[j]                        # w2: r (unscaled reflection)
+        p_h[j] = p_h[j] * t
+        p[j] = p[j] * t
+        w1[j] = x[j] + p[j]                          # w1: the point on the bound
+    # reflected direction: from the hit point, as far as the ball and the bounds allow
+    to_tr = _ball_exit(n, p_h, r_h, delta)
+    to_bound = _step_to_bound(n, w1, w2, lb, ub, ag_h)
+    stride = to_bound if to_bound < to_tr else to_tr
+    if stride > 0.0:
+        lo = (1.0 - theta) * t / stride
+        hi = theta * to_bound if stride == to_bound else to_tr
+    else:
+        lo = 0.0
+        hi = -1.0
+    if lo <= hi:
+        _matvec(m, n, Jh, r_h, mw1)
+        _matvec(m, n, Jh, p_h, mw2)
+        a = 0.0
+        b = 0.0
+        for j in range(n):
+            a += r_h[j] * (diag_h[j] * r_h[j])
+            b += p_h[j] * (diag_h[j] * r_h[j])
+        a = 0.5 * (_dot(m, mw1, mw1) + a)
+        b = _dot(m, mw2, mw1) + b + _dot(n, gh, r_h)
+        r_t = _min_1d(a, b, lo, hi, &r_value)
+        for j in range(n):
+            r_h[j] = p_h[j] + r_h[j] * r_t
+        r_value = _model(m, n, Jh, gh, diag_h, r_h, mw1)
+    else:
+        r_value = INFINITY
+    for j in range(n):
+        p_h[j] = p_h[j] * theta
+        p[j] = p[j] * theta
+    p_value = _model(m, n, Jh, gh, diag_h, p_h, mw1)
+    # Cauchy step: along -gh, within the ball and the bounds
+    for j in range(n):
+        ag_h[j] = -gh[j]
+        w2[j] = d[j] * ag_h[j]
+    gnorm = enorm(n, ag_h)
+    to_tr = delta / (gnorm if gnorm > 1e-300 else 1e-300)
+    to_bound = _step_to_bound(n, x, w2, lb, ub, w1)
+    stride = theta * to_bound if to_bound < to_tr else to_tr
+    _matvec(m, n, Jh, ag_h, mw1)
+    a = 0.0
+    for j in range(n):
+        a += ag_h[j] * (diag_h[j] * ag_h[j])
+    a = 0.5 * (_dot(m, mw1, mw1) + a)
+    b = _dot(n, gh, ag_h)
+    ag_t = _min_1d(a, b, 0.0, stride, &ag_value)
+    if p_value <= r_value and p_value <= ag_value:
+        return -p_value
+    if r_value <= ag_value:
+        for j in range(n):
+            p_h[j] = r_h[j]
+            p[j] = d[j] * r_h[j]
+        return -r_value
+    for j in range(n):
+        p_h[j] = ag_h[j] * ag_t
+        p[j] = d[j] * p_h[j]
+    return -ag_value
+
+
+cdef inline void _cl_scaling(Py_ssize_t n, const double* x, const double* g,
+                             const double* lb, const double* ub, double* v,
+                             double* dv) noexcept nogil:
+    """Coleman-Li vector ``v`` and its derivative ``dv`` (Branch et al. 1999, eq. 2.3):
+    the distance to the bound the negative gradient points to (1 if none)."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        v[j] = 1.0
+        dv[j] = 0.0
+        if g[j] < 0.0 and isfinite(ub[j]):
+            v[j] = ub[j] - x[j]
+            dv[j] = -1.0
+        if g[j] > 0.0 and isfinite(lb[j]):
+            v[j] = x[j] - lb[j]
+            dv[j] = 1.0
+
+
+cdef inline void _make_feasible(Py_ssize_t n, double* x, const double* lb,
+                                const double* ub, double rstep) noexcept nogil:
+    """Move components on or beyond a bound ``rstep * max(1, |bound|)`` inside (the
+    midpoint if that overshoots the other bound)."""
+    cdef Py_ssize_t j
+    cdef double a
+    for j in range(n):
+        if x[j] <= lb[j]:
+            a = fabs(lb[j])
+            x[j] = lb[j] + rstep * (a if a > 1.0 else 1.0)
+        if x[j] >= ub[j]:
+            a = fabs(ub[j])
+            x[j] = ub[j] - rstep * (a if a > 1.0 else 1.0)
+        if x[j] < lb[j] or x[j] > ub[j]:
+            x[j] = 0.5 * (lb[j] + ub[j])
+
+
+cdef void _loss_scale(Py_ssize_t m, Py_ssize_t n, bint linear, const double* J,
+                      const double* f, const double* r1, const double* r2, double* Js,
+                      double* fs, double* g) noexcept nogil:
+    """IRLS rescaling by the loss (``Js = w J``, ``fs = rho' f / w``,
+    ``w = sqrt(max(rho' + 2 rho'' f^2, eps))``) and the gradient ``g = Js^T fs``."""
+    cdef Py_ssize_t i, j
+    cdef double w
+    cdef double* wrow = fs + m          # scratch row after fs (m more doubles)
+    if linear:
+        memcpy(Js, J, m * n * sizeof(double))
+        memcpy(fs, f, m * sizeof(double))
+    else:
+        for i in range(m):
+            w = r1[i] + 2.0 * r2[i] * f[i] * f[i]
+            if w < EPSMCH:
+                w = EPSMCH
+            w = sqrt(w)
+            wrow[i] = w
+            fs[i] = f[i] * (r1[i] / w)
+        for j in range(n):
+            for i in range(m):
+                Js[i + j * m] = J[i + j * m] * wrow[i]
+    for j in range(n):
+        g[j] = _dot(m, Js + j * m, fs)
+
+
+def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] lb_,
+              double[::1] ub_, rho, double ftol, double xtol, double gtol,
+              Py_ssize_t max_nfev, Py_ssize_t nfev0, xscale, callback, int verbose):
+    """Trust-region reflective (Branch, Coleman & Li, SIAM J. Sci. Comput. 21(1),
+    1999) for dense Jacobians, the whole loop here.
+
+    Each outer iteration: loss rescaling of ``J, f`` (Triggs et al. 2000), gradient
+    ``g``, Coleman-Li scaling ``v, dv``, the scaled problem ``Jh = Js diag(d)``,
+    ``d = sqrt(v) / scale_inv``, ``diag_h = g dv / scale_inv``; the augmented matrix
+    ``[Jh; diag(sqrt(diag_h))]`` is factored once (LAPACK ``dgeqp3``) and Moré's
+    LM-parameter search (:func:`lmpar`) solves the trust-region subproblem for every
+    radius the inner loop tries; with bounds the step is chosen by
+    :func:`_select_step` and kept strictly feasible.  Python is called only for
+    ``fun(x) -> f``, ``jac(x) -> J`` (or ``fdjac(x, f) -> J``), the loss ``rho(f) ->
+    (3, m)`` and the callback.
+
+    Parameters
+    ----------
+    fun : callable, the user's residuals (validated and copied here)
+    jac : callable ``jac(x) -> (m, n)`` or None
+    fdjac : callable ``fdjac(x, f) -> (m, n)`` (finite differences) used when ``jac``
+        is None
+    J0 : ndarray (m, n), the validated Jacobian at ``x0``
+    lb_, ub_ : bounds (``-inf``/``inf`` where absent); ``x0`` strictly inside
+    rho : callable or None (linear loss)
+    nfev0 : evaluations already made
+    xscale : ndarray (n,) or None (``x_scale="jac"``)
+    callback : callable ``callback(x, f, cost) -> bool`` or None; True stops.
+
+    Returns
+    -------
+    x, f, Js, g, cost, optimality, status, nit, nfev, njev
+        ``Js`` and ``g`` are the loss-scaled Jacobian and gradient at ``x``,
+        ``optimality = ||g v||_inf``; ``status`` is SciPy's (-2 callback, 0
+        max_nfev, 1 gtol, 2 ftol, 3 xtol, 4 ftol and xtol).
+    """
+    cdef int n = x0.shape[0], m = f0.shape[0], ma = m + n, lwork
+    cdef Py_ssize_t i, j, nfev = nfev0, njev = 1
+    cdef int status = -100, nit = 0
+    cdef bint linear = rho is None, bounded = False, jac_scale = xscale is None
+    cdef bint finite, ftol_ok, xtol_ok, moved
+    cdef double cost, cost_new = 0.0, delta, g_norm, theta, actual, predicted, ratio
+    cdef double step_norm, dx_norm, t, par
+    for j in range(n):
+        if isfinite(lb_[j]) or isfinite(ub_[j]):
+            bounded = True
+    x_arr = _new_vec(n, &x0[0])
+    f_arr = _new_vec(m, &f0[0])
+    fn_arr = np.empty(m)
+    J_arr = np.empty((n, m))            # buffers column-major: J = J_arr.T
+    Js_arr = np.empty((n, m))
+    cdef double* x = <double*> cnp.PyArray_DATA(x_arr)
+    cdef double* f = <double*> cnp.PyArray_DATA(f_arr)
+    cdef double* fn = <double*> cnp.PyArray_DATA(fn_arr)
+    cdef double* Jc = <double*> cnp.PyArray_DATA(J_arr)
+    cdef double* Js = <double*> cnp.PyArray_DATA(Js_arr)
+    lwork = qr_lwork(ma, n)
+    work_arr = np.empty(m * n + ma * n + ma + 6 * m + n * n + 26 * n + lwork)
+    cdef double* Jh = <double*> cnp.PyArray_DATA(work_arr)
+    cdef double* Aug = Jh + m * n
+    cdef double* qtc = Aug + ma * n
+    cdef double* fs = qtc + ma          # fs, then its scratch row (2 m)
+    cdef double* r1 = fs + 2 * m
+    cdef double* r2 = r1 + m
+    cdef double* mw1 = r2 + m
+    cdef double* mw2 = mw1 + m
+    cdef double* S = mw2 + m
+    cdef double* lb = S + n * n
+    cdef double* ub = lb + n
+    cdef double* g = ub + n
+    cdef double* scale_inv = g + n
+    cdef double* v = scale_inv + n
+    cdef double* dv = v + n
+    cdef double* d = dv + n
+    cdef double* diag_h = d + n
+    cdef double* gh = diag_h + n
+    cdef double* ones = gh + n
+    cdef double* tau = ones + n
+    cdef double* p = tau + n
+    cdef double* p_h = p + n
+    cdef double* xnew = p_h + n
+    cdef double* r_h = xnew + n
+    cdef double* ag_h = r_h + n
+    cdef double* w1 = ag_h + n
+    cdef double* w2 = w1 + n
+    cdef double* sdiag = w2 + n
+    cdef double* wa1 = sdiag + n
+    cdef double* wa2 = wa1 + n
+    cdef double* wa3 = wa2 + n
+    cdef double* xsol = wa3 + n
+    cdef double* qwork = xsol + n + 3 * n
+    jpvt_arr = np.zeros(max(n, 1), dtype=np.intc)
+    cdef int* jpvt = <int*> cnp.PyArray_DATA(jpvt_arr)
+    cdef double[::1] xsv
+    cdef object Jv
+    memcpy(lb, &lb_[0], n * sizeof(double))
+    memcpy(ub, &ub_[0], n * sizeof(double))
+    for j in range(n):
+        ones[j] = 1.0
+    if not jac_scale:
+        xsv = np.ascontiguousarray(xscale, dtype=np.float64)
+        for j in range(n):
+            scale_inv[j] = 1.0 / xsv[j]
+    _jac_copy(J0, m, n, Jc)
+    if linear:
+        cost = 0.5 * _dot(m, f, f)
+    else:
+        cost = _rho_rows(rho, f_arr, m, r1, r2)
+    with nogil:
+        _loss_scale(m, n, linear, Jc, f, r1, r2, Js, fs, g)
+        if jac_scale:
+            enorm_cols(m, n, Js, scale_inv)
+            for j in range(n):
+                if scale_inv[j] == 0.0:
+                    scale_inv[j] = 1.0
+        if bounded:
+            _cl_scaling(n, x, g, lb, ub, v, dv)
+        else:
+            for j in range(n):
+                v[j] = 1.0
+                dv[j] = 0.0
+        for j in range(n):
+            if dv[j] != 0.0:
+                v[j] *= scale_inv[j]
+            w1[j] = x[j] * scale_inv[j] / sqrt(v[j])
+        delta = enorm(n, w1)
+        if delta == 0.0:
+            delta = 1.0
+    while True:
+        with nogil:
+            if bounded:
+                _cl_scaling(n, x, g, lb, ub, v, dv)
+            g_norm = 0.0
+            for j in range(n):
+                t = fabs(g[j] * v[j])
+                if t > g_norm:
+                    g_norm = t
+        if g_norm < gtol:
+            status = 1
+        if nfev >= max_nfev and status == -100:
+            status = 0
+        if status != -100:
+            break
+        with nogil:
+            for j in range(n):
+                # the distance to a bound, in units of the variable's scale
+                if dv[j] != 0.0:
+                    v[j] *= scale_inv[j]
+                d[j] = sqrt(v[j]) / scale_inv[j]
+                diag_h[j] = g[j] * dv[j] / scale_inv[j]
+                gh[j] = d[j] * g[j]
+                for i in range(m):
+                    Jh[i + j * m] = Js[i + j * m] * d[j]
+            theta = 1.0 - g_norm
+            if theta < 0.995:
+                theta = 0.995
+            # the augmented subproblem matrix [Jh; diag(sqrt(diag_h))] and [fs; 0],
+            # factored once for every radius the inner loop tries
+            for j in range(n):
+                memcpy(Aug + j * ma, Jh + j * m, m * sizeof(double))
+                for i in range(n):
+                    Aug[m + i + j * ma] = 0.0
+                Aug[m + j + j * ma] = sqrt(diag_h[j])
+            memcpy(qtc, fs, m * sizeof(double))
+            for i in range(n):
+                qtc[m + i] = 0.0
+            qr_factor(ma, n, Aug, jpvt, tau, qwork, lwork)
+            apply_qt(ma, n, Aug, tau, qtc, qwork, lwork)
+        actual = -1.0
+        while actual <= 0.0 and nfev < max_nfev:
+            with nogil:
+                par = lmpar(n, Aug, ma, jpvt, ones, qtc, delta, 0.0, xsol, sdiag, S,
+                            wa1, wa2, wa3)
+                for j in range(n):
+                    p_h[j] = -xsol[j]
+                    p[j] = d[j] * p_h[j]
+                if bounded:
+                    predicted = _select_step(m, n, x, Jh, diag_h, gh, p, p_h, d, delta,
+                                             lb, ub, theta, r_h, ag_h, w1, w2, mw1, mw2)
+                else:
+                    predicted = -_model(m, n, Jh, gh, diag_h, p_h, mw1)
+                for j in range(n):
+                    xnew[j] = x[j] + p[j]
+                if bounded:
+                    moved = False
+                    for j in range(n):
+                        if xnew[j] <= lb[j] or xnew[j] >= ub[j]:
+                            moved = True
+                    if moved:
+                        _make_feasible(n, xnew, lb, ub, 0.0)
+                    _make_feasible(n, xnew, lb, ub, 1e-10)
+            _fun_into(fun, xnew, n, m, fn)
+            nfev += 1
+            step_norm = enorm(n, p_h)
+            if not _all_finite(m, fn):
+                delta = 0.25 * step_norm
+                continue
+            if linear:
+                cost_new = 0.5 * _dot(m, fn, fn)
+            else:
+                cost_new = _rho_rows(rho, fn_arr, m, r1, r2)
+            actual = cost - cost_new
+            if predicted > 0.0:
+                ratio = actual / predicted
+            else:
+                ratio = 1.0 if actual > 0.0 else 0.0
+            if ratio < 0.25:
+                delta = 0.25 * step_norm
+            elif ratio > 0.75 and step_norm > 0.95 * delta:
+                delta *= 2.0
+            for j in range(n):
+                w1[j] = xnew[j] - x[j]
+            dx_norm = enorm(n, w1)
+            ftol_ok = actual >= 0.0 and actual < ftol * cost and ratio > 0.25
+            xtol_ok = dx_norm < xtol * (xtol + enorm(n, x))
+            if ftol_ok and xtol_ok:
+                status = 4
+            elif ftol_ok:
+                status = 2
+            elif xtol_ok:
+                status = 3
+            if status != -100:
+                break
+        nit += 1
+        if actual > 0.0:
+            memcpy(x, xnew, n * sizeof(double))
+            memcpy(f, fn, m * sizeof(double))
+            cost = cost_new
+            # (with a loss, r1 and r2 hold the rows of this point: the last evaluated)
+            if jac is not None:
+                _jac_into(jac, _new_vec(n, x), m, n, Jc)
+            else:
+                Jv = fdjac(_new_vec(n, x), _new_vec(m, f))
+                _jac_copy(Jv, m, n, Jc)
+            njev += 1
+            with nogil:
+                _loss_scale(m, n, linear, Jc, f, r1, r2, Js, fs, g)
+                if jac_scale:
+                    enorm_cols(m, n, Js, w1)
+                    for j in range(n):
+                        if w1[j] > scale_inv[j]:
+                            scale_inv[j] = w1[j]
+            if verbose == 2:
+                print(f"trf it {nit}: cost={cost:.6e} nfev={nfev}")
+            if status == -100 and callback is not None and \
+                    callback(_new_vec(n, x), _new_vec(m, f), cost):
+                status = -2
+        if status != -100:
+            break
+        if nfev >= max_nfev:
+            status = 0
+            break
+    if bounded:
+        _cl_scaling(n, x, g, lb, ub, v, dv)
+    g_norm = 0.0
+    for j in range(n):
+        t = fabs(g[j] * v[j])
+        if t > g_norm:
+            g_norm = t
+    return (x_arr, f_arr, Js_arr.T, _new_vec(n, g), cost, g_norm, status, nit, nfev,
+            njev)
 
 
 # ---------------------------------------------------------------------------

@@ -707,11 +707,16 @@ def _select_step(x, Jh, diag_h, gh, p, p_h, d, delta, lb, ub, theta):
     to_bound, _ = _step_to_bound(x_on, r, lb, ub)
     r_stride = min(to_bound, to_tr)
     if r_stride > 0:
+        lo = (1.0 - theta) * t / r_stride
+        hi = theta * to_bound if r_stride == to_bound else to_tr
+    else:
+        lo, hi = 0.0, -1.0
+    if lo <= hi:
         Jr = Jh @ r_h if not isinstance(Jh, LinearOperator) else Jh.matvec(r_h)
         Jp = Jh @ p_h if not isinstance(Jh, LinearOperator) else Jh.matvec(p_h)
         a = 0.5 * float(Jr @ Jr + r_h @ (diag_h * r_h))
         b = float(Jp @ Jr + p_h @ (diag_h * r_h) + gh @ r_h)
-        r_t, _ = _minimize_1d(a, b, 0.0, theta * r_stride)
+        r_t, _ = _minimize_1d(a, b, lo, hi)
         r_h = p_h + r_h * r_t
         r_value = _model(Jh, gh, diag_h, r_h)
     else:
@@ -724,7 +729,7 @@ def _select_step(x, Jh, diag_h, gh, p, p_h, d, delta, lb, ub, theta):
     ag = d * ag_h
     to_tr = delta / max(np.linalg.norm(ag_h), 1e-300)
     to_bound, _ = _step_to_bound(x, ag, lb, ub)
-    ag_stride = min(to_bound * theta, to_tr)
+    ag_stride = theta * to_bound if to_bound < to_tr else to_tr
     Jg = Jh @ ag_h if not isinstance(Jh, LinearOperator) else Jh.matvec(ag_h)
     a = 0.5 * float(Jg @ Jg + ag_h @ (diag_h * ag_h))
     b = float(gh @ ag_h)
@@ -769,8 +774,22 @@ def _tr_subproblem(Jh, fh, diag_h, delta):
     return Q @ z
 
 
+def _active_mask(x, lb, ub):
+    active = np.zeros(x.size, dtype=int)
+    tol = 1e-10
+    with np.errstate(invalid="ignore"):
+        active[np.isfinite(lb) & (x - lb <= tol * np.maximum(1.0, np.abs(lb)))] = -1
+        active[np.isfinite(ub) & (ub - x <= tol * np.maximum(1.0, np.abs(ub)))] = 1
+    return active
+
+
 def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callback,
                verbose):
+    """Trust-region reflective.  Dense Jacobians (user arrays or finite differences):
+    the loop runs in Cython (:func:`neurenix._ext._lsq.trf_solve`), calling Python
+    for the residuals, the Jacobian, the loss and the callback.  Sparse and
+    ``LinearOperator`` Jacobians: the same iteration in Python
+    (:func:`_solve_trf_py`), its subproblem by LSMR."""
     lb, ub = prob.lb, prob.ub
     bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
     n = x.size
@@ -786,6 +805,31 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
             J0 = None if prob.jac_user is None else _check_jac(
                 prob.jac_user(x.copy()), prob.m, n, True)
     J = prob.J(x, f, J0)
+    if sparse.issparse(J) or isinstance(J, LinearOperator):
+        return _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale,
+                             callback, verbose)
+    cb = None
+    if callback is not None:
+        def cb(xc, fc, cost):
+            return _callback_stop(callback, xc, fc, cost)
+    x, f, Js, g, cost, opt, status, nit, nfev, njev = _k.trf_solve(
+        prob.fun, prob.jac_user, prob.fd_jac, x, f, J, lb, ub,
+        None if loss.linear else loss, ftol, xtol, gtol, max_nfev, prob.nfev,
+        None if isinstance(x_scale, str) else x_scale, cb, verbose)
+    prob.nfev, prob.njev = nfev, njev
+    active = _active_mask(x, lb, ub) if bounded else None
+    # SciPy returns the loss-scaled Jacobian (J^T J approximates the cost's Hessian)
+    return _result(x, f, Js, g, cost, prob, status, nit, active=active, optimality=opt)
+
+
+def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, callback,
+                  verbose):
+    """The trust-region reflective loop in Python, for any Jacobian kind (used for
+    sparse and ``LinearOperator`` Jacobians; ``J`` is the Jacobian at ``x``, which
+    lies strictly inside the bounds)."""
+    lb, ub = prob.lb, prob.ub
+    bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
+    n = x.size
     cost = loss.cost(f)
     if loss.linear:
         Js, fs = J, f
@@ -799,6 +843,7 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
     else:
         scale_inv = 1.0 / x_scale
     v, dv = _cl_scaling(x, g, lb, ub) if bounded else (np.ones(n), np.zeros(n))
+    v = np.where(dv != 0, v * scale_inv, v)
     delta = np.linalg.norm(x * scale_inv / np.sqrt(v))
     if delta == 0:
         delta = 1.0
@@ -814,6 +859,8 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
             status = 0
         if status is not None:
             break
+        # the distance to a bound, in units of the variable's scale
+        v = np.where(dv != 0, v * scale_inv, v)
         d = np.sqrt(v) / scale_inv
         diag_h = g * dv / scale_inv
         gh = d * g
@@ -885,12 +932,7 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
             break
     if bounded:
         v, _ = _cl_scaling(x, g, lb, ub)
-    active = np.zeros(n, dtype=int)
-    if bounded:
-        tol = 1e-10
-        with np.errstate(invalid="ignore"):
-            active[np.isfinite(lb) & (x - lb <= tol * np.maximum(1.0, np.abs(lb)))] = -1
-            active[np.isfinite(ub) & (ub - x <= tol * np.maximum(1.0, np.abs(ub)))] = 1
+    active = _active_mask(x, lb, ub)
     # SciPy returns the loss-scaled Jacobian (J^T J approximates the cost's Hessian)
     return _result(x, f, Js, g, cost, prob, status, nit, active=active,
                    optimality=np.max(np.abs(g * v)))
