@@ -82,6 +82,8 @@ cdef enum:
 SUB_CG = 0
 SUB_GLTR = 1
 SUB_PYTHON = 2
+SUB_EXACT = 3           # Moré-Sorensen on the dense Hessian (DenseSubproblem)
+SUB_DOGLEG = 4
 
 
 cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
@@ -205,6 +207,18 @@ cdef bint _vec_finite(cnp.ndarray a):
     return _finite(<float*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
 
 
+cdef bint _mat_finite(cnp.ndarray a):
+    cdef Py_ssize_t m = cnp.PyArray_SIZE(a)
+    cdef bint ok
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        with nogil:
+            ok = _finite(<double*>cnp.PyArray_DATA(a), m)
+    else:
+        with nogil:
+            ok = _finite(<float*>cnp.PyArray_DATA(a), m)
+    return ok
+
+
 cdef inline cnp.ndarray _copy(cnp.ndarray a):
     return <cnp.ndarray>cnp.PyArray_NewCopy(a, cnp.NPY_CORDER)
 
@@ -265,7 +279,7 @@ cdef class Problem(_Hess):
     and added to the objective's ``nfev``/``njev``/``nhev`` by :meth:`flush`.
     """
 
-    cdef object obj, fun, jac, hp, args, scalar, hop_factory, hop, dtype
+    cdef object obj, fun, jac, hp, args, scalar, hop_factory, hop, dtype, hessfn, dense_fallback
     cdef cnp.ndarray xh, g0, gtmp
     cdef int mode, hmode
     cdef bint noargs
@@ -273,7 +287,7 @@ cdef class Problem(_Hess):
     cdef public Py_ssize_t nfev, njev, nhev
 
     def __init__(self, obj, int mode, int hmode, fun, jac, hessp, tuple args, hop_factory,
-                 double fd_eps, Py_ssize_t n, dtype):
+                 double fd_eps, Py_ssize_t n, dtype, hess=None, dense_fallback=None):
         from neurenix.optimize._objective import _scalar
         if mode not in (0, 1, 2) or hmode not in (0, 1, 2):
             raise ValueError("Problem: unknown mode")
@@ -287,6 +301,8 @@ cdef class Problem(_Hess):
         self.noargs = len(args) == 0
         self.scalar = _scalar
         self.hop_factory = hop_factory
+        self.hessfn = hess
+        self.dense_fallback = dense_fallback
         self.fd_eps = fd_eps
         self.n = n
         self.dtype = np.dtype(dtype)
@@ -371,6 +387,35 @@ cdef class Problem(_Hess):
                 memcpy(cnp.PyArray_DATA(self.g0), cnp.PyArray_DATA(g),
                        self.n * cnp.PyArray_ITEMSIZE(g))
         return 0
+
+    cdef cnp.ndarray dense_at(self, cnp.ndarray x, bint first):
+        """The dense Hessian at ``x`` for ``trust-exact``/``dogleg``: a C-contiguous
+        (n, n) array of the working dtype.  The user's ``hess`` is called directly;
+        a dense array of the working dtype is checked here (finite; square and
+        symmetric at the first point through ``dense_fallback``), anything else
+        (other dtypes, sparse matrices, LinearOperators) goes through
+        ``dense_fallback(H, first).dense()`` (a ``HessianOperator``).  Without ``hess`` the matrix is assembled
+        from ``n`` products (``hop_factory(x, first).dense()``)."""
+        cdef cnp.ndarray a
+        if self.hessfn is None:
+            if self.hop is not None:
+                self.nprod += self.hop.nprod
+            self.hop = self.hop_factory(_copy(x), first)
+            return <cnp.ndarray>self.hop.dense()
+        H = self._call(self.hessfn, _copy(x))
+        self.nhev += 1
+        if not first and cnp.PyArray_Check(H):
+            a = <cnp.ndarray>H
+            if (cnp.PyArray_TYPE(a) == self.typenum and cnp.PyArray_NDIM(a) == 2
+                    and cnp.PyArray_DIM(a, 0) == self.n and cnp.PyArray_DIM(a, 1) == self.n
+                    and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+                if not _mat_finite(a):
+                    raise ValueError("hess returned non-finite values")
+                return a
+        hop = self.dense_fallback(H, first)
+        a = <cnp.ndarray>hop.dense()
+        self.nprod += hop.nprod        # a LinearOperator is assembled from n products
+        return a
 
     def products(self):
         """Hessian-vector products made so far (``nhessp``)."""
@@ -1250,12 +1295,510 @@ def tri_solve(floating[::1, :] L, floating[::1] b, bint trans=False):
 
 
 # --------------------------------------------------------------------------
+# dense subproblems: Moré-Sorensen (trust-exact) and dogleg, compiled
+# --------------------------------------------------------------------------
+cdef struct DenseState:
+    # bounds of the Hessian at the point (Moré & Sorensen 1983, section 3;
+    # Conn, Gould & Toint 2000, section 7.3.8)
+    double gnorm, glo, ghi, hfro, hinf, mindiag, close0
+    double k_easy, k_hard, theta
+    Py_ssize_t maxiter
+    # state kept between solves at one point (a rejected step shrinks the radius)
+    double prev_radius, lam_lb, lam
+    Py_ssize_t niter
+    # dogleg: Newton point (0 not yet, 1 computed, -1 H not positive definite),
+    # Cauchy data (0 not yet, 1 computed, -1 g^T H g <= 0)
+    int newton, cauchy
+    double nb, gHg
+
+
+cdef inline int _potrf(floating* L, int n) noexcept nogil:
+    cdef int info = 0
+    if floating is double:
+        dpotrf(b"L", &n, L, &n, &info)
+    else:
+        spotrf(b"L", &n, L, &n, &info)
+    return info
+
+
+cdef inline void _potrs(const floating* L, int n, floating* b) noexcept nogil:
+    cdef int one = 1, info = 0
+    if floating is double:
+        dpotrs(b"L", &n, &one, <double*>L, &n, b, &n, &info)
+    else:
+        spotrs(b"L", &n, &one, <float*>L, &n, b, &n, &info)
+
+
+cdef inline void _trtrs(const floating* L, int n, int lda, bint trans, floating* b) noexcept nogil:
+    """b <- L^{-1} b (or L^{-T} b) for the leading n x n block of L (leading dimension lda)."""
+    cdef int one = 1, info = 0
+    if n <= 0:
+        return
+    if floating is double:
+        dtrtrs(b"L", b"T" if trans else b"N", b"N", &n, &one, <double*>L, &lda, b, &lda, &info)
+    else:
+        strtrs(b"L", b"T" if trans else b"N", b"N", &n, &one, <float*>L, &lda, b, &lda, &info)
+
+
+cdef inline int _factor_shifted(const floating* H, floating* L, Py_ssize_t n,
+                                double lam) noexcept nogil:
+    """L <- cholesky(H + lam I), lower, column-major (LAPACK ``?potrf``).  Column j of
+    the lower triangle of the symmetric H is row j of the C-ordered H from j on."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        memcpy(&L[j * n + j], &H[j * n + j], (n - j) * sizeof(floating))
+        L[j * n + j] = <floating>(L[j * n + j] + lam)
+    return _potrf(L, <int>n)
+
+
+cdef double _quad_form(const floating* H, const floating* p, Py_ssize_t n) noexcept nogil:
+    """p^T H p (rows of the C-ordered H)."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(n):
+        s += <double>p[i] * _dot(&H[i * n], p, n)
+    return s
+
+
+cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s) noexcept nogil:
+    """Gershgorin bounds ``glo <= lambda_min``, ``ghi >= lambda_max``, ``||H||_F``,
+    ``||H||_inf`` (max row sum) and the smallest diagonal entry, in one pass."""
+    cdef Py_ssize_t i, j
+    cdef double lo = INFINITY, hi = -INFINITY, fro = 0.0, rmax = 0.0, mind = INFINITY
+    cdef double r, v, dg
+    for i in range(n):
+        r = 0.0
+        for j in range(n):
+            v = fabs(<double>H[i * n + j])
+            r += v
+            fro += v * v
+        dg = H[i * n + i]
+        if r > rmax:
+            rmax = r
+        r -= fabs(dg)
+        if dg - r < lo:
+            lo = dg - r
+        if dg + r > hi:
+            hi = dg + r
+        if dg < mind:
+            mind = dg
+    s.glo = lo
+    s.ghi = hi
+    s.hfro = sqrt(fro)
+    s.hinf = rmax
+    s.mindiag = mind
+
+
+cdef double _smallest_sv(const floating* L, Py_ssize_t n, floating* w, floating* z,
+                         double* acc) noexcept nogil:
+    """Estimate of the smallest singular value of the Cholesky factor L (A = L L^T)
+    and its right singular vector ``z`` (unit), in O(n^2): the condition estimator
+    of Cline, Moler, Stewart & Wilkinson (SIAM J. Numer. Anal. 16(2), 1979; Golub &
+    Van Loan, Matrix Computations, 4th ed., Alg. 3.5.1).  ``L w = e`` is solved by
+    forward substitution with ``e_k = +-1`` chosen greedily to make ``w`` large
+    (look-ahead on the 1-norm of the updated partial sums), then ``L^T v = w``;
+    ``s = ||w|| / ||v||`` and ``z = v / ||v||``, so that ``z^T A z = s^2``."""
+    cdef Py_ssize_t i, k
+    cdef double lkk, wp, wm, sp, sm, wk, t, wn, vn
+    cdef const floating* col
+    for i in range(n):
+        acc[i] = 0.0
+    for k in range(n):
+        col = &L[k * n]
+        lkk = col[k]
+        wp = (1.0 - acc[k]) / lkk
+        wm = (-1.0 - acc[k]) / lkk
+        sp = fabs(wp)
+        sm = fabs(wm)
+        for i in range(k + 1, n):
+            t = <double>col[i]
+            sp += fabs(acc[i] + t * wp)
+            sm += fabs(acc[i] + t * wm)
+        wk = wp if sp >= sm else wm
+        w[k] = <floating>wk
+        for i in range(k + 1, n):
+            acc[i] += <double>col[i] * wk
+    memcpy(z, w, n * sizeof(floating))
+    _trtrs(L, <int>n, <int>n, True, z)
+    wn = sqrt(_nrm2sq(w, n))
+    vn = sqrt(_nrm2sq(z, n))
+    for i in range(n):
+        z[i] = <floating>(z[i] / vn)
+    return wn / vn
+
+
+cdef double _leading_singular_shift(const floating* H, const floating* L, Py_ssize_t n,
+                                    int k, double lam, floating* v) noexcept nogil:
+    """After ``?potrf`` failed at pivot ``k`` (1-based) on ``A = H + lam I``: ``delta``
+    such that the leading k x k block of ``A + delta e_k e_k^T`` is singular, and
+    ``v`` (``v_k = 1``, zero below) with ``v^T (A + delta e_k e_k^T) v = 0``; returns
+    ``delta / ||v||^2`` (Moré & Sorensen 1983, section 3: ``lam + delta/||v||^2`` is a
+    lower bound of ``-lambda_min(H)``).  The row ``l = L_11^{-1} a_{1:k-1,k}`` is
+    recomputed from H and the valid leading factor."""
+    cdef Py_ssize_t i, km = k - 1
+    cdef double delta
+    for i in range(n):
+        v[i] = 0
+    # l = L11^{-1} A[0:km, km]  (A's off-diagonal entries are H's)
+    for i in range(km):
+        v[i] = H[km * n + i]
+    _trtrs(L, <int>km, <int>n, False, v)
+    delta = _nrm2sq(v, km) - (<double>H[km * n + km] + lam)
+    # v[0:km] = -L11^{-T} l, v[km] = 1
+    for i in range(km):
+        v[i] = -v[i]
+    _trtrs(L, <int>km, <int>n, True, v)
+    v[km] = 1
+    return delta / _nrm2sq(v, n)
+
+
+cdef inline double _safeguard(double lo, double hi, double theta) noexcept nogil:
+    """A multiplier inside [lo, hi] (Conn, Gould & Toint 2000, eq. 7.3.14)."""
+    cdef double a = sqrt(fabs(lo * hi)), b = lo + theta * (hi - lo)
+    return a if a > b else b
+
+
+cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ssize_t n,
+                        DenseState* s, double radius, floating* p, floating* w,
+                        floating* z, double* acc, bint* hits, double* model) noexcept nogil:
+    """Nearly exact solution of min g^T p + p^T H p / 2, ||p|| <= radius (Moré &
+    Sorensen 1983; Nocedal & Wright Alg. 4.3; Conn, Gould & Toint Alg. 7.3.4).
+
+    Safeguarded Newton iterations on ``1/||p(lam)|| - 1/radius`` with Cholesky
+    factorizations of ``H + lam I``; the interval ``[lam_lb, lam_ub]`` starts from
+    Gershgorin bounds and norms of H, is raised by failed factorizations (the
+    shift that makes a leading block singular) and by ``lam - s_min^2`` (the
+    estimated smallest eigenvalue of ``H + lam I``), and lowered by steps inside the
+    region.  Stops when ``| ||p|| - radius | <= k_easy radius``, on an interior
+    Newton step (``lam = 0``), or -- the hard case -- when adding ``tau z``
+    (``z`` the estimated null vector of ``H + lam I``, ``||p + tau z|| = radius``,
+    the root of smaller magnitude) changes the model by at most ``k_hard (p^T (H +
+    lam I) p + lam radius^2)``.  Returns the number of factorization rounds."""
+    cdef Py_ssize_t i, it = 0
+    cdef double gn = s.gnorm, lam, lam_lb, lam_ub, lam_new, pn, wn, smin, t1, t2, t, quad
+    cdef double hm, ss
+    cdef int info = 0
+    cdef bint factored = False, have_p = False, done = False
+    hits[0] = True
+    hm = s.hfro if s.hfro < s.hinf else s.hinf
+    lam_ub = gn / radius + ((-s.glo) if -s.glo < hm else hm)
+    if lam_ub < 0.0:
+        lam_ub = 0.0
+    lam_lb = gn / radius - (s.ghi if s.ghi < hm else hm)
+    if -s.mindiag > lam_lb:
+        lam_lb = -s.mindiag
+    if lam_lb < 0.0:
+        lam_lb = 0.0
+    if radius < s.prev_radius and s.lam_lb > lam_lb:
+        lam_lb = s.lam_lb       # a smaller radius at the same point: lam* only grows
+    lam = 0.0 if lam_lb == 0.0 else _safeguard(lam_lb, lam_ub, s.theta)
+    while it < s.maxiter:
+        if factored:
+            factored = False
+        else:
+            info = _factor_shifted(H, L, n, lam)
+        it += 1
+        if info == 0 and gn > s.close0:
+            for i in range(n):
+                p[i] = -g[i]
+            _potrs(L, <int>n, p)
+            have_p = True
+            pn = sqrt(_nrm2sq(p, n))
+            if pn <= radius and lam == 0.0:
+                hits[0] = False
+                done = True
+                break
+            # Newton step on 1/||p|| - 1/radius:  w = L^{-1} p
+            memcpy(w, p, n * sizeof(floating))
+            _trtrs(L, <int>n, <int>n, False, w)
+            wn = sqrt(_nrm2sq(w, n))
+            lam_new = lam + (pn / wn) * (pn / wn) * (pn - radius) / radius
+            if pn < radius:
+                # inside: the hard case test along the estimated null vector z
+                smin = _smallest_sv(L, n, w, z, acc)
+                t1 = _boundary_tau(p, z, n, radius, True)
+                t2 = _boundary_tau(p, z, n, radius, False)
+                t = t1 if fabs(t1) < fabs(t2) else t2
+                quad = -_dot(g, p, n)            # p^T (H + lam I) p
+                if t * t * smin * smin <= s.k_hard * (quad + lam * radius * radius):
+                    for i in range(n):
+                        p[i] = <floating>(p[i] + t * z[i])
+                    done = True
+                    break
+                lam_ub = lam
+                if lam - smin * smin > lam_lb:
+                    lam_lb = lam - smin * smin
+                info = _factor_shifted(H, L, n, lam_new)
+                if info == 0:
+                    lam = lam_new
+                    factored = True
+                else:
+                    if lam_new > lam_lb:
+                        lam_lb = lam_new
+                    lam = _safeguard(lam_lb, lam_ub, s.theta)
+            else:
+                if fabs(pn - radius) <= s.k_easy * radius:
+                    done = True
+                    break
+                lam_lb = lam
+                lam = lam_new
+        elif info == 0:
+            # g is (numerically) zero: the step is radius z, z a null vector of H + lam I
+            if lam == 0.0:
+                for i in range(n):
+                    p[i] = 0
+                hits[0] = False
+                have_p = True
+                done = True
+                break
+            smin = _smallest_sv(L, n, w, z, acc)
+            for i in range(n):
+                p[i] = <floating>(radius * z[i])
+            have_p = True
+            if smin * smin <= s.k_hard * lam:
+                done = True
+                break
+            lam_ub = lam
+            if lam - smin * smin > lam_lb:
+                lam_lb = lam - smin * smin
+            lam = _safeguard(lam_lb, lam_ub, s.theta)
+        else:
+            # H + lam I is not positive definite: raise the lower bound
+            t = lam + _leading_singular_shift(H, L, n, info, lam, w)
+            if t > lam_lb:
+                lam_lb = t
+            if lam > lam_lb:
+                lam_lb = lam
+            lam = _safeguard(lam_lb, lam_ub, s.theta)
+    if not done:
+        # out of iterations: the last step, kept inside the region; without one, the
+        # Cauchy point (the model's minimizer along -g within the region)
+        if have_p:
+            pn = sqrt(_nrm2sq(p, n))
+            if pn > radius:
+                for i in range(n):
+                    p[i] = <floating>(p[i] * (radius / pn))
+        else:
+            quad = _quad_form(H, g, n)
+            t = radius / gn if gn > 0.0 else 0.0
+            if quad > 0.0 and gn * gn / quad < t:
+                t = gn * gn / quad
+            for i in range(n):
+                p[i] = <floating>(-t * g[i])
+            hits[0] = t * gn >= radius
+    s.lam_lb = lam_lb
+    s.lam = lam
+    s.prev_radius = radius
+    s.niter = it
+    model[0] = _dot(g, p, n) + 0.5 * _quad_form(H, p, n)
+    return 0
+
+
+cdef int _dogleg(const floating* H, floating* L, const floating* g, Py_ssize_t n,
+                 DenseState* s, double radius, floating* p, floating* pb, floating* hg,
+                 floating* d, bint* hits, double* model) noexcept nogil:
+    """Powell's dogleg step (Nocedal & Wright section 4.1): the Newton point
+    ``pb = -H^{-1} g`` when ``||pb|| < radius``, else the point where the path
+    0 -> Cauchy point ``pu = -(g^T g / g^T H g) g`` -> ``pb`` leaves the region.
+    ``pb`` and ``H g`` are computed once per point.  Returns -1 when H is not
+    positive definite (Cholesky fails or ``g^T H g <= 0``), else 0."""
+    cdef Py_ssize_t i
+    cdef double alpha, nu, t, gg, pHp
+    hits[0] = True
+    if s.newton == 0:
+        if _factor_shifted(H, L, n, 0.0) != 0:
+            s.newton = -1
+        else:
+            for i in range(n):
+                pb[i] = -g[i]
+            _potrs(L, <int>n, pb)
+            s.nb = sqrt(_nrm2sq(pb, n))
+            s.newton = 1
+    if s.newton < 0:
+        return -1
+    if s.nb < radius:
+        memcpy(p, pb, n * sizeof(floating))
+        hits[0] = False
+        model[0] = 0.5 * _dot(g, pb, n)        # p^T H p = -g^T p
+        return 0
+    gg = s.gnorm * s.gnorm
+    if s.cauchy == 0:
+        for i in range(n):
+            hg[i] = <floating>_dot(&H[i * n], g, n)
+        s.gHg = _dot(g, hg, n)
+        s.cauchy = 1 if s.gHg > 0.0 else -1
+    if s.cauchy < 0:
+        return -1
+    alpha = gg / s.gHg
+    nu = alpha * s.gnorm
+    if nu >= radius:
+        t = radius / s.gnorm
+        for i in range(n):
+            p[i] = <floating>(-t * g[i])
+        model[0] = -t * gg + 0.5 * t * t * s.gHg
+        return 0
+    # pu + t (pb - pu), t the positive root of ||pu + t d|| = radius
+    for i in range(n):
+        p[i] = <floating>(-alpha * g[i])            # pu
+        d[i] = <floating>(pb[i] - p[i])
+    t = _boundary_tau(p, d, n, radius, True)
+    for i in range(n):
+        p[i] = <floating>(p[i] + t * d[i])
+    # H p = (1 - t) H pu + t H pb = -(1 - t) alpha H g - t g
+    pHp = 0.0
+    for i in range(n):
+        pHp += <double>p[i] * (-(1.0 - t) * alpha * <double>hg[i] - t * <double>g[i])
+    model[0] = _dot(g, p, n) + 0.5 * pHp
+    return 0
+
+
+cdef class DenseSubproblem:
+    """Dense trust-region subproblem at one point, for ``trust-exact`` (Moré-Sorensen)
+    and ``dogleg``: the Hessian (kept by reference, C-contiguous, the working
+    dtype), a copy of the gradient, the bounds of H and all work storage
+    (allocated once; :meth:`set_point` reuses it).
+
+    Parameters
+    ----------
+    n : int
+    dtype : float32 or float64
+    k_easy, k_hard : float
+        Moré-Sorensen's relative accuracies (``||p||`` vs the radius; the model
+        in the hard case); defaults as SciPy's ``trust-exact``.
+    maxiter : int
+        Factorization rounds per solve (SciPy's ``subproblem_maxiter``, 25).
+    """
+
+    cdef cnp.ndarray H_arr, L_arr, g_arr, work_arr, acc_arr
+    cdef Py_ssize_t n
+    cdef int typenum
+    cdef DenseState s
+    cdef bint ready
+
+    def __init__(self, Py_ssize_t n, dtype, double k_easy=0.1, double k_hard=0.2,
+                 Py_ssize_t maxiter=25):
+        dt = np.dtype(dtype)
+        if dt != np.float64 and dt != np.float32:
+            raise TypeError("dtype must be float32 or float64")
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        if not (k_easy > 0 and k_hard > 0):
+            raise ValueError("k_easy and k_hard must be > 0")
+        if maxiter < 1:
+            raise ValueError("maxiter must be >= 1")
+        self.n = n
+        self.typenum = dt.num
+        self.L_arr = np.empty(n * n, dtype=dt)
+        self.g_arr = np.empty(n, dtype=dt)
+        self.work_arr = np.empty(3 * n, dtype=dt)
+        self.acc_arr = np.empty(n, dtype=np.float64)
+        self.s.k_easy = k_easy
+        self.s.k_hard = k_hard
+        self.s.theta = 0.01
+        self.s.maxiter = maxiter
+        self.ready = False
+
+    cpdef set_point(self, cnp.ndarray H, cnp.ndarray g):
+        """Make the subproblem refer to the Hessian ``H`` (kept, not copied) and the
+        gradient ``g`` (copied); computes the bounds of H (one O(n^2) pass)."""
+        cdef Py_ssize_t n = self.n
+        if (cnp.PyArray_TYPE(H) != self.typenum or cnp.PyArray_NDIM(H) != 2
+                or cnp.PyArray_DIM(H, 0) != n or cnp.PyArray_DIM(H, 1) != n
+                or not cnp.PyArray_IS_C_CONTIGUOUS(H)):
+            raise ValueError(f"H must be a C-contiguous ({n}, {n}) array of the working dtype")
+        if (cnp.PyArray_TYPE(g) != self.typenum or cnp.PyArray_NDIM(g) != 1
+                or cnp.PyArray_DIM(g, 0) != n or not cnp.PyArray_IS_C_CONTIGUOUS(g)):
+            raise ValueError(f"g must be a C-contiguous ({n},) array of the working dtype")
+        self.H_arr = H
+        memcpy(cnp.PyArray_DATA(self.g_arr), cnp.PyArray_DATA(g), n * cnp.PyArray_ITEMSIZE(g))
+        if self.typenum == cnp.NPY_DOUBLE:
+            _ds_bounds(<double>0, self)
+        else:
+            _ds_bounds(<float>0, self)
+        self.ready = True
+
+    def solve(self, double radius, bint dogleg=False):
+        """Solve for ``radius`` (Moré-Sorensen, or the dogleg step when ``dogleg``).
+
+        Returns ``(p, hits_boundary, model_value)``; ``None`` for the dogleg on a
+        Hessian that is not positive definite.
+        """
+        if not self.ready:
+            raise ValueError("set_point must be called first")
+        if not radius > 0:
+            raise ValueError("radius must be > 0")
+        p = np.empty(self.n, dtype=self.g_arr.dtype)
+        cdef bint hits = False
+        cdef double model = 0.0
+        cdef int r
+        if self.typenum == cnp.NPY_DOUBLE:
+            r = _ds_solve(self, <double*>cnp.PyArray_DATA(p), radius, dogleg, &hits, &model)
+        else:
+            r = _ds_solve(self, <float*>cnp.PyArray_DATA(p), radius, dogleg, &hits, &model)
+        if r < 0:
+            return None
+        return p, bool(hits), model
+
+    @property
+    def lam(self):
+        """Multiplier of the last Moré-Sorensen solve."""
+        return self.s.lam
+
+    @property
+    def niter(self):
+        """Factorization rounds of the last Moré-Sorensen solve."""
+        return self.s.niter
+
+    @property
+    def bounds(self):
+        """``(glo, ghi, ||H||_F, ||H||_inf, min diag)`` of the current Hessian."""
+        return self.s.glo, self.s.ghi, self.s.hfro, self.s.hinf, self.s.mindiag
+
+
+
+cdef void _ds_bounds(floating tag, DenseSubproblem ds):
+    cdef floating* H = <floating*>cnp.PyArray_DATA(ds.H_arr)
+    cdef floating* g = <floating*>cnp.PyArray_DATA(ds.g_arr)
+    cdef Py_ssize_t n = ds.n
+    cdef double eps = 2.220446049250313e-16 if floating is double else 1.1920928955078125e-07
+    with nogil:
+        _dense_bounds(H, n, &ds.s)
+        ds.s.gnorm = sqrt(_nrm2sq(g, n))
+    ds.s.close0 = n * eps * ds.s.hinf
+    ds.s.prev_radius = -1.0
+    ds.s.lam_lb = 0.0
+    ds.s.lam = 0.0
+    ds.s.niter = 0
+    ds.s.newton = 0
+    ds.s.cauchy = 0
+
+
+cdef int _ds_solve(DenseSubproblem ds, floating* p, double radius, bint dogleg, bint* hits,
+                   double* model) noexcept:
+    """The compiled solve on ``ds`` (no Python object inside): 0, or -1 for the
+    dogleg on a Hessian that is not positive definite."""
+    cdef floating* H = <floating*>cnp.PyArray_DATA(ds.H_arr)
+    cdef floating* L = <floating*>cnp.PyArray_DATA(ds.L_arr)
+    cdef floating* g = <floating*>cnp.PyArray_DATA(ds.g_arr)
+    cdef floating* wk = <floating*>cnp.PyArray_DATA(ds.work_arr)
+    cdef double* acc = <double*>cnp.PyArray_DATA(ds.acc_arr)
+    cdef Py_ssize_t n = ds.n
+    cdef int r
+    with nogil:
+        if dogleg:
+            r = _dogleg(H, L, g, n, &ds.s, radius, p, wk, wk + n, wk + 2 * n, hits, model)
+        else:
+            r = _more_sorensen(H, L, g, n, &ds.s, radius, p, wk, wk + n, acc, hits, model)
+    return r
+
+
+# --------------------------------------------------------------------------
 # outer loops
 # --------------------------------------------------------------------------
 cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr, double f,
                 int kind, object factory, object indefinite_exc, double radius, double rmax,
                 double eta, double gtol, Py_ssize_t maxiter, Py_ssize_t sub_maxiter,
-                bint inexact, object driver, list allvecs):
+                bint inexact, object driver, list allvecs, DenseSubproblem ds):
     cdef Py_ssize_t n = prob.n, i, k = 0, it = 0
     cdef cnp.ndarray xt_arr = np.empty(n, dtype=prob.dtype)
     cdef cnp.ndarray gt_arr = np.empty(n, dtype=prob.dtype)
@@ -1276,7 +1819,10 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
     sub = None
     gn = sqrt(_nrm2sq(g, n))
     if gn >= gtol:
-        prob.at(x_arr, g_arr, True)
+        if kind >= 3:
+            ds.set_point(prob.dense_at(x_arr, True), g_arr)
+        else:
+            prob.at(x_arr, g_arr, True)
         if kind == 1:
             lz = Lanczos(g_arr)
         elif kind == 2:
@@ -1299,6 +1845,10 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
         elif kind == 1:
             tol = ((0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn) if inexact else 1e-8 * gn
             _gltr_solve(lz, prob, radius, tol, sub_maxiter, p, &hits, &model, &it)
+        elif kind >= 3:
+            if _ds_solve(ds, p, radius, kind == 4, &hits, &model) < 0:
+                status = S_INDEFINITE
+                break
         else:
             try:
                 res = sub.solve(radius)
@@ -1340,7 +1890,10 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
             if allvecs is not None:
                 allvecs.append(_copy(x_arr))
             if gn >= gtol:
-                prob.at(x_arr, g_arr, False)
+                if kind >= 3:
+                    ds.set_point(prob.dense_at(x_arr, False), g_arr)
+                else:
+                    prob.at(x_arr, g_arr, False)
                 if kind == 1:
                     lz.reset(g_arr)
                 elif kind == 2:
@@ -1359,11 +1912,13 @@ def trust_region(Problem prob, cnp.ndarray x0, cnp.ndarray g0, double f, int kin
                  object factory=None, object indefinite_exc=None, *, double radius=1.0,
                  double max_radius=1000.0, double eta=0.15, double gtol=1e-4,
                  Py_ssize_t maxiter=1000, Py_ssize_t sub_maxiter=0, bint inexact=True,
-                 object driver=None, list allvecs=None):
+                 object driver=None, list allvecs=None, double k_easy=0.1, double k_hard=0.2):
     """The trust-region loop (N&W Algorithm 4.1) from ``x0`` with ``f``, ``g0`` there.
 
     ``kind``: ``SUB_CG`` (Steihaug-Toint), ``SUB_GLTR`` (Krylov space kept
-    across rejected steps) or ``SUB_PYTHON`` (``factory(x, f, g, hop)`` makes a
+    across rejected steps), ``SUB_EXACT`` (Moré-Sorensen, :class:`DenseSubproblem`;
+    ``sub_maxiter`` factorization rounds per solve, default 25, and ``k_easy``,
+    ``k_hard``), ``SUB_DOGLEG``, or ``SUB_PYTHON`` (``factory(x, f, g, hop)`` makes a
     subproblem with ``solve(radius) -> (p, hits)`` and ``model_value``; the
     exception class ``indefinite_exc`` raised by ``solve`` ends the run with
     ``INDEFINITE``).  Stops (status codes of ``neurenix.optimize.Status``) on
@@ -1380,19 +1935,24 @@ def trust_region(Problem prob, cnp.ndarray x0, cnp.ndarray g0, double f, int kin
     if (x0.shape[0] != n or g0.shape[0] != n or x0.dtype != prob.dtype
             or g0.dtype != prob.dtype):
         raise ValueError("trust_region: x0 and g0 must be vectors of the problem's size and dtype")
-    if kind not in (0, 1, 2):
+    if kind not in (0, 1, 2, 3, 4):
         raise ValueError("trust_region: unknown subproblem kind")
     if kind == 2 and (factory is None or indefinite_exc is None):
         raise ValueError("trust_region: SUB_PYTHON needs factory and indefinite_exc")
+    cdef DenseSubproblem ds = None
+    if kind >= 3:
+        if n == 0:
+            raise ValueError("trust_region: empty problem")
+        ds = DenseSubproblem(n, prob.dtype, k_easy, k_hard, sub_maxiter if sub_maxiter > 0 else 25)
     if sub_maxiter <= 0:
         sub_maxiter = max(2 * n, 1) if kind == 0 else max(n, 1)
     cdef cnp.ndarray x = np.array(x0, order="C", copy=True)
     cdef cnp.ndarray g = np.array(g0, order="C", copy=True)
     if prob.typenum == cnp.NPY_DOUBLE:
         return _tr(<double>0, prob, x, g, f, kind, factory, indefinite_exc, radius, max_radius,
-                   eta, gtol, maxiter, sub_maxiter, inexact, driver, allvecs)
+                   eta, gtol, maxiter, sub_maxiter, inexact, driver, allvecs, ds)
     return _tr(<float>0, prob, x, g, f, kind, factory, indefinite_exc, radius, max_radius,
-               eta, gtol, maxiter, sub_maxiter, inexact, driver, allvecs)
+               eta, gtol, maxiter, sub_maxiter, inexact, driver, allvecs, ds)
 
 
 cdef int _wolfe(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray xt_arr,

@@ -93,17 +93,18 @@ class HessianOperator:
     ``nprod`` counts the Hessian-vector products made.
     """
 
-    def __init__(self, obj, x, check_symmetry=True):
+    def __init__(self, obj, x, check_symmetry=True, H=None):
         self.obj = obj
         self.x = x
-        self.n = x.size
-        self.dtype = x.dtype
+        self.n = obj.n
+        self.dtype = obj.dtype
         self.nprod = 0
         self._dense = None
         self.H = None
         if obj.has_hessian:
-            self.H = check_hessian_matrix(obj.hess(x), self.n, self.dtype,
-                                          check_symmetry=check_symmetry)
+            if H is None:           # else: what the user's hess returned at x, already counted
+                H = obj.hess(x)
+            self.H = check_hessian_matrix(H, self.n, self.dtype, check_symmetry=check_symmetry)
             if isinstance(self.H, np.ndarray):
                 self._dense = self.H
 
@@ -178,9 +179,15 @@ def make_problem(obj, *, dense=False, eps=None):
     def hop_factory(x, first):
         return HessianOperator(obj, x, check_symmetry=first)
 
+    def dense_fallback(H, first):
+        # what the user's hess returned, validated (symmetry at the first point) and
+        # made a dense C-contiguous matrix of the working dtype
+        return HessianOperator(obj, None, check_symmetry=first, H=H)
+
     return _krylov.Problem(obj, mode, hmode, obj._fun, getattr(obj, "_jac", None),
                            obj._hessp, tuple(obj.args), hop_factory,
-                           0.0 if eps is None else float(eps), obj.n, obj.dtype)
+                           0.0 if eps is None else float(eps), obj.n, obj.dtype,
+                           hess=obj._hess if dense else None, dense_fallback=dense_fallback)
 
 
 class _Subproblem:
@@ -263,18 +270,25 @@ class KrylovGLTR(_Subproblem):
 
 
 class ExactMoreSorensen(_Subproblem):
-    """Nearly exact trust-region step (Moré & Sorensen 1983; N&W Algorithm 4.3).
+    """Nearly exact trust-region step (Moré & Sorensen 1983; N&W Algorithm 4.3;
+    Conn, Gould & Toint, *Trust-Region Methods*, 2000, Algorithm 7.3.4).
 
     Finds ``lam >= max(0, -lambda_min(H))`` with ``(H + lam I) p = -g`` and
     ``||p|| = radius`` (or ``lam = 0`` and ``||p|| <= radius``) by safeguarded
     Newton iterations on ``1/||p(lam)|| - 1/radius``, each with a Cholesky
-    factorization by LAPACK ``?potrf`` (``scipy.linalg.cython_lapack``).  The
-    safeguarding interval starts from Gershgorin bounds; failed factorizations
-    and Rayleigh quotients of an approximate null vector raise its lower end.
-    In the hard case (``g`` orthogonal to the eigenspace of ``lambda_min``) a
-    multiple of that approximate eigenvector ``z`` is added so that
-    ``||p + tau z|| = radius``; the step is accepted when
+    factorization by LAPACK ``?potrf``.  The safeguarding interval starts from
+    Gershgorin bounds and norms of H; a failed factorization raises its lower
+    end by the shift that makes a leading block singular, and the smallest
+    singular value of the Cholesky factor (LINPACK's estimator, Cline, Moler,
+    Stewart & Wilkinson 1979) raises it too.  In the hard case (``g`` nearly
+    orthogonal to the eigenspace of ``lambda_min``) the estimated null vector
+    ``z`` is added so that ``||p + tau z|| = radius``; the step is accepted when
     ``tau^2 z^T (H + lam I) z <= k_hard (p^T (H + lam I) p + lam radius^2)``.
+    Same iteration, tests and defaults as SciPy's ``trust-exact``.
+
+    The whole solve is compiled (:class:`neurenix._ext._krylov.DenseSubproblem`,
+    the code ``minimize(method="trust-exact")`` runs inside its compiled loop);
+    this class is its face with SciPy's subproblem protocol.
 
     Parameters
     ----------
@@ -282,134 +296,26 @@ class ExactMoreSorensen(_Subproblem):
         Relative accuracy of ``||p||`` against the radius, and of the model
         value in the hard case (Moré-Sorensen's sigma_1, sigma_2; defaults as
         SciPy's ``trust-exact``).
+    maxiter : int
+        Factorization rounds per solve (SciPy's ``subproblem_maxiter``, 25).
+        When they run out, the last step (scaled into the region) is returned.
     """
 
-    def __init__(self, x, f, g, hop, k_easy=0.1, k_hard=0.2, maxiter=100):
+    def __init__(self, x, f, g, hop, k_easy=0.1, k_hard=0.2, maxiter=25):
         super().__init__(x, f, g, hop)
-        self.H = hop.dense()
+        self.H = np.ascontiguousarray(hop.dense(), dtype=g.dtype)
         self.k_easy = k_easy
         self.k_hard = k_hard
         self.maxiter = maxiter
-        n = g.size
-        self._L = np.empty((n, n), dtype=g.dtype, order="F")
-        # Gershgorin lo <= lambda_min, hi >= lambda_max; min(||H||_1, ||H||_F); min H_ii
-        (self._gersh_lo, self._gersh_hi, self._hnorm,
-         self._min_diag) = _krylov.dense_bounds(np.ascontiguousarray(self.H))
-        self._lam_prev = None
-
-    def _factor(self, lam):
-        return _krylov.chol_shifted(self.H, float(lam), self._L) == 0
-
-    def _model(self, p):
-        return float(self.jac @ p + 0.5 * p @ (self.H @ p))
-
-    def _approx_null_vector(self):
-        """Unit ``z`` with small ``z^T (H + lam I) z`` by inverse iteration on the
-        current factor (LINPACK-style condition estimation would do as well)."""
-        n = self.jac.size
-        z = np.ones(n, dtype=self.jac.dtype)
-        z[1::2] = -1.0
-        z += np.linspace(0.0, 0.5, n, dtype=self.jac.dtype)
-        z /= np.linalg.norm(z)
-        for _ in range(3):
-            _krylov.chol_solve(self._L, z)
-            nz = float(np.linalg.norm(z))
-            if not math.isfinite(nz) or nz == 0.0:
-                z = np.zeros(n, dtype=self.jac.dtype)
-                z[0] = 1
-                break
-            z /= nz
-        return z
+        self._ds = _krylov.DenseSubproblem(g.size, g.dtype, float(k_easy), float(k_hard),
+                                           int(maxiter))
+        self._ds.set_point(self.H, np.ascontiguousarray(g))
 
     def solve(self, radius):
-        g, H = self.jac, self.H
-        n = g.size
-        gnorm = self.jac_mag
-        # Moré-Sorensen safeguards (N&W section 4.3): lam in [lo, hi]
-        lo = max(0.0, -self._min_diag, gnorm / radius - min(self._gersh_hi, self._hnorm))
-        hi = max(0.0, gnorm / radius + min(-self._gersh_lo, self._hnorm))
-        lam = 0.0
-        it = 0
-        # try the Newton step first
-        if self._factor(0.0):
-            p = -g.copy()
-            _krylov.chol_solve(self._L, p)
-            if np.linalg.norm(p) <= radius:
-                self.lam = 0.0
-                self.model_value = self._model(p)
-                self.inner_iterations = 1
-                return p, False
-            lo = max(lo, 0.0)
-        else:
-            lam = 0.0
-        # start: previous multiplier when still in the interval, else its midpoint
-        if self._lam_prev is not None and lo < self._lam_prev < hi:
-            lam = self._lam_prev
-        else:
-            lam = max(math.sqrt(max(lo * hi, 0.0)), lo + 1e-3 * (hi - lo))
-        best = None
-        while it < self.maxiter:
-            it += 1
-            if not self._factor(lam):
-                lo = max(lo, lam)
-                lam = max(math.sqrt(lo * hi), lo + 0.01 * (hi - lo))
-                if hi - lo <= 1e-15 * max(1.0, hi):
-                    break
-                continue
-            p = -g.copy()
-            _krylov.chol_solve(self._L, p)
-            pn = float(np.linalg.norm(p))
-            if abs(pn - radius) <= self.k_easy * radius:
-                best = (p, True)
-                break
-            if pn < radius:
-                hi = min(hi, lam)
-                # hard case test: an approximate eigenvector of lambda_min
-                z = self._approx_null_vector()
-                Hz = H @ z
-                zHz = float(z @ Hz) + lam          # z^T (H + lam I) z, z unit
-                lo = max(lo, lam - zHz)
-                pz = float(p @ z)
-                tau_disc = pz * pz + (radius * radius - pn * pn)
-                tau = -pz + math.copysign(math.sqrt(max(tau_disc, 0.0)), pz if pz != 0 else 1.0)
-                pHp = float(p @ (H @ p)) + lam * pn * pn
-                if tau * tau * zHz <= self.k_hard * (pHp + lam * radius * radius):
-                    best = (p + tau * z, True)
-                    break
-                if pn == 0.0:
-                    # g = 0 and H + lam I positive definite: lam is above -lambda_min
-                    lam = max(lo, 0.5 * (lo + lam)) if lo < lam else lo
-                    if hi - lo <= 1e-15 * max(1.0, hi):
-                        break
-                    continue
-            else:
-                lo = max(lo, lam)
-            # Newton step on 1/||p|| - 1/radius: w = L^{-1} p
-            w = p.copy()
-            _krylov.tri_solve(self._L, w, False)
-            wn2 = float(w @ w)
-            lam_new = lam + (pn / math.sqrt(wn2)) ** 2 * ((pn - radius) / radius) if wn2 > 0 else lam
-            if not lo < lam_new < hi or lam_new == lam:
-                lam_new = max(math.sqrt(max(lo * hi, 0.0)), lo + 0.01 * (hi - lo))
-            if lam_new == lam or hi - lo <= 1e-15 * max(1.0, hi):
-                break
-            lam = lam_new
-        if best is None:
-            # out of iterations or interval collapsed: the last feasible step, scaled
-            if self._factor(lam if lam > lo else hi):
-                p = -g.copy()
-                _krylov.chol_solve(self._L, p)
-            else:
-                p = -g.copy()
-            pn = float(np.linalg.norm(p))
-            if pn > radius and pn > 0:
-                p *= radius / pn
-            best = (p, pn >= radius)
-        p, hits = best
-        self.lam = lam
-        self._lam_prev = lam
-        self.model_value = self._model(p)
-        self.inner_iterations = it
+        p, hits, model = self._ds.solve(float(radius))
+        self.lam = self._ds.lam
+        self.inner_iterations = self._ds.niter
+        self.model_value = float(model)
         return p, hits
 
 
@@ -418,55 +324,24 @@ class Dogleg(_Subproblem):
 
     The path runs from 0 to the Cauchy point ``-(g^T g / g^T H g) g`` and then
     to the Newton point ``-H^{-1} g`` (Cholesky by LAPACK ``?potrf``); the step
-    is where it leaves the region.  Raises :class:`NotPositiveDefinite` when
-    the Cholesky factorization fails.
+    is the Newton point when it lies strictly inside the region, else where the
+    path leaves it.  The Newton point and ``H g`` are computed once per point
+    (compiled: :class:`neurenix._ext._krylov.DenseSubproblem`).  Raises
+    :class:`NotPositiveDefinite` when the Cholesky factorization fails.
     """
 
     def __init__(self, x, f, g, hop):
         super().__init__(x, f, g, hop)
-        self.H = hop.dense()
-        self._newton = None
-        self._cauchy = None
-
-    def _newton_point(self):
-        if self._newton is None:
-            n = self.jac.size
-            L = np.empty((n, n), dtype=self.jac.dtype, order="F")
-            if _krylov.chol_shifted(self.H, 0.0, L) != 0:
-                raise NotPositiveDefinite("the Hessian is not positive definite")
-            p = -self.jac.copy()
-            _krylov.chol_solve(L, p)
-            self._newton = p
-        return self._newton
-
-    def _cauchy_point(self):
-        if self._cauchy is None:
-            g = self.jac
-            gHg = float(g @ (self.H @ g))
-            if not gHg > 0:
-                raise NotPositiveDefinite("the Hessian is not positive definite")
-            self._cauchy = -(float(g @ g) / gHg) * g
-        return self._cauchy
+        self.H = np.ascontiguousarray(hop.dense(), dtype=g.dtype)
+        self._ds = _krylov.DenseSubproblem(g.size, g.dtype)
+        self._ds.set_point(self.H, np.ascontiguousarray(g))
 
     def solve(self, radius):
-        g = self.jac
-        pb = self._newton_point()
-        if np.linalg.norm(pb) <= radius:
-            p, hits = pb, False
-        else:
-            pu = self._cauchy_point()
-            nu = float(np.linalg.norm(pu))
-            if nu >= radius:
-                p, hits = pu * (radius / nu), True
-            else:
-                # ||pu + t (pb - pu)|| = radius, t in [0, 1]
-                d = pb - pu
-                a = float(d @ d)
-                b = float(pu @ d)
-                c = nu * nu - radius * radius
-                t = (-b + math.sqrt(b * b - a * c)) / a
-                p, hits = pu + t * d, True
-        self.model_value = float(g @ p + 0.5 * p @ (self.H @ p))
+        out = self._ds.solve(float(radius), True)
+        if out is None:
+            raise NotPositiveDefinite("the Hessian is not positive definite")
+        p, hits, model = out
+        self.model_value = float(model)
         return p, hits
 
 

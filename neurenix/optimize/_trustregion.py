@@ -67,7 +67,7 @@ update_radius = _krylov.update_radius
 
 def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
                       max_trust_radius=1000.0, eta=0.15, gtol=1e-4, maxiter=None,
-                      return_all=False, **sub_kwargs):
+                      return_all=False, sub_maxiter=0, **sub_kwargs):
     """Minimize ``obj`` by a trust-region method (N&W Algorithm 4.1).
 
     The loop itself is compiled (:func:`neurenix._ext._krylov.trust_region`):
@@ -81,11 +81,15 @@ def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
     x0 : ndarray
     driver : Driver
     subproblem : class
-        :class:`SteihaugCG` and :class:`KrylovGLTR` run inside the compiled
-        loop (GLTR keeps its Krylov space across rejected steps); any other
+        :class:`SteihaugCG`, :class:`KrylovGLTR`, :class:`ExactMoreSorensen` and
+        :class:`Dogleg` run inside the compiled loop (GLTR keeps its Krylov
+        space across rejected steps; the dense solvers are compiled too); any other
         class ``cls(x, f, g, hop, **sub_kwargs)`` (``hop`` the
         :class:`HessianOperator` at ``x``) with ``solve(radius) -> (p,
         hits_boundary)`` and ``model_value`` is called from it.
+    sub_maxiter : int
+        Cap on the inner iterations per solve (0: the solver's default -- CG
+        ``2n``, Lanczos ``n``, Moré-Sorensen 25 factorization rounds).
     sub_kwargs
         ``inexact`` for :class:`KrylovGLTR`; passed to other classes.
 
@@ -104,19 +108,24 @@ def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
         kind, factory, inexact = _krylov.SUB_CG, None, True
     elif subproblem is KrylovGLTR:
         kind, factory, inexact = _krylov.SUB_GLTR, None, bool(sub_kwargs.get("inexact", True))
+    elif subproblem is ExactMoreSorensen:
+        kind, factory, inexact = _krylov.SUB_EXACT, None, True
+    elif subproblem is Dogleg:
+        kind, factory, inexact = _krylov.SUB_DOGLEG, None, True
     else:
         kind, inexact = _krylov.SUB_PYTHON, True
 
         def factory(x, f, g, hop):
             return subproblem(x, f, g, hop, **sub_kwargs)
-    prob = make_problem(obj, dense=(kind == _krylov.SUB_PYTHON))
+    prob = make_problem(obj, dense=kind in (_krylov.SUB_PYTHON, _krylov.SUB_EXACT,
+                                            _krylov.SUB_DOGLEG))
     f, g = obj.fun_and_grad(x0)
     allvecs = [x0.copy()] if return_all else None
     try:
         status, k, f, radius, x, g = _krylov.trust_region(
             prob, x0, g, f, kind, factory, NotPositiveDefinite, radius=radius,
             max_radius=rmax, eta=eta, gtol=gtol, maxiter=int(min(maxiter, 2**62)),
-            inexact=inexact, driver=driver if driver.active else None, allvecs=allvecs)
+            sub_maxiter=int(sub_maxiter), inexact=inexact, driver=driver if driver.active else None, allvecs=allvecs)
     finally:
         prob.flush()
     extra = {"nhessp": prob.products(), "trust_radius": radius}
@@ -159,14 +168,23 @@ def _minimize_trust_krylov(obj, x0, *, bounds=None, driver, initial_trust_radius
 
 def _minimize_trust_exact(obj, x0, *, bounds=None, driver, initial_trust_radius=1.0,
                           max_trust_radius=1000.0, eta=0.15, gtol=1e-4, maxiter=None,
-                          return_all=False):
+                          subproblem_maxiter=None, return_all=False):
     """``minimize(method="trust-exact")``: Moré-Sorensen subproblems (dense Hessian).
+
+    ``subproblem_maxiter`` (SciPy's option, default 25) caps the Cholesky
+    factorization rounds per subproblem solve.
 
     Deviation from SciPy, an extension: without ``hess`` the dense Hessian is
     assembled from ``n`` Hessian-vector products (``hessp`` or finite
     differences) per iteration instead of raising.
     """
+    if subproblem_maxiter is None:
+        subproblem_maxiter = 25
+    if (isinstance(subproblem_maxiter, bool) or not isinstance(subproblem_maxiter, numbers.Integral)
+            or subproblem_maxiter < 1):
+        raise ValueError(f"subproblem_maxiter must be an integer >= 1, got {subproblem_maxiter!r}")
     return trust_region_loop(obj, x0, driver, ExactMoreSorensen,
+                             sub_maxiter=int(subproblem_maxiter),
                              initial_trust_radius=initial_trust_radius,
                              max_trust_radius=max_trust_radius, eta=eta, gtol=gtol,
                              maxiter=maxiter, return_all=return_all)
