@@ -530,19 +530,25 @@ cdef int _fun_into(object fun, const double* x, Py_ssize_t n, Py_ssize_t m,
     return 0
 
 
-cdef int _jac_into(object jac, object x, Py_ssize_t m, Py_ssize_t n, double* A) except -1:
-    """Evaluate a user Jacobian and copy it column-major into A (finite values only)."""
-    return _jac_copy(jac(x), m, n, A)
+cdef int _jac_into(object jac, object x, Py_ssize_t m, Py_ssize_t n, double* A,
+                   double* B=NULL) except -1:
+    """Evaluate a user Jacobian and copy it column-major into A (finite values only)
+    and, when ``B`` is not NULL, into B as well."""
+    return _jac_copy(jac(x), m, n, A, B)
 
 
-cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A) except -1:
-    """Check a Jacobian value's shape and finiteness; copy it column-major into A."""
+cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A,
+                   double* B=NULL) except -1:
+    """Check a Jacobian value's shape and finiteness; copy it column-major into A
+    (and into B unless NULL: the transposing copy stores twice in one pass)."""
     cdef cnp.ndarray J
     cdef const double* src
     cdef double[:, :] Jv
     cdef Py_ssize_t i, j
     cdef bint finite = True
     cdef double* dst
+    cdef double* dst2
+    cdef double e
     if _plain(v, 2):
         J = <cnp.ndarray> v
     else:
@@ -555,16 +561,28 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A) except -1:
     elif cnp.PyArray_ISCARRAY_RO(J) and cnp.PyArray_TYPE(J) == cnp.NPY_DOUBLE:
         src = <const double*> cnp.PyArray_DATA(J)
         with nogil:
-            for j in range(n):
-                dst = A + j * m
-                for i in range(m):
-                    dst[i] = src[i * n + j]
+            if B == NULL:
+                for j in range(n):
+                    dst = A + j * m
+                    for i in range(m):
+                        dst[i] = src[i * n + j]
+            else:
+                for j in range(n):
+                    dst = A + j * m
+                    dst2 = B + j * m
+                    for i in range(m):
+                        e = src[i * n + j]
+                        dst[i] = e
+                        dst2[i] = e
+                B = NULL
     else:
         Jv = J
         for j in range(n):
             for i in range(m):
                 A[i + j * m] = Jv[i, j]
     with nogil:
+        if B != NULL:
+            memcpy(B, A, m * n * sizeof(double))
         finite = _all_finite(m * n, A)
     if not finite:
         raise ValueError("jac returned non-finite values")
@@ -699,11 +717,13 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
 
     Returns
     -------
-    x, f, info, nfev, njev, nit
+    x, f, info, nfev, njev, nit, J
         ``info`` is MINPACK's: 1 ftol, 2 xtol, 3 both, 4 gtol, 5 max_nfev,
         6/7/8 the tolerances are too small for machine precision, -2 callback.
         ``nfev`` counts the calls of ``fun`` at trial points plus the one at ``x0``
-        (as MINPACK's), not those for finite differences.
+        (as MINPACK's), not those for finite differences.  ``J`` is the Jacobian
+        at ``x`` when the last one evaluated was there (the final steps were
+        rejected, the usual end), else None.
     """
     cdef int n = x0.shape[0], m = f0.shape[0]
     cdef int i, j, l, info = 0, it = 1
@@ -758,6 +778,13 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
             ds_copy[j] = dtmp[j]
         dsp = ds_copy
 
+    if not _all_finite(m, f):
+        raise ValueError("fun: residuals at x0 are not finite")
+    # the Jacobian as evaluated (before its factorization) and where
+    Jkeep_arr = np.empty((n, m))
+    cdef double* Jkeep = <double*> cnp.PyArray_DATA(Jkeep_arr)
+    xjac_arr = np.empty(n)
+    cdef double* xjac = <double*> cnp.PyArray_DATA(xjac_arr)
     memcpy(xlast, x, n * sizeof(double))    # last point where fun was evaluated ...
     memcpy(wa4, f, m * sizeof(double))      # ... and its residuals
     fnorm = enorm(m, f)
@@ -766,13 +793,15 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
         if jac is None:
             _fd_steps(n, x, fd_code, dsp, hsteps)
             _fd_into(fun, x, n, f, m, hsteps, central, fd_code == 2, A)
+            memcpy(Jkeep, A, m * n * sizeof(double))
         else:
             if J0 is not None:
-                _jac_copy(J0, m, n, A)
+                _jac_copy(J0, m, n, A, Jkeep)
                 J0 = None
             else:
-                _jac_into(jac, _new_vec(n, x), m, n, A)
+                _jac_into(jac, _new_vec(n, x), m, n, A, Jkeep)
             njev += 1
+        memcpy(xjac, x, n * sizeof(double))
         with nogil:
             memcpy(fw, f, m * sizeof(double))
             qrfac(m, n, A, ipvt, rdiag, acnorm, qwork, 1)     # fw <- Q^T f
@@ -896,7 +925,10 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
                 break
         if info != 0:
             break
-    return x_arr, f_arr, info, nfev, njev, it - 1
+    for j in range(n):
+        if xjac[j] != x[j]:
+            return x_arr, f_arr, info, nfev, njev, it - 1, None
+    return x_arr, f_arr, info, nfev, njev, it - 1, Jkeep_arr.T
 
 
 # ---------------------------------------------------------------------------

@@ -351,8 +351,14 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
                          "for method='lm'")
     x0 = _as_x0(x0)
     n = x0.size
-    lb, ub = _prepare_bounds(bounds, n)
-    bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
+    if method != "trf" and type(bounds) is tuple and len(bounds) == 2 \
+            and type(bounds[0]) is float and type(bounds[1]) is float \
+            and bounds[0] == -math.inf and bounds[1] == math.inf:
+        lb = ub = None                 # the default: no bound arrays for lm / gn
+        bounded = False
+    else:
+        lb, ub = _prepare_bounds(bounds, n)
+        bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     if method in ("lm", "gn") and bounded:
         raise ValueError(f"bounds: method={method!r} does not handle bounds; use "
                          "method='trf'")
@@ -393,7 +399,7 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
     jac_user = _wrap(jac, args, kwargs) if callable(jac) else None
     f0 = _residuals(f_user, x0.copy())
     m = f0.size
-    if not np.isfinite(f0).all():
+    if method != "lm" and not np.isfinite(f0).all():     # lm: checked by the kernel
         raise ValueError("fun: residuals at x0 are not finite")
     if method == "lm" and m < n:
         raise ValueError(f"method='lm' needs at least as many residuals as variables "
@@ -410,6 +416,8 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
                         x_scale, diff_step, callback)
     else:
         lossf = _Loss(loss, f_scale, m)
+        if lb is None:
+            lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
         prob = _Problem(f_user, jac_user, jac, lb, ub, diff_step, m, n)
         if method == "gn":
             res = _solve_gn(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev, x_scale,
@@ -460,10 +468,12 @@ def _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev, x_s
     diag = None if isinstance(x_scale, str) else 1.0 / x_scale
     fd_method = jac if isinstance(jac, str) else "2-point"
     # the first Jacobian at x0 was already evaluated (and validated): reuse it
-    x, f, info, nfev, njev, nit = _k.lm_solve(
+    x, f, info, nfev, njev, nit, J = _k.lm_solve(
         f_user, jac_user, x0, f0, ftol, xtol, gtol, max_nfev, diag, 100.0, fd_method,
         diff_step, _stop_adapter(callback), J0)
-    if jac_user is not None:
+    if J is not None:
+        pass      # the last Jacobian evaluated was at the solution: reuse it
+    elif jac_user is not None:
         # the Jacobian at the solution, for result.jac (as SciPy); not fed to a kernel
         J = _check_jac(jac_user(x.copy()), f.size, x.size, False, check_finite=False)
         njev += 1

@@ -141,3 +141,24 @@ def test_lm_finite_difference_path_matches_scipy_lm(name):
         theirs, _ = _traced(scipy.optimize.least_squares, p, x0, "2-point")
         assert ours.nfev == theirs.nfev
         np.testing.assert_array_equal(ours.x, theirs.x)
+
+
+@pytest.mark.parametrize("name", ["Misra1a", "Thurber", "MGH09"])
+def test_lm_result_jac_is_the_jacobian_at_the_solution(name):
+    """When the last Jacobian was evaluated at the solution (the final steps were
+    rejected) it is reused for ``result.jac`` instead of a new call."""
+    p = nist_strd(name)
+    calls = []
+
+    def jac(x):
+        calls.append(np.array(x, copy=True))
+        return p.jac(x)
+    kw = dict(ftol=1e-15, xtol=1e-15, gtol=1e-15, max_nfev=1000 * p.n_params)
+    r = least_squares(p.residual, p.starts[0], jac=jac, method="lm", **kw)
+    np.testing.assert_array_equal(r.jac, p.jac(r.x))
+    np.testing.assert_array_equal(calls[-1], r.x)
+    assert r.njev == len(calls)
+    s = scipy.optimize.least_squares(p.residual, p.starts[0], jac=p.jac, method="lm", **kw)
+    # SciPy's count omits its own extra call at the solution
+    assert r.njev in (s.njev, s.njev + 1)
+    np.testing.assert_array_equal(r.grad, r.jac.T @ r.fun)
