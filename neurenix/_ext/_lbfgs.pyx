@@ -222,6 +222,47 @@ def all_finite(a):
     return s == 0.0
 
 
+cdef int _finite_kind(const floating* a, Py_ssize_t n) noexcept nogil:
+    # bit 0: some entry finite, bit 1: some entry not finite
+    cdef int out = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        if isfinite(a[i]):
+            out |= 1
+        else:
+            out |= 2
+        if out == 3:
+            break
+    return out
+
+
+def bounds_kind(lb, ub):
+    """0 when no bound in ``lb``/``ub`` is finite, 2 when all are, 1 otherwise
+    (one pass in C for contiguous 1-D float32/float64 arrays of one dtype;
+    NumPy otherwise)."""
+    cdef cnp.ndarray a, b
+    cdef int k
+    if (cnp.PyArray_CheckExact(lb) and cnp.PyArray_CheckExact(ub)
+            and cnp.PyArray_NDIM(<cnp.ndarray>lb) == 1 and cnp.PyArray_NDIM(<cnp.ndarray>ub) == 1
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>lb)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>ub)
+            and cnp.PyArray_TYPE(<cnp.ndarray>lb) == cnp.PyArray_TYPE(<cnp.ndarray>ub)
+            and cnp.PyArray_TYPE(<cnp.ndarray>lb) in (cnp.NPY_DOUBLE, cnp.NPY_FLOAT)):
+        a = <cnp.ndarray>lb
+        b = <cnp.ndarray>ub
+        if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+            k = (_finite_kind(<double*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
+                 | _finite_kind(<double*>cnp.PyArray_DATA(b), cnp.PyArray_DIM(b, 0)))
+        else:
+            k = (_finite_kind(<float*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
+                 | _finite_kind(<float*>cnp.PyArray_DATA(b), cnp.PyArray_DIM(b, 0)))
+    else:
+        fa = np.isfinite(lb)
+        fb = np.isfinite(ub)
+        k = (1 if (fa.any() or fb.any()) else 0) | (2 if not (fa.all() and fb.all()) else 0)
+    return 0 if not (k & 1) else (2 if not (k & 2) else 1)
+
+
 def two_loop(floating[:, ::1] S, floating[:, ::1] Y, const double[::1] rho,
              Py_ssize_t newest, Py_ssize_t count, double gamma, floating[::1] q):
     """In place ``q <- H q``: the L-BFGS inverse-Hessian product (two-loop recursion).
@@ -1252,7 +1293,7 @@ cdef object _ordered_rows(cnp.ndarray R, Py_ssize_t count, Py_ssize_t newest, Py
 def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         Py_ssize_t m=10, double gtol=1e-5, double ftol=0.0, Py_ssize_t maxiter=1000,
         Py_ssize_t maxfun=10**9, int maxls=20, double c1=1e-4, double c2=0.9,
-        double xtol=1e-14, lo=None, hi=None, driver=None, bint report=False):
+        double xtol=1e-14, lo=None, hi=None, driver=None, bint report=False, int boxed=-1):
     """Run the loop from ``xa`` (updated in place, with its gradient ``ga``).
 
     Returns ``(status, nit, f, state)``; ``state`` holds the memory for the
@@ -1302,7 +1343,7 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         ahi = np.ascontiguousarray(hi, dtype=xa.dtype)
         if alo.ndim != 1 or ahi.ndim != 1 or alo.shape[0] != n or ahi.shape[0] != n:
             raise ValueError("run: bounds of the wrong length")
-        cfg.boxed = bool(np.all(np.isfinite(alo)) and np.all(np.isfinite(ahi)))
+        cfg.boxed = (bounds_kind(alo, ahi) == 2) if boxed < 0 else boxed
     if typenum == cnp.NPY_DOUBLE:
         _run[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
                      ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),

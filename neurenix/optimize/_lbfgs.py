@@ -167,12 +167,17 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     maxfun = _int_opt("maxfun", maxfun, 0)
     maxiter = _int_opt("maxiter", maxiter, 0)
     maxls = _int_opt("maxls", maxls, 1)
-    if bounds is not None and not (np.isfinite(bounds.lb).any() or np.isfinite(bounds.ub).any()):
-        bounds = None
+    boxed = -1
+    if bounds is not None:
+        kind = _k.bounds_kind(bounds.lb, bounds.ub)
+        if kind == 0:
+            bounds = None           # no finite bound: the unbounded two-loop iteration
+        else:
+            boxed = int(kind == 2)
     method = 0 if bounds is None else 3
     status, nit, f, x, g, st = run_compiled(
         obj, x0, driver, method, bounds=bounds, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
-        maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1)
+        maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1, boxed=boxed)
     hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"])
     return driver.result(status, x, f, g, nit, hess_inv=hess_inv)
 

@@ -281,3 +281,60 @@ def test_kernel_helpers():
             assert K.all_finite(v) is False
     assert K.all_finite(np.ones(3, dtype=np.int64)) is None
     assert K.all_finite(np.ones((2, 2))) is None
+
+
+def test_bounds_kind_matches_numpy():
+    rng = np.random.default_rng(3)
+    for dt in (np.float64, np.float32):
+        for _ in range(30):
+            lb = rng.choice([-np.inf, -1.0, 0.5], size=7).astype(dt)
+            ub = rng.choice([np.inf, 2.0], size=7).astype(dt)
+            fl, fu = np.isfinite(lb), np.isfinite(ub)
+            want = 0 if not (fl.any() or fu.any()) else (2 if fl.all() and fu.all() else 1)
+            assert K.bounds_kind(lb, ub) == want
+            assert K.bounds_kind(lb[::-1].copy()[::1], list(ub)) == K.bounds_kind(lb[::-1], ub)
+    assert K.bounds_kind(np.full(3, -np.inf), np.full(3, np.inf)) == 0
+    # all-infinite Bounds run the unbounded iteration: same result as no bounds
+    x0 = x0_for("rosen_chained", 6)
+    r0 = minimize(rosen_chained, x0, jac=True, method="L-BFGS-B")
+    r1 = minimize(rosen_chained, x0, jac=True, method="L-BFGS-B",
+                  bounds=Bounds(np.full(6, -np.inf), np.full(6, np.inf)))
+    assert (r0.nit, r0.nfev) == (r1.nit, r1.nfev)
+    np.testing.assert_array_equal(r0.x, r1.x)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("maxcor", [3, 10])
+def test_bounded_coupled_quadratic_kkt(dtype, maxcor):
+    # a coupled convex quadratic on a box cutting through it: many variables enter
+    # and leave the free set, the memory wraps; the answer satisfies the KKT
+    # conditions (the independent check) and matches SciPy's
+    rng = np.random.default_rng(7)
+    n = 120
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * rng.uniform(0.5, 50.0, n)) @ Q.T
+    bvec = rng.standard_normal(n) * 5
+
+    def fun(x):
+        x64 = x.astype(np.float64)
+        g = A @ x64 - bvec
+        return 0.5 * x64 @ (A @ x64) - bvec @ x64, g.astype(x.dtype)
+
+    lo, hi = np.full(n, -0.3), np.full(n, 0.4)
+    x0 = np.zeros(n, dtype=dtype)
+    opts = {"maxcor": maxcor, "gtol": 1e-9 if dtype == np.float64 else 1e-3, "ftol": 0.0,
+            "maxiter": 5000}
+    r = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=Bounds(lo, hi), options=opts)
+    assert r.x.dtype == dtype
+    g = A @ r.x.astype(np.float64) - bvec
+    tol = 1e-6 if dtype == np.float64 else 2e-2
+    at_lo, at_hi = r.x <= lo + 1e-12, r.x >= hi - 1e-7
+    free = ~(at_lo | at_hi)
+    assert 10 < free.sum() < n - 10                     # both sets substantial
+    assert np.all(np.abs(g[free]) <= tol * 50)
+    assert np.all(g[at_lo] >= -tol * 50) and np.all(g[at_hi] <= tol * 50)
+    if dtype == np.float64:
+        s = so.minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=so.Bounds(lo, hi),
+                        options=opts)
+        assert r.fun == pytest.approx(s.fun, rel=1e-9, abs=1e-9)
+        np.testing.assert_allclose(r.x, s.x, atol=1e-5)
