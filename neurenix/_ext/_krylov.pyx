@@ -810,6 +810,9 @@ cdef int _trs_tridiag(const double* a, const double* b, Py_ssize_t m, double gam
         if hn <= radius:
             lam_out[0] = 0.0
             return 0
+        # T positive definite and ||h(0)|| > radius: lam = 0 lies left of the
+        # solution, where Newton's iteration is monotone -- lambda_min not needed
+        return _trs_newton(a, b, m, radius, 0.0, 0.0, hn, h, lam_out, dpiv, l, y, rhs)
     lmin = _lambda_min(a, b, m)
     lam_lo = -lmin if -lmin > 0.0 else 0.0
     scale = 0.0
@@ -868,7 +871,17 @@ cdef int _trs_tridiag(const double* a, const double* b, Py_ssize_t m, double gam
                 h[i] = y[i]
         lam_out[0] = lam_lo
         return 2
-    # safeguarded Newton on 1/||h(lam)|| - 1/radius: monotone from the left
+    return _trs_newton(a, b, m, radius, lam, lam_lo, hn, h, lam_out, dpiv, l, y, rhs)
+
+
+cdef int _trs_newton(const double* a, const double* b, Py_ssize_t m, double radius,
+                     double lam, double lam_lo, double hn, double* h, double* lam_out,
+                     double* dpiv, double* l, double* y, const double* rhs) noexcept nogil:
+    """Safeguarded Newton on 1/||h(lam)|| - 1/radius from ``lam`` (factored in
+    ``dpiv``, ``l``; ``h = h(lam)``, ``hn = ||h||``), left of the solution, where
+    the iteration is monotone.  Returns 1 (boundary)."""
+    cdef Py_ssize_t it
+    cdef double q, lam_new
     for it in range(100):
         if fabs(hn - radius) <= 1e-12 * radius:
             break
