@@ -82,3 +82,31 @@ class LargeLBFGSB:
 
     def track_nfev(self, n, impl, bounded):
         return self.solve(_rosen, self.x0, jac=True, method="L-BFGS-B", bounds=self.bounds).nfev
+
+
+class MinimizeBounded:
+    """L-BFGS-B with bounds [-2, 0.9] that are active at the solution (the compact
+    form, Cauchy point and subspace minimization run every iteration)."""
+    params = ([2, 10, 100, 1000], ["neurenix", "scipy"])
+    param_names = ["n", "impl"]
+    timeout = 120
+
+    def setup(self, n, impl):
+        self.x0 = np.clip(_x0(n, np.float64), -2.0, 0.9)
+        self.bounds = so.Bounds(np.full(n, -2.0), np.full(n, 0.9))
+        self.solve = _SOLVERS[impl]
+
+    def time_minimize(self, n, impl):
+        self.solve(_rosen, self.x0, jac=True, method="L-BFGS-B", bounds=self.bounds)
+
+    def track_overhead_us(self, n, impl):
+        inside = [0.0]
+
+        def fun(x):
+            t = time.perf_counter()
+            out = _rosen(x)
+            inside[0] += time.perf_counter() - t
+            return out
+        t0 = time.perf_counter()
+        r = self.solve(fun, self.x0, jac=True, method="L-BFGS-B", bounds=self.bounds)
+        return 1e6 * (time.perf_counter() - t0 - inside[0]) / max(r.nit, 1)
