@@ -155,6 +155,87 @@ cdef inline double _asum(const floating* a, Py_ssize_t n) noexcept nogil:
     return _fold(s)
 
 
+cdef inline double _dot3(const floating* d, const floating* hd, const floating* p,
+                        Py_ssize_t n, double* pd, double* dd) noexcept nogil:
+    """d.hd (returned), p.d and d.d in one pass."""
+    cdef double s[LANES]
+    cdef double u[LANES]
+    cdef double w[LANES]
+    cdef double v
+    cdef Py_ssize_t i, m = n - n % LANES
+    cdef int j
+    for j in range(LANES):
+        s[j] = 0.0
+        u[j] = 0.0
+        w[j] = 0.0
+    for i in range(0, m, 16):
+        for j in range(LANES):
+            v = <double>d[i + j]
+            s[j] += v * <double>hd[i + j]
+            u[j] += v * <double>p[i + j]
+            w[j] += v * v
+    for i in range(m, n):
+        v = <double>d[i]
+        s[i - m] += v * <double>hd[i]
+        u[i - m] += v * <double>p[i]
+        w[i - m] += v * v
+    pd[0] = _fold(u)
+    dd[0] = _fold(w)
+    return _fold(s)
+
+
+cdef inline double _cg_update(floating* p, floating* r, const floating* d, const floating* hd,
+                              double alpha, Py_ssize_t n, double* pp) noexcept nogil:
+    """p += alpha d, r += alpha hd; returns r.r (and p.p in ``pp`` unless NULL), one pass."""
+    cdef double s[LANES]
+    cdef double u[LANES]
+    cdef floating pv, rv
+    cdef Py_ssize_t i, m = n - n % LANES
+    cdef int j
+    for j in range(LANES):
+        s[j] = 0.0
+        u[j] = 0.0
+    for i in range(0, m, 16):
+        for j in range(LANES):
+            pv = <floating>(p[i + j] + alpha * d[i + j])
+            rv = <floating>(r[i + j] + alpha * hd[i + j])
+            p[i + j] = pv
+            r[i + j] = rv
+            s[j] += <double>rv * <double>rv
+            u[j] += <double>pv * <double>pv
+    for i in range(m, n):
+        pv = <floating>(p[i] + alpha * d[i])
+        rv = <floating>(r[i] + alpha * hd[i])
+        p[i] = pv
+        r[i] = rv
+        s[i - m] += <double>rv * <double>rv
+        u[i - m] += <double>pv * <double>pv
+    if pp != NULL:
+        pp[0] = _fold(u)
+    return _fold(s)
+
+
+cdef inline double _cg_model(const floating* g, const floating* p, const floating* r,
+                            const floating* hd, double tau, Py_ssize_t n) noexcept nogil:
+    """g.p + p.(r - g + tau hd) / 2: the model value of a CG iterate (H p = r - g)."""
+    cdef double s[LANES]
+    cdef double gv, pv
+    cdef Py_ssize_t i, m = n - n % LANES
+    cdef int j
+    for j in range(LANES):
+        s[j] = 0.0
+    for i in range(0, m, 16):
+        for j in range(LANES):
+            gv = <double>g[i + j]
+            pv = <double>p[i + j]
+            s[j] += gv * pv + 0.5 * pv * (<double>r[i + j] - gv + tau * <double>hd[i + j])
+    for i in range(m, n):
+        gv = <double>g[i]
+        pv = <double>p[i]
+        s[i - m] += gv * pv + 0.5 * pv * (<double>r[i] - gv + tau * <double>hd[i])
+    return _fold(s)
+
+
 cdef inline double _asum_sq(const floating* a, Py_ssize_t n, double* sq) noexcept nogil:
     """sum |a_i| (returned) and sum a_i^2 (in ``sq``) in one pass."""
     cdef double s[LANES]
@@ -295,6 +376,16 @@ cdef class _Hess:
 
     cdef object apply(self, object d):
         raise NotImplementedError
+
+    cdef int nonfinite(self, object hd) except -1:
+        """Called by a kernel whose curvature ``d^T (H d)`` came out non-finite: raise
+        if the product ``hd`` has a non-finite entry (for a finite ``d``, an inf or
+        NaN in ``H d`` always makes that dot product non-finite, so the kernels
+        test the product through it instead of in a pass of its own); a finite
+        product whose dot overflowed passes."""
+        if not _vec_finite(<cnp.ndarray>hd):
+            raise ValueError("hessp returned non-finite values")
+        return 0
 
 
 cdef class _PyHess(_Hess):
@@ -496,10 +587,8 @@ cdef class Problem(_Hess):
             else:
                 out = self.hp(self.xh, d, *self.args)
             self.nhev += 1
-            a = _as_vector(out, self.n, self.typenum, "hessp")
-            if not _vec_finite(a):
-                raise ValueError("hessp returned non-finite values")
-            return a
+            # finiteness: tested by the kernels through d^T (H d) (see _Hess.nonfinite)
+            return _as_vector(out, self.n, self.typenum, "hessp")
         if self.hmode == 1:
             return _as_vector(self.hop.matvec(d), self.n, self.typenum, "hess")
         # SciPy's approx_fhess_p: forward difference with the absolute step eps
@@ -566,6 +655,8 @@ cdef int _cg_newton(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, 
         Hd = <floating*>cnp.PyArray_DATA(<cnp.ndarray>Hd_o)
         k += 1
         dHd = _dot(d, Hd, n)
+        if not isfinite(dHd):
+            H.nonfinite(Hd_o)
         if dHd <= 0.0:
             if k == 1:
                 for i in range(n):
@@ -573,10 +664,7 @@ cdef int _cg_newton(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, 
             status = C_NEGATIVE
             break
         alpha = rr / dHd
-        for i in range(n):
-            p[i] = <floating>(p[i] + alpha * d[i])
-            r[i] = <floating>(r[i] + alpha * Hd[i])
-        rr_new = _nrm2sq(r, n)
+        rr_new = _cg_update(p, r, d, Hd, alpha, n, NULL)
         rn = _asum(r, n) if l1 else sqrt(rr_new)
         if rn <= tol:
             status = C_CONVERGED
@@ -630,6 +718,7 @@ cdef int _steihaug(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, f
     cdef floating* Hd
     cdef Py_ssize_t i, k = 0
     cdef double rr, rr_new, dHd, alpha = 0.0, beta, tau = 0.0, tau2, m1, m2, rd, zz, t
+    cdef double pp = 0.0, pd, dd
     cdef int status = C_MAXITER, event
     hits[0] = False
     model[0] = 0.0
@@ -645,7 +734,9 @@ cdef int _steihaug(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, f
         Hd_o = H.apply(d_arr)
         Hd = <floating*>cnp.PyArray_DATA(<cnp.ndarray>Hd_o)
         k += 1
-        dHd = _dot(d, Hd, n)
+        dHd = _dot3(d, Hd, p, n, &pd, &dd)
+        if not isfinite(dHd):
+            H.nonfinite(Hd_o)
         event = 0
         if dHd <= 0.0:
             # m(z + tau d) - m(z) = tau r.d + tau^2 dHd / 2 ; take the better root
@@ -659,27 +750,20 @@ cdef int _steihaug(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, f
             event = 1
         else:
             alpha = rr / dHd
-            # ||p + alpha d|| >= radius ?
-            zz = _shifted_nrm2sq(p, alpha, d, n)
+            # ||p + alpha d||^2 >= radius^2 ?  (from p.p, p.d, d.d of this pass)
+            zz = pp + alpha * (2.0 * pd + alpha * dd)
             if zz >= radius * radius:
                 tau = _boundary_tau(p, d, n, radius, True)
                 event = 2
         if event != 0:
             # p <- z + tau d ; H p = (r - g) + tau H d
-            m1 = 0.0
             for i in range(n):
                 p[i] = <floating>(p[i] + tau * d[i])
-            for i in range(n):
-                m1 += <double>g[i] * p[i] + 0.5 * <double>p[i] * (
-                    <double>r[i] - <double>g[i] + tau * <double>Hd[i])
             hits[0] = True
-            model[0] = m1
+            model[0] = _cg_model(g, p, r, Hd, tau, n)
             iters[0] = k
             return C_NEGATIVE if event == 1 else C_BOUNDARY
-        for i in range(n):
-            p[i] = <floating>(p[i] + alpha * d[i])
-            r[i] = <floating>(r[i] + alpha * Hd[i])
-        rr_new = _nrm2sq(r, n)
+        rr_new = _cg_update(p, r, d, Hd, alpha, n, &pp)
         if sqrt(rr_new) <= tol:
             status = C_CONVERGED
             break
@@ -688,10 +772,7 @@ cdef int _steihaug(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, f
         for i in range(n):
             d[i] = <floating>(-r[i] + beta * d[i])
     # m(z) = g.z + z.(r - g)/2
-    m1 = 0.0
-    for i in range(n):
-        m1 += <double>g[i] * p[i] + 0.5 * <double>p[i] * (<double>r[i] - <double>g[i])
-    model[0] = m1
+    model[0] = _cg_model(g, p, r, r, 0.0, n)
     iters[0] = k
     return status
 
@@ -1146,6 +1227,8 @@ cdef int _gltr_solve(Lanczos lz, _Hess H, double radius, double tol, Py_ssize_t 
         calls += 1
         start_block = (k == 0) or b[k - 1] == 0.0
         alpha = _dot(&Q[k * n], Hq, n)
+        if not isfinite(alpha):
+            H.nonfinite(Hq_o)
         for i in range(n):
             w[i] = <floating>(Hq[i] - alpha * Q[k * n + i])
         if k > 0 and not start_block:
