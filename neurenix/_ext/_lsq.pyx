@@ -16,6 +16,10 @@ What is here
   QR factor (section 3), and the trust-region update of section 4.  The loop calls
   Python only to evaluate the residuals, the Jacobian (or the residuals at the
   finite-difference points) and the user's callback.
+* :func:`trf_solve` — the trust-region reflective loop (Branch, Coleman & Li 1999)
+  for dense Jacobians: bounds by Coleman-Li scaling and reflection, robust losses,
+  ``x_scale``; Python only for residuals, Jacobian, loss and callback.
+* :func:`gn_solve` — the Gauss-Newton loop with an Armijo line search.
 * :func:`qr_lstsq` — minimum-norm-ish least squares ``min ||J p + f||`` by pivoted QR
   with a rank cut (the Gauss-Newton step).
 * :func:`lm_step` — one Levenberg-Marquardt parameter search on a given ``J, f, D,
@@ -549,6 +553,7 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A,
     cdef double* dst
     cdef double* dst2
     cdef double e
+    cdef Py_ssize_t i0, i1
     if _plain(v, 2):
         J = <cnp.ndarray> v
     else:
@@ -561,20 +566,24 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A,
     elif cnp.PyArray_ISCARRAY_RO(J) and cnp.PyArray_TYPE(J) == cnp.NPY_DOUBLE:
         src = <const double*> cnp.PyArray_DATA(J)
         with nogil:
-            if B == NULL:
+            # transpose in tiles of 32 rows, so that a tile of the source stays in
+            # cache while its columns are written
+            i0 = 0
+            while i0 < m:
+                i1 = i0 + 32 if i0 + 32 < m else m
                 for j in range(n):
                     dst = A + j * m
-                    for i in range(m):
-                        dst[i] = src[i * n + j]
-            else:
-                for j in range(n):
-                    dst = A + j * m
-                    dst2 = B + j * m
-                    for i in range(m):
-                        e = src[i * n + j]
-                        dst[i] = e
-                        dst2[i] = e
-                B = NULL
+                    if B == NULL:
+                        for i in range(i0, i1):
+                            dst[i] = src[i * n + j]
+                    else:
+                        dst2 = B + j * m
+                        for i in range(i0, i1):
+                            e = src[i * n + j]
+                            dst[i] = e
+                            dst2[i] = e
+                i0 = i1
+            B = NULL
     else:
         Jv = J
         for j in range(n):

@@ -21,13 +21,18 @@ Algorithms
     Trust-region reflective for bound constraints (M. A. Branch, T. F. Coleman and
     Y. Li, "A subspace, interior, and conjugate gradient method for large-scale
     bound-constrained minimization problems", SIAM J. Sci. Comput. 21(1), 1999):
-    Coleman-Li scaling ``v(x)``, the augmented trust-region subproblem solved by
-    Moré's LM-parameter search (the same Cython kernel as ``"lm"``), reflection of
-    the step on the first bound it hits, and the choice between the truncated,
-    reflected and Cauchy steps by the quadratic model.  A sparse matrix or
-    ``LinearOperator`` Jacobian switches the subproblem to LSMR (Fong & Saunders
-    2011, ``scipy.sparse.linalg.lsmr``) for the Gauss-Newton direction and a
-    2-D subspace trust-region solve (Byrd, Schnabel & Shultz 1988).
+    Coleman-Li scaling ``v(x)`` (in units of ``x_scale`` where a bound is active,
+    as SciPy), the augmented trust-region subproblem solved by Moré's LM-parameter
+    search, reflection of the step on the first bound it hits, and the choice
+    between the truncated, reflected and Cauchy steps by the quadratic model.  For
+    dense Jacobians the whole loop runs in Cython
+    (:func:`neurenix._ext._lsq.trf_solve`; the augmented matrix is factored once per
+    Jacobian and reused for every radius); Python is called for the residuals, the
+    Jacobian, the loss and the callback.  A sparse matrix or ``LinearOperator``
+    Jacobian runs the same iteration in Python (:func:`_solve_trf_py`) with the
+    subproblem by LSMR (Fong & Saunders 2011, ``scipy.sparse.linalg.lsmr``) for the
+    Gauss-Newton direction and a 2-D subspace trust-region solve (Byrd, Schnabel &
+    Shultz 1988).
 
 Robust losses follow SciPy's conventions: ``rho(z)`` with ``z = (f / f_scale)**2``,
 cost ``0.5 * f_scale**2 * sum(rho(z))``, and the IRLS-style rescaling of residuals
