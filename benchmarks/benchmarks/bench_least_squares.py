@@ -95,3 +95,30 @@ class LeastSquaresPeaks:
 
     def time_fit(self, method, impl):
         IMPL[impl](self.f, self.p0, jac=self.J, method=method)
+
+
+class LeastSquaresBoundedTRF:
+    """trf with bounds (two active at the solution), a robust loss and x_scale:
+    3 parameters x 1000 points, analytic Jacobian."""
+    params = (["linear", "soft_l1"], [1.0, "jac"], ["neurenix", "scipy"])
+    param_names = ["loss", "x_scale", "impl"]
+
+    def setup(self, loss, x_scale, impl):
+        rng = np.random.default_rng(0)
+        t = np.linspace(0, 5, 1000)
+        y = 3.0 * np.exp(-1.2 * t) + 0.4 + 0.01 * rng.standard_normal(t.size)
+        y[::50] += 1.0
+        self.f = lambda p: p[0] * np.exp(-p[1] * t) + p[2] - y
+
+        def J(p):
+            e = np.exp(-p[1] * t)
+            return np.column_stack((e, -p[0] * t * e, np.ones_like(t)))
+        self.J = J
+        self.kw = dict(bounds=([0.0, 1.5, -1.0], [2.5, 5.0, 1.0]), method="trf", loss=loss,
+                       f_scale=0.1, x_scale=x_scale)
+
+    def time_fit(self, loss, x_scale, impl):
+        IMPL[impl](self.f, [1.0, 2.0, 0.0], jac=self.J, **self.kw)
+
+    def track_nfev(self, loss, x_scale, impl):
+        return IMPL[impl](self.f, [1.0, 2.0, 0.0], jac=self.J, **self.kw).nfev
