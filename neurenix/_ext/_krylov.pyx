@@ -1724,16 +1724,17 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
                 lam_lb = t
             if lam > lam_lb:
                 lam_lb = lam
+            if lam_ub <= lam_lb:
+                # the interval closed on a point where H + lam I is singular (e.g.
+                # g = 0 and a diagonal H, whose Gershgorin bound is -lambda_min):
+                # reopen it just above, where the factorization succeeds
+                ss = lam_lb if lam_lb > s.hinf else s.hinf
+                lam_ub = lam_lb + 1e-8 * (ss if ss > 1e-300 else 1.0)
             lam = _safeguard(lam_lb, lam_ub, s.theta)
-    if not done:
-        # out of iterations: the last step, kept inside the region; without one, the
-        # Cauchy point (the model's minimizer along -g within the region)
-        if have_p:
-            pn = sqrt(_nrm2sq(p, n))
-            if pn > radius:
-                for i in range(n):
-                    p[i] = <floating>(p[i] * (radius / pn))
-        else:
+    if not done and not have_p:
+        # out of iterations without any step (every factorization failed; SciPy
+        # fails there): the Cauchy point, the model's minimizer along -g in the region
+        if True:
             quad = _quad_form(H, g, n)
             t = radius / gn if gn > 0.0 else 0.0
             if quad > 0.0 and gn * gn / quad < t:

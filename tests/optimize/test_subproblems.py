@@ -283,3 +283,50 @@ def test_dense_bounds_formula(dtype):
     assert hnorm == pytest.approx(min(np.abs(Hd).sum(axis=0).max(), np.linalg.norm(Hd)),
                                   rel=1e-12)
     assert mind == pytest.approx(d.min())
+
+
+def test_exact_zero_gradient_indefinite():
+    # g = 0, H indefinite: the step is radius times the eigenvector of lambda_min
+    # (the branch for a gradient below the rounding level of H)
+    H = np.diag([1.0, -2.0, 3.0])
+    g = np.zeros(3)
+    ex = ExactMoreSorensen(np.zeros(3), 0.0, g, _Hop(H), k_easy=1e-10, k_hard=1e-10, maxiter=200)
+    p, hits = ex.solve(0.5)
+    assert hits and np.linalg.norm(p) == pytest.approx(0.5, rel=1e-8)
+    assert model(H, g, p) == pytest.approx(-2.0 * 0.25 / 2, rel=1e-6)
+    assert ex.model_value == pytest.approx(model(H, g, p), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["pd", "indefinite", "hard"])
+def test_dense_subproblem_float32(kind):
+    # float32 LAPACK path: the same step as float64 to single precision
+    rng = np.random.default_rng(11)
+    H, g = random_problem(rng, 10, kind)
+    radius = 1.5
+    ds64 = _krylov.DenseSubproblem(10, np.float64)
+    ds64.set_point(np.ascontiguousarray(H), g)
+    ds32 = _krylov.DenseSubproblem(10, np.float32)
+    ds32.set_point(np.ascontiguousarray(H, dtype=np.float32), g.astype(np.float32))
+    p64, h64, m64 = ds64.solve(radius)
+    p32, h32, m32 = ds32.solve(radius)
+    assert p32.dtype == np.float32
+    assert np.linalg.norm(p32) <= radius * 1.1 * (1 + 1e-6)
+    assert m32 == pytest.approx(m64, rel=1e-3, abs=1e-5)
+
+
+def test_dense_subproblem_rejects_bad_input():
+    ds = _krylov.DenseSubproblem(3, np.float64)
+    with pytest.raises(ValueError, match="set_point"):
+        ds.solve(1.0)
+    with pytest.raises(ValueError, match="H must"):
+        ds.set_point(np.eye(4), np.ones(3))
+    H = np.eye(3)
+    H[0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        ds.set_point(H, np.ones(3))
+    ds.set_point(np.eye(3), np.ones(3))
+    with pytest.raises(ValueError, match="radius"):
+        ds.solve(0.0)
+    # dogleg on an indefinite matrix: None (the loop reports Status.INDEFINITE)
+    ds.set_point(np.diag([1.0, -1.0, 2.0]), np.ones(3))
+    assert ds.solve(1.0, True) is None
