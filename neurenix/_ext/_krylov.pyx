@@ -359,6 +359,38 @@ cdef bint _mat_finite(cnp.ndarray a):
     return ok
 
 
+cdef double _asym(const floating* H, Py_ssize_t n, double* amax) noexcept nogil:
+    """max_ij |H_ij - H_ji| (returned) and max_ij |H_ij| (in ``amax``)."""
+    cdef Py_ssize_t i, j
+    cdef double d, s = 0.0, m = 0.0, v
+    for i in range(n):
+        for j in range(n):
+            v = fabs(<double>H[i * n + j])
+            m = v if v > m else m
+            d = fabs(<double>H[i * n + j] - <double>H[j * n + i])
+            s = d if d > s else s
+    amax[0] = m
+    return s
+
+
+cdef int _check_symmetric(cnp.ndarray a) except -1:
+    """The symmetry test of ``check_hessian_matrix`` (the first point's), in C:
+    ``max |H - H^T| <= 100 sqrt(eps) max(1, max |H|)``."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0)
+    cdef double amax = 0.0, asym, eps
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        eps = 2.220446049250313e-16
+        with nogil:
+            asym = _asym(<double*>cnp.PyArray_DATA(a), n, &amax)
+    else:
+        eps = 1.1920928955078125e-07
+        with nogil:
+            asym = _asym(<float*>cnp.PyArray_DATA(a), n, &amax)
+    if asym > 100.0 * sqrt(eps) * (amax if amax > 1.0 else 1.0):
+        raise ValueError(f"hess must return a symmetric matrix (max |H - H^T| = {asym:.3g})")
+    return 0
+
+
 cdef inline cnp.ndarray _copy(cnp.ndarray a):
     return <cnp.ndarray>cnp.PyArray_NewCopy(a, cnp.NPY_CORDER)
 
@@ -556,13 +588,15 @@ cdef class Problem(_Hess):
             return <cnp.ndarray>self.hop.dense()
         H = self._call(self.hessfn, _copy(x))
         self.nhev += 1
-        if not first and cnp.PyArray_Check(H):
+        if cnp.PyArray_Check(H):
             a = <cnp.ndarray>H
             if (cnp.PyArray_TYPE(a) == self.typenum and cnp.PyArray_NDIM(a) == 2
                     and cnp.PyArray_DIM(a, 0) == self.n and cnp.PyArray_DIM(a, 1) == self.n
                     and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-                if check_finite and not _mat_finite(a):
+                if (check_finite or first) and not _mat_finite(a):
                     raise ValueError("hess returned non-finite values")
+                if first:
+                    _check_symmetric(a)
                 return a
         hop = self.dense_fallback(H, first)
         a = <cnp.ndarray>hop.dense()
@@ -1976,17 +2010,9 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
     cdef bint hits, got_g
     cdef int status = S_RUNNING
     cdef Lanczos lz = None
+    cdef bint fresh = True, first = True
     sub = None
     gn = sqrt(_nrm2sq(g, n))
-    if gn >= gtol:
-        if kind >= 3:
-            ds.set_point(prob.dense_at(x_arr, True), g_arr)
-        else:
-            prob.at(x_arr, g_arr, True)
-        if kind == 1:
-            lz = Lanczos(g_arr)
-        elif kind == 2:
-            sub = factory(_copy(x_arr), f, _copy(g_arr), prob.hop)
     while True:
         if gn < gtol:
             status = S_GTOL
@@ -1998,6 +2024,24 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
         if radius <= eps * (xn if xn > 1.0 else 1.0):
             status = S_TRUST_RADIUS
             break
+        if fresh:
+            # a new point: Hessian access made here, once the stopping tests have
+            # passed (no Hessian is evaluated at a point where the run ends)
+            if kind >= 3:
+                # set_point raises on a non-finite H (found in its one pass over H)
+                ds.set_point(prob.dense_at(x_arr, first, first), g_arr)
+            else:
+                prob.at(x_arr, g_arr, first)
+            if kind == 1:
+                if lz is None:
+                    lz = Lanczos(g_arr)
+                else:
+                    lz.reset(g_arr)
+            elif kind == 2:
+                sub = None
+                sub = factory(_copy(x_arr), f, _copy(g_arr), prob.hop)
+            fresh = False
+            first = False
         # ---- subproblem
         if kind == 0:
             tol = (0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn
@@ -2049,17 +2093,7 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
             gn = sqrt(_nrm2sq(g, n))
             if allvecs is not None:
                 allvecs.append(_copy(x_arr))
-            if gn >= gtol:
-                if kind >= 3:
-                    # set_point raises on a non-finite H (found in its one pass over H)
-                    ds.set_point(prob.dense_at(x_arr, False, False), g_arr)
-                else:
-                    prob.at(x_arr, g_arr, False)
-                if kind == 1:
-                    lz.reset(g_arr)
-                elif kind == 2:
-                    sub = None
-                    sub = factory(_copy(x_arr), f, _copy(g_arr), prob.hop)
+            fresh = True
         if driver is not None:
             st = driver.iteration(k, x_arr, f, g_arr, step=sqrt(_nrm2sq(p, n)),
                                   trust_radius=radius)
