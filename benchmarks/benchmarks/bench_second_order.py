@@ -3,7 +3,8 @@ implementation is a parameter, so both appear in the same run and table).
 
 Run from ``benchmarks/``: ``asv run --python=same -b SecondOrder``.
 ``time_minimize`` is the wall time on the Rosenbrock function (hessp given;
-hess for trust-exact), ``track_nit``/``track_nhev`` the iterations and Hessian
+hess for trust-exact; dogleg, which needs a positive definite Hessian, on the
+strictly convex ``sum(exp(x) - x) + |diff(x)|^2 / 2`` with hess), ``track_nit``/``track_nhev`` the iterations and Hessian
 products (algorithmic quality).  The overhead-per-iteration table is
 ``benchmarks/compare_second_order.py``.
 """
@@ -17,27 +18,55 @@ from neurenix.optimize import minimize
 IMPL = {"neurenix": minimize, "scipy": scipy.optimize.minimize}
 
 
+def _convex(x):
+    d = np.diff(x)
+    return float(np.sum(np.exp(x) - x) + 0.5 * d @ d)
+
+
+def _convex_grad(x):
+    g = np.exp(x) - 1.0
+    d = np.diff(x)
+    g[:-1] -= d
+    g[1:] += d
+    return g
+
+
+def _convex_hess(x):
+    n = x.size
+    H = np.diag(np.exp(x) + 2.0)
+    H[0, 0] -= 1.0
+    H[-1, -1] -= 1.0
+    i = np.arange(n - 1)
+    H[i, i + 1] = H[i + 1, i] = -1.0
+    return H
+
+
 class SecondOrderRosenbrock:
-    params = (["Newton-CG", "trust-ncg", "trust-krylov", "trust-exact"], [10, 100, 1000],
+    params = (["Newton-CG", "trust-ncg", "trust-krylov", "trust-exact", "dogleg"], [10, 100, 1000],
               ["neurenix", "scipy"])
     param_names = ["method", "n", "impl"]
 
     def setup(self, method, n, impl):
-        if method == "trust-exact" and n > 100:
+        if method in ("trust-exact", "dogleg") and n > 100:
             raise NotImplementedError
         warnings.simplefilter("ignore")
         self.x0 = np.full(n, -1.2)
         self.x0[1::2] = 1.0
+        self.fun = scipy.optimize.rosen
         self.kw = dict(jac=scipy.optimize.rosen_der)
-        if method == "trust-exact":
+        if method == "dogleg":
+            self.fun = _convex
+            self.x0 = np.linspace(-2.0, 3.0, n)
+            self.kw = dict(jac=_convex_grad, hess=_convex_hess)
+        elif method == "trust-exact":
             self.kw["hess"] = scipy.optimize.rosen_hess
         else:
             self.kw["hessp"] = scipy.optimize.rosen_hess_prod
         self.f = IMPL[impl]
-        self.res = self.f(scipy.optimize.rosen, self.x0, method=method, **self.kw)
+        self.res = self.f(self.fun, self.x0, method=method, **self.kw)
 
     def time_minimize(self, method, n, impl):
-        self.f(scipy.optimize.rosen, self.x0, method=method, **self.kw)
+        self.f(self.fun, self.x0, method=method, **self.kw)
 
     def track_nit(self, method, n, impl):
         return int(self.res.nit)

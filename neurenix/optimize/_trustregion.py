@@ -35,6 +35,11 @@ __all__ = ["trust_region_loop", "check_trust_options", "update_radius"]
 
 
 def _real(name, value):
+    if type(value) is float or type(value) is int:      # the common case, without ABC checks
+        v = float(value)
+        if math.isnan(v):
+            raise ValueError(f"{name} must not be NaN")
+        return v
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     v = float(value)
