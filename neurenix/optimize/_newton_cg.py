@@ -10,7 +10,9 @@ the first CG step); then a strong-Wolfe line search from the unit step.
 
 The small-step test is verified before it ends a run: the Newton system at
 the new point is re-solved to ``1e-8 ||g||`` and the run stops only if that
-accurate step, found on positive curvature, is small too.
+accurate step, found on positive curvature, is small too; that last step is
+then taken (one more ``fun``/``jac`` evaluation, kept only if ``f`` does not
+increase), so the point returned is closer to the minimizer than ``xtol``.
 
 Stopping (deliberately stricter than SciPy's): success is reported when
 ``max|g_i| <= gtol``, or when the step is small (SciPy's test ``mean|x_{k+1} -

@@ -134,3 +134,19 @@ def test_float32_newton_cg():
                  method="Newton-CG", options={"gtol": 1e-3})
     assert r.x.dtype == np.float32 and r.jac.dtype == np.float32
     np.testing.assert_allclose(r.x, np.ones(4), atol=1e-2)
+
+
+@pytest.mark.parametrize("xtol", [1e-2, 1e-3])
+def test_xtol_stop_takes_the_confirming_newton_step(xtol):
+    # the small accurate Newton step that confirms the xtol stop is taken (when it
+    # does not raise f): the point returned is much closer to the minimizer than
+    # the one before it, and closer than xtol itself
+    x0 = rosen_x0(10)
+    r = minimize(so.rosen, x0, jac=so.rosen_der, hess=so.rosen_hess, method="Newton-CG",
+                 options={"xtol": xtol, "gtol": 0.0, "return_all": True})
+    assert r.status == Status.XTOL and r.success
+    last, prev = r.allvecs[-1], r.allvecs[-2]
+    np.testing.assert_array_equal(last, r.x)
+    assert np.abs(last - 1).max() < 0.2 * np.abs(prev - 1).max()
+    assert np.abs(last - 1).max() < 0.1 * xtol
+    assert r.fun <= so.rosen(prev)
