@@ -7,11 +7,10 @@ Two levels live here.
 Optimization*, 2nd ed., Algorithm 4.1) and :func:`newton_cg` (N&W
 Algorithm 7.1 with the Moré-Thuente strong-Wolfe search of
 :mod:`neurenix._ext._linesearch`) -- run the whole iteration in C.  They call
-Python only to evaluate the user's ``fun``/``jac``/``hessp`` (through
-:class:`Problem`, which validates what comes back), for the dense
-subproblems of ``trust-exact``/``dogleg`` (Python objects around LAPACK), and,
-when a callback/``disp``/``maxtime`` is set, once per iteration to report to
-the driver.  Work vectors are allocated once per run.
+Python only to evaluate the user's ``fun``/``jac``/``hessp``/``hess``
+(through :class:`Problem`, which validates what comes back) and, when a
+callback/``disp``/``maxtime`` is set, once per iteration to report to the
+driver.  Work vectors are allocated once per run.
 
 *Inner loops* -- typed kernels on raw pointers, ``noexcept nogil`` for the
 vector arithmetic; the only Python call inside them is the Hessian-vector
@@ -32,9 +31,10 @@ product:
   LDL^T factorizations, the smallest eigenvalue by Sturm-sequence bisection,
   safeguarded Newton on the secular equation ``1/||h(lam)|| = 1/radius``
   (Moré & Sorensen, SIAM J. Sci. Stat. Comput. 4(3), 1983), hard case included.
-* :func:`chol_shifted`, :func:`chol_solve`, :func:`tri_solve` -- LAPACK
-  ``?potrf``/``?potrs``/``?trtrs`` through ``scipy.linalg.cython_lapack`` for
-  the dense Moré-Sorensen solver of ``trust-exact``.
+* :class:`DenseSubproblem` -- the dense solvers of ``trust-exact``
+  (Moré-Sorensen, hard case included) and ``dogleg``, compiled: LAPACK
+  ``?potrf`` (``scipy.linalg.cython_lapack``) and BLAS ``?trsv``
+  (``scipy.linalg.cython_blas``) under ``nogil``, all storage allocated once.
 
 Dot products accumulate in double for both float32 and float64 vectors.  The
 vector loops do not release the GIL explicitly: between two Python calls
@@ -46,7 +46,7 @@ from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cython cimport floating
 from libc.math cimport sqrt, fabs, isfinite, INFINITY
 from libc.string cimport memcpy
-from scipy.linalg.cython_lapack cimport dpotrf, spotrf, dpotrs, spotrs, dtrtrs, strtrs
+from scipy.linalg.cython_lapack cimport dpotrf, spotrf
 from scipy.linalg.cython_blas cimport dtrsv, strsv
 
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
@@ -1396,96 +1396,6 @@ def _generic_unit(Q_arr, Py_ssize_t k):
 
 
 # --------------------------------------------------------------------------
-# dense Cholesky helpers (trust-exact, dogleg)
-# --------------------------------------------------------------------------
-def chol_shifted(const floating[:, ::1] H, double lam, floating[::1, :] L):
-    """``L <- cholesky(H + lam I)`` (lower triangle, Fortran order) by ``?potrf``.
-
-    Returns LAPACK's ``info``: 0 on success, ``k > 0`` when the leading minor
-    of order ``k`` is not positive definite.
-    """
-    cdef int n = <int>H.shape[0], info = 0, i, j
-    if H.shape[1] != n or L.shape[0] != n or L.shape[1] != n:
-        raise ValueError("H and L must be square of the same size")
-    if n == 0:
-        return 0
-    with nogil:
-        for j in range(n):
-            for i in range(j, n):
-                L[i, j] = H[i, j]
-            L[j, j] = <floating>(L[j, j] + lam)
-        if floating is double:
-            dpotrf(b"L", &n, &L[0, 0], &n, &info)
-        else:
-            spotrf(b"L", &n, &L[0, 0], &n, &info)
-    return info
-
-
-def dense_bounds(const floating[:, ::1] H):
-    """Moré-Sorensen safeguards of a symmetric ``H`` in one pass: Gershgorin bounds
-    ``lo <= lambda_min``, ``hi >= lambda_max``, ``min(||H||_1, ||H||_F)`` and the
-    smallest diagonal entry.  Returns ``(lo, hi, hnorm, min_diag)``."""
-    cdef Py_ssize_t n = H.shape[0], i, j
-    cdef double lo = INFINITY, hi = -INFINITY, fro = 0.0, one = 0.0, mind = INFINITY
-    cdef double r, c, v, dg
-    if H.shape[1] != n:
-        raise ValueError("H must be square")
-    if n == 0:
-        return 0.0, 0.0, 0.0, 0.0
-    with nogil:
-        for i in range(n):
-            r = 0.0
-            c = 0.0
-            for j in range(n):
-                v = fabs(<double>H[i, j])
-                r += v
-                fro += v * v
-                c += fabs(<double>H[j, i])
-            dg = H[i, i]
-            r -= fabs(dg)
-            if dg - r < lo:
-                lo = dg - r
-            if dg + r > hi:
-                hi = dg + r
-            if c > one:
-                one = c
-            if dg < mind:
-                mind = dg
-    fro = sqrt(fro)
-    return lo, hi, (one if one < fro else fro), mind
-
-
-def chol_solve(floating[::1, :] L, floating[::1] b):
-    """``b <- (L L^T)^{-1} b`` in place by ``?potrs``."""
-    cdef int n = <int>L.shape[0], one = 1, info = 0
-    if b.shape[0] != n or L.shape[1] != n:
-        raise ValueError("size mismatch")
-    if n == 0:
-        return
-    with nogil:
-        if floating is double:
-            dpotrs(b"L", &n, &one, &L[0, 0], &n, &b[0], &n, &info)
-        else:
-            spotrs(b"L", &n, &one, &L[0, 0], &n, &b[0], &n, &info)
-
-
-def tri_solve(floating[::1, :] L, floating[::1] b, bint trans=False):
-    """``b <- L^{-1} b`` (or ``L^{-T} b``) in place by ``?trtrs``."""
-    cdef int n = <int>L.shape[0], one = 1, info = 0
-    cdef char* tr = b"T" if trans else b"N"
-    if b.shape[0] != n or L.shape[1] != n:
-        raise ValueError("size mismatch")
-    if n == 0:
-        return 0
-    with nogil:
-        if floating is double:
-            dtrtrs(b"L", tr, b"N", &n, &one, &L[0, 0], &n, &b[0], &n, &info)
-        else:
-            strtrs(b"L", tr, b"N", &n, &one, &L[0, 0], &n, &b[0], &n, &info)
-    return info
-
-
-# --------------------------------------------------------------------------
 # dense subproblems: Moré-Sorensen (trust-exact) and dogleg, compiled
 # --------------------------------------------------------------------------
 cdef struct DenseState:
@@ -1984,6 +1894,23 @@ cdef int _ds_solve(DenseSubproblem ds, floating* p, double radius, bint dogleg, 
         else:
             r = _more_sorensen(H, L, g, n, &ds.s, radius, p, wk, wk + n, acc, hits, model)
     return r
+
+
+def dense_bounds(const floating[:, ::1] H):
+    """Moré-Sorensen safeguards of a symmetric ``H`` in one pass (those
+    :class:`DenseSubproblem` uses): Gershgorin bounds ``lo <= lambda_min``,
+    ``hi >= lambda_max``, ``min(||H||_inf, ||H||_F)`` and the smallest diagonal
+    entry.  Returns ``(lo, hi, hnorm, min_diag)``."""
+    cdef Py_ssize_t n = H.shape[0]
+    cdef DenseState s
+    if H.shape[1] != n:
+        raise ValueError("H must be square")
+    if n == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    with nogil:
+        _dense_bounds(&H[0, 0], n, &s)
+    return s.glo, s.ghi, (s.hinf if s.hinf < s.hfro else s.hfro), s.mindiag
+
 
 
 # --------------------------------------------------------------------------
