@@ -635,8 +635,11 @@ cdef class Problem(_Hess):
         return a
 
     def hessp(self, d):
-        """``H @ d`` at the current point (Python face of :meth:`apply`)."""
-        return self.apply(d)
+        """``H @ d`` at the current point (Python face of :meth:`apply`, with the
+        finiteness test the kernels make through ``d^T (H d)``)."""
+        out = self.apply(d)
+        self.nonfinite(out)
+        return out
 
 
 cdef double _boundary_tau(const floating* z, const floating* d, Py_ssize_t n,
