@@ -263,6 +263,106 @@ def bounds_kind(lb, ub):
     return 0 if not (k & 1) else (2 if not (k & 2) else 1)
 
 
+cdef int _bound_src(object v, double* tmp, const double** p, Py_ssize_t* step,
+                    Py_ssize_t n):
+    """Where ``prepare_box`` reads one side of the bounds from: a pointer and a
+    stride in doubles.  1 for None (unbounded), 0 for a usable value, -1 when
+    the value needs the general (NumPy) path."""
+    cdef cnp.ndarray a
+    if v is None:
+        return 1
+    if type(v) is float or (type(v) is int and -2**53 <= v <= 2**53):
+        tmp[0] = <double>v
+        p[0] = tmp
+        step[0] = 0
+        return 0
+    if not cnp.PyArray_CheckExact(v):
+        return -1
+    a = <cnp.ndarray>v
+    if cnp.PyArray_TYPE(a) != cnp.NPY_DOUBLE or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        return -1
+    if cnp.PyArray_NDIM(a) == 0 or (cnp.PyArray_NDIM(a) == 1 and cnp.PyArray_DIM(a, 0) == 1):
+        step[0] = 0
+    elif cnp.PyArray_NDIM(a) == 1 and cnp.PyArray_DIM(a, 0) == n:
+        step[0] = 1
+    else:
+        return -1
+    p[0] = <const double*>cnp.PyArray_DATA(a)
+    return 0
+
+
+def prepare_box(lb, ub, cnp.ndarray x0):
+    """Fast path of ``minimize``'s bounds handling for the common inputs.
+
+    ``lb``, ``ub``: None, a Python float/int, or a C-contiguous float64 array
+    of shape (), (1,) or (n,); ``x0``: the validated contiguous 1-D
+    float32/float64 start (modified in place: projected into the bounds).
+    Returns ``(lo, hi, projected)`` (new arrays of x0's dtype, and whether
+    x0 was outside), or None when an input needs the general NumPy path.
+    Raises ``ValueError`` (naming ``bounds``) for a NaN bound or ``lo > hi``,
+    checked on the float64 values as the general path does."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(x0, 0), i, sa = 0, sb = 0
+    cdef double ta = -INFINITY, tb = INFINITY, a, b
+    cdef const double* pa = &ta
+    cdef const double* pb = &tb
+    cdef int ka, kb, typenum = cnp.PyArray_TYPE(x0), out = 0
+    cdef cnp.ndarray lo, hi
+    cdef double* xd
+    cdef float* xf
+    cdef double* lod
+    cdef double* hid
+    cdef float* lof
+    cdef float* hif
+    ka = _bound_src(lb, &ta, &pa, &sa, n)
+    kb = _bound_src(ub, &tb, &pb, &sb, n)
+    if ka < 0 or kb < 0 or cnp.PyArray_NDIM(x0) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(x0):
+        return None
+    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+        return None
+    for i in range(n):
+        a = pa[i * sa]
+        b = pb[i * sb]
+        if a != a or b != b:
+            raise ValueError("bounds must not contain NaN")
+    for i in range(n):
+        a = pa[i * sa]
+        b = pb[i * sb]
+        if a > b:
+            raise ValueError(f"bounds: lower bound {a} > upper bound {b} for variable {i}")
+    lo = cnp.PyArray_EMPTY(1, [n], typenum, 0)
+    hi = cnp.PyArray_EMPTY(1, [n], typenum, 0)
+    if typenum == cnp.NPY_DOUBLE:
+        xd = <double*>cnp.PyArray_DATA(x0)
+        lod = <double*>cnp.PyArray_DATA(lo)
+        hid = <double*>cnp.PyArray_DATA(hi)
+        for i in range(n):
+            a = pa[i * sa]
+            b = pb[i * sb]
+            lod[i] = a
+            hid[i] = b
+            if xd[i] < a:
+                xd[i] = a
+                out = 1
+            elif xd[i] > b:
+                xd[i] = b
+                out = 1
+    else:
+        # bounds rounded to float32 first, x0 compared with (and clipped to) those
+        xf = <float*>cnp.PyArray_DATA(x0)
+        lof = <float*>cnp.PyArray_DATA(lo)
+        hif = <float*>cnp.PyArray_DATA(hi)
+        for i in range(n):
+            lof[i] = <float>pa[i * sa]
+            hif[i] = <float>pb[i * sb]
+            if xf[i] < lof[i]:
+                xf[i] = lof[i]
+                out = 1
+            elif xf[i] > hif[i]:
+                xf[i] = hif[i]
+                out = 1
+    return lo, hi, bool(out)
+
+
 def two_loop(floating[:, ::1] S, floating[:, ::1] Y, const double[::1] rho,
              Py_ssize_t newest, Py_ssize_t count, double gamma, floating[::1] q):
     """In place ``q <- H q``: the L-BFGS inverse-Hessian product (two-loop recursion).

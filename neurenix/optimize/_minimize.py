@@ -50,6 +50,7 @@ import warnings
 
 import numpy as np
 
+from .._ext._lbfgs import prepare_box as _prepare_box
 from ._driver import Driver
 from ._objective import ScalarObjective, as_float_array
 from ._result import OptimizeResult, OptimizeWarning, Status, make_result
@@ -269,6 +270,29 @@ def prepare_bounds(bounds, n, dtype):
     return Bounds(lb.astype(dtype), ub.astype(dtype))
 
 
+def _box(bounds, x0):
+    """``(Bounds, outside)``: the bounds prepared for ``x0`` (see
+    :func:`prepare_bounds`) and whether ``x0`` was outside them; ``x0`` is
+    projected into them in place.  Float bounds (a :class:`Bounds`-like object
+    whose ``lb``/``ub`` are None, Python floats or float64 arrays of shape (),
+    (1,) or (n,)) take one compiled pass (:func:`neurenix._ext._lbfgs.prepare_box`);
+    everything else the NumPy path.  Both give the same arrays and errors."""
+    lb = getattr(bounds, "lb", _NOATTR)
+    ub = getattr(bounds, "ub", _NOATTR)
+    if lb is not _NOATTR and ub is not _NOATTR:
+        out = _prepare_box(lb, ub, x0)
+        if out is not None:
+            return Bounds(out[0], out[1]), out[2]
+    b = prepare_bounds(bounds, x0.size, x0.dtype)
+    outside = bool(np.any(x0 < b.lb) or np.any(x0 > b.ub))
+    if outside:
+        np.clip(x0, b.lb, b.ub, out=x0)
+    return b, outside
+
+
+_NOATTR = object()
+
+
 # ----------------------------------------------------------------- options
 def _is_int(v):
     return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
@@ -373,11 +397,10 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             warnings.warn(f"Method {m.name} cannot handle bounds; they are ignored.",
                           OptimizeWarning, stacklevel=2)
         else:
-            b = prepare_bounds(bounds, x0.size, x0.dtype)
-            if np.any(x0 < b.lb) or np.any(x0 > b.ub):
+            b, outside = _box(bounds, x0)
+            if outside:
                 warnings.warn("Initial guess is not within the specified bounds; it is "
                               "projected onto them.", OptimizeWarning, stacklevel=2)
-                np.clip(x0, b.lb, b.ub, out=x0)
 
     # options: split driver-level ones, warn about unknown ones, map tol
     maxtime = options.pop("maxtime", None)

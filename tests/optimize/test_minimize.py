@@ -84,6 +84,46 @@ def test_bounds_forms_and_projection():
     assert np.all(r.x <= 0.5 + 1e-12) or r.x[2] > 0.5
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lb,ub", [
+    (np.array([-2.0, -np.inf, 0.25, -1e-30]), np.array([0.5, 0.5, np.inf, 1e-30])),
+    (-0.3, 0.7), (np.array([-0.3]), np.array(0.7)), (None, np.full(4, 0.1)),
+    (np.full(4, -1.0), None), (1, 2), (np.zeros(4), np.zeros(4)),
+    (np.array([-2.0, -1e300, -0.1, 0.3], dtype=np.float64), 0.3 + 1e-9)])
+def test_compiled_bounds_path_equals_numpy_path(dtype, lb, ub):
+    # minimize's compiled bounds preparation (float inputs) gives the arrays,
+    # the projected x0 and the warning flag that the general NumPy path gives
+    from neurenix.optimize._minimize import prepare_bounds
+    from neurenix._ext._lbfgs import prepare_box
+    x0 = np.array([3.0, -5.0, 0.2, 1e-31], dtype=dtype)
+    x1 = x0.copy()
+    lo, hi, outside = prepare_box(lb, ub, x1)
+    b = prepare_bounds(Bounds(lb, ub), 4, np.dtype(dtype))
+    assert lo.dtype == hi.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(lo, b.lb)
+    np.testing.assert_array_equal(hi, b.ub)
+    assert outside == bool(np.any(x0 < b.lb) or np.any(x0 > b.ub))
+    np.testing.assert_array_equal(x1, np.clip(x0, b.lb, b.ub))
+
+
+def test_compiled_bounds_path_errors_and_fallback():
+    from neurenix._ext._lbfgs import prepare_box
+    x = np.zeros(3)
+    with pytest.raises(ValueError, match="NaN"):
+        prepare_box(np.array([0.0, np.nan, 0.0]), 1.0, x)
+    with pytest.raises(ValueError, match="lower bound 2.0 > upper bound 1.0 for variable 1"):
+        prepare_box(np.array([0.0, 2.0, 0.0]), 1.0, x)
+    # inputs the NumPy path handles: int arrays, lists, wrong lengths, 2-D
+    for lb in (np.zeros(3, dtype=int), [0.0, 0.0, 0.0], np.zeros(2), np.zeros((3, 1)),
+               np.zeros(6)[::2], True):
+        assert prepare_box(lb, 1.0, x) is None
+    with pytest.raises(ValueError, match="lower bound"):
+        minimize(rosen_chained, X0, jac=True, bounds=Bounds(np.ones(4), np.zeros(4)))
+    with pytest.raises(ValueError, match="bounds"):
+        minimize(rosen_chained, X0, jac=True, bounds=Bounds(np.zeros(3), np.ones(3)))
+
+
 @pytest.mark.parametrize("bounds,match", [([(1, 0)] * 4, "lower bound"),
                                           ([(0, 1)] * 3, "bounds"),
                                           ([(0, np.nan)] * 4, "NaN"),
