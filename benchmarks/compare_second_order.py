@@ -8,12 +8,19 @@ evaluations), hessp calls per iteration, and the solver overhead per
 iteration = (wall time - time inside the user's fun/jac/hessp) / nit, as a
 ratio ours/SciPy.  Run: ``python benchmarks/compare_second_order.py``.
 """
+import os
+import sys
 import time
 
 import numpy as np
 import scipy.optimize as so
 
 from neurenix.optimize import minimize
+
+# the test problems live once, in the asv suite (benchmarks/benchmarks/)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.bench_second_order import (  # noqa: E402
+    _convex as convex, _convex_grad as convex_grad, _convex_hess as convex_hess)
 
 
 class Timed:
@@ -28,29 +35,6 @@ class Timed:
             finally:
                 self.t += time.perf_counter() - t0
         return g
-
-
-def convex(x):
-    d = np.diff(x)
-    return float(np.sum(np.exp(x) - x) + 0.5 * d @ d)
-
-
-def convex_grad(x):
-    g = np.exp(x) - 1.0
-    d = np.diff(x)
-    g[:-1] -= d
-    g[1:] += d
-    return g
-
-
-def convex_hess(x):
-    n = x.size
-    H = np.diag(np.exp(x) + 2.0)
-    H[0, 0] -= 1.0
-    H[-1, -1] -= 1.0
-    i = np.arange(n - 1)
-    H[i, i + 1] = H[i + 1, i] = -1.0
-    return H
 
 
 def run(lib, method, n, repeat=3):
