@@ -613,6 +613,97 @@ cdef inline double _dotw(const floating* a, const floating* b, const floating* w
     return (s0 + s1) + (s2 + s3)
 
 
+cdef extern from *:
+    """
+    /* _gram4 for float64 with GCC vector extensions: four lanes, lane j holds
+       the partial sum of the elements i = j mod 4, as _dotw's s0..s3 */
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef double nx_v4d __attribute__((vector_size(32)));
+    static inline void nx_gram4d(const double* s, const double* y, const double* sk,
+                                 const double* yk, const double* wf, const double* wa,
+                                 Py_ssize_t n, double* out) {
+        nx_v4d a = {0,0,0,0}, b = a, c = a, d = a, e = a, f = a, g = a;
+        nx_v4d vs, vy, vsk, vyk, vf, va, p, q, r, t;
+        Py_ssize_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            __builtin_memcpy(&vs, s + i, 32); __builtin_memcpy(&vy, y + i, 32);
+            __builtin_memcpy(&vsk, sk + i, 32); __builtin_memcpy(&vyk, yk + i, 32);
+            __builtin_memcpy(&vf, wf + i, 32); __builtin_memcpy(&va, wa + i, 32);
+            p = vs * vsk; q = vs * vyk; r = vsk * vy; t = vy * vyk;
+            a += p; b += p * va; c += q; d += q * vf; e += r; f += r * vf; g += t * vf;
+        }
+        for (; i < n; i++) {
+            double pp = s[i] * sk[i], qq = s[i] * yk[i], rr = sk[i] * y[i], tt = y[i] * yk[i];
+            a[0] += pp; b[0] += pp * wa[i]; c[0] += qq; d[0] += qq * wf[i];
+            e[0] += rr; f[0] += rr * wf[i]; g[0] += tt * wf[i];
+        }
+        out[0] = (a[0] + a[1]) + (a[2] + a[3]);
+        out[1] = (b[0] + b[1]) + (b[2] + b[3]);
+        out[2] = (c[0] + c[1]) + (c[2] + c[3]);
+        out[3] = (d[0] + d[1]) + (d[2] + d[3]);
+        out[4] = (e[0] + e[1]) + (e[2] + e[3]);
+        out[5] = (f[0] + f[1]) + (f[2] + f[3]);
+        out[6] = (g[0] + g[1]) + (g[2] + g[3]);
+    }
+    #define NX_HAVE_GRAM4D 1
+    #else
+    #define NX_HAVE_GRAM4D 0
+    static inline void nx_gram4d(const double* s, const double* y, const double* sk,
+                                 const double* yk, const double* wf, const double* wa,
+                                 Py_ssize_t n, double* out) {}
+    #endif
+    """
+    enum: NX_HAVE_GRAM4D
+    void nx_gram4d(const double* s, const double* y, const double* sk, const double* yk,
+                   const double* wf, const double* wa, Py_ssize_t n, double* out) nogil
+
+
+cdef inline void _gram4(const floating* s, const floating* y, const floating* sk,
+                        const floating* yk, const floating* wf, const floating* wa,
+                        Py_ssize_t n, double* out) noexcept nogil:
+    """The seven products a new pair ``(s, y)`` needs with a stored pair
+    ``(sk, yk)``, in one pass over the six vectors: ``out = [s.sk, (s.sk)_A,
+    s.yk, (s.yk)_F, sk.y, (sk.y)_F, (y.yk)_F]`` (``_F``/``_A``: weighted by the
+    0/1 masks ``wf``/``wa``).  Each sum has its own four partial sums (lane
+    ``j`` takes the elements ``i = j mod 4``, tail into lane 0) combined as
+    :func:`_dotw` combines them, so the values are bitwise those of four
+    ``_dotw`` calls; the lanes are SIMD lanes."""
+    cdef double acc[28]
+    cdef double p, q, r, t
+    cdef Py_ssize_t i = 0, j
+    for j in range(28):
+        acc[j] = 0.0
+    while i + 4 <= n:
+        for j in range(4):
+            p = <double>s[i + j] * <double>sk[i + j]
+            q = <double>s[i + j] * <double>yk[i + j]
+            r = <double>sk[i + j] * <double>y[i + j]
+            t = <double>y[i + j] * <double>yk[i + j]
+            acc[j] += p
+            acc[4 + j] += p * <double>wa[i + j]
+            acc[8 + j] += q
+            acc[12 + j] += q * <double>wf[i + j]
+            acc[16 + j] += r
+            acc[20 + j] += r * <double>wf[i + j]
+            acc[24 + j] += t * <double>wf[i + j]
+        i += 4
+    while i < n:
+        p = <double>s[i] * <double>sk[i]
+        q = <double>s[i] * <double>yk[i]
+        r = <double>sk[i] * <double>y[i]
+        t = <double>y[i] * <double>yk[i]
+        acc[0] += p
+        acc[4] += p * <double>wa[i]
+        acc[8] += q
+        acc[12] += q * <double>wf[i]
+        acc[16] += r
+        acc[20] += r * <double>wf[i]
+        acc[24] += t * <double>wf[i]
+        i += 1
+    for j in range(7):
+        out[j] = (acc[4 * j] + acc[4 * j + 1]) + (acc[4 * j + 2] + acc[4 * j + 3])
+
+
 cdef int _chol(double* A, Py_ssize_t c, Py_ssize_t ld) noexcept nogil:
     """In-place lower Cholesky factor of the leading c x c block of the row-major
     ``A`` (leading dimension ``ld``; only the lower triangle is read), with the
@@ -769,22 +860,25 @@ cdef void _gram_new_pair(BState* b, floating* S, floating* Y, floating* wf, floa
     (whole-vector products and those over the free/active sets of the last
     Cauchy point, masks ``wf``/``wa``): O(count n)."""
     cdef Py_ssize_t k, sk, R = b.R
-    cdef double w
+    cdef double w[7]
     cdef floating* s = &S[slot * n]
     cdef floating* y = &Y[slot * n]
     for k in range(count):
         sk = _slot(k, newest, count, R)
-        b.SS[slot * R + sk] = _dotw(s, &S[sk * n], wa, n, &w)
-        b.SS[sk * R + slot] = b.SS[slot * R + sk]
-        b.ASS[slot * R + sk] = w
-        b.ASS[sk * R + slot] = w
-        b.SY[slot * R + sk] = _dotw(s, &Y[sk * n], wf, n, &w)
-        b.FSY[slot * R + sk] = w
-        b.SY[sk * R + slot] = _dotw(&S[sk * n], y, wf, n, &w)
-        b.FSY[sk * R + slot] = w
-        _dotw(y, &Y[sk * n], wf, n, &w)
-        b.FYY[slot * R + sk] = w
-        b.FYY[sk * R + slot] = w
+        if floating is double and NX_HAVE_GRAM4D:
+            nx_gram4d(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, w)
+        else:
+            _gram4(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, w)
+        b.SS[slot * R + sk] = w[0]
+        b.SS[sk * R + slot] = w[0]
+        b.ASS[slot * R + sk] = w[1]
+        b.ASS[sk * R + slot] = w[1]
+        b.SY[slot * R + sk] = w[2]
+        b.FSY[slot * R + sk] = w[3]
+        b.SY[sk * R + slot] = w[4]
+        b.FSY[sk * R + slot] = w[5]
+        b.FYY[slot * R + sk] = w[6]
+        b.FYY[sk * R + slot] = w[6]
 
 
 cdef void _gram_toggle(BState* b, floating* S, floating* Y, Py_ssize_t n, Py_ssize_t i,
