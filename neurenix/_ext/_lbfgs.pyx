@@ -582,41 +582,11 @@ cdef inline double _dotd(const floating* a, const double* b, Py_ssize_t n) noexc
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-cdef inline double _dotw(const floating* a, const floating* b, const floating* w,
-                         Py_ssize_t n, double* weighted) noexcept nogil:
-    """Returns ``a . b`` and writes ``sum_i w_i a_i b_i`` to ``weighted`` (one pass;
-    ``w`` is a 0/1 mask), four partial sums each."""
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0
-    cdef double p0, p1, p2, p3
-    cdef Py_ssize_t i = 0
-    while i + 4 <= n:
-        p0 = <double>a[i] * <double>b[i]
-        p1 = <double>a[i + 1] * <double>b[i + 1]
-        p2 = <double>a[i + 2] * <double>b[i + 2]
-        p3 = <double>a[i + 3] * <double>b[i + 3]
-        s0 += p0
-        s1 += p1
-        s2 += p2
-        s3 += p3
-        t0 += p0 * <double>w[i]
-        t1 += p1 * <double>w[i + 1]
-        t2 += p2 * <double>w[i + 2]
-        t3 += p3 * <double>w[i + 3]
-        i += 4
-    while i < n:
-        p0 = <double>a[i] * <double>b[i]
-        s0 += p0
-        t0 += p0 * <double>w[i]
-        i += 1
-    weighted[0] = (t0 + t1) + (t2 + t3)
-    return (s0 + s1) + (s2 + s3)
-
-
 cdef extern from *:
     """
     /* _gram4 for float64 with GCC vector extensions: four lanes, lane j holds
-       the partial sum of the elements i = j mod 4, as _dotw's s0..s3 */
+       the partial sum of the elements i = j mod 4 (GCC does not vectorize
+       the scalar form; sums and order are the same) */
     #if defined(__GNUC__) || defined(__clang__)
     typedef double nx_v4d __attribute__((vector_size(32)));
     static inline void nx_gram4d(const double* s, const double* y, const double* sk,
@@ -665,9 +635,10 @@ cdef inline void _gram4(const floating* s, const floating* y, const floating* sk
     ``(sk, yk)``, in one pass over the six vectors: ``out = [s.sk, (s.sk)_A,
     s.yk, (s.yk)_F, sk.y, (sk.y)_F, (y.yk)_F]`` (``_F``/``_A``: weighted by the
     0/1 masks ``wf``/``wa``).  Each sum has its own four partial sums (lane
-    ``j`` takes the elements ``i = j mod 4``, tail into lane 0) combined as
-    :func:`_dotw` combines them, so the values are bitwise those of four
-    ``_dotw`` calls; the lanes are SIMD lanes."""
+    ``j`` takes the elements ``i = j mod 4``, the tail goes to lane 0),
+    combined as ``(l0 + l1) + (l2 + l3)``: bitwise the values of the four
+    separate masked dot products the loop used before.  For float64 the
+    vector-extension twin ``nx_gram4d`` (same lanes, same order) runs."""
     cdef double acc[28]
     cdef double p, q, r, t
     cdef Py_ssize_t i = 0, j
