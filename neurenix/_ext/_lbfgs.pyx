@@ -1504,8 +1504,16 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     cfg.boxed = 0
     alo = ahi = None
     if lo is not None:
-        alo = np.ascontiguousarray(lo, dtype=xa.dtype)
-        ahi = np.ascontiguousarray(hi, dtype=xa.dtype)
+        if (cnp.PyArray_CheckExact(lo) and cnp.PyArray_TYPE(<cnp.ndarray>lo) == typenum
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>lo)):
+            alo = <cnp.ndarray>lo           # the common case: no NumPy call
+        else:
+            alo = np.ascontiguousarray(lo, dtype=xa.dtype)
+        if (cnp.PyArray_CheckExact(hi) and cnp.PyArray_TYPE(<cnp.ndarray>hi) == typenum
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>hi)):
+            ahi = <cnp.ndarray>hi
+        else:
+            ahi = np.ascontiguousarray(hi, dtype=xa.dtype)
         if alo.ndim != 1 or ahi.ndim != 1 or alo.shape[0] != n or ahi.shape[0] != n:
             raise ValueError("run: bounds of the wrong length")
         cfg.boxed = (bounds_kind(alo, ahi) == 2) if boxed < 0 else boxed
