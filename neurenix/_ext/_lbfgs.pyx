@@ -1444,10 +1444,11 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
 cdef object _ordered_rows(cnp.ndarray R, Py_ssize_t count, Py_ssize_t newest, Py_ssize_t m):
     """Copy of the ``count`` valid rows of ring buffer ``R`` (m, n or m,), oldest first."""
     cdef Py_ssize_t k, row = R.strides[0] if R.ndim == 2 else R.itemsize
-    if R.ndim == 2:
-        out = np.empty((count, R.shape[1]), dtype=R.dtype)
-    else:
-        out = np.empty(count, dtype=R.dtype)
+    cdef cnp.npy_intp dims[2]
+    dims[0] = count
+    dims[1] = R.shape[1] if R.ndim == 2 else 0
+    # PyArray_EMPTY, not np.empty: no Python-level call (a small run feels it)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(R.ndim, dims, cnp.PyArray_TYPE(R), 0)
     cdef char* src = <char*>cnp.PyArray_DATA(R)
     cdef char* dst = <char*>cnp.PyArray_DATA(out)
     for k in range(count):

@@ -59,6 +59,27 @@ class Driver:
 
     def __init__(self, obj, x0, *, callback=None, maxtime=None, disp=False, method="",
                  maxiter=None, maxfun=None, stream=None):
+        self.obj = obj
+        self.method = method
+        self.maxiter = maxiter
+        self.maxfun = maxfun
+        # not copied: ``record`` copies what it keeps, and until a point is
+        # recorded ``interrupted`` evaluates ``fun`` at this one
+        self.best_x = x0
+        self.best_f = math.inf
+        self.best_g = None
+        self.nit = 0
+        if callback is None and maxtime is None and not disp:
+            # nothing to report to (the common case): no checks, no display state
+            self.callback = None
+            self.new_style = False
+            self.maxtime = None
+            self.disp = 0
+            self.stream = stream if stream is not None else sys.stdout
+            self.t0 = time.perf_counter()
+            self._next_print = 1
+            self.active = False
+            return
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         if maxtime is not None:
@@ -67,20 +88,12 @@ class Driver:
             if not maxtime > 0:
                 raise ValueError(f"maxtime must be > 0, got {maxtime!r}")
             maxtime = float(maxtime)
-        self.obj = obj
         self.callback = callback
         self.new_style = callback is not None and wants_intermediate_result(callback)
         self.maxtime = maxtime
         self.disp = int(disp) if disp else 0
-        self.method = method
-        self.maxiter = maxiter
-        self.maxfun = maxfun
         self.stream = stream if stream is not None else sys.stdout
         self.t0 = time.perf_counter()
-        self.best_x = np.array(x0, copy=True)
-        self.best_f = math.inf
-        self.best_g = None
-        self.nit = 0
         self._next_print = 1
         #: whether a method must call :meth:`iteration` at all (fast loops skip it)
         self.active = callback is not None or maxtime is not None or bool(disp)
@@ -158,8 +171,10 @@ class Driver:
     def result(self, status, x, f, g=None, nit=None, **fields):
         """The final :class:`OptimizeResult`: status/success/message from the table,
         counters from the objective."""
-        res = make_result(status, x=x, fun=float(f), nit=self.nit if nit is None else int(nit),
-                          nfev=self.obj.nfev, njev=self.obj.njev, nhev=self.obj.nhev, **fields)
+        obj = self.obj
+        res = make_result(status, x=x, fun=float(f),
+                          nit=self.nit if nit is None else (nit if type(nit) is int else int(nit)),
+                          nfev=obj.nfev, njev=obj.njev, nhev=obj.nhev, **fields)
         if g is not None:
             res["jac"] = g
         if self.disp:
@@ -173,5 +188,6 @@ class Driver:
         x = self.best_x
         f = self.best_f
         if not math.isfinite(f):
+            x = np.array(x, copy=True)
             f = self.obj.fun(x) if self.obj is not None else float("nan")
         return self.result(Status.INTERRUPTED, x, f, self.best_g)

@@ -109,8 +109,11 @@ class LbfgsInvHessProduct(LinearOperator):
     @classmethod
     def _from_memory(cls, sk, yk, rho, gamma):
         """From the loop's own memory (contiguous, rho = 1/s.y and gamma already known)."""
-        self = cls.__new__(cls)
-        self._set(sk, yk, rho, float(gamma) if sk.shape[0] else 1.0)
+        self = object.__new__(cls)
+        # the attributes of _set, in one assignment (a small run feels each call)
+        self.__dict__ = {"dtype": sk.dtype, "shape": (sk.shape[1], sk.shape[1]), "sk": sk,
+                         "yk": yk, "n_corrs": sk.shape[0], "rho": rho,
+                         "gamma": float(gamma) if sk.shape[0] else 1.0}
         return self
 
     def _matvec(self, x):
@@ -132,12 +135,17 @@ class LbfgsInvHessProduct(LinearOperator):
 
 def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
     """Evaluate f, g at x0 and run the compiled loop; returns (status, nit, f, x, g, state)."""
-    x = np.array(x0, copy=True)
-    f, g = obj.fun_and_grad(x)
-    g = np.array(g, dtype=x.dtype, copy=True)
+    f, g = obj.fun_and_grad(x0)
+    g = g.copy() if type(g) is np.ndarray and g.dtype == x0.dtype else \
+        np.array(g, dtype=x0.dtype, copy=True)
     if not _k.all_finite(g):
         raise ValueError("jac returned non-finite values at x0")
-    driver.record(x, f, g)
+    if driver.best_f == f and driver.best_g is None and driver.best_x is not x0:
+        # minimize recorded (a copy of) x0 with this f: only the gradient is new
+        driver.best_g = g.copy()
+    else:
+        driver.record(x0, f, g)
+    x = x0.copy()
     ev = make_evaluator(obj)
     lo = hi = None
     if bounds is not None:

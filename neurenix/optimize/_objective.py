@@ -27,6 +27,10 @@ _EPS = {np.dtype(np.float64): float(np.finfo(np.float64).eps),
         np.dtype(np.float32): float(np.finfo(np.float32).eps)}
 
 
+#: (dtype, mode) -> (default finite-difference step, Hessian-vector step)
+_STEPS = {}
+
+
 def as_float_array(x0, name="x0"):
     """``x0`` as a 1-D contiguous float array; float32 stays float32, others float64."""
     if type(x0) is np.ndarray and x0.ndim == 1 and x0.dtype in _EPS:
@@ -90,6 +94,8 @@ class ScalarObjective:
         self.args = args
         self.dtype = x0.dtype
         self.n = x0.size
+        self._shape = (self.n,)
+        self._strides = (x0.itemsize,)
         self.nfev = 0
         self.njev = 0
         self.nhev = 0
@@ -112,13 +118,15 @@ class ScalarObjective:
             raise TypeError(f"hessp must be callable, got {type(hessp).__name__}")
         self._hess = hess if callable(hess) else None
         self._hessp = hessp
-        eps = _EPS.get(self.dtype)
-        if eps is None:
-            eps = float(np.finfo(self.dtype).eps)
-        if fd_step is None:
-            fd_step = eps ** 0.5 if self.mode != "3-point" else eps ** (1.0 / 3.0)
-        self.fd_step = float(fd_step)
-        self._hvp_step = eps ** 0.5
+        steps = _STEPS.get((self.dtype, self.mode))
+        if steps is None:
+            eps = _EPS.get(self.dtype)
+            if eps is None:
+                eps = float(np.finfo(self.dtype).eps)
+            steps = (eps ** 0.5 if self.mode != "3-point" else eps ** (1.0 / 3.0), eps ** 0.5)
+            _STEPS[(self.dtype, self.mode)] = steps
+        self.fd_step = steps[0] if fd_step is None else float(fd_step)
+        self._hvp_step = steps[1]
         if check_x0:
             f = self.fun(x0)
             if not math.isfinite(f):
@@ -127,7 +135,7 @@ class ScalarObjective:
     # ----------------------------------------------------------- evaluation
     def _call(self, x):
         # a fresh copy per call, as SciPy: the user may keep or modify the argument
-        out = self._fun(np.array(x, copy=True), *self.args)
+        out = self._fun(x.copy() if type(x) is np.ndarray else np.array(x, copy=True), *self.args)
         self.nfev += 1
         if self.mode == "combined":
             try:
@@ -138,6 +146,9 @@ class ScalarObjective:
         return _scalar(out, self.dtype, "fun"), None
 
     def _check_grad(self, g):
+        if type(g) is np.ndarray and g.dtype == self.dtype and g.shape == self._shape \
+                and g.strides == self._strides:
+            return g                    # already what the methods need (the common case)
         g = np.asarray(g)
         if g.shape != (self.n,):
             if g.size == self.n and g.ndim <= 2:
@@ -159,7 +170,7 @@ class ScalarObjective:
         if self._same(x, self._x):
             return self._f
         f, g = self._call(x)
-        self._x = np.array(x, copy=True)
+        self._x = x.copy() if type(x) is np.ndarray else np.array(x, copy=True)
         self._f = f
         if g is not None:
             self._g = g

@@ -103,7 +103,12 @@ MESSAGES = {
 def make_result(status, **fields):
     """Build an :class:`OptimizeResult` whose status, success and message come from
     the table."""
-    st = _BY_CODE.get(status) if type(status) is int or type(status) is Status else None
-    if st is None:
+    row = _ROWS.get(status) if type(status) is int or type(status) is Status else None
+    if row is None:
         st = Status(status)
-    return OptimizeResult(status=int(st), success=_OK[st], message=MESSAGES[st], **fields)
+        row = (int(st), _OK[st], MESSAGES[st])
+    return OptimizeResult(status=row[0], success=row[1], message=row[2], **fields)
+
+
+#: Status (or its int code; they hash alike) -> (code, success, message)
+_ROWS = {s: (int(s), _OK[s], MESSAGES[s]) for s in Status}
