@@ -388,6 +388,10 @@ def two_loop(floating[:, ::1] S, floating[:, ::1] Y, const double[::1] rho,
 
 
 # ----------------------------------------------------------------- evaluation
+#: neurenix.optimize._objective._scalar (the wrapper's scalar check), set on first use
+_scalar_check = None
+
+
 cdef class Evaluator:
     """Evaluates f and g for the compiled loop and counts the calls.
 
@@ -410,14 +414,17 @@ cdef class Evaluator:
     cdef public Py_ssize_t nfev, njev
 
     def __init__(self, obj, int mode, fun, jac, tuple args, int typenum, Py_ssize_t n):
-        from neurenix.optimize._objective import _scalar
+        global _scalar_check
+        if _scalar_check is None:       # imported once (an import statement per call costs)
+            from neurenix.optimize._objective import _scalar
+            _scalar_check = _scalar
         self.obj = obj
         self.mode = mode
         self.fun = fun
         self.jac = jac
         self.args = args
         self.noargs = len(args) == 0
-        self.scalar = _scalar
+        self.scalar = _scalar_check
         self.typenum = typenum
         self.n = n
         self.nfev = obj.nfev

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ._result import Status, make_result, OptimizeResult
+from ._result import Status, OptimizeResult, _ROWS, _row
 
 __all__ = ["Driver", "wants_intermediate_result"]
 
@@ -172,9 +172,14 @@ class Driver:
         """The final :class:`OptimizeResult`: status/success/message from the table,
         counters from the objective."""
         obj = self.obj
-        res = make_result(status, x=x, fun=float(f),
-                          nit=self.nit if nit is None else (nit if type(nit) is int else int(nit)),
-                          nfev=obj.nfev, njev=obj.njev, nhev=obj.nhev, **fields)
+        row = _ROWS.get(status) if type(status) is int or type(status) is Status else None
+        if row is None:
+            row = _row(status)
+        # the result built here in one call (make_result's fields, without a second
+        # round of keyword packing)
+        res = OptimizeResult(status=row[0], success=row[1], message=row[2], x=x, fun=float(f),
+                             nit=self.nit if nit is None else (nit if type(nit) is int else int(nit)),
+                             nfev=obj.nfev, njev=obj.njev, nhev=obj.nhev, **fields)
         if g is not None:
             res["jac"] = g
         if self.disp:

@@ -169,12 +169,16 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     Line search: Moré–Thuente with ``ftol=1e-3, gtol=0.9, xtol=0.1`` as in
     L-BFGS-B.  The result's ``hess_inv`` is an :class:`LbfgsInvHessProduct`.
     """
-    m = _int_opt("maxcor", maxcor, 1)
-    ftol = _real_opt("ftol", ftol)
-    gtol = _real_opt("gtol", gtol)
-    maxfun = _int_opt("maxfun", maxfun, 0)
-    maxiter = _int_opt("maxiter", maxiter, 0)
-    maxls = _int_opt("maxls", maxls, 1)
+    m = maxcor
+    if not (maxcor is _DEFAULTS[0] and ftol is _DEFAULTS[1] and gtol is _DEFAULTS[2]
+            and maxfun is _DEFAULTS[3] and maxiter is _DEFAULTS[4] and maxls is _DEFAULTS[5]):
+        # something was set (the defaults themselves need no checks)
+        m = _int_opt("maxcor", maxcor, 1)
+        ftol = _real_opt("ftol", ftol)
+        gtol = _real_opt("gtol", gtol)
+        maxfun = _int_opt("maxfun", maxfun, 0)
+        maxiter = _int_opt("maxiter", maxiter, 0)
+        maxls = _int_opt("maxls", maxls, 1)
     boxed = -1
     if bounds is not None:
         kind = _k.bounds_kind(bounds.lb, bounds.ub)
@@ -189,6 +193,10 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"])
     return driver.result(status, x, f, g, nit, hess_inv=hess_inv)
 
+
+#: the default objects of maxcor, ftol, gtol, maxfun, maxiter, maxls (identity tested)
+_DEFAULTS = tuple(_minimize_lbfgsb.__kwdefaults__[k]
+                  for k in ("maxcor", "ftol", "gtol", "maxfun", "maxiter", "maxls"))
 
 register_method("L-BFGS-B", _minimize_lbfgsb, aliases=("L-BFGS", "lbfgs", "lbfgsb"),
                 tol=("ftol", "gtol"), bounds=True, hess=False)

@@ -105,9 +105,14 @@ def make_result(status, **fields):
     the table."""
     row = _ROWS.get(status) if type(status) is int or type(status) is Status else None
     if row is None:
-        st = Status(status)
-        row = (int(st), _OK[st], MESSAGES[st])
+        row = _row(status)
     return OptimizeResult(status=row[0], success=row[1], message=row[2], **fields)
+
+
+def _row(status):
+    """``(code, success, message)`` of any status (raises ValueError for an unknown one)."""
+    st = Status(status)
+    return (int(st), _OK[st], MESSAGES[st])
 
 
 #: Status (or its int code; they hash alike) -> (code, success, message)
