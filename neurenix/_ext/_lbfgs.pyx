@@ -745,6 +745,21 @@ cdef int _schur(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept nogi
     return _chol(C, c, ld)
 
 
+cdef int _schur_su(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept nogil:
+    """:func:`_schur` for a strictly upper triangular ``X`` (``X[i, k] == 0`` for
+    ``k <= i``, as ``KE`` of the Cauchy step): the products with its zeros are
+    skipped, c^3/6 multiply-adds instead of c^3/2; the remaining terms are added
+    to each entry in the same order, so the factor is the same."""
+    cdef Py_ssize_t i, j, k
+    cdef double xij
+    for i in range(c):
+        for j in range(i + 1, c):
+            xij = X[i * ld + j]
+            for k in range(i + 1, j + 1):
+                C[j * ld + k] += xij * X[i * ld + k]
+    return _chol(C, c, ld)
+
+
 cdef void _msolve(const double* L1, int diag, const double* X, const double* L2,
                   Py_ssize_t c, Py_ssize_t ld, double* u) noexcept nogil:
     """``u <- N^{-1} u`` for a 2c x 2c symmetric matrix ``N = [[N11, B^T], [B, C]]``
@@ -920,7 +935,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         sj = sl[j]
         for k in range(j + 1):
             b.K2[j * m + k] = theta * b.SS[sj * R + sl[k]]
-    if _schur(b.KE, b.K2, c, m):
+    if _schur_su(b.KE, b.K2, c, m):
         return 1
     # ---- breakpoints and the initial direction
     nbp = 0

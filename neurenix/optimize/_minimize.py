@@ -418,7 +418,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             options["disp"] = disp
         return m.func(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=b,
                       callback=callback, **options)
-    unknown = sorted(k for k in options if k not in m.options)
+    unknown = sorted(k for k in options if k not in m.options) if options else None
     if unknown:
         warnings.warn(f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning,
                       stacklevel=2)
@@ -434,11 +434,15 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     if fd_step is not None and not (isinstance(fd_step, numbers.Real) and fd_step > 0):
         raise ValueError(f"options['finite_diff_rel_step'] must be > 0, got {fd_step!r}")
     obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, fd_step=fd_step)
-    maxiter = options.get("maxiter", m.options.get("maxiter"))
-    maxfun = options.get("maxfun", m.options.get("maxfun"))
-    driver = Driver(obj, x0, callback=callback, maxtime=maxtime, disp=disp, method=m.name,
-                    maxiter=maxiter if _is_int(maxiter) else None,
-                    maxfun=maxfun if _is_int(maxfun) else None)
+    if disp:
+        # the limits only size the progress bar
+        maxiter = options.get("maxiter", m.options.get("maxiter"))
+        maxfun = options.get("maxfun", m.options.get("maxfun"))
+        driver = Driver(obj, x0, callback=callback, maxtime=maxtime, disp=disp, method=m.name,
+                        maxiter=maxiter if _is_int(maxiter) else None,
+                        maxfun=maxfun if _is_int(maxfun) else None)
+    else:
+        driver = Driver(obj, x0, callback=callback, maxtime=maxtime, method=m.name)
     driver.record(x0, obj.fun(x0))
     try:
         return m.func(obj, x0, bounds=b, driver=driver, **options)

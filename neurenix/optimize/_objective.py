@@ -34,7 +34,7 @@ _STEPS = {}
 def as_float_array(x0, name="x0"):
     """``x0`` as a 1-D contiguous float array; float32 stays float32, others float64."""
     if type(x0) is np.ndarray and x0.ndim == 1 and x0.dtype in _EPS:
-        x = np.array(x0, order="C", copy=True)      # the common case, checked in C
+        x = x0.copy()                               # the common case (C order), checked in C
         if not _all_finite(x):
             raise ValueError(f"{name} must contain only finite values")
         return x
