@@ -908,7 +908,8 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     ``b.fr`` (and its masks ``wf``, ``wa`` and Gram matrices) to the new
     Cauchy point's.
     """
-    cdef Py_ssize_t i, j, k, sj, sk, nbp, nfree, R = b.R
+    cdef Py_ssize_t i, j, k, sj, sk, nbp, nfree, nchg, R = b.R
+    cdef int fb
     cdef Py_ssize_t* sl = b.sl
     cdef double* p = b.wrk
     cdef double* cc = b.wrk + 2 * c
@@ -1029,16 +1030,23 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         for k in range(2 * c):
             cc[k] += dtm * p[k]
     # ---- the free set at the Cauchy point; Gram matrices follow its changes
+    # a branch-free counting pass first (it vectorizes; the set rarely changes),
+    # then the toggles only where the set did change
     nfree = 0
+    nchg = 0
     for i in range(n):
-        fi = xbar[i] != lo[i] and xbar[i] != hi[i]
-        if fi != fr[i]:
-            if c > 0:
-                _gram_toggle(b, S, Y, n, i, c, 1.0 if fi else -1.0, wb)
-            fr[i] = fi
-            wf[i] = 1.0 if fi else 0.0
-            wa[i] = 0.0 if fi else 1.0
-        nfree += fi
+        fb = (xbar[i] != lo[i]) & (xbar[i] != hi[i])
+        nfree += fb
+        nchg += fb ^ fr[i]
+    if nchg:
+        for i in range(n):
+            fi = xbar[i] != lo[i] and xbar[i] != hi[i]
+            if fi != fr[i]:
+                if c > 0:
+                    _gram_toggle(b, S, Y, n, i, c, 1.0 if fi else -1.0, wb)
+                fr[i] = fi
+                wf[i] = 1.0 if fi else 0.0
+                wa[i] = 0.0 if fi else 1.0
     if nfree == 0:
         return 0
     # ---- subspace minimization over the free variables (direct primal method)
