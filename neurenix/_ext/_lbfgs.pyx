@@ -550,21 +550,28 @@ cdef double _absmax(const floating* g, Py_ssize_t n) noexcept nogil:
 cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssize_t n,
                     int has_bounds) noexcept nogil:
     """Infinity norm of the projected gradient (of g when unbounded); inf if g has a NaN."""
-    cdef double r = 0.0, gi
+    cdef double gi, a, b, out
+    cdef uint64_t r8 = 0, v8
     cdef Py_ssize_t i
     if not has_bounds:
         return _absmax(g, n)
+    # branch-free so that it vectorizes: an infinite bound gives x - hi = -inf
+    # (or x - lo = +inf), which never replaces gi, so no test for it is needed;
+    # the largest |gi| is an integer max over the bit patterns (as _absmax; a NaN
+    # has a larger pattern than inf and turns the result into inf)
     for i in range(n):
         gi = g[i]
+        a = x[i] - hi[i]
+        b = x[i] - lo[i]
         if gi < 0.0:
-            if hi[i] < INFINITY and x[i] - hi[i] > gi:
-                gi = x[i] - hi[i]
+            gi = a if a > gi else gi
         else:
-            if lo[i] > -INFINITY and x[i] - lo[i] < gi:
-                gi = x[i] - lo[i]
-        if fabs(gi) > r or gi != gi:
-            r = fabs(gi) if gi == gi else INFINITY
-    return r
+            gi = b if b < gi else gi
+        memcpy(&v8, &gi, 8)
+        v8 &= 0x7fffffffffffffffULL
+        r8 = v8 if v8 > r8 else r8
+    memcpy(&out, &r8, 8)
+    return out if out == out else INFINITY
 
 
 # ------------------------------------------------ L-BFGS-B: compact form pieces
