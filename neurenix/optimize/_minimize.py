@@ -443,7 +443,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
                         maxfun=maxfun if _is_int(maxfun) else None)
     else:
         driver = Driver(obj, x0, callback=callback, maxtime=maxtime, method=m.name)
-    driver.record(x0, obj.fun(x0))
+    # the objective has just evaluated x0 (check_x0) and caches that value
+    driver.record(x0, obj._f if obj._x is not None else obj.fun(x0))
     try:
         return m.func(obj, x0, bounds=b, driver=driver, **options)
     except KeyboardInterrupt:
