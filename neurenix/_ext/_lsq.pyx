@@ -1046,24 +1046,10 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
         cost = _rho_rows(rho, f_arr, m, r1, r2)
     while True:
         with nogil:
-            # ---- IRLS rescaling, gradient, column scaling
-            if linear:
-                memcpy(Js, Jc, m * n * sizeof(double))
-                memcpy(fs, f, m * sizeof(double))
-            else:
-                for i in range(m):
-                    w = r1[i] + 2.0 * r2[i] * f[i] * f[i]
-                    if w < EPSMCH:
-                        w = EPSMCH
-                    w = sqrt(w)
-                    wrow[i] = w
-                    fs[i] = f[i] * (r1[i] / w)
-                for j in range(n):
-                    for i in range(m):
-                        Js[i + j * m] = Jc[i + j * m] * wrow[i]
+            # ---- IRLS rescaling, gradient (scratch row: c, rewritten below), column scaling
+            _loss_scale(m, n, linear, Jc, f, r1, r2, Js, fs, g)
             gmax = 0.0
             for j in range(n):
-                g[j] = _dot(m, Js + j * m, fs)
                 if fabs(g[j]) > gmax:
                     gmax = fabs(g[j])
         if gmax <= gtol:
