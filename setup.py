@@ -31,6 +31,7 @@ macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 ext_names = [
     "neurenix._ext._first_order",
     "neurenix._ext._linesearch",
+    "neurenix._ext._evaluator",
     "neurenix._ext._lbfgs",
     "neurenix._ext._krylov",
     "neurenix._ext._lsq",

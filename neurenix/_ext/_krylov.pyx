@@ -8,7 +8,8 @@ Optimization*, 2nd ed., Algorithm 4.1) and :func:`newton_cg` (N&W
 Algorithm 7.1 with the Moré-Thuente strong-Wolfe search of
 :mod:`neurenix._ext._linesearch`) -- run the whole iteration in C.  They call
 Python only to evaluate the user's ``fun``/``jac``/``hessp``/``hess``
-(through :class:`Problem`, which validates what comes back) and, when a
+(through :class:`Problem` and the shared evaluator
+:class:`neurenix._ext._evaluator.Evaluator`, which validate what comes back) and, when a
 callback/``disp``/``maxtime`` is set, once per iteration to report to the
 driver.  Work vectors are allocated once per run.
 
@@ -42,13 +43,13 @@ vector loops do not release the GIL explicitly: between two Python calls
 for, less than a GIL release/acquire pair would save.
 """
 cimport numpy as cnp
-from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cython cimport floating
 from libc.math cimport sqrt, fabs, isfinite, INFINITY
 from libc.string cimport memcpy
 from scipy.linalg.cython_lapack cimport dpotrf, spotrf
 from scipy.linalg.cython_blas cimport dtrsv, strsv
 
+from ._evaluator cimport Evaluator
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
                            MT_CONVERGED, MT_ERROR)
 
@@ -445,10 +446,13 @@ cdef _Hess _wrap_hessp(object hessp, Py_ssize_t n, int typenum):
 cdef class Problem(_Hess):
     """The compiled loops' view of a :class:`~neurenix.optimize._objective.ScalarObjective`.
 
-    ``mode`` 0: ``fun`` returns ``(f, g)``; 1: separate ``fun`` and ``jac``;
-    2: through ``obj.fun``/``obj.grad`` (finite-difference gradients, with
-    the objective's cache).  ``hmode`` 0: the user's ``hessp(x, p, *args)``;
-    1: a :class:`~neurenix.optimize._subproblems.HessianOperator` made by
+    ``f`` and ``g`` come from the shared evaluator of the compiled ``minimize``
+    loops (:class:`neurenix._ext._evaluator.Evaluator`, held as ``ev``, with
+    delta counters): ``mode`` 0: ``fun`` returns ``(f, g)``; 1: separate
+    ``fun`` and ``jac``; 2: through ``obj.fun``/``obj.grad`` (finite-difference
+    gradients, with the objective's cache).  ``hmode`` 0: the user's
+    ``hessp(x, p, *args)``; 1: a
+    :class:`~neurenix.optimize._subproblems.HessianOperator` made by
     ``hop_factory(x, first)`` at each new point (``hess`` matrices, the
     objective's finite-difference products, dense assembly); 2: SciPy's
     finite difference ``(g(x + eps p) - g(x)) / eps`` with an absolute step
@@ -457,105 +461,52 @@ cdef class Problem(_Hess):
     The user's functions get a fresh copy of ``x``.  What they return is
     validated as by the objective wrapper (a real scalar; arrays of ``x``'s
     length; finite Hessian products), with a fast path for a Python float and
-    a contiguous array of ``x``'s dtype.  Calls made directly are counted here
-    and added to the objective's ``nfev``/``njev``/``nhev`` by :meth:`flush`.
+    a contiguous array of ``x``'s dtype.  Calls made directly are counted in
+    ``ev`` and added to the objective's ``nfev``/``njev``/``nhev`` by :meth:`flush`.
     """
 
-    cdef object obj, fun, jac, hp, args, scalar, hop_factory, hop, dtype, hessfn, dense_fallback
+    cdef Evaluator ev
+    cdef object hp, hop_factory, hop, dtype, hessfn, dense_fallback
     cdef cnp.ndarray xh, g0, gtmp
-    cdef int mode, hmode
-    cdef bint noargs
+    cdef int hmode
     cdef double fd_eps
-    cdef public Py_ssize_t nfev, njev, nhev
 
     def __init__(self, obj, int mode, int hmode, fun, jac, hessp, tuple args, hop_factory,
                  double fd_eps, Py_ssize_t n, dtype, hess=None, dense_fallback=None):
-        from neurenix.optimize._objective import _scalar
         if mode not in (0, 1, 2) or hmode not in (0, 1, 2):
             raise ValueError("Problem: unknown mode")
-        self.obj = obj
-        self.mode = mode
+        self.dtype = np.dtype(dtype)
+        self.typenum = self.dtype.num
+        self.ev = Evaluator(obj, mode, fun, jac, args, self.typenum, n, False)
         self.hmode = hmode
-        self.fun = fun
-        self.jac = jac
         self.hp = hessp
-        self.args = args
-        self.noargs = len(args) == 0
-        self.scalar = _scalar
         self.hop_factory = hop_factory
         self.hessfn = hess
         self.dense_fallback = dense_fallback
         self.fd_eps = fd_eps
         self.n = n
-        self.dtype = np.dtype(dtype)
-        self.typenum = self.dtype.num
         self.g0 = np.empty(n, dtype=self.dtype)
         self.gtmp = np.empty(n, dtype=self.dtype)
         self.nprod = 0
 
+    @property
+    def nfev(self):
+        """``fun`` calls made here since the last :meth:`flush`."""
+        return self.ev.nfev
+
+    @property
+    def njev(self):
+        """``jac`` calls made here since the last :meth:`flush`."""
+        return self.ev.njev
+
+    @property
+    def nhev(self):
+        """``hessp``/``hess`` calls made here since the last :meth:`flush`."""
+        return self.ev.nhev
+
     def flush(self):
         """Add the calls made here to the objective's counters (and reset them)."""
-        self.obj.nfev += self.nfev
-        self.obj.njev += self.njev
-        self.obj.nhev += self.nhev
-        self.nfev = self.njev = self.nhev = 0
-
-    cdef inline object _call(self, object fn, object x):
-        if self.noargs:
-            return fn(x)
-        return fn(x, *self.args)
-
-    cdef double _fval(self, object fo) except? -1.0:
-        if PyFloat_Check(fo):
-            return PyFloat_AS_DOUBLE(fo)
-        return self.scalar(fo, None, "fun")
-
-    cdef int _gval(self, object go, cnp.ndarray g) except -1:
-        cdef cnp.ndarray a
-        if cnp.PyArray_Check(go):
-            a = <cnp.ndarray>go
-            if (cnp.PyArray_TYPE(a) == self.typenum and cnp.PyArray_NDIM(a) == 1
-                    and cnp.PyArray_DIM(a, 0) == self.n and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-                memcpy(cnp.PyArray_DATA(g), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(g))
-                return 0
-        a = self.obj._check_grad(go)
-        memcpy(cnp.PyArray_DATA(g), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(g))
-        return 0
-
-    cdef double f_at(self, cnp.ndarray x, cnp.ndarray g, bint* got_g) except? -1.0:
-        """f(x); in mode 0 the gradient comes with it (written to ``g``, ``got_g``)."""
-        cdef double f
-        got_g[0] = False
-        if self.mode == 0:
-            out = self._call(self.fun, _copy(x))
-            self.nfev += 1
-            try:
-                fo, go = out
-            except (TypeError, ValueError):
-                raise TypeError("fun must return a pair (f, g) when jac is True") from None
-            f = self._fval(fo)
-            self._gval(go, g)
-            self.njev += 1
-            got_g[0] = True
-            return f
-        if self.mode == 1:
-            fo = self._call(self.fun, _copy(x))
-            self.nfev += 1
-            return self._fval(fo)
-        return self.obj.fun(_copy(x))
-
-    cdef int g_at(self, cnp.ndarray x, cnp.ndarray g) except -1:
-        """g(x) written to ``g``."""
-        cdef bint got
-        if self.mode == 1:
-            go = self._call(self.jac, _copy(x))
-            self.njev += 1
-            self._gval(go, g)
-        elif self.mode == 0:
-            self.f_at(x, g, &got)
-        else:
-            self._gval(self.obj.grad(_copy(x)), g)
-        return 0
+        self.ev.flush()
 
     cdef int at(self, cnp.ndarray x, cnp.ndarray g, bint first) except -1:
         """Make the Hessian products refer to the point ``x`` (gradient ``g``)."""
@@ -586,8 +537,8 @@ cdef class Problem(_Hess):
                 self.nprod += self.hop.nprod
             self.hop = self.hop_factory(_copy(x), first)
             return <cnp.ndarray>self.hop.dense()
-        H = self._call(self.hessfn, _copy(x))
-        self.nhev += 1
+        H = self.ev.call(self.hessfn, _copy(x))
+        self.ev.nhev += 1
         if cnp.PyArray_Check(H):
             a = <cnp.ndarray>H
             if (cnp.PyArray_TYPE(a) == self.typenum and cnp.PyArray_NDIM(a) == 2
@@ -616,18 +567,18 @@ cdef class Problem(_Hess):
         if self.hmode != 1:
             self.nprod += 1
         if self.hmode == 0:
-            if self.noargs:
+            if self.ev.noargs:
                 out = self.hp(self.xh, d)
             else:
-                out = self.hp(self.xh, d, *self.args)
-            self.nhev += 1
+                out = self.hp(self.xh, d, *self.ev.args)
+            self.ev.nhev += 1
             # finiteness: tested by the kernels through d^T (H d) (see _Hess.nonfinite)
             return _as_vector(out, self.n, self.typenum, "hessp")
         if self.hmode == 1:
             return _as_vector(self.hop.matvec(d), self.n, self.typenum, "hess")
         # SciPy's approx_fhess_p: forward difference with the absolute step eps
         xt = (self.xh + self.fd_eps * np.asarray(d)).astype(self.dtype, copy=False)
-        self.g_at(xt, self.gtmp)
+        self.ev.g_at(xt, self.gtmp)
         a = np.ascontiguousarray((self.gtmp - self.g0) / self.fd_eps, dtype=self.dtype)
         if not _vec_finite(a):
             raise ValueError("finite-difference Hessian-vector product is not finite "
@@ -2002,7 +1953,7 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
         # ---- trial point and ratio of actual to predicted reduction
         for i in range(n):
             xt[i] = <floating>(x[i] + p[i])
-        f_new = prob.f_at(xt_arr, gt_arr, &got_g)
+        f_new = prob.ev.f_at(xt_arr, gt_arr, &got_g)
         actual = f - f_new if isfinite(f_new) else -INFINITY
         rho = actual / predicted
         radius = update_radius_c(radius, rho, hits, rmax)
@@ -2015,7 +1966,7 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
             xt = <floating*>cnp.PyArray_DATA(xt_arr)
             f = f_new
             if not got_g:
-                prob.g_at(x_arr, gt_arr)
+                prob.ev.g_at(x_arr, gt_arr)
             tmp = g_arr
             g_arr = gt_arr
             gt_arr = tmp
@@ -2107,13 +2058,13 @@ cdef int _wolfe(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray xt_ar
             break
         for i in range(n):
             xt[i] = <floating>(x[i] + stp * p[i])
-        ft = prob.f_at(xt_arr, gt_arr, &got)
+        ft = prob.ev.f_at(xt_arr, gt_arr, &got)
         if not isfinite(ft):
             mt_nonfinite(&s, &stp)
             have = False
             continue
         if not got:
-            prob.g_at(xt_arr, gt_arr)
+            prob.ev.g_at(xt_arr, gt_arr)
         have = True
         alpha = stp
         dphi = _dot(gt, p, n)
@@ -2226,10 +2177,10 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
                     # the error left is then of second order in it
                     for i in range(n):
                         xt[i] = <floating>(x[i] + p[i])
-                    f_new = prob.f_at(xt_arr, gt_arr, &got)
+                    f_new = prob.ev.f_at(xt_arr, gt_arr, &got)
                     if isfinite(f_new) and f_new <= f:
                         if not got:
-                            prob.g_at(xt_arr, gt_arr)
+                            prob.ev.g_at(xt_arr, gt_arr)
                         tmp = x_arr
                         x_arr = xt_arr
                         xt_arr = tmp

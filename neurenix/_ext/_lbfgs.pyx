@@ -22,12 +22,12 @@ Moré–Thuente strong-Wolfe line search of :mod:`neurenix._ext._linesearch`:
   sufficient descent direction.
 
 The loop calls back into Python only to evaluate the objective (through
-:class:`Evaluator`) and, when a callback/disp/maxtime is set, once per
+:class:`neurenix._ext._evaluator.Evaluator`, shared with the second-order
+loops) and, when a callback/disp/maxtime is set, once per
 iteration to report to the driver.  Vectors keep the dtype of ``x``
 (float32/float64); inner products accumulate in double.
 """
 cimport numpy as cnp
-from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cython cimport floating
 from libc.math cimport fabs, sqrt, isfinite, INFINITY
 from libc.stdlib cimport malloc, calloc, free
@@ -36,6 +36,7 @@ from libc.string cimport memcpy, memcmp
 
 import numpy as np
 
+from ._evaluator cimport Evaluator
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
                            MT_CONVERGED, MT_ERROR)
 
@@ -385,103 +386,6 @@ def two_loop(floating[:, ::1] S, floating[:, ::1] Y, const double[::1] rho,
         _two_loop(&S[0, 0] if m > 0 else NULL, &Y[0, 0] if m > 0 else NULL, &rho[0], m, n,
                   newest, count, gamma, &q[0], alpha)
     free(alpha)
-
-
-# ----------------------------------------------------------------- evaluation
-#: neurenix.optimize._objective._scalar (the wrapper's scalar check), set on first use
-_scalar_check = None
-
-
-cdef class Evaluator:
-    """Evaluates f and g for the compiled loop and counts the calls.
-
-    ``mode`` 0: ``fun`` returns ``(f, g)``; 1: separate ``fun`` and ``jac``;
-    2: ``obj.fun_and_grad`` (finite differences).  Every call receives a fresh
-    copy of x, as SciPy's wrappers pass ``np.copy(x)``: a user function that
-    keeps (or modifies) its argument never sees the loop's own buffer change.
-    Returned values are validated: a real scalar and an array of x's shape
-    (the wrapper's checks, with a fast path for a Python/NumPy float and a
-    contiguous array of x's dtype).
-
-    The counters ``nfev``/``njev`` are C integers while the loop runs;
-    :meth:`sync` writes them back to ``obj`` (the loop calls it before it
-    reports to the driver and when it returns or raises).
-    """
-
-    cdef object obj, fun, jac, args, scalar
-    cdef int mode, typenum, noargs
-    cdef Py_ssize_t n
-    cdef public Py_ssize_t nfev, njev
-
-    def __init__(self, obj, int mode, fun, jac, tuple args, int typenum, Py_ssize_t n):
-        global _scalar_check
-        if _scalar_check is None:       # imported once (an import statement per call costs)
-            from neurenix.optimize._objective import _scalar
-            _scalar_check = _scalar
-        self.obj = obj
-        self.mode = mode
-        self.fun = fun
-        self.jac = jac
-        self.args = args
-        self.noargs = len(args) == 0
-        self.scalar = _scalar_check
-        self.typenum = typenum
-        self.n = n
-        self.nfev = obj.nfev
-        self.njev = obj.njev
-
-    cpdef sync(self):
-        """Write the counters back to the objective wrapper."""
-        if self.mode != 2:
-            self.obj.nfev = self.nfev
-            self.obj.njev = self.njev
-
-    cdef double _f(self, fo) except? -1.0:
-        if PyFloat_Check(fo):           # float and numpy.float64
-            return PyFloat_AS_DOUBLE(fo)
-        return self.scalar(fo, None, "fun")
-
-    cdef int _g(self, go, cnp.ndarray ga) except -1:
-        cdef cnp.ndarray a
-        if cnp.PyArray_Check(go):
-            a = <cnp.ndarray>go
-            if (cnp.PyArray_TYPE(a) == self.typenum and cnp.PyArray_NDIM(a) == 1
-                    and cnp.PyArray_DIM(a, 0) == self.n and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-                memcpy(cnp.PyArray_DATA(ga), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(ga))
-                return 0
-        a = self.obj._check_grad(go)
-        memcpy(cnp.PyArray_DATA(ga), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(ga))
-        return 0
-
-    cdef double evaluate(self, cnp.ndarray xa, cnp.ndarray ga) except? -1.0:
-        cdef double f
-        xc = cnp.PyArray_NewCopy(xa, cnp.NPY_CORDER)
-        if self.mode == 0:
-            out = self.fun(xc) if self.noargs else self.fun(xc, *self.args)
-            self.nfev += 1
-            try:
-                fo, go = out
-            except (TypeError, ValueError):
-                raise TypeError("fun must return a pair (f, g) when jac is True") from None
-            f = self._f(fo)
-            self._g(go, ga)
-            self.njev += 1
-        elif self.mode == 1:
-            fo = self.fun(xc) if self.noargs else self.fun(xc, *self.args)
-            self.nfev += 1
-            f = self._f(fo)
-            xc = cnp.PyArray_NewCopy(xa, cnp.NPY_CORDER)     # jac gets its own copy too
-            go = self.jac(xc) if self.noargs else self.jac(xc, *self.args)
-            self._g(go, ga)
-            self.njev += 1
-        else:
-            obj = self.obj
-            fo, go = obj.fun_and_grad(xc)
-            self.nfev = obj.nfev
-            self.njev = obj.njev
-            f = fo
-            self._g(go, ga)
-        return f
 
 
 # ------------------------------------------------------------------ the loop

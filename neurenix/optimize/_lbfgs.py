@@ -16,6 +16,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from .._ext import _lbfgs as _k
+from .._ext._evaluator import Evaluator as _Evaluator
 from ._minimize import register_method
 from ._result import Status, _BY_CODE
 
@@ -27,8 +28,8 @@ _MODES = {"combined": 0, "callable": 1}
 def make_evaluator(obj):
     """The compiled loop's view of a :class:`ScalarObjective`."""
     mode = _MODES.get(obj.mode, 2)
-    return _k.Evaluator(obj, mode, obj._fun, getattr(obj, "_jac", None), obj.args,
-                        obj.dtype.num, obj.n)
+    return _Evaluator(obj, mode, obj._fun, getattr(obj, "_jac", None), obj.args,
+                      obj.dtype.num, obj.n)
 
 
 def _int_opt(name, v, lo, none_ok=False):
