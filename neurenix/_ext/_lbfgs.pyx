@@ -808,6 +808,32 @@ cdef void _gram_toggle(BState* b, floating* S, floating* Y, Py_ssize_t n, Py_ssi
             b.ASS[sj * R + sk] -= sv * ss[k]
 
 
+ctypedef fused _dirtype:
+    float
+    double
+
+
+cdef double _box_step(const floating* x, const _dirtype* d, const floating* lo,
+                      const floating* hi, const char* mask, Py_ssize_t n,
+                      double amax) noexcept nogil:
+    """Largest a <= amax with lo <= x + a d <= hi (coordinates with mask[i] == 0, or
+    d[i] == 0, or an infinite bound in the direction of d[i], do not limit it)."""
+    cdef Py_ssize_t i
+    cdef double a
+    for i in range(n):
+        if mask != NULL and not mask[i]:
+            continue
+        if d[i] < 0.0 and lo[i] > -INFINITY:
+            a = (lo[i] - x[i]) / d[i]
+            if a < amax:
+                amax = a
+        elif d[i] > 0.0 and hi[i] < INFINITY:
+            a = (hi[i] - x[i]) / d[i]
+            if a < amax:
+                amax = a
+    return amax
+
+
 cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                           floating* S, floating* Y, floating* wf, floating* wa, BState* b,
                           Py_ssize_t m, Py_ssize_t n, Py_ssize_t newest, Py_ssize_t c,
@@ -1048,17 +1074,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 xbar[i] = <floating>a
         return 0
     # ... otherwise truncate the step to the box (Byrd et al. 1995, Sec. 5.1)
-    alpha = 1.0
-    for i in range(n):
-        if fr[i] and dcp[i] != 0.0:
-            if dcp[i] < 0.0 and lo[i] > -INFINITY:
-                a = (lo[i] - xbar[i]) / dcp[i]
-                if a < alpha:
-                    alpha = a
-            elif dcp[i] > 0.0 and hi[i] < INFINITY:
-                a = (hi[i] - xbar[i]) / dcp[i]
-                if a < alpha:
-                    alpha = a
+    alpha = _box_step(xbar, dcp, lo, hi, fr, n, 1.0)
     if alpha < 0.0:
         alpha = 0.0
     for i in range(n):
@@ -1203,15 +1219,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if nit == 0:
                     stpmax = 1.0
                 else:
-                    for i in range(n):
-                        if d[i] < 0.0 and plo[i] > -INFINITY:
-                            a = (plo[i] - px[i]) / d[i]
-                            if a < stpmax:
-                                stpmax = a
-                        elif d[i] > 0.0 and phi[i] < INFINITY:
-                            a = (phi[i] - px[i]) / d[i]
-                            if a < stpmax:
-                                stpmax = a
+                    stpmax = _box_step(px, d, plo, phi, NULL, n, stpmax)
                     if stpmax < 1.0:
                         stpmax = 1.0   # xbar is feasible: the unit step always is
             if method == 0 or method == 3:
