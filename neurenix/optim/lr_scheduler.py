@@ -44,7 +44,7 @@ from bisect import bisect_right
 from collections import Counter
 
 from . import schedules as S
-from ._validation import _real
+from ._validation import _real, check_nonneg, check_unit
 
 __all__ = [
     "LRScheduler", "ScheduleLR", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR",
@@ -77,15 +77,11 @@ def _per_group(name, optimizer, value, check):
 
 
 def _nonneg_real(name, value):
-    if _real(name, value) < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return value
+    return check_nonneg(value, name)
 
 
 def _unit_real(name, value):
-    if not 0.0 <= _real(name, value) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return value
+    return check_unit(value, name)
 
 
 def _plain(value):

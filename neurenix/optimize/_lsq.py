@@ -53,6 +53,7 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator, lsmr
 
 from .._ext import _lsq as _k
 from ._result import OptimizeResult
+from ._objective import as_float_array
 
 __all__ = ["least_squares", "curve_fit", "LSQ_MESSAGES", "_minimize_gauss_newton"]
 
@@ -222,18 +223,13 @@ def _prepare_bounds(bounds, n):
 
 
 def _as_x0(x0):
-    x = x0 if isinstance(x0, np.ndarray) else np.asarray(x0)
-    if x.dtype.kind == "c":
-        raise TypeError("x0 must be real, got a complex array")
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"x0 must be a real numeric array, got dtype {x.dtype}")
-    if x.ndim > 1:
-        raise ValueError(f"x0 must be 1-D (or a scalar), got shape {x.shape}")
-    x = np.array(x, dtype=np.float64, order="C", ndmin=1)   # always a fresh copy
+    """x0 validated like every solver's (``_objective.as_float_array``), as float64:
+    least_squares works in float64 throughout, as SciPy's does."""
+    x = as_float_array(x0)
+    if x.dtype != np.float64:
+        x = x.astype(np.float64)
     if x.size == 0:
         raise ValueError("x0 must have at least one element")
-    if not np.isfinite(x).all():
-        raise ValueError("x0 must contain only finite values")
     return x
 
 
