@@ -99,6 +99,8 @@ def optuna_search(objective, space, n_trials=20, *, sampler=None, pruner=None, m
     pruner : {None, "median", "successive_halving", "hyperband"} or optuna pruner
     mode : {"min", "max"}
     seed : int, optional
+        Seeds the sampler and names the new study, so that Optuna's Hyperband
+        bracket assignment (a hash of the study name) repeats run to run.
     max_resource : int, optional
         Steps a generator objective is run for at most.
     min_resource, eta : int
@@ -133,7 +135,11 @@ def optuna_search(objective, space, n_trials=20, *, sampler=None, pruner=None, m
 def _run_study(optuna, objective, space, n_trials, sampler, pruner, mode, seed, max_resource,
                min_resource, eta, study, progress, direction):
     if study is None:
-        study = optuna.create_study(direction=direction,
+        # Optuna's Hyperband pruner picks a trial's bracket from a hash of the study
+        # name, which is random unless given: a seeded search names its study so the
+        # brackets (and so the pruning) are reproducible.
+        name = None if seed is None else f"neurenix-tune-seed-{int(seed)}"
+        study = optuna.create_study(direction=direction, study_name=name,
                                     sampler=_make_sampler(optuna, sampler, seed),
                                     pruner=_make_pruner(optuna, pruner, min_resource,
                                                         max_resource, eta))

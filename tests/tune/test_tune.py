@@ -194,6 +194,15 @@ def test_optuna_pruner_on_training_runs():
     assert max(t.steps for t in res.trials) == 60
 
 
+def test_optuna_hyperband_seeded_runs_repeat():
+    pytest.importorskip("optuna")
+    runs = [tune.optuna_search(train, TRAIN_SPACE, n_trials=12, pruner="hyperband",
+                               max_resource=30, seed=3) for _ in range(2)]
+    a, b = ([(t.status, t.steps, t.config["lr"]) for t in r.trials] for r in runs)
+    assert a == b
+    assert runs[0].study.study_name == "neurenix-tune-seed-3"
+
+
 def test_optuna_non_primitive_choices_and_direction_check():
     optuna = pytest.importorskip("optuna")
     objs = [(1, 2), (3, 4)]
