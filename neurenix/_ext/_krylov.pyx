@@ -1352,12 +1352,23 @@ def _generic_unit(Q_arr, Py_ssize_t k):
 # --------------------------------------------------------------------------
 # dense subproblems: Moré-Sorensen (trust-exact) and dogleg, compiled
 # --------------------------------------------------------------------------
+# the dense subproblems take the band path when H has at most n // BAND_RATIO
+# sub-diagonals (then the band factorization is cheaper than LAPACK's dense one)
+cdef enum:
+    BAND_RATIO = 8
+
+
 cdef struct DenseState:
     # bounds of the Hessian at the point (Moré & Sorensen 1983, section 3;
     # Conn, Gould & Toint 2000, section 7.3.8)
     double gnorm, glo, ghi, hfro, hinf, mindiag, close0
     double k_easy, k_hard, theta
     Py_ssize_t maxiter
+    # storage of the factor: band (kd sub-diagonals, LAPACK's lower band layout,
+    # L(i, j) = L[j * cs + i] for j <= i <= j + kd, cs = kd) or dense (column-major,
+    # cs = n, kd = n - 1); ``allow_band`` False forces the dense path
+    bint band, allow_band
+    Py_ssize_t kd, cs
     # state kept between solves at one point (a rejected step shrinks the radius)
     double prev_radius, lam_lb, lam
     Py_ssize_t niter
@@ -1367,6 +1378,51 @@ cdef struct DenseState:
     double nb, gHg
 
 
+cdef inline bint _any_nonzero(const floating* a, Py_ssize_t m) noexcept nogil:
+    """True when some a_i != 0 (or is NaN): a sum of |a_i| in 16 lanes (no
+    cancellation: every term is >= 0, so it is 0 only when all are)."""
+    cdef double s[LANES]
+    cdef Py_ssize_t i, q = m - m % LANES
+    cdef int j
+    for j in range(LANES):
+        s[j] = 0.0
+    for i in range(0, q, 16):
+        for j in range(LANES):
+            s[j] += fabs(<double>a[i + j])
+    for i in range(q, m):
+        s[i - q] += fabs(<double>a[i])
+    return _fold(s) != 0.0
+
+
+cdef Py_ssize_t _bandwidth(const floating* H, Py_ssize_t n, Py_ssize_t kmax) noexcept nogil:
+    """The bandwidth ``max |i - j|`` over the entries ``H_ij != 0`` (NaN counts as
+    nonzero) of the (n, n) C-ordered ``H``, both triangles; ``kmax + 1`` as soon as it
+    exceeds ``kmax``.  Per row only the columns outside the band found so far are
+    read, so a dense matrix exits after its first row (O(n)) and a banded one costs
+    one pass over the zeros outside its band."""
+    cdef Py_ssize_t i, j, kd = 0
+    cdef const floating* row
+    for i in range(n):
+        row = &H[i * n]
+        # right of the band: columns i + kd + 1 .. n - 1; the farthest nonzero counts
+        if i + kd + 1 < n and _any_nonzero(&row[i + kd + 1], n - i - kd - 1):
+            j = n - 1
+            while row[j] == 0:
+                j -= 1
+            kd = j - i
+            if kd > kmax:
+                return kmax + 1
+        # left of the band: columns 0 .. i - kd - 1
+        if i - kd > 0 and _any_nonzero(row, i - kd):
+            j = 0
+            while row[j] == 0:
+                j += 1
+            kd = i - j
+            if kd > kmax:
+                return kmax + 1
+    return kd
+
+
 cdef inline int _potrf(floating* L, int n) noexcept nogil:
     cdef int info = 0
     if floating is double:
@@ -1374,6 +1430,36 @@ cdef inline int _potrf(floating* L, int n) noexcept nogil:
     else:
         spotrf(b"L", &n, L, &n, &info)
     return info
+
+
+cdef int _pbtrf(floating* L, Py_ssize_t n, Py_ssize_t kd) noexcept nogil:
+    """Cholesky factorization in place of a band matrix in LAPACK's lower band layout
+    (``L[j * kd + i]`` holds ``A(i, j)``, ``j <= i <= j + kd``): the column-by-column
+    algorithm of LAPACK's unblocked ``?pbtf2``, typed (for the narrow bands it serves,
+    a BLAS call per column would cost more than its arithmetic).  Returns 0, or the
+    order ``k`` (1-based) of the first leading minor that is not positive definite
+    (columns before it hold the factor), as ``?potrf``."""
+    cdef Py_ssize_t j, r, c, m
+    cdef floating* col
+    cdef floating* nxt
+    cdef double d, lc
+    for j in range(n):
+        col = &L[j * (kd + 1)]
+        d = <double>col[0]
+        if not d > 0.0:
+            return <int>(j + 1)
+        d = sqrt(d)
+        col[0] = <floating>d
+        m = kd if kd < n - 1 - j else n - 1 - j
+        for r in range(1, m + 1):
+            col[r] = <floating>(col[r] / d)
+        # A(j+1:j+m, j+1:j+m) -= l l^T (lower part), l = L(j+1:j+m, j)
+        for c in range(1, m + 1):
+            lc = <double>col[c]
+            nxt = &L[(j + c) * (kd + 1)]       # column j + c, from its diagonal
+            for r in range(c, m + 1):
+                nxt[r - c] = <floating>(nxt[r - c] - col[r] * lc)
+    return 0
 
 
 cdef inline void _trtrs(const floating* L, int n, int lda, bint trans, floating* b) noexcept nogil:
@@ -1390,89 +1476,155 @@ cdef inline void _trtrs(const floating* L, int n, int lda, bint trans, floating*
         strsv(b"L", b"T" if trans else b"N", b"N", &n, <float*>L, &lda, b, &one)
 
 
-cdef inline void _potrs(const floating* L, int n, floating* b) noexcept nogil:
+cdef void _tbsv(const floating* L, Py_ssize_t m, Py_ssize_t kd, bint trans,
+                floating* b) noexcept nogil:
+    """b <- L^{-1} b (or L^{-T} b) for the leading m x m block of the band factor L
+    (lower band layout, ``kd`` sub-diagonals): forward / backward substitution."""
+    cdef Py_ssize_t j, r, q
+    cdef const floating* col
+    cdef double t
+    if not trans:
+        for j in range(m):
+            col = &L[j * (kd + 1)]
+            t = <double>b[j] / <double>col[0]
+            b[j] = <floating>t
+            q = kd if kd < m - 1 - j else m - 1 - j
+            for r in range(1, q + 1):
+                b[j + r] = <floating>(b[j + r] - col[r] * t)
+    else:
+        for j in range(m - 1, -1, -1):
+            col = &L[j * (kd + 1)]
+            q = kd if kd < m - 1 - j else m - 1 - j
+            t = <double>b[j]
+            for r in range(1, q + 1):
+                t -= <double>col[r] * <double>b[j + r]
+            b[j] = <floating>(t / <double>col[0])
+
+
+cdef inline void _lsolve(const DenseState* s, const floating* L, Py_ssize_t m, bint trans,
+                         floating* b) noexcept nogil:
+    """b <- L^{-1} b (or L^{-T} b), leading m x m block of the factor (band or dense)."""
+    if s.band:
+        _tbsv(L, m, s.kd, trans, b)
+    else:
+        _trtrs(L, <int>m, <int>s.cs, trans, b)
+
+
+cdef inline void _potrs(const DenseState* s, const floating* L, Py_ssize_t n,
+                        floating* b) noexcept nogil:
     """b <- (L L^T)^{-1} b: two triangular solves."""
-    _trtrs(L, n, n, False, b)
-    _trtrs(L, n, n, True, b)
+    _lsolve(s, L, n, False, b)
+    _lsolve(s, L, n, True, b)
 
 
-cdef inline int _factor_shifted(const floating* H, floating* L, Py_ssize_t n,
-                                double lam) noexcept nogil:
-    """L <- cholesky(H + lam I), lower, column-major (LAPACK ``?potrf``).  Column j of
-    the lower triangle of the symmetric H is row j of the C-ordered H from j on."""
-    cdef Py_ssize_t j
+cdef inline int _factor_shifted(const DenseState* s, const floating* H, floating* L,
+                                Py_ssize_t n, double lam) noexcept nogil:
+    """L <- cholesky(H + lam I), lower: the band factor (``s.band``) or LAPACK
+    ``?potrf`` (column-major).  Column j of the lower triangle of the symmetric H is
+    row j of the C-ordered H from j on (its first ``kd + 1`` entries for a band)."""
+    cdef Py_ssize_t j, m, cs = s.cs
     for j in range(n):
-        memcpy(&L[j * n + j], &H[j * n + j], (n - j) * sizeof(floating))
-        L[j * n + j] = <floating>(L[j * n + j] + lam)
+        m = n - j
+        if s.band and s.kd + 1 < m:
+            m = s.kd + 1
+        memcpy(&L[j * cs + j], &H[j * n + j], m * sizeof(floating))
+        L[j * cs + j] = <floating>(L[j * cs + j] + lam)
+    if s.band:
+        return _pbtrf(L, n, s.kd)
     return _potrf(L, <int>n)
 
 
-cdef double _quad_form(const floating* H, const floating* p, Py_ssize_t n) noexcept nogil:
-    """p^T H p (rows of the C-ordered H)."""
+cdef inline void _row_range(const DenseState* s, Py_ssize_t i, Py_ssize_t n,
+                            Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Columns [lo, hi) of row i that can hold nonzeros (all for the dense path)."""
+    if s.band:
+        lo[0] = i - s.kd if i > s.kd else 0
+        hi[0] = i + s.kd + 1 if i + s.kd + 1 < n else n
+    else:
+        lo[0] = 0
+        hi[0] = n
+
+
+cdef inline double _row_dot(const DenseState* s, const floating* H, const floating* p,
+                            Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """(H p)_i over the columns of row i that can hold nonzeros."""
+    cdef Py_ssize_t lo, hi
+    _row_range(s, i, n, &lo, &hi)
+    return _dot(&H[i * n + lo], &p[lo], hi - lo)
+
+
+cdef double _quad_form(const DenseState* s, const floating* H, const floating* p,
+                       Py_ssize_t n) noexcept nogil:
+    """p^T H p (rows of the C-ordered H; the band only, for a band H)."""
     cdef Py_ssize_t i
-    cdef double s = 0.0
+    cdef double t = 0.0
     for i in range(n):
-        s += <double>p[i] * _dot(&H[i * n], p, n)
-    return s
+        t += <double>p[i] * _row_dot(s, H, p, i, n)
+    return t
 
 
 cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s) noexcept nogil:
     """Gershgorin bounds ``glo <= lambda_min``, ``ghi >= lambda_max``, ``||H||_F``,
-    ``||H||_inf`` (max row sum) and the smallest diagonal entry, in one pass."""
-    cdef Py_ssize_t i, j
-    cdef double lo = INFINITY, hi = -INFINITY, fro = 0.0, rmax = 0.0, mind = INFINITY
+    ``||H||_inf`` (max row sum) and the smallest diagonal entry, in one pass (over the
+    band only, for a band H: the other entries are zero)."""
+    cdef Py_ssize_t i, lo, hi
+    cdef double glo = INFINITY, ghi = -INFINITY, fro = 0.0, rmax = 0.0, mind = INFINITY
     cdef double r, v, dg
     for i in range(n):
-        r = _asum_sq(&H[i * n], n, &v)
+        _row_range(s, i, n, &lo, &hi)
+        r = _asum_sq(&H[i * n + lo], hi - lo, &v)
         fro += v
         dg = H[i * n + i]
         if r > rmax:
             rmax = r
         r -= fabs(dg)
-        if dg - r < lo:
-            lo = dg - r
-        if dg + r > hi:
-            hi = dg + r
+        if dg - r < glo:
+            glo = dg - r
+        if dg + r > ghi:
+            ghi = dg + r
         if dg < mind:
             mind = dg
-    s.glo = lo
-    s.ghi = hi
+    s.glo = glo
+    s.ghi = ghi
     s.hfro = sqrt(fro)
     s.hinf = rmax
     s.mindiag = mind
 
 
-cdef double _smallest_sv(const floating* L, Py_ssize_t n, floating* w, floating* z,
-                         double* acc) noexcept nogil:
+cdef double _smallest_sv(const DenseState* s, const floating* L, Py_ssize_t n, floating* w,
+                         floating* z, double* acc) noexcept nogil:
     """Estimate of the smallest singular value of the Cholesky factor L (A = L L^T)
-    and its right singular vector ``z`` (unit), in O(n^2): the condition estimator
-    of Cline, Moler, Stewart & Wilkinson (SIAM J. Numer. Anal. 16(2), 1979; Golub &
-    Van Loan, Matrix Computations, 4th ed., Alg. 3.5.1).  ``L w = e`` is solved by
-    forward substitution with ``e_k = +-1`` chosen greedily to make ``w`` large
-    (look-ahead on the 1-norm of the updated partial sums), then ``L^T v = w``;
-    ``s = ||w|| / ||v||`` and ``z = v / ||v||``, so that ``z^T A z = s^2``."""
-    cdef Py_ssize_t i, k
+    and its right singular vector ``z`` (unit), in O(n^2) (O(n kd) for a band): the
+    condition estimator of Cline, Moler, Stewart & Wilkinson (SIAM J. Numer. Anal.
+    16(2), 1979; Golub & Van Loan, Matrix Computations, 4th ed., Alg. 3.5.1).
+    ``L w = e`` is solved by forward substitution with ``e_k = +-1`` chosen greedily
+    to make ``w`` large (look-ahead on the 1-norm of the updated partial sums), then
+    ``L^T v = w``; ``s = ||w|| / ||v||`` and ``z = v / ||v||``, so that ``z^T A z =
+    s^2``.  For a band L the look-ahead runs over the band: below it ``L_ik`` and
+    the partial sums are zero, so the sums and the choices are the dense ones."""
+    cdef Py_ssize_t i, k, hi, cs = s.cs
     cdef double lkk, wp, wm, sp, sm, wk, t, wn, vn
     cdef const floating* col
     for i in range(n):
         acc[i] = 0.0
     for k in range(n):
-        col = &L[k * n]
+        col = &L[k * cs]                # col[i] = L(i, k)
+        hi = k + s.kd + 1 if k + s.kd + 1 < n else n
         lkk = col[k]
         wp = (1.0 - acc[k]) / lkk
         wm = (-1.0 - acc[k]) / lkk
         sp = fabs(wp)
         sm = fabs(wm)
-        for i in range(k + 1, n):
+        for i in range(k + 1, hi):
             t = <double>col[i]
             sp += fabs(acc[i] + t * wp)
             sm += fabs(acc[i] + t * wm)
         wk = wp if sp >= sm else wm
         w[k] = <floating>wk
-        for i in range(k + 1, n):
+        for i in range(k + 1, hi):
             acc[i] += <double>col[i] * wk
     memcpy(z, w, n * sizeof(floating))
-    _trtrs(L, <int>n, <int>n, True, z)
+    _lsolve(s, L, n, True, z)
     wn = sqrt(_nrm2sq(w, n))
     vn = sqrt(_nrm2sq(z, n))
     for i in range(n):
@@ -1480,27 +1632,27 @@ cdef double _smallest_sv(const floating* L, Py_ssize_t n, floating* w, floating*
     return wn / vn
 
 
-cdef double _leading_singular_shift(const floating* H, const floating* L, Py_ssize_t n,
-                                    int k, double lam, floating* v) noexcept nogil:
-    """After ``?potrf`` failed at pivot ``k`` (1-based) on ``A = H + lam I``: ``delta``
-    such that the leading k x k block of ``A + delta e_k e_k^T`` is singular, and
-    ``v`` (``v_k = 1``, zero below) with ``v^T (A + delta e_k e_k^T) v = 0``; returns
-    ``delta / ||v||^2`` (Moré & Sorensen 1983, section 3: ``lam + delta/||v||^2`` is a
-    lower bound of ``-lambda_min(H)``).  The row ``l = L_11^{-1} a_{1:k-1,k}`` is
-    recomputed from H and the valid leading factor."""
+cdef double _leading_singular_shift(const DenseState* s, const floating* H, const floating* L,
+                                    Py_ssize_t n, int k, double lam, floating* v) noexcept nogil:
+    """After the factorization failed at pivot ``k`` (1-based) on ``A = H + lam I``:
+    ``delta`` such that the leading k x k block of ``A + delta e_k e_k^T`` is
+    singular, and ``v`` (``v_k = 1``, zero below) with ``v^T (A + delta e_k e_k^T) v
+    = 0``; returns ``delta / ||v||^2`` (Moré & Sorensen 1983, section 3: ``lam +
+    delta/||v||^2`` is a lower bound of ``-lambda_min(H)``).  The row ``l = L_11^{-1}
+    a_{1:k-1,k}`` is recomputed from H and the valid leading factor."""
     cdef Py_ssize_t i, km = k - 1
     cdef double delta
     for i in range(n):
         v[i] = 0
-    # l = L11^{-1} A[0:km, km]  (A's off-diagonal entries are H's)
+    # l = L11^{-1} A[0:km, km]  (A's off-diagonal entries are H's; zero off the band)
     for i in range(km):
         v[i] = H[km * n + i]
-    _trtrs(L, <int>km, <int>n, False, v)
+    _lsolve(s, L, km, False, v)
     delta = _nrm2sq(v, km) - (<double>H[km * n + km] + lam)
     # v[0:km] = -L11^{-T} l, v[km] = 1
     for i in range(km):
         v[i] = -v[i]
-    _trtrs(L, <int>km, <int>n, True, v)
+    _lsolve(s, L, km, True, v)
     v[km] = 1
     return delta / _nrm2sq(v, n)
 
@@ -1531,7 +1683,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
     cdef double gn = s.gnorm, lam, lam_lb, lam_ub, lam_new, pn, wn, smin, t1, t2, t, quad
     cdef double hm, ss
     cdef int info = 0
-    cdef bint factored = False, have_p = False, done = False
+    cdef bint factored = False, have_p = False, done = False, solved = False
     hits[0] = True
     hm = s.hfro if s.hfro < s.hinf else s.hinf
     lam_ub = gn / radius + ((-s.glo) if -s.glo < hm else hm)
@@ -1549,26 +1701,26 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
         if factored:
             factored = False
         else:
-            info = _factor_shifted(H, L, n, lam)
+            info = _factor_shifted(s, H, L, n, lam)
         it += 1
         if info == 0 and gn > s.close0:
             for i in range(n):
                 p[i] = -g[i]
-            _potrs(L, <int>n, p)
+            _potrs(s, L, n, p)
             have_p = True
             pn = sqrt(_nrm2sq(p, n))
             if pn <= radius and lam == 0.0:
                 hits[0] = False
-                done = True
+                done = solved = True
                 break
             # Newton step on 1/||p|| - 1/radius:  w = L^{-1} p
             memcpy(w, p, n * sizeof(floating))
-            _trtrs(L, <int>n, <int>n, False, w)
+            _lsolve(s, L, n, False, w)
             wn = sqrt(_nrm2sq(w, n))
             lam_new = lam + (pn / wn) * (pn / wn) * (pn - radius) / radius
             if pn < radius:
                 # inside: the hard case test along the estimated null vector z
-                smin = _smallest_sv(L, n, w, z, acc)
+                smin = _smallest_sv(s, L, n, w, z, acc)
                 t1 = _boundary_tau(p, z, n, radius, True)
                 t2 = _boundary_tau(p, z, n, radius, False)
                 t = t1 if fabs(t1) < fabs(t2) else t2
@@ -1581,7 +1733,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
                 lam_ub = lam
                 if lam - smin * smin > lam_lb:
                     lam_lb = lam - smin * smin
-                info = _factor_shifted(H, L, n, lam_new)
+                info = _factor_shifted(s, H, L, n, lam_new)
                 if info == 0:
                     lam = lam_new
                     factored = True
@@ -1591,7 +1743,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
                     lam = _safeguard(lam_lb, lam_ub, s.theta)
             else:
                 if fabs(pn - radius) <= s.k_easy * radius:
-                    done = True
+                    done = solved = True
                     break
                 lam_lb = lam
                 lam = lam_new
@@ -1604,7 +1756,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
                 have_p = True
                 done = True
                 break
-            smin = _smallest_sv(L, n, w, z, acc)
+            smin = _smallest_sv(s, L, n, w, z, acc)
             for i in range(n):
                 p[i] = <floating>(radius * z[i])
             have_p = True
@@ -1617,7 +1769,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
             lam = _safeguard(lam_lb, lam_ub, s.theta)
         else:
             # H + lam I is not positive definite: raise the lower bound
-            t = lam + _leading_singular_shift(H, L, n, info, lam, w)
+            t = lam + _leading_singular_shift(s, H, L, n, info, lam, w)
             if t > lam_lb:
                 lam_lb = t
             if lam > lam_lb:
@@ -1633,7 +1785,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
         # out of iterations without any step (every factorization failed; SciPy
         # fails there): the Cauchy point, the model's minimizer along -g in the region
         if True:
-            quad = _quad_form(H, g, n)
+            quad = _quad_form(s, H, g, n)
             t = radius / gn if gn > 0.0 else 0.0
             if quad > 0.0 and gn * gn / quad < t:
                 t = gn * gn / quad
@@ -1644,7 +1796,12 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
     s.lam = lam
     s.prev_radius = radius
     s.niter = it
-    model[0] = _dot(g, p, n) + 0.5 * _quad_form(H, p, n)
+    if solved:
+        # (H + lam I) p = -g:  g^T p + p^T H p / 2 = (g^T p - lam ||p||^2) / 2, a sum
+        # of two terms <= 0 (no O(n^2) product, and no cancellation)
+        model[0] = 0.5 * (_dot(g, p, n) - lam * _nrm2sq(p, n))
+    else:
+        model[0] = _dot(g, p, n) + 0.5 * _quad_form(s, H, p, n)
     return 0
 
 
@@ -1660,12 +1817,12 @@ cdef int _dogleg(const floating* H, floating* L, const floating* g, Py_ssize_t n
     cdef double alpha, nu, t, gg, pHp
     hits[0] = True
     if s.newton == 0:
-        if _factor_shifted(H, L, n, 0.0) != 0:
+        if _factor_shifted(s, H, L, n, 0.0) != 0:
             s.newton = -1
         else:
             for i in range(n):
                 pb[i] = -g[i]
-            _potrs(L, <int>n, pb)
+            _potrs(s, L, n, pb)
             s.nb = sqrt(_nrm2sq(pb, n))
             s.newton = 1
     if s.newton < 0:
@@ -1678,7 +1835,7 @@ cdef int _dogleg(const floating* H, floating* L, const floating* g, Py_ssize_t n
     gg = s.gnorm * s.gnorm
     if s.cauchy == 0:
         for i in range(n):
-            hg[i] = <floating>_dot(&H[i * n], g, n)
+            hg[i] = <floating>_row_dot(s, H, g, i, n)
         s.gHg = _dot(g, hg, n)
         s.cauchy = 1 if s.gHg > 0.0 else -1
     if s.cauchy < 0:
@@ -1721,6 +1878,12 @@ cdef class DenseSubproblem:
         in the hard case); defaults as SciPy's ``trust-exact``.
     maxiter : int
         Factorization rounds per solve (SciPy's ``subproblem_maxiter``, 25).
+    band : bool, default True
+        Allow the band path: at each point the bandwidth ``kd`` of H is measured
+        (O(n) reads for a dense H, one pass over the zeros for a band one) and, when
+        ``kd <= n // 8``, H + lam I is factored by a band Cholesky and every product,
+        bound and solve reads the band only -- the same factor, so the same steps
+        to rounding.  False: always LAPACK's dense ``?potrf``.
     """
 
     cdef cnp.ndarray H_arr, L_arr, g_arr, work_arr, acc_arr
@@ -1730,7 +1893,7 @@ cdef class DenseSubproblem:
     cdef bint ready
 
     def __init__(self, Py_ssize_t n, dtype, double k_easy=0.1, double k_hard=0.2,
-                 Py_ssize_t maxiter=25):
+                 Py_ssize_t maxiter=25, bint band=True):
         dt = np.dtype(dtype)
         if dt != np.float64 and dt != np.float32:
             raise TypeError("dtype must be float32 or float64")
@@ -1750,6 +1913,7 @@ cdef class DenseSubproblem:
         self.s.k_hard = k_hard
         self.s.theta = 0.01
         self.s.maxiter = maxiter
+        self.s.allow_band = band
         self.ready = False
 
     cpdef set_point(self, cnp.ndarray H, cnp.ndarray g):
@@ -1808,10 +1972,37 @@ cdef class DenseSubproblem:
         return self.s.niter
 
     @property
+    def bandwidth(self):
+        """Sub-diagonals of the band factor at the current point, or -1 when the
+        dense path (LAPACK ``?potrf``) is used."""
+        if not self.ready:
+            raise ValueError("set_point must be called first")
+        return int(self.s.kd) if self.s.band else -1
+
+    @property
     def bounds(self):
         """``(glo, ghi, ||H||_F, ||H||_inf, min diag)`` of the current Hessian."""
         return self.s.glo, self.s.ghi, self.s.hfro, self.s.hinf, self.s.mindiag
 
+
+
+cdef void _set_layout(const floating* H, Py_ssize_t n, DenseState* s) noexcept nogil:
+    """Band or dense path for ``H``: the band one when ``H`` has at most
+    ``n // BAND_RATIO`` nonzero diagonals on each side of the main one (then a band
+    Cholesky costs a small fraction of LAPACK's dense one, and the bounds, products
+    and solves read the band only).  The test reads only entries outside the band
+    found so far: O(n) for a dense matrix."""
+    cdef Py_ssize_t kmax = n // BAND_RATIO, kd = kmax + 1
+    if s.allow_band:
+        kd = _bandwidth(H, n, kmax)
+    if kd <= kmax:
+        s.band = True
+        s.kd = kd
+        s.cs = kd
+    else:
+        s.band = False
+        s.kd = n - 1
+        s.cs = n
 
 
 cdef void _ds_bounds(floating tag, DenseSubproblem ds):
@@ -1820,6 +2011,7 @@ cdef void _ds_bounds(floating tag, DenseSubproblem ds):
     cdef Py_ssize_t n = ds.n
     cdef double eps = 2.220446049250313e-16 if floating is double else 1.1920928955078125e-07
     with nogil:
+        _set_layout(H, n, &ds.s)
         _dense_bounds(H, n, &ds.s)
         ds.s.gnorm = sqrt(_nrm2sq(g, n))
     ds.s.close0 = n * eps * ds.s.hinf
@@ -1861,9 +2053,24 @@ def dense_bounds(const floating[:, ::1] H):
         raise ValueError("H must be square")
     if n == 0:
         return 0.0, 0.0, 0.0, 0.0
+    s.allow_band = False
     with nogil:
+        _set_layout(&H[0, 0], n, &s)
         _dense_bounds(&H[0, 0], n, &s)
     return s.glo, s.ghi, (s.hinf if s.hinf < s.hfro else s.hfro), s.mindiag
+
+
+def bandwidth(const floating[:, ::1] H):
+    """The bandwidth ``max |i - j|`` over the nonzero entries of the square ``H``
+    (both triangles), as the dense subproblems measure it."""
+    cdef Py_ssize_t n = H.shape[0], kd
+    if H.shape[1] != n:
+        raise ValueError("H must be square")
+    if n == 0:
+        return 0
+    with nogil:
+        kd = _bandwidth(&H[0, 0], n, n)
+    return int(kd)
 
 
 
