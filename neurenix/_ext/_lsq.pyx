@@ -47,6 +47,42 @@ cdef double RDWARF = 3.834e-20
 cdef double RGIANT = 1.304e19
 
 
+# Sums over long vectors.  Below LONG rows the sums run in index order, exactly as
+# MINPACK's (so that lm's trial points, and its counts of evaluations, are those of
+# MINPACK's lmder bit for bit); from LONG rows on, a sequential sum would cost more
+# than the rest of an iteration (each addition waits for the previous one: ~1 ns a
+# row), so eight interleaved partial sums are used there (same values to rounding).
+cdef Py_ssize_t LONG = 256
+
+cdef inline double _sumsq(Py_ssize_t n, const double* x) noexcept nogil:
+    """Sum of squares in eight interleaved partial sums added pairwise (one
+    vectorized pass; the order differs from a sequential sum only in rounding)."""
+    cdef double s[8]
+    cdef Py_ssize_t i, q, n8 = n - n % 8
+    for q in range(8):
+        s[q] = 0.0
+    for i in range(0, n8, 8):
+        for q in range(8):
+            s[q] += x[i + q] * x[i + q]
+    for i in range(n8, n):
+        s[i - n8] += x[i] * x[i]
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+
+
+cdef inline double _dot8(Py_ssize_t n, const double* x, const double* y) noexcept nogil:
+    """``x . y`` in eight interleaved partial sums added pairwise."""
+    cdef double s[8]
+    cdef Py_ssize_t i, q, n8 = n - n % 8
+    for q in range(8):
+        s[q] = 0.0
+    for i in range(0, n8, 8):
+        for q in range(8):
+            s[q] += x[i + q] * y[i + q]
+    for i in range(n8, n):
+        s[i - n8] += x[i] * y[i]
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+
+
 cdef double enorm(Py_ssize_t n, const double* x) noexcept nogil:
     """MINPACK's ENORM (see :func:`enorm_mp`) with a fast path: when every component
     lies in the intermediate range (the usual case) the result is ``sqrt`` of the
@@ -56,13 +92,23 @@ cdef double enorm(Py_ssize_t n, const double* x) noexcept nogil:
     cdef Py_ssize_t i
     if n <= 0:
         return 0.0
+    if n >= LONG:
+        # long vectors: the square root of the interleaved sum whenever that sum lies
+        # in (1e-290, inf) -- then no square overflowed and those lost to underflow
+        # are below its rounding -- else the three-range rule
+        s2 = _sumsq(n, x)
+        if s2 > 1e-290 and s2 < INFINITY:
+            return sqrt(s2)
+        return enorm_mp(n, x)
     agiant = RGIANT / n
     for i in range(n):
         xa = fabs(x[i])
-        lo = xa if xa < lo else lo
+        # zeros add nothing in ENORM's rule either: they do not leave the fast path
+        lo = xa if (xa < lo) & (xa != 0.0) else lo
         hi = xa if xa > hi else hi
         s2 += xa * xa
-    # every component intermediate (a NaN makes s2 NaN: s2 == s2 fails)
+    # every nonzero component intermediate (a NaN makes s2 NaN: s2 == s2 fails);
+    # an all-zero x gives lo = inf, s2 = 0: ENORM's result, 0, too
     if lo > RDWARF and hi < agiant and s2 == s2:
         return sqrt(s2)
     return enorm_mp(n, x)
@@ -78,9 +124,9 @@ cdef void enorm_cols(Py_ssize_t m, Py_ssize_t ncol, const double* a,
     cdef double s0, s1, s2, s3, x0, x1, x2, x3, y0, y1, agiant, lo, hi
     cdef const double* c[4]
     cdef bint ok
-    if m <= 0:
+    if m <= 0 or m >= LONG:
         for k in range(ncol):
-            out[k] = 0.0
+            out[k] = enorm(m, a + k * m)
         return
     agiant = RGIANT / m
     while k < ncol:
@@ -136,6 +182,13 @@ cdef void reflect_cols(Py_ssize_t len_, const double* v, double* c, Py_ssize_t l
     cdef double t[8]
     cdef double* p[8]
     cdef double* ck
+    if len_ >= LONG:
+        for k in range(ncol):
+            ck = c + k * ldc
+            tq = _dot8(len_, v, ck) / v0
+            for i in range(len_):
+                ck[i] -= tq * v[i]
+        return
     while k < ncol:
         cnt = ncol - k if ncol - k < 8 else 8
         for q in range(8):
@@ -1761,3 +1814,10 @@ def qrfac_py(J, Py_ssize_t repeat=1):
             memcpy(&a[0, 0], &src[0, 0], m * n * sizeof(double))
             qrfac(m, n, &a[0, 0], &ipvt[0], &rd[0], &ac[0], &wa[0], 0)
     return a_arr, np.asarray(ipvt), rdiag, acnorm
+
+
+def enorm_py(double[::1] x):
+    """:func:`enorm` of ``x`` (for tests)."""
+    if x.shape[0] == 0:
+        return 0.0
+    return enorm(x.shape[0], &x[0])

@@ -392,12 +392,54 @@ def test_trf_cython_loop_callback_verbose_and_nonfinite(capsys):
     np.testing.assert_allclose(r.x, [2.5, 1.3, 0.5], atol=0.05)
 
 
-def test_qrfac_factors_with_minpack_pivoting():
+@pytest.mark.parametrize("m", [7, 255, 256, 1001])
+def test_enorm_without_destructive_underflow_or_overflow(m):
+    # short vectors sum in MINPACK's order, long ones in eight partial sums: both
+    # must give the norm to rounding, and fall back to the three-range rule where
+    # plain squares would underflow or overflow
+    rng = np.random.default_rng(m)
+    x = rng.standard_normal(m)
+    for scale in (1.0, 1e-30, 1e-160, 1e-200, 1e150, 1e200, 1e300):
+        y = x * scale
+        ref = np.linalg.norm(y / scale) * scale
+        assert K.enorm_py(y) == pytest.approx(ref, rel=1e-13), scale
+    y = x.copy()
+    y[::3] = 0.0
+    y[1] = 1e-300                           # one tiny component among normal ones
+    assert K.enorm_py(y) == pytest.approx(np.linalg.norm(y), rel=1e-14)
+    assert K.enorm_py(np.zeros(m)) == 0.0
+    y[2] = np.nan
+    assert np.isnan(K.enorm_py(y))
+
+
+def test_lm_long_residual_vectors_agree_with_minpack():
+    # from 256 rows on, lm's sums use partial sums: same solution as SciPy's lm
+    # (MINPACK) to rounding, and the same number of evaluations on this fit
+    t = np.linspace(0, 5, 1000)
+    y = 3.0 * np.exp(-1.2 * t) + 0.4 + 0.01 * np.random.default_rng(0).standard_normal(t.size)
+
+    def f(p):
+        return p[0] * np.exp(-p[1] * t) + p[2] - y
+
+    def J(p):
+        e = np.exp(-p[1] * t)
+        return np.column_stack((e, -p[0] * t * e, np.ones_like(t)))
+    for jac in (J, "2-point"):
+        r = least_squares(f, [1.0, 0.5, 0.0], jac=jac, method="lm")
+        s = scipy.optimize.least_squares(f, [1.0, 0.5, 0.0], jac=jac, method="lm")
+        np.testing.assert_allclose(r.x, s.x, rtol=1e-9)
+        assert r.cost == pytest.approx(s.cost, rel=1e-12)
+        assert r.nfev <= s.nfev
+
+
+@pytest.mark.parametrize("m", [40, 300])       # sequential sums / partial sums
+def test_qrfac_factors_with_minpack_pivoting(m):
     rng = np.random.default_rng(3)
-    A = rng.standard_normal((40, 11)) * np.logspace(0, 3, 11)
+    A = rng.standard_normal((m, 11)) * np.logspace(0, 3, 11)
     a, ipvt, rdiag, acnorm = K.qrfac_py(A)
     R = np.triu(a[:11])
     np.fill_diagonal(R, rdiag)
+    assert a.shape == (m, 11)
     # A P = Q R: the Gram matrices agree
     AP = A[:, ipvt]
     np.testing.assert_allclose(R.T @ R, AP.T @ AP, rtol=1e-10, atol=1e-8 * acnorm.max() ** 2)
