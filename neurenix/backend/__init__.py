@@ -9,6 +9,7 @@ kernels are tested against.
 """
 from ._namespace import (
     array_namespace,
+    is_foreign_array,
     is_numpy_namespace,
     to_numpy,
     to_namespace,
@@ -20,6 +21,7 @@ from ._threads import set_num_threads, get_num_threads, num_threads
 
 __all__ = [
     "array_namespace",
+    "is_foreign_array",
     "is_numpy_namespace",
     "to_numpy",
     "to_namespace",

@@ -30,6 +30,26 @@ def array_namespace(*arrays):
     return xp
 
 
+def is_foreign_array(x):
+    """True for an array of another Array-API library (CuPy, ``array_api_strict``,
+    PyTorch, ...), False for NumPy arrays and for anything else.
+
+    CuPy's ndarray has no ``__array_namespace__`` attribute, so the test goes
+    through ``array_api_compat.is_array_api_obj`` (which knows CuPy, PyTorch,
+    JAX, Dask, ...) as well."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return False
+    if hasattr(x, "__array_namespace__"):
+        return True
+    if isinstance(x, (list, tuple, int, float, complex, bool)):
+        return False
+    try:
+        import array_api_compat
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return bool(array_api_compat.is_array_api_obj(x))
+
+
 def is_numpy_namespace(xp):
     """True when ``xp`` is NumPy (plain or the ``array_api_compat`` wrapper)."""
     if xp is np:

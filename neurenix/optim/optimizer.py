@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..backend import array_namespace, kernels_for, dtype_name, KERNEL_DTYPES
+from ..backend import array_namespace, kernels_for, dtype_name, KERNEL_DTYPES, is_foreign_array
 from .parameter import Parameter
 from ._validation import check_lr
 
@@ -80,7 +80,7 @@ class Optimizer:
             raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
         self.skip_nonfinite = skip_nonfinite
         self.skipped_steps = 0
-        if isinstance(params, (Parameter, np.ndarray)) or hasattr(params, "__array_namespace__"):
+        if isinstance(params, (Parameter, np.ndarray)) or is_foreign_array(params):
             raise TypeError("params must be an iterable of Parameters or dicts, "
                             f"got {type(params).__name__}")
         if isinstance(params, (set, frozenset)):

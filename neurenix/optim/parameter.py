@@ -1,7 +1,7 @@
 """``Parameter``: an array updated in place by optimizers, with its gradient."""
 import numpy as np
 
-from ..backend import array_namespace, dtype_name
+from ..backend import array_namespace, dtype_name, is_foreign_array
 
 
 class Parameter:
@@ -32,7 +32,7 @@ class Parameter:
     def __init__(self, data, requires_grad=True, name=None):
         if isinstance(data, Parameter):
             data = data.data
-        if isinstance(data, np.ndarray) or not hasattr(data, "__array_namespace__"):
+        if not is_foreign_array(data):
             arr = np.asarray(data)
             if arr.dtype.kind not in "f":
                 if arr.dtype.kind in "biu":

@@ -1,0 +1,48 @@
+"""PyTorch tensors as parameters: the generic Array-API kernels through
+``array_api_compat.torch``.  A torch tensor, like a CuPy array, has no
+``__array_namespace__`` attribute, so this runs on the CPU the code path that
+CuPy arrays take on a GPU (tests/optim/test_cupy.py, skipped without one)."""
+import numpy as np
+import pytest
+
+from neurenix import optim
+from neurenix.backend import is_foreign_array, to_numpy
+
+from ._cases import CASES
+from .test_first_order import make_problem
+
+torch = pytest.importorskip("torch")
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def test_torch_tensor_is_foreign_array():
+    t = torch.zeros(3)
+    assert not hasattr(t, "__array_namespace__")
+    assert is_foreign_array(t)
+    assert not is_foreign_array(np.zeros(3)) and not is_foreign_array([1.0, 2.0])
+    p = optim.Parameter(t)
+    assert p.data is t                      # kept, not converted to NumPy
+    with pytest.raises(TypeError, match="params"):
+        optim.SGD(t, lr=0.1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_tensors_match_numpy(name, dtype, device):
+    cls, _, cfgs = CASES[name]
+    results = []
+    for to_xp in (lambda a: torch.asarray(a, device=device), lambda a: a):
+        arrays, grads = make_problem(dtype)
+        params = [[optim.Parameter(to_xp(a.copy())) for a in grp] for grp in arrays]
+        opt = cls([dict(params=ps, **c) for ps, c in zip(params, cfgs[0])])
+        for k in range(10):
+            gs = grads(k, [[to_numpy(p.data) for p in ps] for ps in params])
+            for ps, gg in zip(params, gs):
+                for p, g in zip(ps, gg):
+                    p.grad = to_xp(g)
+            opt.step()
+        results.append([to_numpy(p.data) for ps in params for p in ps])
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
