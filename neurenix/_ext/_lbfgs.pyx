@@ -32,7 +32,7 @@ from cython cimport floating
 from libc.math cimport fabs, sqrt, isfinite, INFINITY
 from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, memcmp
+from libc.string cimport memcpy, memcmp, memmove
 
 import numpy as np
 
@@ -546,6 +546,60 @@ cdef extern from *:
                    const double* wf, const double* wa, Py_ssize_t n, double* out) nogil
 
 
+cdef extern from *:
+    """
+    /* Row kernels of the small (m x m) matrices of L-BFGS-B: d <- d + a s,
+       d <- d - a s and d <- a d over w entries, w a multiple of 4 (rows are
+       padded), four lanes at a time.  Each entry goes through the same two IEEE
+       operations (a product, then the sum) as the scalar loop. */
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef double nx_r4d __attribute__((vector_size(32)));
+    static inline void nx_row_add(double* d, double a, const double* s, Py_ssize_t w) {
+        nx_r4d va = {a, a, a, a}, vd, vs;
+        for (Py_ssize_t j = 0; j < w; j += 4) {
+            __builtin_memcpy(&vd, d + j, 32); __builtin_memcpy(&vs, s + j, 32);
+            vd = vd + va * vs;
+            __builtin_memcpy(d + j, &vd, 32);
+        }
+    }
+    static inline void nx_row_sub(double* d, double a, const double* s, Py_ssize_t w) {
+        nx_r4d va = {a, a, a, a}, vd, vs;
+        for (Py_ssize_t j = 0; j < w; j += 4) {
+            __builtin_memcpy(&vd, d + j, 32); __builtin_memcpy(&vs, s + j, 32);
+            vd = vd - va * vs;
+            __builtin_memcpy(d + j, &vd, 32);
+        }
+    }
+    static inline void nx_row_scale(double* d, double a, Py_ssize_t w) {
+        nx_r4d va = {a, a, a, a}, vd;
+        for (Py_ssize_t j = 0; j < w; j += 4) {
+            __builtin_memcpy(&vd, d + j, 32);
+            vd = vd * va;
+            __builtin_memcpy(d + j, &vd, 32);
+        }
+    }
+    #else
+    static inline void nx_row_add(double* d, double a, const double* s, Py_ssize_t w) {
+        for (Py_ssize_t j = 0; j < w; j++) d[j] = d[j] + a * s[j];
+    }
+    static inline void nx_row_sub(double* d, double a, const double* s, Py_ssize_t w) {
+        for (Py_ssize_t j = 0; j < w; j++) d[j] = d[j] - a * s[j];
+    }
+    static inline void nx_row_scale(double* d, double a, Py_ssize_t w) {
+        for (Py_ssize_t j = 0; j < w; j++) d[j] = d[j] * a;
+    }
+    #endif
+    """
+    void nx_row_add(double* d, double a, const double* s, Py_ssize_t w) nogil
+    void nx_row_sub(double* d, double a, const double* s, Py_ssize_t w) nogil
+    void nx_row_scale(double* d, double a, Py_ssize_t w) nogil
+
+
+cdef inline Py_ssize_t _width(Py_ssize_t c) noexcept nogil:
+    # row length the vector kernels run over: c rounded up to a multiple of 4
+    return (c + 3) & ~(<Py_ssize_t>3)
+
+
 cdef inline void _gram4(const floating* s, const floating* y, const floating* sk,
                         const floating* yk, const floating* wf, const floating* wa,
                         Py_ssize_t n, double* out) noexcept nogil:
@@ -645,14 +699,17 @@ cdef int _schur(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept nogi
     """``C <- chol(C + X^T X)`` (X, C: c x c, row-major, leading dimension ld;
     C's lower triangle), the factor of the Schur complement of the middle
     matrix; rank-one updates by the rows of X so the inner loops run over
-    contiguous memory.  Returns 1 when it is singular."""
-    cdef Py_ssize_t i, j, k
-    cdef double xij
+    contiguous memory.  Returns 1 when it is singular.
+
+    Each row update runs over the whole padded row (``_width(c)`` entries,
+    four at a time): the entries right of the diagonal, which the factorization
+    never reads, take the same updates, and every entry of the lower triangle
+    gets its terms in the same order as a loop over ``k <= j`` gives them.
+    ``X``'s padding columns must be finite."""
+    cdef Py_ssize_t i, j, w = _width(c)
     for i in range(c):
         for j in range(c):
-            xij = X[i * ld + j]
-            for k in range(j + 1):
-                C[j * ld + k] += xij * X[i * ld + k]
+            nx_row_add(&C[j * ld], X[i * ld + j], &X[i * ld], w)
     return _chol(C, c, ld)
 
 
@@ -660,14 +717,13 @@ cdef int _schur_su(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept n
     """:func:`_schur` for a strictly upper triangular ``X`` (``X[i, k] == 0`` for
     ``k <= i``, as ``KE`` of the Cauchy step): the products with its zeros are
     skipped, c^3/6 multiply-adds instead of c^3/2; the remaining terms are added
-    to each entry in the same order, so the factor is the same."""
-    cdef Py_ssize_t i, j, k
-    cdef double xij
+    to each entry in the same order, so the factor is the same.  (Whole padded
+    rows, as in :func:`_schur`: the terms added left of column ``i + 1`` are
+    products with X's exact zeros, which leave an entry as it is.)"""
+    cdef Py_ssize_t i, j, w = _width(c)
     for i in range(c):
         for j in range(i + 1, c):
-            xij = X[i * ld + j]
-            for k in range(i + 1, j + 1):
-                C[j * ld + k] += xij * X[i * ld + k]
+            nx_row_add(&C[j * ld], X[i * ld + j], &X[i * ld], w)
     return _chol(C, c, ld)
 
 
@@ -730,19 +786,22 @@ cdef inline void _sift_down(BP* h, Py_ssize_t k, Py_ssize_t nh) noexcept nogil:
 
 
 cdef struct BState:
-    # L-BFGS-B memory beside S, Y: the Gram matrices of the pairs, slot-indexed
-    # (R x R, entry [a * R + b] for ring slots a, b), kept up to date at O(m n)
-    # per new pair, and the free set of the last generalized Cauchy point with
-    # the Gram matrices over it, updated when variables enter or leave it
-    # (Byrd, Lu, Nocedal & Zhu 1995, Sec. 5.1).
+    # L-BFGS-B memory beside S, Y: the Gram matrices of the pairs, kept up to
+    # date at O(m n) per new pair, and the free set of the last generalized
+    # Cauchy point with the Gram matrices over it, updated when variables enter
+    # or leave it (Byrd, Lu, Nocedal & Zhu 1995, Sec. 5.1).  Every matrix is
+    # position-indexed (pair 0 the oldest; entry [a * ld + b]), m x ld with
+    # ld = _width(m), so that the middle matrices are built from contiguous
+    # rows; dropping the oldest pair shifts the Gram matrices (_gram_shift).
     Py_ssize_t R         # ring size
+    Py_ssize_t ld        # leading dimension of every matrix here
     double* SS           # s_a . s_b
-    double* SY           # s_a . y_b
+    double* YS           # y_a . s_b
     double* FYY          # sum over free i of y_a[i] y_b[i]
-    double* FSY          # sum over free i of s_a[i] y_b[i]
+    double* FYS          # sum over free i of y_a[i] s_b[i]
     double* ASS          # sum over active (not free) i of s_a[i] s_b[i]
-    # factors of the two middle matrices (see _msolve), position-indexed (oldest
-    # first), m x m with leading dimension m; Cholesky factors as _chol leaves them
+    # factors of the two middle matrices (see _msolve); Cholesky factors as
+    # _chol leaves them; KE's and NE's padding columns are kept at zero
     double* K1           # D^{-1/2} (diagonal, reciprocals)
     double* KE           # (L D^{-1/2})^T
     double* K2           # chol(theta S^T S + L D^{-1} L^T)
@@ -757,13 +816,24 @@ cdef struct BState:
     Py_ssize_t* sl       # m: ring slot of each pair, oldest first
 
 
+cdef void _gram_shift(BState* b, Py_ssize_t c) noexcept nogil:
+    """Drop the oldest of ``c`` pairs from the Gram matrices: entry [a, b]
+    takes [a + 1, b + 1] (the five matrices lie one after the other)."""
+    cdef Py_ssize_t g, j, ld = b.ld
+    cdef double* G
+    for g in range(5):
+        G = b.SS + g * (b.YS - b.SS)
+        for j in range(c - 1):
+            memmove(&G[j * ld], &G[(j + 1) * ld + 1], (c - 1) * sizeof(double))
+
+
 cdef void _gram_new_pair(BState* b, floating* S, floating* Y, floating* wf, floating* wa,
                          Py_ssize_t n, Py_ssize_t slot, Py_ssize_t newest,
                          Py_ssize_t count) noexcept nogil:
-    """Rows and columns of the Gram matrices for the pair just stored in ``slot``
-    (whole-vector products and those over the free/active sets of the last
-    Cauchy point, masks ``wf``/``wa``): O(count n)."""
-    cdef Py_ssize_t k, sk, R = b.R
+    """Row and column ``count - 1`` of the Gram matrices: the pair just stored
+    in ``slot`` (whole-vector products and those over the free/active sets of
+    the last Cauchy point, masks ``wf``/``wa``): O(count n)."""
+    cdef Py_ssize_t k, sk, R = b.R, ld = b.ld, q = count - 1
     cdef double w[7]
     cdef floating* s = &S[slot * n]
     cdef floating* y = &Y[slot * n]
@@ -773,24 +843,24 @@ cdef void _gram_new_pair(BState* b, floating* S, floating* Y, floating* wf, floa
             nx_gram4d(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, w)
         else:
             _gram4(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, w)
-        b.SS[slot * R + sk] = w[0]
-        b.SS[sk * R + slot] = w[0]
-        b.ASS[slot * R + sk] = w[1]
-        b.ASS[sk * R + slot] = w[1]
-        b.SY[slot * R + sk] = w[2]
-        b.FSY[slot * R + sk] = w[3]
-        b.SY[sk * R + slot] = w[4]
-        b.FSY[sk * R + slot] = w[5]
-        b.FYY[slot * R + sk] = w[6]
-        b.FYY[sk * R + slot] = w[6]
+        b.SS[q * ld + k] = w[0]
+        b.SS[k * ld + q] = w[0]
+        b.ASS[q * ld + k] = w[1]
+        b.ASS[k * ld + q] = w[1]
+        b.YS[k * ld + q] = w[2]
+        b.FYS[k * ld + q] = w[3]
+        b.YS[q * ld + k] = w[4]
+        b.FYS[q * ld + k] = w[5]
+        b.FYY[q * ld + k] = w[6]
+        b.FYY[k * ld + q] = w[6]
 
 
 cdef void _gram_toggle(BState* b, floating* S, floating* Y, Py_ssize_t n, Py_ssize_t i,
                        Py_ssize_t c, double sign, double* ys) noexcept nogil:
     """Variable ``i`` enters (sign +1) or leaves (-1) the free set: add its
     contribution to the free-set Gram matrices and remove it from the active-set
-    one, O(c^2)."""
-    cdef Py_ssize_t j, k, sj, sk, R = b.R
+    one, O(c^2).  (``sign`` is +-1: ``sign * v`` is exact.)"""
+    cdef Py_ssize_t j, k, sk, ld = b.ld
     cdef double* ss = ys + c
     cdef double yj, sv
     for k in range(c):
@@ -798,14 +868,12 @@ cdef void _gram_toggle(BState* b, floating* S, floating* Y, Py_ssize_t n, Py_ssi
         ys[k] = Y[sk * n + i]
         ss[k] = S[sk * n + i]
     for j in range(c):
-        sj = b.sl[j]
         yj = sign * ys[j]
         sv = sign * ss[j]
         for k in range(c):
-            sk = b.sl[k]
-            b.FYY[sj * R + sk] += yj * ys[k]
-            b.FSY[sj * R + sk] += sv * ys[k]
-            b.ASS[sj * R + sk] -= sv * ss[k]
+            b.FYY[j * ld + k] += yj * ys[k]
+            b.FYS[j * ld + k] += (sign * ss[k]) * ys[j]
+            b.ASS[j * ld + k] -= sv * ss[k]
 
 
 ctypedef fused _dirtype:
@@ -845,7 +913,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     ``b.fr`` (and its masks ``wf``, ``wa`` and Gram matrices) to the new
     Cauchy point's.
     """
-    cdef Py_ssize_t i, j, k, sj, sk, nbp, nfree, nchg, R = b.R
+    cdef Py_ssize_t i, j, k, sk, nbp, nfree, nchg, R = b.R, ld = b.ld, w = _width(c)
     cdef int fb
     cdef Py_ssize_t* sl = b.sl
     cdef double* p = b.wrk
@@ -857,6 +925,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     cdef BP* bps = b.bps
     cdef char* fr = b.fr
     cdef double f1, f2, f2_org, dtm, tsum, tj, dt, gb, zb, ti, a, a2, s1, s2
+    cdef double tmin = INFINITY
     cdef double alpha, dd
     cdef char fi
     for k in range(c):
@@ -864,16 +933,15 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     # ---- middle matrix of the Cauchy step, K = [[-D, L^T], [L, theta S^T S]]:
     # K1 = D^{-1/2} (reciprocals), KE = (L D^{-1/2})^T, K2 K2^T = theta S^T S + L D^{-1} L^T
     for j in range(c):
-        b.K1[j] = 1.0 / sqrt(b.SY[sl[j] * R + sl[j]])
+        b.K1[j] = 1.0 / sqrt(b.YS[j * ld + j])
     for k in range(c):
-        sk = sl[k]
-        for j in range(c):
-            b.KE[k * m + j] = b.SY[sl[j] * R + sk] * b.K1[k] if j > k else 0.0
+        for j in range(w):
+            b.KE[k * ld + j] = b.YS[k * ld + j] * b.K1[k] if k < j < c else 0.0
+    # (whole padded rows: the row updates of _schur_su reach right of the diagonal)
     for j in range(c):
-        sj = sl[j]
-        for k in range(j + 1):
-            b.K2[j * m + k] = theta * b.SS[sj * R + sl[k]]
-    if _schur_su(b.KE, b.K2, c, m):
+        for k in range(w):
+            b.K2[j * ld + k] = theta * b.SS[j * ld + k] if k <= j else 0.0
+    if _schur_su(b.KE, b.K2, c, ld):
         return 1
     # ---- breakpoints and the initial direction
     nbp = 0
@@ -896,6 +964,8 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 bps[nbp].t = ti
                 bps[nbp].i = i
                 nbp += 1
+                if ti < tmin:
+                    tmin = ti
     for k in range(c):
         sk = sl[k]
         p[k] = _dotd(&Y[sk * n], dcp, n)
@@ -905,7 +975,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     if f1 < 0.0:
         for k in range(2 * c):
             v[k] = p[k]
-        _msolve(b.K1, 1, b.KE, b.K2, c, m, v)
+        _msolve(b.K1, 1, b.KE, b.K2, c, ld, v)
         f2 = -theta * f1
         for k in range(2 * c):
             f2 -= p[k] * v[k]
@@ -915,9 +985,13 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         dtm = -f1 / f2
         tsum = 0.0
         # the breakpoints in increasing order from a heap (usually only the
-        # first few are passed before the minimizer along the path)
-        for k in range(nbp // 2 - 1, -1, -1):
-            _sift_down(bps, k, nbp)
+        # first few are passed before the minimizer along the path, often none:
+        # the heap is built only when the first one, the smallest, is passed)
+        if nbp > 0 and not dtm < tmin - tsum:
+            for k in range(nbp // 2 - 1, -1, -1):
+                _sift_down(bps, k, nbp)
+        else:
+            nbp = 0
         while nbp > 0:
             tj = bps[0].t
             dt = tj - tsum
@@ -944,7 +1018,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                     v[k] = wb[k]
                     v[c + k] = wb[c + k]
                 # one product v = M w_b gives w_b'M c, w_b'M p and w_b'M w_b (M symmetric)
-                _msolve(b.K1, 1, b.KE, b.K2, c, m, v)
+                _msolve(b.K1, 1, b.KE, b.K2, c, ld, v)
                 for k in range(2 * c):
                     s1 += v[k] * cc[k]
                     s2 += v[k] * p[k]
@@ -991,7 +1065,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     for i in range(n):
         dcp[i] = g[i] + theta * (xbar[i] - x[i])
     if c > 0:
-        _msolve(b.K1, 1, b.KE, b.K2, c, m, cc)          # cc <- M c
+        _msolve(b.K1, 1, b.KE, b.K2, c, ld, cc)          # cc <- M c
         for k in range(c):
             sk = sl[k]
             a = cc[k]
@@ -1006,37 +1080,32 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         # B = L - S'ZZ'Y: N1 N1^T = D + Y'ZZ'Y/theta, NE = B N1^{-T},
         # N2 N2^T = theta S'AA'S + NE NE^T
         for j in range(c):
-            sj = sl[j]
             for k in range(j + 1):
-                b.N1[j * m + k] = b.FYY[sj * R + sl[k]] / theta
-            b.N1[j * m + j] += b.SY[sj * R + sj]
-        if _chol(b.N1, c, m):
+                b.N1[j * ld + k] = b.FYY[j * ld + k] / theta
+            b.N1[j * ld + j] += b.YS[j * ld + j]
+        if _chol(b.N1, c, ld):
             return 1
         # NE = N1^{-1} B^T, B[j, k] = (s_j.y_k if k < j) - (s_j.y_k over the free set):
-        # forward substitution for all c right-hand sides at once (rows of NE)
+        # forward substitution for all c right-hand sides at once (rows of NE,
+        # whole padded rows; the padding stays zero)
         for i in range(c):
-            for j in range(c):
-                sj = sl[j]
-                b.NE[i * m + j] = (b.SY[sj * R + sl[i]] if i < j else 0.0) - b.FSY[sj * R + sl[i]]
+            for j in range(w):
+                b.NE[i * ld + j] = ((b.YS[i * ld + j] if i < j else 0.0) - b.FYS[i * ld + j]
+                                    if j < c else 0.0)
             for k in range(i):
-                a = b.N1[i * m + k]
-                for j in range(c):
-                    b.NE[i * m + j] -= a * b.NE[k * m + j]
-            a = b.N1[i * m + i]
-            for j in range(c):
-                b.NE[i * m + j] *= a
+                nx_row_sub(&b.NE[i * ld], b.N1[i * ld + k], &b.NE[k * ld], w)
+            nx_row_scale(&b.NE[i * ld], b.N1[i * ld + i], w)
         for j in range(c):
-            sj = sl[j]
-            for k in range(j + 1):
-                b.N2[j * m + k] = theta * b.ASS[sj * R + sl[k]]
-        if _schur(b.NE, b.N2, c, m):
+            for k in range(w):
+                b.N2[j * ld + k] = theta * b.ASS[j * ld + k] if k <= j else 0.0
+        if _schur(b.NE, b.N2, c, ld):
             return 1
         # v = N^{-1} W^T Z r
         for k in range(c):
             sk = sl[k]
             v[k] = _dotd(&Y[sk * n], dcp, n)
             v[c + k] = theta * _dotd(&S[sk * n], dcp, n)
-        _msolve(b.N1, 0, b.NE, b.N2, c, m, v)
+        _msolve(b.N1, 0, b.NE, b.N2, c, ld, v)
         # du = -(1/theta) r - (1/theta^2) Z^T W v ; stored in dcp
         for i in range(n):
             tmp[i] = 0.0
@@ -1126,7 +1195,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     if cfg.has_bounds:
         wf = xold + 4 * n
         wa = xold + 5 * n
-        bs.SS = <double*>calloc(5 * R * R + 6 * m * m + 8 * m + 1, sizeof(double))
+        bs.ld = _width(m)
+        bs.SS = <double*>calloc(11 * m * bs.ld + 8 * m + 1, sizeof(double))
         bs.dcp = <double*>malloc(2 * n * sizeof(double))
         bs.fr = <char*>malloc(n * sizeof(char))
         bs.bps = <BP*>malloc(n * sizeof(BP))
@@ -1135,17 +1205,17 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             free(alpha); free(xold); free(bs.SS); free(bs.dcp); free(bs.fr); free(bs.bps)
             free(bs.sl)
             raise MemoryError()
-        bs.SY = bs.SS + R * R
-        bs.FYY = bs.SS + 2 * R * R
-        bs.FSY = bs.SS + 3 * R * R
-        bs.ASS = bs.SS + 4 * R * R
-        bs.K1 = bs.SS + 5 * R * R
-        bs.KE = bs.K1 + m * m
-        bs.K2 = bs.K1 + 2 * m * m
-        bs.N1 = bs.K1 + 3 * m * m
-        bs.NE = bs.K1 + 4 * m * m
-        bs.N2 = bs.K1 + 5 * m * m
-        bs.wrk = bs.K1 + 6 * m * m
+        bs.YS = bs.SS + m * bs.ld
+        bs.FYY = bs.SS + 2 * m * bs.ld
+        bs.FYS = bs.SS + 3 * m * bs.ld
+        bs.ASS = bs.SS + 4 * m * bs.ld
+        bs.K1 = bs.SS + 5 * m * bs.ld
+        bs.KE = bs.K1 + m * bs.ld
+        bs.K2 = bs.K1 + 2 * m * bs.ld
+        bs.N1 = bs.K1 + 3 * m * bs.ld
+        bs.NE = bs.K1 + 4 * m * bs.ld
+        bs.N2 = bs.K1 + 5 * m * bs.ld
+        bs.wrk = bs.K1 + 6 * m * bs.ld
         bs.tmp = bs.dcp + n
         # before the first Cauchy point every variable counts as free
         for i in range(n):
@@ -1326,6 +1396,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     newest = slot
                     if count < m:
                         count += 1
+                    elif method == 3:
+                        _gram_shift(&bs, count)     # the oldest pair leaves the memory
                     if method == 3:
                         _gram_new_pair(&bs, S, Y, wf, wa, n, slot, newest, count)
             elif method == 1:
