@@ -360,40 +360,34 @@ cdef bint _mat_finite(cnp.ndarray a):
     return ok
 
 
-cdef double _asym(const floating* H, Py_ssize_t n, double* amax) noexcept nogil:
-    """max_ij |H_ij - H_ji| (returned) and max_ij |H_ij| (in ``amax``)."""
-    cdef Py_ssize_t i, j
+cdef double _asym(const floating* H, Py_ssize_t n, Py_ssize_t kd, double* amax) noexcept nogil:
+    """max_ij |H_ij - H_ji| (returned) and max_ij |H_ij| (in ``amax``) over the band
+    |i - j| <= kd (every entry when kd = n - 1); NaN entries are skipped (the
+    finiteness test is made elsewhere)."""
+    cdef Py_ssize_t i, j, lo, hi
     cdef double d, s = 0.0, m = 0.0, v
     for i in range(n):
-        for j in range(n):
+        lo = i - kd if i > kd else 0
+        hi = i + kd + 1 if i + kd + 1 < n else n
+        for j in range(lo, hi):
             v = fabs(<double>H[i * n + j])
             m = v if v > m else m
+        for j in range(lo, i):
             d = fabs(<double>H[i * n + j] - <double>H[j * n + i])
             s = d if d > s else s
     amax[0] = m
     return s
 
 
-cdef int _check_symmetric(cnp.ndarray a) except -1:
-    """The symmetry test of ``check_hessian_matrix`` (the first point's), in C:
-    ``max |H - H^T| <= 100 sqrt(eps) max(1, max |H|)``."""
-    cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0)
-    cdef double amax = 0.0, asym, eps
-    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
-        eps = 2.220446049250313e-16
-        with nogil:
-            asym = _asym(<double*>cnp.PyArray_DATA(a), n, &amax)
-    else:
-        eps = 1.1920928955078125e-07
-        with nogil:
-            asym = _asym(<float*>cnp.PyArray_DATA(a), n, &amax)
-    if asym > 100.0 * sqrt(eps) * (amax if amax > 1.0 else 1.0):
-        raise ValueError(f"hess must return a symmetric matrix (max |H - H^T| = {asym:.3g})")
-    return 0
-
-
 cdef inline cnp.ndarray _copy(cnp.ndarray a):
     return <cnp.ndarray>cnp.PyArray_NewCopy(a, cnp.NPY_CORDER)
+
+
+cdef inline cnp.ndarray _empty(Py_ssize_t n, int typenum):
+    """``np.empty(n, dtype)`` without the Python call."""
+    cdef cnp.npy_intp dims[1]
+    dims[0] = n
+    return <cnp.ndarray>cnp.PyArray_EMPTY(1, dims, typenum, 0)
 
 
 # --------------------------------------------------------------------------
@@ -485,8 +479,8 @@ cdef class Problem(_Hess):
         self.dense_fallback = dense_fallback
         self.fd_eps = fd_eps
         self.n = n
-        self.g0 = np.empty(n, dtype=self.dtype)
-        self.gtmp = np.empty(n, dtype=self.dtype)
+        self.g0 = _empty(n, self.typenum)
+        self.gtmp = _empty(n, self.typenum)
         self.nprod = 0
 
     @property
@@ -521,16 +515,16 @@ cdef class Problem(_Hess):
                        self.n * cnp.PyArray_ITEMSIZE(g))
         return 0
 
-    cdef cnp.ndarray dense_at(self, cnp.ndarray x, bint first, bint check_finite=True):
+    cdef cnp.ndarray dense_at(self, cnp.ndarray x, bint first):
         """The dense Hessian at ``x`` for ``trust-exact``/``dogleg``: a C-contiguous
         (n, n) array of the working dtype.  The user's ``hess`` is called directly;
-        a dense array of the working dtype is checked here (finite, unless
-        ``check_finite`` is False: :meth:`DenseSubproblem.set_point` makes that
-        test from its Frobenius sum; square and symmetric at the first point
-        through ``dense_fallback``), anything else (other dtypes, sparse
-        matrices, LinearOperators) goes through ``dense_fallback(H, first).dense()``
-        (a ``HessianOperator``).  Without ``hess`` the matrix is assembled from
-        ``n`` products (``hop_factory(x, first).dense()``)."""
+        a dense array of the working dtype and shape is returned as it is
+        (:meth:`DenseSubproblem.set_point` tests it: finite, from its Frobenius
+        sum, and symmetric at the first point, over the band for a band matrix);
+        anything else (other dtypes, sparse matrices, LinearOperators) goes
+        through ``dense_fallback(H, first).dense()`` (a ``HessianOperator``).
+        Without ``hess`` the matrix is assembled from ``n`` products
+        (``hop_factory(x, first).dense()``)."""
         cdef cnp.ndarray a
         if self.hessfn is None:
             if self.hop is not None:
@@ -544,10 +538,6 @@ cdef class Problem(_Hess):
             if (cnp.PyArray_TYPE(a) == self.typenum and cnp.PyArray_NDIM(a) == 2
                     and cnp.PyArray_DIM(a, 0) == self.n and cnp.PyArray_DIM(a, 1) == self.n
                     and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-                if (check_finite or first) and not _mat_finite(a):
-                    raise ValueError("hess returned non-finite values")
-                if first:
-                    _check_symmetric(a)
                 return a
         hop = self.dense_fallback(H, first)
         a = <cnp.ndarray>hop.dense()
@@ -1369,6 +1359,7 @@ cdef struct DenseState:
     # cs = n, kd = n - 1); ``allow_band`` False forces the dense path
     bint band, allow_band
     Py_ssize_t kd, cs
+    double* rdiag           # band path: 1 / L_jj (the solves multiply, as ?pbtf2 scales)
     # state kept between solves at one point (a rejected step shrinks the radius)
     double prev_radius, lam_lb, lam
     Py_ssize_t niter
@@ -1379,45 +1370,65 @@ cdef struct DenseState:
 
 
 cdef inline bint _any_nonzero(const floating* a, Py_ssize_t m) noexcept nogil:
-    """True when some a_i != 0 (or is NaN): a sum of |a_i| in 16 lanes (no
-    cancellation: every term is >= 0, so it is 0 only when all are)."""
-    cdef double s[LANES]
-    cdef Py_ssize_t i, q = m - m % LANES
+    """True when some a_i is not +-0 (NaN and inf count as nonzero): an OR of the bits
+    without the sign bit, in 8 lanes of integers (no branch per entry)."""
+    cdef unsigned long long u[8]
+    cdef unsigned long long acc = 0
+    cdef const unsigned long long* w
+    cdef const unsigned int* v
+    cdef Py_ssize_t i, q
     cdef int j
-    for j in range(LANES):
-        s[j] = 0.0
-    for i in range(0, q, 16):
-        for j in range(LANES):
-            s[j] += fabs(<double>a[i + j])
-    for i in range(q, m):
-        s[i - q] += fabs(<double>a[i])
-    return _fold(s) != 0.0
+    for j in range(8):
+        u[j] = 0
+    if floating is double:
+        w = <const unsigned long long*>a
+        q = m - m % 8
+        for i in range(0, q, 8):
+            for j in range(8):
+                u[j] |= w[i + j]
+        for i in range(q, m):
+            acc |= w[i]
+        for j in range(8):
+            acc |= u[j]
+        return (acc & 0x7fffffffffffffffULL) != 0
+    else:
+        v = <const unsigned int*>a
+        q = m - m % 8
+        for i in range(0, q, 8):
+            for j in range(8):
+                u[j] |= v[i + j]
+        for i in range(q, m):
+            acc |= v[i]
+        for j in range(8):
+            acc |= u[j]
+        return (acc & 0x7fffffffULL) != 0
 
 
 cdef Py_ssize_t _bandwidth(const floating* H, Py_ssize_t n, Py_ssize_t kmax) noexcept nogil:
     """The bandwidth ``max |i - j|`` over the entries ``H_ij != 0`` (NaN counts as
     nonzero) of the (n, n) C-ordered ``H``, both triangles; ``kmax + 1`` as soon as it
-    exceeds ``kmax``.  Per row only the columns outside the band found so far are
-    read, so a dense matrix exits after its first row (O(n)) and a banded one costs
-    one pass over the zeros outside its band."""
-    cdef Py_ssize_t i, j, kd = 0
-    cdef const floating* row
-    for i in range(n):
-        row = &H[i * n]
-        # right of the band: columns i + kd + 1 .. n - 1; the farthest nonzero counts
-        if i + kd + 1 < n and _any_nonzero(&row[i + kd + 1], n - i - kd - 1):
+    exceeds ``kmax``.  Only entries outside the band found so far are read: the gap
+    between the band of row i and that of row i + 1 is contiguous in memory (the end
+    of row i, the start of row i + 1), so one bit test per gap; a dense matrix exits
+    in its first gap (O(n)), a band one costs one pass over its zeros."""
+    cdef Py_ssize_t i, j, kd = 0, a, b
+    for i in range(n - 1):
+        # row i, columns i + kd + 1 .. n - 1, then row i + 1, columns 0 .. i - kd
+        a = i * n + (i + kd + 1 if i + kd + 1 < n else n)
+        b = (i + 1) * n + (i + 1 - kd if i + 1 > kd else 0)
+        if a < b and _any_nonzero(&H[a], b - a):
+            # the farthest nonzero of row i (right of its diagonal) and the first
+            # of row i + 1 (left of its diagonal)
             j = n - 1
-            while row[j] == 0:
+            while j > i + kd and H[i * n + j] == 0:
                 j -= 1
-            kd = j - i
-            if kd > kmax:
-                return kmax + 1
-        # left of the band: columns 0 .. i - kd - 1
-        if i - kd > 0 and _any_nonzero(row, i - kd):
+            if j - i > kd:
+                kd = j - i
             j = 0
-            while row[j] == 0:
+            while j < i + 1 - kd and H[(i + 1) * n + j] == 0:
                 j += 1
-            kd = i - j
+            if i + 1 - j > kd:
+                kd = i + 1 - j
             if kd > kmax:
                 return kmax + 1
     return kd
@@ -1432,33 +1443,37 @@ cdef inline int _potrf(floating* L, int n) noexcept nogil:
     return info
 
 
-cdef int _pbtrf(floating* L, Py_ssize_t n, Py_ssize_t kd) noexcept nogil:
+cdef int _pbtrf(floating* L, Py_ssize_t n, Py_ssize_t kd, double* rdiag) noexcept nogil:
     """Cholesky factorization in place of a band matrix in LAPACK's lower band layout
-    (``L[j * kd + i]`` holds ``A(i, j)``, ``j <= i <= j + kd``): the column-by-column
-    algorithm of LAPACK's unblocked ``?pbtf2``, typed (for the narrow bands it serves,
-    a BLAS call per column would cost more than its arithmetic).  Returns 0, or the
+    (``L[j * kd + i]`` holds ``A(i, j)``, ``j <= i <= j + kd``), column by column as
+    LAPACK's unblocked ``?pbtf2``, typed (for the narrow bands it serves, a BLAS call
+    per column would cost more than its arithmetic); ``rdiag[j] = 1 / L_jj``.  The
+    trailing update ``A_rc -= l_r l_c`` is made as ``A_rc -= a_r (a_c / d)`` (``a``
+    the column before scaling, ``d`` its pivot), which keeps the square root out of
+    the chain of dependent operations from one pivot to the next.  Returns 0, or the
     order ``k`` (1-based) of the first leading minor that is not positive definite
     (columns before it hold the factor), as ``?potrf``."""
     cdef Py_ssize_t j, r, c, m
     cdef floating* col
     cdef floating* nxt
-    cdef double d, lc
+    cdef double d, rs, uc
     for j in range(n):
         col = &L[j * (kd + 1)]
         d = <double>col[0]
         if not d > 0.0:
             return <int>(j + 1)
-        d = sqrt(d)
-        col[0] = <floating>d
         m = kd if kd < n - 1 - j else n - 1 - j
-        for r in range(1, m + 1):
-            col[r] = <floating>(col[r] / d)
-        # A(j+1:j+m, j+1:j+m) -= l l^T (lower part), l = L(j+1:j+m, j)
+        # A(j+1:j+m, j+1:j+m) -= a a^T / d (lower part), a = A(j+1:j+m, j)
         for c in range(1, m + 1):
-            lc = <double>col[c]
+            uc = <double>col[c] / d
             nxt = &L[(j + c) * (kd + 1)]       # column j + c, from its diagonal
             for r in range(c, m + 1):
-                nxt[r - c] = <floating>(nxt[r - c] - col[r] * lc)
+                nxt[r - c] = <floating>(nxt[r - c] - col[r] * uc)
+        rs = 1.0 / sqrt(d)
+        rdiag[j] = rs
+        col[0] = <floating>(d * rs)
+        for r in range(1, m + 1):
+            col[r] = <floating>(col[r] * rs)
     return 0
 
 
@@ -1476,17 +1491,18 @@ cdef inline void _trtrs(const floating* L, int n, int lda, bint trans, floating*
         strsv(b"L", b"T" if trans else b"N", b"N", &n, <float*>L, &lda, b, &one)
 
 
-cdef void _tbsv(const floating* L, Py_ssize_t m, Py_ssize_t kd, bint trans,
-                floating* b) noexcept nogil:
+cdef void _tbsv(const floating* L, const double* rdiag, Py_ssize_t m, Py_ssize_t kd,
+                bint trans, floating* b) noexcept nogil:
     """b <- L^{-1} b (or L^{-T} b) for the leading m x m block of the band factor L
-    (lower band layout, ``kd`` sub-diagonals): forward / backward substitution."""
+    (lower band layout, ``kd`` sub-diagonals, ``rdiag = 1 / diag(L)``): forward /
+    backward substitution."""
     cdef Py_ssize_t j, r, q
     cdef const floating* col
     cdef double t
     if not trans:
         for j in range(m):
             col = &L[j * (kd + 1)]
-            t = <double>b[j] / <double>col[0]
+            t = <double>b[j] * rdiag[j]
             b[j] = <floating>t
             q = kd if kd < m - 1 - j else m - 1 - j
             for r in range(1, q + 1):
@@ -1498,14 +1514,14 @@ cdef void _tbsv(const floating* L, Py_ssize_t m, Py_ssize_t kd, bint trans,
             t = <double>b[j]
             for r in range(1, q + 1):
                 t -= <double>col[r] * <double>b[j + r]
-            b[j] = <floating>(t / <double>col[0])
+            b[j] = <floating>(t * rdiag[j])
 
 
 cdef inline void _lsolve(const DenseState* s, const floating* L, Py_ssize_t m, bint trans,
                          floating* b) noexcept nogil:
     """b <- L^{-1} b (or L^{-T} b), leading m x m block of the factor (band or dense)."""
     if s.band:
-        _tbsv(L, m, s.kd, trans, b)
+        _tbsv(L, s.rdiag, m, s.kd, trans, b)
     else:
         _trtrs(L, <int>m, <int>s.cs, trans, b)
 
@@ -1522,15 +1538,17 @@ cdef inline int _factor_shifted(const DenseState* s, const floating* H, floating
     """L <- cholesky(H + lam I), lower: the band factor (``s.band``) or LAPACK
     ``?potrf`` (column-major).  Column j of the lower triangle of the symmetric H is
     row j of the C-ordered H from j on (its first ``kd + 1`` entries for a band)."""
-    cdef Py_ssize_t j, m, cs = s.cs
-    for j in range(n):
-        m = n - j
-        if s.band and s.kd + 1 < m:
-            m = s.kd + 1
-        memcpy(&L[j * cs + j], &H[j * n + j], m * sizeof(floating))
-        L[j * cs + j] = <floating>(L[j * cs + j] + lam)
+    cdef Py_ssize_t i, j, m, cs = s.cs
     if s.band:
-        return _pbtrf(L, n, s.kd)
+        for j in range(n):
+            m = n - j if n - j < s.kd + 1 else s.kd + 1
+            for i in range(m):
+                L[j * cs + j + i] = H[j * n + j + i]
+            L[j * cs + j] = <floating>(L[j * cs + j] + lam)
+        return _pbtrf(L, n, s.kd, s.rdiag)
+    for j in range(n):
+        memcpy(&L[j * cs + j], &H[j * n + j], (n - j) * sizeof(floating))
+        L[j * cs + j] = <floating>(L[j * cs + j] + lam)
     return _potrf(L, <int>n)
 
 
@@ -1547,10 +1565,16 @@ cdef inline void _row_range(const DenseState* s, Py_ssize_t i, Py_ssize_t n,
 
 cdef inline double _row_dot(const DenseState* s, const floating* H, const floating* p,
                             Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    """(H p)_i over the columns of row i that can hold nonzeros."""
-    cdef Py_ssize_t lo, hi
+    """(H p)_i over the columns of row i that can hold nonzeros (a plain sum for a
+    short band row: the 16-lane reduction costs more than it saves there)."""
+    cdef Py_ssize_t lo, hi, j
+    cdef double t = 0.0
     _row_range(s, i, n, &lo, &hi)
-    return _dot(&H[i * n + lo], &p[lo], hi - lo)
+    if hi - lo >= LANES:
+        return _dot(&H[i * n + lo], &p[lo], hi - lo)
+    for j in range(lo, hi):
+        t += <double>H[i * n + j] * <double>p[j]
+    return t
 
 
 cdef double _quad_form(const DenseState* s, const floating* H, const floating* p,
@@ -1567,12 +1591,20 @@ cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s) noexcept
     """Gershgorin bounds ``glo <= lambda_min``, ``ghi >= lambda_max``, ``||H||_F``,
     ``||H||_inf`` (max row sum) and the smallest diagonal entry, in one pass (over the
     band only, for a band H: the other entries are zero)."""
-    cdef Py_ssize_t i, lo, hi
+    cdef Py_ssize_t i, j, lo, hi
     cdef double glo = INFINITY, ghi = -INFINITY, fro = 0.0, rmax = 0.0, mind = INFINITY
     cdef double r, v, dg
     for i in range(n):
         _row_range(s, i, n, &lo, &hi)
-        r = _asum_sq(&H[i * n + lo], hi - lo, &v)
+        if hi - lo >= LANES:
+            r = _asum_sq(&H[i * n + lo], hi - lo, &v)
+        else:
+            r = 0.0
+            v = 0.0
+            for j in range(lo, hi):
+                dg = <double>H[i * n + j]
+                r += fabs(dg)
+                v += dg * dg
         fro += v
         dg = H[i * n + i]
         if r > rmax:
@@ -1886,7 +1918,7 @@ cdef class DenseSubproblem:
         to rounding.  False: always LAPACK's dense ``?potrf``.
     """
 
-    cdef cnp.ndarray H_arr, L_arr, g_arr, work_arr, acc_arr
+    cdef cnp.ndarray H_arr, L_arr, g_arr, work_arr, acc_arr, rd_arr
     cdef Py_ssize_t n
     cdef int typenum
     cdef DenseState s
@@ -1905,10 +1937,12 @@ cdef class DenseSubproblem:
             raise ValueError("maxiter must be >= 1")
         self.n = n
         self.typenum = dt.num
-        self.L_arr = np.empty(n * n, dtype=dt)
-        self.g_arr = np.empty(n, dtype=dt)
-        self.work_arr = np.empty(3 * n, dtype=dt)
-        self.acc_arr = np.empty(n, dtype=np.float64)
+        self.L_arr = _empty(n * n, dt.num)
+        self.g_arr = _empty(n, dt.num)
+        self.work_arr = _empty(3 * n, dt.num)
+        self.acc_arr = _empty(n, cnp.NPY_DOUBLE)
+        self.rd_arr = _empty(n, cnp.NPY_DOUBLE)
+        self.s.rdiag = <double*>cnp.PyArray_DATA(self.rd_arr)
         self.s.k_easy = k_easy
         self.s.k_hard = k_hard
         self.s.theta = 0.01
@@ -1916,9 +1950,12 @@ cdef class DenseSubproblem:
         self.s.allow_band = band
         self.ready = False
 
-    cpdef set_point(self, cnp.ndarray H, cnp.ndarray g):
+    cpdef set_point(self, cnp.ndarray H, cnp.ndarray g, bint check_symmetric=False):
         """Make the subproblem refer to the Hessian ``H`` (kept, not copied) and the
-        gradient ``g`` (copied); computes the bounds of H (one O(n^2) pass)."""
+        gradient ``g`` (copied): measures the bandwidth of H (band or dense path)
+        and its bounds (one pass over the band), and raises ValueError when H is
+        not finite or, with ``check_symmetric``, not symmetric (``max |H - H^T| <=
+        100 sqrt(eps) max(1, max |H|)``, the test of ``check_hessian_matrix``)."""
         cdef Py_ssize_t n = self.n
         if (cnp.PyArray_TYPE(H) != self.typenum or cnp.PyArray_NDIM(H) != 2
                 or cnp.PyArray_DIM(H, 0) != n or cnp.PyArray_DIM(H, 1) != n
@@ -1937,6 +1974,8 @@ cdef class DenseSubproblem:
             # (a finite H can overflow the sum of squares; that one is accepted)
             self.ready = False
             raise ValueError("hess returned non-finite values")
+        if check_symmetric:
+            _ds_check_symmetric(self)
         self.ready = True
 
     def solve(self, double radius, bint dogleg=False):
@@ -2003,6 +2042,23 @@ cdef void _set_layout(const floating* H, Py_ssize_t n, DenseState* s) noexcept n
         s.band = False
         s.kd = n - 1
         s.cs = n
+
+
+cdef int _ds_check_symmetric(DenseSubproblem ds) except -1:
+    cdef Py_ssize_t n = ds.n, kd = ds.s.kd
+    cdef double amax = 0.0, asym, eps
+    if ds.typenum == cnp.NPY_DOUBLE:
+        eps = 2.220446049250313e-16
+        with nogil:
+            asym = _asym(<double*>cnp.PyArray_DATA(ds.H_arr), n, kd, &amax)
+    else:
+        eps = 1.1920928955078125e-07
+        with nogil:
+            asym = _asym(<float*>cnp.PyArray_DATA(ds.H_arr), n, kd, &amax)
+    if asym > 100.0 * sqrt(eps) * (amax if amax > 1.0 else 1.0):
+        ds.ready = False
+        raise ValueError(f"hess must return a symmetric matrix (max |H - H^T| = {asym:.3g})")
+    return 0
 
 
 cdef void _ds_bounds(floating tag, DenseSubproblem ds):
@@ -2082,18 +2138,18 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
                 double eta, double gtol, Py_ssize_t maxiter, Py_ssize_t sub_maxiter,
                 bint inexact, object driver, list allvecs, DenseSubproblem ds):
     cdef Py_ssize_t n = prob.n, i, k = 0, it = 0
-    cdef cnp.ndarray xt_arr = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray gt_arr = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray p_arr = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray r_arr = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray d_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray xt_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray gt_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray p_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray r_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray d_arr = _empty(n, prob.typenum)
     cdef floating* x = <floating*>cnp.PyArray_DATA(x_arr)
     cdef floating* g = <floating*>cnp.PyArray_DATA(g_arr)
     cdef floating* xt = <floating*>cnp.PyArray_DATA(xt_arr)
     cdef floating* p = <floating*>cnp.PyArray_DATA(p_arr)
     cdef floating* r = <floating*>cnp.PyArray_DATA(r_arr)
     cdef floating* pp
-    cdef double eps = float(np.finfo(prob.dtype).eps)
+    cdef double eps = 2.220446049250313e-16 if floating is double else 1.1920928955078125e-07
     cdef double gn, xn, tol, model, predicted, f_new, actual, rho
     cdef bint hits, got_g
     cdef int status = S_RUNNING
@@ -2117,7 +2173,7 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
             # passed (no Hessian is evaluated at a point where the run ends)
             if kind >= 3:
                 # set_point raises on a non-finite H (found in its one pass over H)
-                ds.set_point(prob.dense_at(x_arr, first, first), g_arr)
+                ds.set_point(prob.dense_at(x_arr, first), g_arr, first)
             else:
                 prob.at(x_arr, g_arr, first)
             if kind == 1:
@@ -2229,8 +2285,8 @@ def trust_region(Problem prob, cnp.ndarray x0, cnp.ndarray g0, double f, int kin
         ds = DenseSubproblem(n, prob.dtype, k_easy, k_hard, sub_maxiter if sub_maxiter > 0 else 25)
     if sub_maxiter <= 0:
         sub_maxiter = max(2 * n, 1) if kind == 0 else max(n, 1)
-    cdef cnp.ndarray x = np.array(x0, order="C", copy=True)
-    cdef cnp.ndarray g = np.array(g0, order="C", copy=True)
+    cdef cnp.ndarray x = _copy(x0)
+    cdef cnp.ndarray g = _copy(g0)
     if prob.typenum == cnp.NPY_DOUBLE:
         return _tr(<double>0, prob, x, g, f, kind, factory, indefinite_exc, radius, max_radius,
                    eta, gtol, maxiter, sub_maxiter, inexact, driver, allvecs, ds)
@@ -2257,7 +2313,8 @@ cdef int _wolfe(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray xt_ar
     cdef floating* gt = <floating*>cnp.PyArray_DATA(gt_arr)
     cdef MTState s
     cdef double dphi0 = _dot(g, p, n), stp = 1.0, ft = 0.0, alpha = 0.0, dphi
-    cdef double eps_f = 1e3 * float(np.finfo(prob.dtype).eps) * fabs(f)
+    cdef double eps_f = 1e3 * (2.220446049250313e-16 if floating is double
+                               else 1.1920928955078125e-07) * fabs(f)
     cdef bint have = False, got
     cdef int task = mt_start(&s, f, dphi0, &stp, c1, c2, 1e-14, 0.0, 1e10)
     for it in range(maxls):
@@ -2294,11 +2351,11 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
                  double xtol, double gtol, Py_ssize_t maxiter, Py_ssize_t cg_maxiter,
                  double c1, double c2, bint l1, object driver, list allvecs):
     cdef Py_ssize_t n = prob.n, i, k = 0, it = 0
-    cdef cnp.ndarray xt_arr = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray gt_arr = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray p_arr = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray r_arr = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray d_arr = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray xt_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray gt_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray p_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray r_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray d_arr = _empty(n, prob.typenum)
     cdef floating* x = <floating*>cnp.PyArray_DATA(x_arr)
     cdef floating* g = <floating*>cnp.PyArray_DATA(g_arr)
     cdef floating* xt = <floating*>cnp.PyArray_DATA(xt_arr)
@@ -2437,8 +2494,8 @@ def newton_cg(Problem prob, cnp.ndarray x0, cnp.ndarray g0, double f, *, double 
         raise ValueError("newton_cg: x0 and g0 must be vectors of the problem's size and dtype")
     if n == 0:
         raise ValueError("newton_cg: empty problem")
-    cdef cnp.ndarray x = np.array(x0, order="C", copy=True)
-    cdef cnp.ndarray g = np.array(g0, order="C", copy=True)
+    cdef cnp.ndarray x = _copy(x0)
+    cdef cnp.ndarray g = _copy(g0)
     if prob.typenum == cnp.NPY_DOUBLE:
         return _ncg(<double>0, prob, x, g, f, xtol, gtol, maxiter, cg_maxiter, c1, c2, l1,
                     driver, allvecs)
@@ -2457,8 +2514,8 @@ def wolfe_search(Problem prob, cnp.ndarray x, double f, cnp.ndarray g, cnp.ndarr
         if a.shape[0] != n or a.dtype != prob.dtype or not a.flags.c_contiguous:
             raise ValueError("wolfe_search: x, g, p must be contiguous vectors of the "
                              "problem's size and dtype")
-    cdef cnp.ndarray xt = np.empty(n, dtype=prob.dtype)
-    cdef cnp.ndarray gt = np.empty(n, dtype=prob.dtype)
+    cdef cnp.ndarray xt = _empty(n, prob.typenum)
+    cdef cnp.ndarray gt = _empty(n, prob.typenum)
     cdef double alpha = 0.0, fn = 0.0
     cdef int ok
     if n == 0:

@@ -156,3 +156,41 @@ def test_band_path_in_minimize_matches_scipy(method):
     assert r.success and s.success
     assert r.nit == s.nit and r.nfev == s.nfev
     np.testing.assert_allclose(r.x, s.x, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bandwidth_random_patterns(dtype):
+    # against NumPy on sparse random patterns (single entries anywhere, both
+    # triangles, signed zeros that must not count)
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(1, 30))
+        H = np.zeros((n, n), dtype)
+        H[np.arange(n), np.arange(n)] = -0.0
+        for _ in range(int(rng.integers(0, 4))):
+            i, j = rng.integers(0, n, 2)
+            H[i, j] = rng.choice([1.0, -2.0, np.nan, np.inf, 1e-30])
+        nz = np.argwhere((H != 0) | np.isnan(H))
+        ref = int(np.max(np.abs(nz[:, 0] - nz[:, 1]))) if nz.size else 0
+        assert _krylov.bandwidth(H) == ref, (trial, n, nz)
+
+
+@pytest.mark.parametrize("method", ["trust-exact", "dogleg"])
+@pytest.mark.parametrize("n", [4, 40])
+def test_hess_checks_on_both_paths(method, n):
+    # symmetry (first point) and finiteness, on the dense path (n = 4) and the band
+    # path (n = 40, tridiagonal): the band test reads the band, and outside it the
+    # entries are zero in both triangles by construction
+    x0 = np.full(n, 0.5)
+    bad = so.rosen_hess(x0)
+    bad[1, 2] += 1.0
+    with pytest.raises(ValueError, match="hess.*symmetric"):
+        minimize(so.rosen, x0, jac=so.rosen_der, hess=lambda x: bad, method=method)
+    nan = so.rosen_hess(x0)
+    nan[2, 2] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        minimize(so.rosen, x0, jac=so.rosen_der, hess=lambda x: nan, method=method)
+    far = so.rosen_hess(x0)
+    far[n - 1, 0] = np.inf          # outside the band: widens it, then fails the test
+    with pytest.raises(ValueError, match="non-finite"):
+        minimize(so.rosen, x0, jac=so.rosen_der, hess=lambda x: far, method=method)
