@@ -9,6 +9,7 @@ kernels are tested against.
 """
 from ._namespace import (
     array_namespace,
+    device_of,
     is_foreign_array,
     is_numpy_namespace,
     to_numpy,
@@ -21,6 +22,7 @@ from ._threads import set_num_threads, get_num_threads, num_threads
 
 __all__ = [
     "array_namespace",
+    "device_of",
     "is_foreign_array",
     "is_numpy_namespace",
     "to_numpy",

@@ -72,29 +72,46 @@ def to_numpy(x):
         return np.asarray(x)
     except Exception:
         pass
-    # DLPack is the Array-API way out of a foreign library.
+    # DLPack is the Array-API way out of a foreign library (from host memory:
+    # an array on an accelerator is first moved to the CPU device).
     try:
         return np.from_dlpack(x)
     except Exception:
-        import array_api_compat
+        pass
+    import array_api_compat
 
+    try:
+        return np.from_dlpack(array_api_compat.to_device(x, "cpu"))
+    except Exception:
         xp = array_api_compat.array_namespace(x)
         cpu = xp.asarray(x, copy=True)
         return np.asarray(cpu.tolist(), dtype=dtype_name(x.dtype))
 
 
-def to_namespace(x, xp, dtype=None):
-    """Return ``x`` (any array) as an array of namespace ``xp``."""
+def to_namespace(x, xp, dtype=None, device=None):
+    """Return ``x`` (any array) as an array of namespace ``xp`` (on ``device``
+    when given, e.g. ``device_of(p)`` for a CUDA tensor ``p``)."""
     if xp is np:
         out = to_numpy(x)
         return out if dtype is None else out.astype(dtype, copy=False)
     src = array_namespace(x) if not isinstance(x, np.ndarray) else np
-    if src is xp:
+    if src is xp and (device is None or device_of(x) == device):
         return x if dtype is None else xp.astype(x, dtype)
     arr = to_numpy(x)
     if dtype is None:
         dtype = getattr(xp, dtype_name(arr.dtype))
-    return xp.asarray(arr, dtype=dtype)
+    if device is None:
+        return xp.asarray(arr, dtype=dtype)
+    return xp.asarray(arr, dtype=dtype, device=device)
+
+
+def device_of(x):
+    """The Array-API device of ``x`` (``"cpu"`` for NumPy arrays)."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return "cpu"
+    import array_api_compat
+
+    return array_api_compat.device(x)
 
 
 def dtype_name(dtype):

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ..backend import array_namespace
+from ..backend import array_namespace, device_of
 from .optimizer import Optimizer
 from .parameter import Parameter
 from ._validation import _real
@@ -159,7 +159,7 @@ def add_gradient_noise_(parameters, std, rng):
                 p.grad = g + noise
         else:
             xp = array_namespace(g)
-            p.grad = g + xp.asarray(noise * std, dtype=g.dtype)
+            p.grad = g + xp.asarray(noise * std, dtype=g.dtype, device=device_of(g))
 
 
 class GradientNoise:

@@ -334,8 +334,8 @@ class Optimizer:
         if isinstance(d, np.ndarray):
             return np.array(np.asarray(val), dtype=d.dtype, order="C", copy=True)
         xp = array_namespace(d)
-        from ..backend import to_namespace
-        return xp.asarray(to_namespace(val, xp, dtype=d.dtype), copy=True)
+        from ..backend import device_of, to_namespace
+        return xp.asarray(to_namespace(val, xp, dtype=d.dtype, device=device_of(d)), copy=True)
 
     # ------------------------------------------------------------------ misc
     def __repr__(self):
@@ -357,7 +357,8 @@ class Optimizer:
             out.fill(fill)
             return out
         xp = array_namespace(d)
-        return xp.full(tuple(d.shape), fill, dtype=d.dtype)
+        from ..backend import device_of
+        return xp.full(tuple(d.shape), fill, dtype=d.dtype, device=device_of(d))
 
     @staticmethod
     def _advance_steps(bundle):

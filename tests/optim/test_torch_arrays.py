@@ -46,3 +46,36 @@ def test_torch_tensors_match_numpy(name, dtype, device):
     tol = 1e-12 if dtype == np.float64 else 2e-6
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_state_dict_clip_and_noise_keep_the_device(device):
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal(50)
+    gs = [rng.standard_normal(50) for _ in range(6)]
+
+    def run(to, resume_at=None):
+        p = optim.Parameter(to(x0.copy()))
+        opt = optim.Adam([p], lr=1e-2, amsgrad=True)
+        for k, g in enumerate(gs):
+            if k == resume_at:              # rebuild from a state_dict mid-run
+                sd = opt.state_dict()
+                opt = optim.Adam([p], lr=1e-2, amsgrad=True)
+                opt.load_state_dict(sd)
+            p.grad = to(g.copy())           # clipping scales it in place
+            optim.clip_grad_norm_([p], 1.0)
+            opt.step()
+        return p, opt
+
+    ref, _ = run(np.asarray)
+    p, opt = run(lambda a: torch.asarray(a, device=device), resume_at=3)
+    assert p.data.device.type == device
+    for v in opt.state[p].values():
+        if hasattr(v, "device"):
+            assert v.device.type == device
+    np.testing.assert_allclose(to_numpy(p.data), ref.data, rtol=1e-12, atol=1e-12)
+    # annealed noise lands on the gradient's device, with the requested spread
+    p.grad = torch.zeros(20000, dtype=torch.float64, device=device)
+    optim.add_gradient_noise_([p], 0.5, np.random.default_rng(2))
+    assert p.grad.device.type == device
+    assert abs(float(to_numpy(p.grad).std()) - 0.5) < 0.02
