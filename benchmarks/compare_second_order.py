@@ -1,12 +1,20 @@
-"""Side by side: neurenix vs SciPy second-order methods on the Rosenbrock function
-(and, for ``dogleg`` at n > 2, where the Rosenbrock Hessian is indefinite at x0, a
-strictly convex function: ``sum(exp(x) - x) + sum((x[1:] - x[:-1])**2) / 2``).
+"""Side by side: neurenix vs SciPy second-order methods.
 
-For each method and size, both libraries run in the same process on the same
-problem; reported: nit, nfev, nhev (Hessian-vector products or Hessian
+Problems (column ``problem``): ``rosen`` -- the Rosenbrock function (tridiagonal
+Hessian); ``cvx-tri`` -- for ``dogleg`` at n > 2, where the Rosenbrock Hessian is
+indefinite at x0, the strictly convex ``sum(exp(x) - x) + sum((x[1:] - x[:-1])**2) / 2``
+(tridiagonal Hessian); ``cvx-dense`` -- for ``trust-exact`` and ``dogleg``, the
+strictly convex ``x^T A x / 2 - b^T x + sum(exp(x))`` with a dense SPD ``A``
+(fully dense Hessian).  Column ``path`` (trust-exact, dogleg): the factorization
+the dense subproblems use on that Hessian -- ``band kd`` (band Cholesky, ``kd``
+sub-diagonals, taken when ``kd <= n // 8``) or ``dense`` (LAPACK ``dpotrf``).
+
+For each method, problem and size, both libraries run in the same process on the
+same problem; reported: nit, nfev, nhev (Hessian-vector products or Hessian
 evaluations), hessp calls per iteration, and the solver overhead per
-iteration = (wall time - time inside the user's fun/jac/hessp) / nit, as a
-ratio ours/SciPy.  Run: ``python benchmarks/compare_second_order.py``.
+iteration = (wall time - time inside the user's fun/jac/hess/hessp) / nit
+(best of 3 runs), as a ratio ours/SciPy.
+Run: ``OPENBLAS_NUM_THREADS=1 python benchmarks/compare_second_order.py``.
 """
 import os
 import sys
@@ -15,12 +23,13 @@ import time
 import numpy as np
 import scipy.optimize as so
 
+from neurenix._ext import _krylov
 from neurenix.optimize import minimize
 
 # the test problems live once, in the asv suite (benchmarks/benchmarks/)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmarks.bench_second_order import (  # noqa: E402
-    _convex as convex, _convex_grad as convex_grad, _convex_hess as convex_hess)
+    _convex as convex, _convex_grad as convex_grad, _convex_hess as convex_hess, _DenseConvex)
 
 
 class Timed:
@@ -37,19 +46,36 @@ class Timed:
         return g
 
 
-def run(lib, method, n, repeat=3):
-    x0 = np.full(n, -1.2)
-    x0[1::2] = 1.0
-    fun, jac, hess = so.rosen, so.rosen_der, so.rosen_hess
-    if method == "dogleg" and n > 2:
-        fun, jac, hess = convex, convex_grad, convex_hess
-        x0 = np.linspace(-2.0, 3.0, n)
+def problem(name, n):
+    """(fun, jac, hess, hessp, x0) of a named test problem."""
+    if name == "rosen":
+        x0 = np.full(n, -1.2)
+        x0[1::2] = 1.0
+        return so.rosen, so.rosen_der, so.rosen_hess, so.rosen_hess_prod, x0
+    if name == "cvx-tri":
+        return convex, convex_grad, convex_hess, None, np.linspace(-2.0, 3.0, n)
+    p = _DenseConvex(n)
+    return p.fun, p.grad, p.hess, None, p.x0
+
+
+def path(name, n):
+    """The factorization path of the dense subproblems on the problem's Hessian at x0."""
+    fun, jac, hess, _, x0 = problem(name, n)
+    ds = _krylov.DenseSubproblem(n, np.float64)
+    ds.set_point(np.ascontiguousarray(hess(x0)), np.ascontiguousarray(jac(x0)))
+    kd = ds.bandwidth
+    return "dense" if kd < 0 else f"band {kd}"
+
+
+def run(lib, method, n, name, repeat=3):
+    fun, jac, hess, hessp, x0 = problem(name, n)
     best = None
     for _ in range(repeat):
         tm = Timed()
-        kw = dict(jac=tm.wrap(jac), hessp=tm.wrap(so.rosen_hess_prod))
         if method in ("trust-exact", "dogleg"):
             kw = dict(jac=tm.wrap(jac), hess=tm.wrap(hess))
+        else:
+            kw = dict(jac=tm.wrap(jac), hessp=tm.wrap(hessp))
         t0 = time.perf_counter()
         r = lib(tm.wrap(fun), x0, method=method, **kw)
         wall = time.perf_counter() - t0
@@ -59,19 +85,31 @@ def run(lib, method, n, repeat=3):
     return best
 
 
-def main(sizes=(2, 10, 100, 1000)):
-    print(f"{'method':13s} {'n':>5s} | {'nit':>11s} {'nfev':>11s} {'nhev':>13s} "
-          f"{'hessp/it':>11s} | {'overhead/it us':>17s} {'ratio':>6s} | {'f ours':>9s} {'f scipy':>9s}")
+def cases(sizes):
     for method in ("Newton-CG", "trust-ncg", "trust-krylov", "trust-exact", "dogleg"):
         for n in sizes:
             if method in ("trust-exact", "dogleg") and n > 100:
                 continue
-            r, o1, _ = run(minimize, method, n)
-            s, o2, _ = run(so.minimize, method, n)
-            print(f"{method:13s} {n:5d} | {r.nit:5d}/{s.nit:5d} {r.nfev:5d}/{s.nfev:5d} "
-                  f"{r.nhev:6d}/{s.nhev:6d} {r.nhev / max(r.nit, 1):5.1f}/{s.nhev / max(s.nit, 1):5.1f} | "
-                  f"{o1 * 1e6:8.1f}/{o2 * 1e6:8.1f} {o1 / o2:6.2f} | {r.fun:9.2e} {s.fun:9.2e}"
-                  f"{'' if r.success else ' (ours: ' + r.message + ')'}")
+            yield method, n, "cvx-tri" if method == "dogleg" and n > 2 else "rosen"
+    for method in ("trust-exact", "dogleg"):
+        for n in sizes:
+            if 2 < n <= 100:
+                yield method, n, "cvx-dense"
+
+
+def main(sizes=(2, 10, 100, 1000)):
+    print(f"{'method':13s} {'n':>5s} {'problem':9s} {'path':7s} | {'nit':>11s} {'nfev':>11s} "
+          f"{'nhev':>13s} {'hessp/it':>11s} | {'overhead/it us':>17s} {'ratio':>6s} | "
+          f"{'f ours':>9s} {'f scipy':>9s}")
+    for method, n, name in cases(sizes):
+        r, o1, _ = run(minimize, method, n, name)
+        s, o2, _ = run(so.minimize, method, n, name)
+        how = path(name, n) if method in ("trust-exact", "dogleg") else ""
+        print(f"{method:13s} {n:5d} {name:9s} {how:7s} | {r.nit:5d}/{s.nit:5d} "
+              f"{r.nfev:5d}/{s.nfev:5d} {r.nhev:6d}/{s.nhev:6d} "
+              f"{r.nhev / max(r.nit, 1):5.1f}/{s.nhev / max(s.nit, 1):5.1f} | "
+              f"{o1 * 1e6:8.1f}/{o2 * 1e6:8.1f} {o1 / o2:6.2f} | {r.fun:9.2e} {s.fun:9.2e}"
+              f"{'' if r.success else ' (ours: ' + r.message + ')'}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,50 @@ def _convex_hess(x):
     return H
 
 
+class _DenseConvex:
+    """A strictly convex function with a fully dense Hessian (no band structure):
+    ``x^T A x / 2 - b^T x + sum(exp(x))``, ``A = M M^T / n + I`` with a seeded
+    Gaussian ``M``; Hessian ``A + diag(exp(x))``."""
+
+    def __init__(self, n):
+        rng = np.random.default_rng(n)
+        M = rng.standard_normal((n, n))
+        self.A = M @ M.T / n + np.eye(n)
+        self.b = rng.standard_normal(n)
+        self.x0 = np.linspace(-2.0, 3.0, n)
+
+    def fun(self, x):
+        return float(0.5 * x @ (self.A @ x) - self.b @ x + np.sum(np.exp(x)))
+
+    def grad(self, x):
+        return self.A @ x - self.b + np.exp(x)
+
+    def hess(self, x):
+        H = self.A.copy()
+        H[np.diag_indices_from(H)] += np.exp(x)
+        return H
+
+
+class SecondOrderDenseHessian:
+    """trust-exact and dogleg on :class:`_DenseConvex` (their dense-factorization
+    path; the Rosenbrock and convex problems above have tridiagonal Hessians, which
+    take the band path)."""
+    params = (["trust-exact", "dogleg"], [10, 100], ["neurenix", "scipy"])
+    param_names = ["method", "n", "impl"]
+
+    def setup(self, method, n, impl):
+        warnings.simplefilter("ignore")
+        self.p = _DenseConvex(n)
+        self.f = IMPL[impl]
+        self.res = self.f(self.p.fun, self.p.x0, method=method, jac=self.p.grad, hess=self.p.hess)
+
+    def time_minimize(self, method, n, impl):
+        self.f(self.p.fun, self.p.x0, method=method, jac=self.p.grad, hess=self.p.hess)
+
+    def track_nit(self, method, n, impl):
+        return int(self.res.nit)
+
+
 class SecondOrderRosenbrock:
     params = (["Newton-CG", "trust-ncg", "trust-krylov", "trust-exact", "dogleg"], [10, 100, 1000],
               ["neurenix", "scipy"])

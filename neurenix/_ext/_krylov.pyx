@@ -1363,6 +1363,7 @@ cdef struct DenseState:
     # state kept between solves at one point (a rejected step shrinks the radius)
     double prev_radius, lam_lb, lam
     Py_ssize_t niter
+    Py_ssize_t nfact        # factorizations of H + lam I made (all points, all solves)
     # dogleg: Newton point (0 not yet, 1 computed, -1 H not positive definite),
     # Cauchy data (0 not yet, 1 computed, -1 g^T H g <= 0)
     int newton, cauchy
@@ -1587,13 +1588,52 @@ cdef double _quad_form(const DenseState* s, const floating* H, const floating* p
     return t
 
 
-cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s) noexcept nogil:
+cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s,
+                        double* work) noexcept nogil:
     """Gershgorin bounds ``glo <= lambda_min``, ``ghi >= lambda_max``, ``||H||_F``,
-    ``||H||_inf`` (max row sum) and the smallest diagonal entry, in one pass (over the
-    band only, for a band H: the other entries are zero)."""
+    ``||H||_inf`` (max absolute row sum) and the smallest diagonal entry, in one pass
+    (over the band only, for a band H: the other entries are zero).  On the dense
+    path with ``work`` (2n doubles) the absolute sums are accumulated down the
+    columns -- a pass of plain vector adds, no reduction per row -- and read as the
+    row sums (equal for the symmetric H; for any H they are the Gershgorin discs of
+    H^T, which has the same eigenvalues)."""
     cdef Py_ssize_t i, j, lo, hi
     cdef double glo = INFINITY, ghi = -INFINITY, fro = 0.0, rmax = 0.0, mind = INFINITY
     cdef double r, v, dg
+    cdef double* csum
+    cdef double* csq
+    cdef const floating* row
+    if work != NULL and not s.band:
+        csum = work
+        csq = work + n
+        for j in range(n):
+            csum[j] = 0.0
+            csq[j] = 0.0
+        for i in range(n):
+            row = &H[i * n]
+            for j in range(n):
+                v = fabs(<double>row[j])
+                csum[j] += v
+                csq[j] += v * v
+        fro = _asum(csq, n)
+        for i in range(n):
+            r = csum[i]
+            dg = H[i * n + i]
+            if r > rmax:
+                rmax = r
+            r -= fabs(dg)
+            if dg - r < glo:
+                glo = dg - r
+            if dg + r > ghi:
+                ghi = dg + r
+            if dg < mind:
+                mind = dg
+        s.glo = glo
+        s.ghi = ghi
+        s.hfro = sqrt(fro)
+        s.hinf = rmax
+        s.mindiag = mind
+        return
     for i in range(n):
         _row_range(s, i, n, &lo, &hi)
         if hi - lo >= LANES:
@@ -1734,6 +1774,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
             factored = False
         else:
             info = _factor_shifted(s, H, L, n, lam)
+            s.nfact += 1
         it += 1
         if info == 0 and gn > s.close0:
             for i in range(n):
@@ -1766,6 +1807,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
                 if lam - smin * smin > lam_lb:
                     lam_lb = lam - smin * smin
                 info = _factor_shifted(s, H, L, n, lam_new)
+                s.nfact += 1
                 if info == 0:
                     lam = lam_new
                     factored = True
@@ -1849,6 +1891,7 @@ cdef int _dogleg(const floating* H, floating* L, const floating* g, Py_ssize_t n
     cdef double alpha, nu, t, gg, pHp
     hits[0] = True
     if s.newton == 0:
+        s.nfact += 1
         if _factor_shifted(s, H, L, n, 0.0) != 0:
             s.newton = -1
         else:
@@ -1918,7 +1961,7 @@ cdef class DenseSubproblem:
         to rounding.  False: always LAPACK's dense ``?potrf``.
     """
 
-    cdef cnp.ndarray H_arr, L_arr, g_arr, work_arr, acc_arr, rd_arr
+    cdef cnp.ndarray H_arr, L_arr, g_arr, work_arr, acc_arr, rd_arr, bw_arr
     cdef Py_ssize_t n
     cdef int typenum
     cdef DenseState s
@@ -1942,12 +1985,14 @@ cdef class DenseSubproblem:
         self.work_arr = _empty(3 * n, dt.num)
         self.acc_arr = _empty(n, cnp.NPY_DOUBLE)
         self.rd_arr = _empty(n, cnp.NPY_DOUBLE)
+        self.bw_arr = _empty(2 * n, cnp.NPY_DOUBLE)
         self.s.rdiag = <double*>cnp.PyArray_DATA(self.rd_arr)
         self.s.k_easy = k_easy
         self.s.k_hard = k_hard
         self.s.theta = 0.01
         self.s.maxiter = maxiter
         self.s.allow_band = band
+        self.s.nfact = 0
         self.ready = False
 
     cpdef set_point(self, cnp.ndarray H, cnp.ndarray g, bint check_symmetric=False):
@@ -2011,6 +2056,11 @@ cdef class DenseSubproblem:
         return self.s.niter
 
     @property
+    def nfactor(self):
+        """Cholesky factorizations made since construction (all points and solves)."""
+        return self.s.nfact
+
+    @property
     def bandwidth(self):
         """Sub-diagonals of the band factor at the current point, or -1 when the
         dense path (LAPACK ``?potrf``) is used."""
@@ -2068,7 +2118,7 @@ cdef void _ds_bounds(floating tag, DenseSubproblem ds):
     cdef double eps = 2.220446049250313e-16 if floating is double else 1.1920928955078125e-07
     with nogil:
         _set_layout(H, n, &ds.s)
-        _dense_bounds(H, n, &ds.s)
+        _dense_bounds(H, n, &ds.s, <double*>cnp.PyArray_DATA(ds.bw_arr))
         ds.s.gnorm = sqrt(_nrm2sq(g, n))
     ds.s.close0 = n * eps * ds.s.hinf
     ds.s.prev_radius = -1.0
@@ -2112,7 +2162,7 @@ def dense_bounds(const floating[:, ::1] H):
     s.allow_band = False
     with nogil:
         _set_layout(&H[0, 0], n, &s)
-        _dense_bounds(&H[0, 0], n, &s)
+        _dense_bounds(&H[0, 0], n, &s, NULL)
     return s.glo, s.ghi, (s.hinf if s.hinf < s.hfro else s.hfro), s.mindiag
 
 

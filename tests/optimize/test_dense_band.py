@@ -194,3 +194,51 @@ def test_hess_checks_on_both_paths(method, n):
     far[n - 1, 0] = np.inf          # outside the band: widens it, then fails the test
     with pytest.raises(ValueError, match="non-finite"):
         minimize(so.rosen, x0, jac=so.rosen_der, hess=lambda x: far, method=method)
+
+
+def test_factorizations_not_more_than_scipy():
+    # replay SciPy's trust-exact subproblems on Rosenbrock (same points, same radii):
+    # ours makes no more Cholesky factorizations than SciPy's IterativeSubproblem,
+    # on the band path and on the dense one
+    te = pytest.importorskip("scipy.optimize._trustregion_exact")
+    if not hasattr(te, "IterativeSubproblem"):
+        pytest.skip("SciPy's trust-exact internals changed")
+    log = []
+    orig_init, orig_solve = te.IterativeSubproblem.__init__, te.IterativeSubproblem.solve
+
+    def init(self, x, *a, **k):
+        orig_init(self, x, *a, **k)
+        chol, self._nchol = self.cholesky, [0]
+
+        def counted(*aa, **kk):
+            self._nchol[0] += 1
+            return chol(*aa, **kk)
+        self.cholesky = counted
+
+    def solve(self, r):
+        before = self._nchol[0]
+        out = orig_solve(self, r)
+        log.append((self._x.copy(), np.array(self.hess), self.jac.copy(), r,
+                    self._nchol[0] - before))
+        return out
+
+    n = 20
+    x0 = np.full(n, -1.2)
+    x0[1::2] = 1.0
+    te.IterativeSubproblem.__init__, te.IterativeSubproblem.solve = init, solve
+    try:
+        so.minimize(so.rosen, x0, jac=so.rosen_der, hess=so.rosen_hess, method="trust-exact")
+    finally:
+        te.IterativeSubproblem.__init__, te.IterativeSubproblem.solve = orig_init, orig_solve
+    assert len(log) > 10
+    scipy_count = sum(c for *_, c in log)
+    for band in (True, False):
+        ds = _krylov.DenseSubproblem(n, np.float64, band=band)
+        last = None
+        for x, H, g, r, _ in log:
+            if last is None or not np.array_equal(x, last):
+                ds.set_point(np.ascontiguousarray(H), np.ascontiguousarray(g))
+                last = x
+            ds.solve(r)
+        assert ds.bandwidth == (1 if band else -1)
+        assert 0 < ds.nfactor <= scipy_count
