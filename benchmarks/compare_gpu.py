@@ -1,5 +1,6 @@
-"""GPU side by side: one ``step()`` of neurenix's Adam on CuPy arrays (the generic
-Array-API kernels, one CuPy call per operation) vs PyTorch's CUDA Adam
+"""GPU side by side: one ``step()`` of neurenix's Adam on CuPy arrays (the fused CuPy
+kernel, one pass per array, and the generic Array-API kernels, one CuPy call per
+operation) vs PyTorch's CUDA Adam
 (``fused=True`` and ``foreach=True``), float32, timed with device synchronisation,
 best of ``--reps`` after warm-up, in one run.  Also checks that 20 steps on CuPy
 equal 20 steps of the NumPy (Cython) path.
@@ -58,8 +59,10 @@ def main():
         out.append(cp.asnumpy(p.data) if to is cp.asarray else p.data)
     err = float(np.max(np.abs(out[0] - out[1])) / np.max(np.abs(out[1])))
     print(f"Adam(amsgrad, weight_decay) 20 steps, CuPy vs NumPy path: max rel diff {err:.1e}")
-    print(f"{'size':>8s} {'arrays':>6s} | {'ours ms':>8s} {'torch fused':>11s} {'torch foreach':>13s}"
-          f" | {'ours/fused':>10s} {'GB/s ours':>9s} {'GB/s fused':>10s}")
+    import neurenix.optim.optimizer as O
+    from neurenix.backend import generic_kernels, kernels_for
+    print(f"{'size':>8s} {'arrays':>6s} | {'ours ms':>8s} {'generic':>8s} {'torch fused':>11s} "
+          f"{'torch foreach':>13s} | {'ours/fused':>10s} {'GB/s ours':>9s} {'GB/s fused':>10s}")
     for n in (int(s) for s in a.sizes):
         for k in (1, 100):
             sizes = [n // k] * k
@@ -68,6 +71,11 @@ def main():
                 p.grad = cp.random.standard_normal(p.data.size, dtype=cp.float32)
             ours = optim.Adam(ps, lr=1e-3)
             t_ours = best(ours.step, cp.cuda.Device().synchronize, a.reps)
+            O.kernels_for = lambda xp, dt: generic_kernels(xp)
+            try:
+                t_gen = best(ours.step, cp.cuda.Device().synchronize, max(3, a.reps // 4))
+            finally:
+                O.kernels_for = kernels_for
             tt = {}
             for mode in ("fused", "foreach"):
                 tp = [torch.randn(s, device="cuda", requires_grad=True) for s in sizes]
@@ -78,7 +86,7 @@ def main():
                 del tp, o
             # Adam moves 4 arrays in and 3 out (param, grad, m, v): 7 * 4 bytes per element
             gb = 7 * 4 * n / 1e9
-            print(f"{n:8.0e} {k:6d} | {t_ours * 1e3:8.3f} {tt['fused'] * 1e3:11.3f} "
+            print(f"{n:8.0e} {k:6d} | {t_ours * 1e3:8.3f} {t_gen * 1e3:8.3f} {tt['fused'] * 1e3:11.3f} "
                   f"{tt['foreach'] * 1e3:13.3f} | {t_ours / tt['fused']:10.2f} "
                   f"{gb / t_ours:9.0f} {gb / tt['fused']:10.0f}")
             del ps, ours

@@ -3,7 +3,7 @@ import numpy as np
 
 from .._ext import _first_order
 from . import _generic
-from ._namespace import KERNEL_DTYPES
+from ._namespace import KERNEL_DTYPES, array_namespace, dtype_name
 
 
 class _NumpyKernels:
@@ -34,8 +34,29 @@ def generic_kernels(xp):
     return k
 
 
+_cupy_kernels = None
+
+
+def cupy_kernels():
+    """The fused CuPy kernel table (:mod:`._cupy`; imports CuPy)."""
+    global _cupy_kernels
+    if _cupy_kernels is None:
+        from ._cupy import CupyKernels
+        import cupy
+
+        _cupy_kernels = CupyKernels(array_namespace(cupy.empty(0)))
+    return _cupy_kernels
+
+
 def kernels_for(xp, dtype):
-    """Kernel table serving arrays of namespace ``xp`` and dtype ``dtype``."""
-    if xp is np and np.dtype(dtype) in KERNEL_DTYPES:
-        return numpy_kernels
+    """Kernel table serving arrays of namespace ``xp`` and dtype ``dtype``: the
+    Cython kernels for NumPy, the fused CuPy kernels for CuPy (float32/float64),
+    else the generic ones."""
+    if xp is np:
+        if np.dtype(dtype) in KERNEL_DTYPES:
+            return numpy_kernels
+        return generic_kernels(xp)
+    if getattr(xp, "__name__", "").endswith("cupy") and dtype_name(dtype) in ("float32",
+                                                                               "float64"):
+        return cupy_kernels()
     return generic_kernels(xp)

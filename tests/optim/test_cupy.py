@@ -38,3 +38,48 @@ def test_cupy_matches_numpy(name, dtype):
     tol = 1e-12 if dtype == np.float64 else 2e-6
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_cupy_arrays_use_the_fused_kernels():
+    from neurenix.backend import array_namespace, kernels_for
+    from neurenix.backend._cupy import CupyKernels
+
+    xp = array_namespace(cp.zeros(1))
+    for dt in (cp.float32, cp.float64):
+        assert isinstance(kernels_for(xp, dt), CupyKernels)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("flags", [
+    dict(cls=optim.SGD, lr=0.1),
+    dict(cls=optim.SGD, lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.01, maximize=True),
+    dict(cls=optim.SGD, lr=0.1, momentum=0.9, nesterov=True),
+    dict(cls=optim.Adam, lr=0.01),
+    dict(cls=optim.Adam, lr=0.01, amsgrad=True, weight_decay=0.1, maximize=True),
+    dict(cls=optim.Adam, lr=0.01, betas=(0.3, 0.99)),          # lerp weight >= 0.5
+    dict(cls=optim.AdamW, lr=0.01, amsgrad=True),
+    dict(cls=optim.AdaBelief, lr=0.01, weight_decay=0.05),
+])
+def test_fused_cupy_kernels_match_generic_and_numpy(flags, dtype, monkeypatch):
+    import neurenix.optim.optimizer as O
+    from neurenix.backend import generic_kernels, kernels_for
+    flags = dict(flags)
+    cls = flags.pop("cls")
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal(10_007).astype(dtype)
+    gs = [rng.standard_normal(x0.size).astype(dtype) for _ in range(8)]
+    out = {}
+    for label in ("fused", "generic", "numpy"):
+        to = np.asarray if label == "numpy" else cp.asarray
+        # "generic": the unfused namespace kernels on the same CuPy arrays
+        monkeypatch.setattr(O, "kernels_for", (lambda xp, dt: generic_kernels(xp))
+                            if label == "generic" else kernels_for)
+        p = optim.Parameter(to(x0.copy()))
+        opt = cls([p], **flags)
+        for g in gs:
+            p.grad = to(g.copy())
+            opt.step()
+        out[label] = to_numpy(p.data)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(out["fused"], out["numpy"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(out["fused"], out["generic"], rtol=tol, atol=tol)
