@@ -548,6 +548,57 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    /* Two dot products with one vector, a0 . b and a1 . b, for float64: each
+       summed exactly as _dotd sums it (eight lanes, lane j taking the elements
+       i = j mod 8, the tail going to lane 0, combined pairwise), in one pass
+       that loads b once and keeps two independent sums in flight. */
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef double nx_v8d __attribute__((vector_size(64)));
+    static inline void nx_dots2(const double* a0, const double* a1, const double* b,
+                                Py_ssize_t n, double* out) {
+        nx_v8d s = {0, 0, 0, 0, 0, 0, 0, 0}, t = s, va, vc, vb;
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __builtin_memcpy(&vb, b + i, 64);
+            __builtin_memcpy(&va, a0 + i, 64); __builtin_memcpy(&vc, a1 + i, 64);
+            s += va * vb; t += vc * vb;
+        }
+        for (; i < n; i++) { s[0] += a0[i] * b[i]; t[0] += a1[i] * b[i]; }
+        out[0] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        out[1] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+    }
+    #define NX_HAVE_DOTS2 1
+    #else
+    #define NX_HAVE_DOTS2 0
+    static inline void nx_dots2(const double* a0, const double* a1, const double* b,
+                                Py_ssize_t n, double* out) {}
+    #endif
+    """
+    enum: NX_HAVE_DOTS2
+    void nx_dots2(const double* a0, const double* a1, const double* b, Py_ssize_t n,
+                  double* out) nogil
+
+
+cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* sl,
+                        Py_ssize_t c, Py_ssize_t n, double theta, const double* d,
+                        double* out) noexcept nogil:
+    """``out = W^T d = [Y^T d, theta S^T d]`` over the ``c`` stored pairs (ring
+    slots ``sl``, oldest first), each product summed as :func:`_dotd` sums it."""
+    cdef Py_ssize_t k, sk
+    cdef double w[2]
+    for k in range(c):
+        sk = sl[k]
+        if floating is double and NX_HAVE_DOTS2:
+            nx_dots2(&Y[sk * n], &S[sk * n], d, n, w)
+            out[k] = w[0]
+            out[c + k] = theta * w[1]
+        else:
+            out[k] = _dotd(&Y[sk * n], d, n)
+            out[c + k] = theta * _dotd(&S[sk * n], d, n)
+
+
+cdef extern from *:
+    """
     /* Row kernels of the small (m x m) matrices of L-BFGS-B: d <- d + a s,
        d <- d - a s and d <- a d over w entries, w a multiple of 4 (rows are
        padded), four lanes at a time.  Each entry goes through the same two IEEE
@@ -747,16 +798,18 @@ cdef void _msolve(const double* L1, int diag, const double* X, const double* L2,
     else:
         _lsolve(L1, c, ld, u1)
     # z2 = u2 + E t = u2 + X^T t ; v2 = (L2 L2^T)^{-1} z2
+    # (with a diagonal L1, X = KE is strictly upper triangular: the products
+    # with its zeros, which would leave the sums as they are, are skipped)
     for k in range(c):
         t = u1[k]
-        for j in range(c):
+        for j in range(k + 1 if diag else 0, c):
             u2[j] += X[k * ld + j] * t
     _lsolve(L2, c, ld, u2)
     _ltsolve(L2, c, ld, u2)
     # v1 = -L1^{-T} (t - E^T v2) = -L1^{-T} (t - X v2)
     for k in range(c):
         t = u1[k]
-        for j in range(c):
+        for j in range(k + 1 if diag else 0, c):
             t -= X[k * ld + j] * u2[j]
         u1[k] = t
     if diag:
@@ -968,10 +1021,8 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 nbp += 1
                 if ti < tmin:
                     tmin = ti
+    _wdots(S, Y, sl, c, n, theta, dcp, p)
     for k in range(c):
-        sk = sl[k]
-        p[k] = _dotd(&Y[sk * n], dcp, n)
-        p[c + k] = theta * _dotd(&S[sk * n], dcp, n)
         cc[k] = 0.0
         cc[c + k] = 0.0
         mc[k] = 0.0
@@ -1111,10 +1162,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         if _schur(b.NE, b.N2, c, ld):
             return 1
         # v = N^{-1} W^T Z r
-        for k in range(c):
-            sk = sl[k]
-            v[k] = _dotd(&Y[sk * n], dcp, n)
-            v[c + k] = theta * _dotd(&S[sk * n], dcp, n)
+        _wdots(S, Y, sl, c, n, theta, dcp, v)
         _msolve(b.N1, 0, b.NE, b.N2, c, ld, v)
         # du = -(1/theta) r - (1/theta^2) Z^T W v ; stored in dcp
         for i in range(n):
