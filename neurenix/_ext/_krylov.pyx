@@ -1372,36 +1372,38 @@ cdef struct DenseState:
 
 cdef inline bint _any_nonzero(const floating* a, Py_ssize_t m) noexcept nogil:
     """True when some a_i is not +-0 (NaN and inf count as nonzero): an OR of the bits
-    without the sign bit, in 8 lanes of integers (no branch per entry)."""
-    cdef unsigned long long u[8]
+    without the sign bit, in 32 lanes of integers (four vector registers; no branch
+    per entry)."""
+    cdef unsigned long long u[32]
+    cdef unsigned int v[32]
     cdef unsigned long long acc = 0
-    cdef const unsigned long long* w
-    cdef const unsigned int* v
-    cdef Py_ssize_t i, q
+    cdef const unsigned long long* wa
+    cdef const unsigned int* va
+    cdef Py_ssize_t i, q = m - m % 32
     cdef int j
-    for j in range(8):
-        u[j] = 0
     if floating is double:
-        w = <const unsigned long long*>a
-        q = m - m % 8
-        for i in range(0, q, 8):
-            for j in range(8):
-                u[j] |= w[i + j]
+        wa = <const unsigned long long*>a
+        for j in range(32):
+            u[j] = 0
+        for i in range(0, q, 32):
+            for j in range(32):
+                u[j] |= wa[i + j]
         for i in range(q, m):
-            acc |= w[i]
-        for j in range(8):
+            acc |= wa[i]
+        for j in range(32):
             acc |= u[j]
         return (acc & 0x7fffffffffffffffULL) != 0
     else:
-        v = <const unsigned int*>a
-        q = m - m % 8
-        for i in range(0, q, 8):
-            for j in range(8):
-                u[j] |= v[i + j]
+        va = <const unsigned int*>a
+        for j in range(32):
+            v[j] = 0
+        for i in range(0, q, 32):
+            for j in range(32):
+                v[j] |= va[i + j]
         for i in range(q, m):
-            acc |= v[i]
-        for j in range(8):
-            acc |= u[j]
+            acc |= va[i]
+        for j in range(32):
+            acc |= v[j]
         return (acc & 0x7fffffffULL) != 0
 
 
@@ -2191,13 +2193,12 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
     cdef cnp.ndarray xt_arr = _empty(n, prob.typenum)
     cdef cnp.ndarray gt_arr = _empty(n, prob.typenum)
     cdef cnp.ndarray p_arr = _empty(n, prob.typenum)
-    cdef cnp.ndarray r_arr = _empty(n, prob.typenum)
-    cdef cnp.ndarray d_arr = _empty(n, prob.typenum)
+    cdef cnp.ndarray r_arr = None, d_arr = None        # Steihaug-CG's residual, direction
     cdef floating* x = <floating*>cnp.PyArray_DATA(x_arr)
     cdef floating* g = <floating*>cnp.PyArray_DATA(g_arr)
     cdef floating* xt = <floating*>cnp.PyArray_DATA(xt_arr)
     cdef floating* p = <floating*>cnp.PyArray_DATA(p_arr)
-    cdef floating* r = <floating*>cnp.PyArray_DATA(r_arr)
+    cdef floating* r = NULL
     cdef floating* pp
     cdef double eps = 2.220446049250313e-16 if floating is double else 1.1920928955078125e-07
     cdef double gn, xn, tol, model, predicted, f_new, actual, rho
@@ -2206,6 +2207,10 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
     cdef Lanczos lz = None
     cdef bint fresh = True, first = True
     sub = None
+    if kind == 0:
+        r_arr = _empty(n, prob.typenum)
+        d_arr = _empty(n, prob.typenum)
+        r = <floating*>cnp.PyArray_DATA(r_arr)
     gn = sqrt(_nrm2sq(g, n))
     while True:
         if gn < gtol:

@@ -37,6 +37,9 @@ from ._subproblems import make_problem
 #: more products in total, and more products per iteration at n >= 100.
 _L1_FORCING = False
 
+#: status code -> Status (the enum call by value costs more than a dict look-up)
+_STATUS = {int(s): s for s in Status}
+
 __all__ = ["_minimize_newton_cg"]
 
 
@@ -114,7 +117,8 @@ def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, e
     extra = {"nhessp": prob.products()}
     if return_all:
         extra["allvecs"] = allvecs
-    return driver.result(Status(status), x, f, g, k, **extra)
+    return driver.result(_STATUS[status] if status in _STATUS else Status(status),
+                         x, f, g, k, **extra)
 
 
 def _register():

@@ -31,6 +31,9 @@ from .._ext import _krylov
 from ._subproblems import (NotPositiveDefinite, SteihaugCG, KrylovGLTR, ExactMoreSorensen,
                            Dogleg, make_problem)
 
+#: status code -> Status (the enum call by value costs more than a dict look-up)
+_STATUS = {int(s): s for s in Status}
+
 __all__ = ["trust_region_loop", "check_trust_options", "update_radius"]
 
 
@@ -136,7 +139,8 @@ def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
     extra = {"nhessp": prob.products(), "trust_radius": radius}
     if return_all:
         extra["allvecs"] = allvecs
-    return driver.result(Status(status), x, f, g, k, **extra)
+    return driver.result(_STATUS[status] if status in _STATUS else Status(status),
+                         x, f, g, k, **extra)
 
 
 def _minimize_trust_ncg(obj, x0, *, bounds=None, driver, initial_trust_radius=1.0,
