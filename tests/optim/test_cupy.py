@@ -83,3 +83,32 @@ def test_fused_cupy_kernels_match_generic_and_numpy(flags, dtype, monkeypatch):
     tol = 1e-12 if dtype == np.float64 else 2e-6
     np.testing.assert_allclose(out["fused"], out["numpy"], rtol=tol, atol=tol)
     np.testing.assert_allclose(out["fused"], out["generic"], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_multi_array_adam_matches_numpy(dtype, amsgrad):
+    # one launch over arrays of mixed sizes: empty, tiny, and spanning several chunks;
+    # and a strided (non-contiguous) group, which takes the per-array kernels
+    rng = np.random.default_rng(9)
+    sizes = [0, 1, 3, 65535, 65536, 65537, 200_001]
+    x0 = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    gs = [[rng.standard_normal(n).astype(dtype) for n in sizes] for _ in range(5)]
+    for strided in (False, True):
+        out = []
+        for to in (cp.asarray, np.asarray):
+            if strided and to is cp.asarray:
+                ps = [optim.Parameter(cp.asarray(np.repeat(x, 2))[::2]) for x in x0]
+                assert all(not p.data.flags.c_contiguous for p in ps if p.data.size > 1)
+            else:
+                ps = [optim.Parameter(to(x.copy())) for x in x0]
+            opt = optim.Adam(ps, lr=0.01, amsgrad=amsgrad, weight_decay=0.01)
+            for k in range(5):
+                for p, g in zip(ps, gs[k]):
+                    p.grad = to(g.copy()) if not (strided and to is cp.asarray) \
+                        else cp.asarray(np.repeat(g, 2))[::2]
+                opt.step()
+            out.append([to_numpy(p.data) for p in ps])
+        tol = 1e-12 if dtype == np.float64 else 2e-6
+        for a, b in zip(*out):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
