@@ -288,7 +288,9 @@ class ExactMoreSorensen(_Subproblem):
 
     The whole solve is compiled (:class:`neurenix._ext._krylov.DenseSubproblem`,
     the code ``minimize(method="trust-exact")`` runs inside its compiled loop);
-    this class is its face with SciPy's subproblem protocol.
+    this class is its face with SciPy's subproblem protocol.  A band Hessian (at
+    most ``n // 8`` nonzero diagonals on each side) is factored by a band
+    Cholesky instead of ``?potrf``: the same factor, so the same step to rounding.
 
     Parameters
     ----------
@@ -323,7 +325,8 @@ class Dogleg(_Subproblem):
     """Powell's dogleg step (N&W section 4.1) for a positive definite Hessian.
 
     The path runs from 0 to the Cauchy point ``-(g^T g / g^T H g) g`` and then
-    to the Newton point ``-H^{-1} g`` (Cholesky by LAPACK ``?potrf``); the step
+    to the Newton point ``-H^{-1} g`` (Cholesky by LAPACK ``?potrf``, or a band
+    Cholesky for a band Hessian, as :class:`ExactMoreSorensen`); the step
     is the Newton point when it lies strictly inside the region, else where the
     path leaves it.  The Newton point and ``H g`` are computed once per point
     (compiled: :class:`neurenix._ext._krylov.DenseSubproblem`).  Raises
