@@ -599,51 +599,79 @@ cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* 
 
 cdef extern from *:
     """
-    /* Row kernels of the small (m x m) matrices of L-BFGS-B: d <- d + a s,
-       d <- d - a s and d <- a d over w entries, w a multiple of 4 (rows are
-       padded), four lanes at a time.  Each entry goes through the same two IEEE
-       operations (a product, then the sum) as the scalar loop. */
+    /* Kernels of the small (m x m) matrices of L-BFGS-B, four columns at a
+       time (rows padded to a multiple of 4), each block of four summed in a
+       register (no store and reload between the terms).  Each entry goes
+       through the same IEEE operations in the same order as the scalar loops
+       of the #else branch: a product, then the sum, term after term. */
     #if defined(__GNUC__) || defined(__clang__)
     typedef double nx_r4d __attribute__((vector_size(32)));
-    static inline void nx_row_add(double* d, double a, const double* s, Py_ssize_t w) {
-        nx_r4d va = {a, a, a, a}, vd, vs;
-        for (Py_ssize_t j = 0; j < w; j += 4) {
-            __builtin_memcpy(&vd, d + j, 32); __builtin_memcpy(&vs, s + j, 32);
-            vd = vd + va * vs;
-            __builtin_memcpy(d + j, &vd, 32);
+    /* C[j, k] += sum_i X[i, j] X[i, k] for k <= j (i ascending; only i < j when
+       X is strictly upper triangular, su), over the column blocks that reach
+       the diagonal (the entries right of it in those blocks take the same
+       kind of terms; nobody reads them). */
+    static void nx_syrk_lower(double* C, const double* X, Py_ssize_t c, Py_ssize_t ld,
+                              int su) {
+        for (Py_ssize_t j = 0; j < c; j++) {
+            Py_ssize_t ni = su ? j : c;
+            for (Py_ssize_t jb = 0; jb <= j; jb += 4) {
+                nx_r4d acc, vx;
+                __builtin_memcpy(&acc, C + j * ld + jb, 32);
+                for (Py_ssize_t i = 0; i < ni; i++) {
+                    double a = X[i * ld + j];
+                    nx_r4d va = {a, a, a, a};
+                    __builtin_memcpy(&vx, X + i * ld + jb, 32);
+                    acc = acc + va * vx;
+                }
+                __builtin_memcpy(C + j * ld + jb, &acc, 32);
+            }
         }
     }
-    static inline void nx_row_sub(double* d, double a, const double* s, Py_ssize_t w) {
-        nx_r4d va = {a, a, a, a}, vd, vs;
-        for (Py_ssize_t j = 0; j < w; j += 4) {
-            __builtin_memcpy(&vd, d + j, 32); __builtin_memcpy(&vs, s + j, 32);
-            vd = vd - va * vs;
-            __builtin_memcpy(d + j, &vd, 32);
-        }
-    }
-    static inline void nx_row_scale(double* d, double a, Py_ssize_t w) {
-        nx_r4d va = {a, a, a, a}, vd;
-        for (Py_ssize_t j = 0; j < w; j += 4) {
-            __builtin_memcpy(&vd, d + j, 32);
-            vd = vd * va;
-            __builtin_memcpy(d + j, &vd, 32);
+    /* Rows of L^{-1} E for lower triangular L with reciprocal diagonal (as
+       _chol leaves it): E[i, :] = (E[i, :] - sum_{k<i} L[i, k] E[k, :]) * L[i, i],
+       k ascending, over w columns (a multiple of 4). */
+    static void nx_fwd_rows(double* E, const double* L, Py_ssize_t c, Py_ssize_t ld,
+                            Py_ssize_t w) {
+        for (Py_ssize_t i = 0; i < c; i++) {
+            const double* Li = L + i * ld;
+            double di = Li[i];
+            nx_r4d vd = {di, di, di, di};
+            for (Py_ssize_t jb = 0; jb < w; jb += 4) {
+                nx_r4d acc, ve;
+                __builtin_memcpy(&acc, E + i * ld + jb, 32);
+                for (Py_ssize_t k = 0; k < i; k++) {
+                    double a = Li[k];
+                    nx_r4d va = {a, a, a, a};
+                    __builtin_memcpy(&ve, E + k * ld + jb, 32);
+                    acc = acc - va * ve;
+                }
+                acc = acc * vd;
+                __builtin_memcpy(E + i * ld + jb, &acc, 32);
+            }
         }
     }
     #else
-    static inline void nx_row_add(double* d, double a, const double* s, Py_ssize_t w) {
-        for (Py_ssize_t j = 0; j < w; j++) d[j] = d[j] + a * s[j];
+    static void nx_syrk_lower(double* C, const double* X, Py_ssize_t c, Py_ssize_t ld,
+                              int su) {
+        for (Py_ssize_t j = 0; j < c; j++)
+            for (Py_ssize_t k = 0; k <= j; k++)
+                for (Py_ssize_t i = 0; i < (su ? j : c); i++)
+                    C[j * ld + k] = C[j * ld + k] + X[i * ld + j] * X[i * ld + k];
     }
-    static inline void nx_row_sub(double* d, double a, const double* s, Py_ssize_t w) {
-        for (Py_ssize_t j = 0; j < w; j++) d[j] = d[j] - a * s[j];
-    }
-    static inline void nx_row_scale(double* d, double a, Py_ssize_t w) {
-        for (Py_ssize_t j = 0; j < w; j++) d[j] = d[j] * a;
+    static void nx_fwd_rows(double* E, const double* L, Py_ssize_t c, Py_ssize_t ld,
+                            Py_ssize_t w) {
+        for (Py_ssize_t i = 0; i < c; i++)
+            for (Py_ssize_t j = 0; j < w; j++) {
+                double t = E[i * ld + j];
+                for (Py_ssize_t k = 0; k < i; k++) t = t - L[i * ld + k] * E[k * ld + j];
+                E[i * ld + j] = t * L[i * ld + i];
+            }
     }
     #endif
     """
-    void nx_row_add(double* d, double a, const double* s, Py_ssize_t w) nogil
-    void nx_row_sub(double* d, double a, const double* s, Py_ssize_t w) nogil
-    void nx_row_scale(double* d, double a, Py_ssize_t w) nogil
+    void nx_syrk_lower(double* C, const double* X, Py_ssize_t c, Py_ssize_t ld, int su) nogil
+    void nx_fwd_rows(double* E, const double* L, Py_ssize_t c, Py_ssize_t ld,
+                     Py_ssize_t w) nogil
 
 
 cdef inline Py_ssize_t _width(Py_ssize_t c) noexcept nogil:
@@ -752,15 +780,12 @@ cdef int _schur(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept nogi
     matrix; rank-one updates by the rows of X so the inner loops run over
     contiguous memory.  Returns 1 when it is singular.
 
-    Each row update runs over the whole padded row (``_width(c)`` entries,
-    four at a time): the entries right of the diagonal, which the factorization
-    never reads, take the same updates, and every entry of the lower triangle
-    gets its terms in the same order as a loop over ``k <= j`` gives them.
-    ``X``'s padding columns must be finite."""
-    cdef Py_ssize_t i, j, w = _width(c)
-    for i in range(c):
-        for j in range(c):
-            nx_row_add(&C[j * ld], X[i * ld + j], &X[i * ld], w)
+    The sums run four columns at a time (``nx_syrk_lower``) over the blocks
+    that reach the diagonal: the entries right of it in those blocks, which
+    the factorization never reads, take the same kind of terms, and every
+    entry of the lower triangle gets its terms in the same order as a loop over
+    ``i`` gives them.  ``X``'s padding columns must be finite."""
+    nx_syrk_lower(C, X, c, ld, 0)
     return _chol(C, c, ld)
 
 
@@ -768,13 +793,10 @@ cdef int _schur_su(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept n
     """:func:`_schur` for a strictly upper triangular ``X`` (``X[i, k] == 0`` for
     ``k <= i``, as ``KE`` of the Cauchy step): the products with its zeros are
     skipped, c^3/6 multiply-adds instead of c^3/2; the remaining terms are added
-    to each entry in the same order, so the factor is the same.  (Whole padded
-    rows, as in :func:`_schur`: the terms added left of column ``i + 1`` are
-    products with X's exact zeros, which leave an entry as it is.)"""
-    cdef Py_ssize_t i, j, w = _width(c)
-    for i in range(c):
-        for j in range(i + 1, c):
-            nx_row_add(&C[j * ld], X[i * ld + j], &X[i * ld], w)
+    to each entry in the same order, so the factor is the same.  (Blocks of
+    four columns, as in :func:`_schur`: the terms added left of column
+    ``i + 1`` are products with X's exact zeros, which leave an entry as it is.)"""
+    nx_syrk_lower(C, X, c, ld, 1)
     return _chol(C, c, ld)
 
 
@@ -989,13 +1011,21 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     # K1 = D^{-1/2} (reciprocals), KE = (L D^{-1/2})^T, K2 K2^T = theta S^T S + L D^{-1} L^T
     for j in range(c):
         b.K1[j] = 1.0 / sqrt(b.YS[j * ld + j])
+    # (whole padded rows: the row updates of _schur_su reach right of the
+    # diagonal; plain loops over the parts of each row, so that they vectorize)
     for k in range(c):
-        for j in range(w):
-            b.KE[k * ld + j] = b.YS[k * ld + j] * b.K1[k] if k < j < c else 0.0
-    # (whole padded rows: the row updates of _schur_su reach right of the diagonal)
+        a = b.K1[k]
+        for j in range(k + 1):
+            b.KE[k * ld + j] = 0.0
+        for j in range(k + 1, c):
+            b.KE[k * ld + j] = b.YS[k * ld + j] * a
+        for j in range(c, w):
+            b.KE[k * ld + j] = 0.0
     for j in range(c):
-        for k in range(w):
-            b.K2[j * ld + k] = theta * b.SS[j * ld + k] if k <= j else 0.0
+        for k in range(j + 1):
+            b.K2[j * ld + k] = theta * b.SS[j * ld + k]
+        for k in range(j + 1, w):
+            b.K2[j * ld + k] = 0.0
     if _schur_su(b.KE, b.K2, c, ld):
         return 1
     # ---- breakpoints and the initial direction
@@ -1150,15 +1180,18 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         # forward substitution for all c right-hand sides at once (rows of NE,
         # whole padded rows; the padding stays zero)
         for i in range(c):
-            for j in range(w):
-                b.NE[i * ld + j] = ((b.YS[i * ld + j] if i < j else 0.0) - b.FYS[i * ld + j]
-                                    if j < c else 0.0)
-            for k in range(i):
-                nx_row_sub(&b.NE[i * ld], b.N1[i * ld + k], &b.NE[k * ld], w)
-            nx_row_scale(&b.NE[i * ld], b.N1[i * ld + i], w)
+            for j in range(i + 1):
+                b.NE[i * ld + j] = 0.0 - b.FYS[i * ld + j]
+            for j in range(i + 1, c):
+                b.NE[i * ld + j] = b.YS[i * ld + j] - b.FYS[i * ld + j]
+            for j in range(c, w):
+                b.NE[i * ld + j] = 0.0
+        nx_fwd_rows(b.NE, b.N1, c, ld, w)
         for j in range(c):
-            for k in range(w):
-                b.N2[j * ld + k] = theta * b.ASS[j * ld + k] if k <= j else 0.0
+            for k in range(j + 1):
+                b.N2[j * ld + k] = theta * b.ASS[j * ld + k]
+            for k in range(j + 1, w):
+                b.N2[j * ld + k] = 0.0
         if _schur(b.NE, b.N2, c, ld):
             return 1
         # v = N^{-1} W^T Z r
