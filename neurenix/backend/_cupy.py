@@ -4,8 +4,10 @@ The generic kernels (:mod:`._generic`) run on CuPy too, but each operation of an
 update is a separate CuPy call: about ten passes over memory and ten kernel
 launches per array for Adam.  Here SGD is one ``cupy.ElementwiseKernel`` per array,
 and Adam (with AdamW, AMSGrad, AdaBelief) one launch for all the contiguous arrays of
-a parameter group (a ``RawKernel`` over a table of array pointers, as torch's
-``fused=True``; non-contiguous arrays take a per-array ``ElementwiseKernel``).  Each
+a parameter group of four or more arrays (a ``RawKernel`` over a table of array
+pointers, as torch's ``fused=True``); fewer or non-contiguous arrays take one
+``ElementwiseKernel`` per array, where uploading the table would cost more than the
+launches it saves.  Each
 is written from the same equations in the same order of operations as the generic
 kernel (scalars reach the kernel already converted to the array's dtype, as CuPy
 converts Python scalars in the generic code).  The other rules run the generic
@@ -76,7 +78,8 @@ _adam_amsgrad = cp.ElementwiseKernel(
 # chunk) pairs maps blocks to work, and a per-step table holds each array's
 # pointers, size and scalars (one host-to-device copy per step).
 # ---------------------------------------------------------------------------
-_CHUNK = 65536
+_CHUNK = 4096           # elements per block: enough blocks to fill the GPU
+_MT_MIN_ARRAYS = 4      # fewer arrays: per-array kernels (no table upload)
 _MT_SRC = r"""
 extern "C" __global__ void neurenix_adam_mt_T(
         const long long* meta, const int* blocks, T wd, T w1, T one_m_w1, int low_w,
@@ -176,7 +179,8 @@ class CupyKernels(GenericKernels):
              beta2, eps, weight_decay, decoupled, belief, maximize):
         w = 1.0 - beta1
         vms = max_exp_avg_sqs if max_exp_avg_sqs is not None else [None] * len(params)
-        if _contiguous(params) and _contiguous(grads) and _contiguous(exp_avgs) \
+        if len(params) >= _MT_MIN_ARRAYS and _contiguous(params) and _contiguous(grads) \
+                and _contiguous(exp_avgs) \
                 and _contiguous(exp_avg_sqs) and _contiguous(x for x in vms if x is not None):
             sizes = tuple(int(p.size) for p in params)
             blocks, nblocks = _block_table(sizes)

@@ -85,13 +85,19 @@ def test_fused_cupy_kernels_match_generic_and_numpy(flags, dtype, monkeypatch):
     np.testing.assert_allclose(out["fused"], out["generic"], rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
+    lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True, weight_decay=0.01),
+    lambda ps: optim.Adam(ps, lr=0.01, betas=(0.3, 0.99), maximize=True),
+    lambda ps: optim.AdamW(ps, lr=0.01, amsgrad=True),
+    lambda ps: optim.AdaBelief(ps, lr=0.01, weight_decay=0.05),
+])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_multi_array_adam_matches_numpy(dtype, amsgrad):
-    # one launch over arrays of mixed sizes: empty, tiny, and spanning several chunks;
-    # and a strided (non-contiguous) group, which takes the per-array kernels
+def test_multi_array_adam_matches_numpy(dtype, make):
+    # one launch over arrays of mixed sizes: empty, tiny, and on and across chunk
+    # edges; a strided (non-contiguous) group takes the per-array kernels
     rng = np.random.default_rng(9)
-    sizes = [0, 1, 3, 65535, 65536, 65537, 200_001]
+    sizes = [0, 1, 3, 4095, 4096, 4097, 200_001]
     x0 = [rng.standard_normal(n).astype(dtype) for n in sizes]
     gs = [[rng.standard_normal(n).astype(dtype) for n in sizes] for _ in range(5)]
     for strided in (False, True):
@@ -102,7 +108,7 @@ def test_multi_array_adam_matches_numpy(dtype, amsgrad):
                 assert all(not p.data.flags.c_contiguous for p in ps if p.data.size > 1)
             else:
                 ps = [optim.Parameter(to(x.copy())) for x in x0]
-            opt = optim.Adam(ps, lr=0.01, amsgrad=amsgrad, weight_decay=0.01)
+            opt = make(ps)
             for k in range(5):
                 for p, g in zip(ps, gs[k]):
                     p.grad = to(g.copy()) if not (strided and to is cp.asarray) \
