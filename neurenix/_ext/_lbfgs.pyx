@@ -32,7 +32,7 @@ from cython cimport floating
 from libc.math cimport fabs, sqrt, isfinite, INFINITY
 from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, memcmp, memmove
+from libc.string cimport memcpy, memcmp
 
 import numpy as np
 
@@ -567,16 +567,83 @@ cdef extern from *:
         out[0] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
         out[1] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
     }
+    /* the same for four rows (four sums in flight) */
+    static inline void nx_dots4(const double* a0, const double* a1, const double* a2,
+                                const double* a3, const double* b, Py_ssize_t n,
+                                double* out) {
+        nx_v8d s = {0, 0, 0, 0, 0, 0, 0, 0}, t = s, u = s, w = s, va, vb;
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __builtin_memcpy(&vb, b + i, 64);
+            __builtin_memcpy(&va, a0 + i, 64); s += va * vb;
+            __builtin_memcpy(&va, a1 + i, 64); t += va * vb;
+            __builtin_memcpy(&va, a2 + i, 64); u += va * vb;
+            __builtin_memcpy(&va, a3 + i, 64); w += va * vb;
+        }
+        for (; i < n; i++) {
+            s[0] += a0[i] * b[i]; t[0] += a1[i] * b[i];
+            u[0] += a2[i] * b[i]; w[0] += a3[i] * b[i];
+        }
+        out[0] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        out[1] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+        out[2] = ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]));
+        out[3] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
+    }
+    /* Combinations of the stored pairs, W-products by rows: for k = 0..c-1 in
+       order, d[i] <- d[i] - (Y_k[i] a[k] + S_k[i] a2[k]) (nx_wsub), or
+       d[i] <- d[i] + (...) starting from d[i] = 0 (nx_wsum); row k of S and Y
+       at slot sl[k].  Eight entries at a time kept in registers over the k
+       loop (the scalar loops stored and reloaded them c times); per entry the
+       same operations in the same order. */
+    static void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
+                         Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2,
+                         int sub) {
+        typedef double v4 __attribute__((vector_size(32)));
+        Py_ssize_t i = 0, k;
+        for (; i + 8 <= n; i += 8) {
+            v4 x0 = {0, 0, 0, 0}, x1 = x0, y0, y1, s0, s1;
+            if (sub) { __builtin_memcpy(&x0, d + i, 32); __builtin_memcpy(&x1, d + i + 4, 32); }
+            for (k = 0; k < c; k++) {
+                const double* yk = Y + sl[k] * n + i;
+                const double* sk = S + sl[k] * n + i;
+                double ak = a[k], bk = a2[k];
+                v4 va = {ak, ak, ak, ak}, vb = {bk, bk, bk, bk};
+                __builtin_memcpy(&y0, yk, 32); __builtin_memcpy(&y1, yk + 4, 32);
+                __builtin_memcpy(&s0, sk, 32); __builtin_memcpy(&s1, sk + 4, 32);
+                if (sub) { x0 = x0 - (y0 * va + s0 * vb); x1 = x1 - (y1 * va + s1 * vb); }
+                else { x0 = x0 + (y0 * va + s0 * vb); x1 = x1 + (y1 * va + s1 * vb); }
+            }
+            __builtin_memcpy(d + i, &x0, 32); __builtin_memcpy(d + i + 4, &x1, 32);
+        }
+        for (; i < n; i++) {
+            double x = sub ? d[i] : 0.0;
+            for (k = 0; k < c; k++) {
+                double t = Y[sl[k] * n + i] * a[k] + S[sl[k] * n + i] * a2[k];
+                x = sub ? x - t : x + t;
+            }
+            d[i] = x;
+        }
+    }
     #define NX_HAVE_DOTS2 1
     #else
     #define NX_HAVE_DOTS2 0
     static inline void nx_dots2(const double* a0, const double* a1, const double* b,
                                 Py_ssize_t n, double* out) {}
+    static inline void nx_dots4(const double* a0, const double* a1, const double* a2,
+                                const double* a3, const double* b, Py_ssize_t n,
+                                double* out) {}
+    static void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
+                         Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2,
+                         int sub) {}
     #endif
     """
     enum: NX_HAVE_DOTS2
     void nx_dots2(const double* a0, const double* a1, const double* b, Py_ssize_t n,
                   double* out) nogil
+    void nx_dots4(const double* a0, const double* a1, const double* a2, const double* a3,
+                  const double* b, Py_ssize_t n, double* out) nogil
+    void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
+                  Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2, int sub) nogil
 
 
 cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* sl,
@@ -584,9 +651,19 @@ cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* 
                         double* out) noexcept nogil:
     """``out = W^T d = [Y^T d, theta S^T d]`` over the ``c`` stored pairs (ring
     slots ``sl``, oldest first), each product summed as :func:`_dotd` sums it."""
-    cdef Py_ssize_t k, sk
-    cdef double w[2]
-    for k in range(c):
+    cdef Py_ssize_t k = 0, sk, sk1
+    cdef double w[4]
+    if floating is double and NX_HAVE_DOTS2:
+        while k + 2 <= c:
+            sk = sl[k]
+            sk1 = sl[k + 1]
+            nx_dots4(&Y[sk * n], &S[sk * n], &Y[sk1 * n], &S[sk1 * n], d, n, w)
+            out[k] = w[0]
+            out[c + k] = theta * w[1]
+            out[k + 1] = w[2]
+            out[c + k + 1] = theta * w[3]
+            k += 2
+    while k < c:
         sk = sl[k]
         if floating is double and NX_HAVE_DOTS2:
             nx_dots2(&Y[sk * n], &S[sk * n], d, n, w)
@@ -595,6 +672,7 @@ cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* 
         else:
             out[k] = _dotd(&Y[sk * n], d, n)
             out[c + k] = theta * _dotd(&S[sk * n], d, n)
+        k += 1
 
 
 cdef extern from *:
@@ -606,6 +684,15 @@ cdef extern from *:
        of the #else branch: a product, then the sum, term after term. */
     #if defined(__GNUC__) || defined(__clang__)
     typedef double nx_r4d __attribute__((vector_size(32)));
+    /* d[0:w] = s[0:w] (w a multiple of 4), block by block in increasing order:
+       safe for overlapping rows when s lies at least four places after d */
+    static inline void nx_copy_fwd(double* d, const double* s, Py_ssize_t w) {
+        nx_r4d t;
+        for (Py_ssize_t j = 0; j < w; j += 4) {
+            __builtin_memcpy(&t, s + j, 32);
+            __builtin_memcpy(d + j, &t, 32);
+        }
+    }
     /* C[j, k] += sum_i X[i, j] X[i, k] for k <= j (i ascending; only i < j when
        X is strictly upper triangular, su), over the column blocks that reach
        the diagonal (the entries right of it in those blocks take the same
@@ -651,6 +738,9 @@ cdef extern from *:
         }
     }
     #else
+    static inline void nx_copy_fwd(double* d, const double* s, Py_ssize_t w) {
+        for (Py_ssize_t j = 0; j < w; j++) d[j] = s[j];
+    }
     static void nx_syrk_lower(double* C, const double* X, Py_ssize_t c, Py_ssize_t ld,
                               int su) {
         for (Py_ssize_t j = 0; j < c; j++)
@@ -670,6 +760,7 @@ cdef extern from *:
     #endif
     """
     void nx_syrk_lower(double* C, const double* X, Py_ssize_t c, Py_ssize_t ld, int su) nogil
+    void nx_copy_fwd(double* d, const double* s, Py_ssize_t w) nogil
     void nx_fwd_rows(double* E, const double* L, Py_ssize_t c, Py_ssize_t ld,
                      Py_ssize_t w) nogil
 
@@ -893,13 +984,16 @@ cdef struct BState:
 
 cdef void _gram_shift(BState* b, Py_ssize_t c) noexcept nogil:
     """Drop the oldest of ``c`` pairs from the Gram matrices: entry [a, b]
-    takes [a + 1, b + 1] (the five matrices lie one after the other)."""
-    cdef Py_ssize_t g, j, ld = b.ld
+    takes [a + 1, b + 1] (the five matrices lie one after the other).  Whole
+    padded rows are copied, four entries at a time, in increasing address
+    order: every source entry lies ld + 1 places after its destination, so
+    it is read before anything overwrites it."""
+    cdef Py_ssize_t g, j, ld = b.ld, w = _width(c - 1)
     cdef double* G
     for g in range(5):
         G = b.SS + g * (b.YS - b.SS)
         for j in range(c - 1):
-            memmove(&G[j * ld], &G[(j + 1) * ld + 1], (c - 1) * sizeof(double))
+            nx_copy_fwd(&G[j * ld], &G[(j + 1) * ld + 1], w)
 
 
 cdef void _gram_new_pair(BState* b, floating* S, floating* Y, floating* wf, floating* wa,
@@ -1157,12 +1251,17 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     if c > 0:
         # M c: accumulated along the path from M p and the M w_b (M is linear),
         # which saves the solve with the middle matrix that c itself would need
-        for k in range(c):
-            sk = sl[k]
-            a = mc[k]
-            a2 = theta * mc[c + k]
-            for i in range(n):
-                dcp[i] -= Y[sk * n + i] * a + S[sk * n + i] * a2
+        if floating is double and NX_HAVE_DOTS2:
+            for k in range(c):
+                wb[k] = theta * mc[c + k]
+            nx_wcomb(dcp, S, Y, sl, c, n, mc, wb, 1)
+        else:
+            for k in range(c):
+                sk = sl[k]
+                a = mc[k]
+                a2 = theta * mc[c + k]
+                for i in range(n):
+                    dcp[i] -= Y[sk * n + i] * a + S[sk * n + i] * a2
     for i in range(n):
         if not fr[i]:
             dcp[i] = 0.0
@@ -1198,14 +1297,19 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         _wdots(S, Y, sl, c, n, theta, dcp, v)
         _msolve(b.N1, 0, b.NE, b.N2, c, ld, v)
         # du = -(1/theta) r - (1/theta^2) Z^T W v ; stored in dcp
-        for i in range(n):
-            tmp[i] = 0.0
-        for k in range(c):
-            sk = sl[k]
-            a = v[k]
-            a2 = theta * v[c + k]
+        if floating is double and NX_HAVE_DOTS2:
+            for k in range(c):
+                wb[k] = theta * v[c + k]
+            nx_wcomb(tmp, S, Y, sl, c, n, v, wb, 0)
+        else:
             for i in range(n):
-                tmp[i] += Y[sk * n + i] * a + S[sk * n + i] * a2
+                tmp[i] = 0.0
+            for k in range(c):
+                sk = sl[k]
+                a = v[k]
+                a2 = theta * v[c + k]
+                for i in range(n):
+                    tmp[i] += Y[sk * n + i] * a + S[sk * n + i] * a2
         for i in range(n):
             dcp[i] = -dcp[i] / theta - tmp[i] / (theta * theta)
     else:
