@@ -713,11 +713,12 @@ def fd_columns(fun, double[::1] x, double[::1] f0, double[::1] h, central, bint 
 
 
 cdef void _fd_steps(int n, const double* x, int method, const double* diff_step,
-                    double* h) noexcept nogil:
+                    double* h, double eps=EPSMCH) noexcept nogil:
     """SciPy's ``approx_derivative`` step rule (see :func:`fd_steps`); ``method``:
-    0 2-point, 1 3-point, 2 complex step; ``diff_step`` may be NULL."""
+    0 2-point, 1 3-point, 2 complex step; ``diff_step`` may be NULL; ``eps`` the
+    machine epsilon of the variables' dtype."""
     cdef int j
-    cdef double r = EPSMCH ** (1.0 / 3.0) if method == 1 else sqrt(EPSMCH)
+    cdef double r = eps ** (1.0 / 3.0) if method == 1 else sqrt(eps)
     cdef double sgn, hd, hj
     for j in range(n):
         sgn = 1.0 if x[j] >= 0.0 else -1.0
@@ -732,9 +733,10 @@ cdef void _fd_steps(int n, const double* x, int method, const double* diff_step,
         h[j] = hj
 
 
-def fd_steps(double[::1] x, str method, diff_step=None):
+def fd_steps(double[::1] x, str method, diff_step=None, double eps=EPSMCH):
     """Steps of SciPy's ``approx_derivative`` rule: ``h = r * sign(x) * max(1, |x|)``,
-    ``r = sqrt(eps)`` (2-point, cs) or ``eps**(1/3)`` (3-point); with ``diff_step``
+    ``r = sqrt(eps)`` (2-point, cs) or ``eps**(1/3)`` (3-point), ``eps`` that of the
+    variables' dtype (float64's by default); with ``diff_step``
     ``h = diff_step * sign(x) * |x|`` (falling back to the default where that is 0).
     Returned as the step actually representable, ``(x + h) - x`` (not for cs)."""
     cdef int n = x.shape[0]
@@ -746,7 +748,7 @@ def fd_steps(double[::1] x, str method, diff_step=None):
     if diff_step is not None:
         ds = np.ascontiguousarray(diff_step, dtype=np.float64)
     _fd_steps(n, &x[0], _FD_CODE[method], &ds[0] if diff_step is not None else NULL,
-              &hv[0])
+              &hv[0], eps)
     return h
 
 
@@ -1401,6 +1403,32 @@ cdef inline void _make_feasible(Py_ssize_t n, double* x, const double* lb,
             x[j] = 0.5 * (lb[j] + ub[j])
 
 
+cdef inline double _irls_weight(double f, double r1, double r2) noexcept nogil:
+    """Row weight of the IRLS rescaling by a robust loss,
+    ``sqrt(max(rho' + 2 rho'' f^2, eps))`` (Triggs et al. 2000, as SciPy's trf)."""
+    cdef double w = r1 + 2.0 * r2 * f * f
+    if w < EPSMCH:
+        w = EPSMCH
+    return sqrt(w)
+
+
+def loss_weights(const double[::1] f, const double[:, ::1] rho):
+    """``(w, fs)``: the IRLS row weights and rescaled residuals ``rho' f / w`` for
+    ``rho`` rows ``(rho, rho', rho'')`` at the residuals ``f`` (the rule of
+    :func:`_loss_scale`, for the Python paths: sparse and operator Jacobians)."""
+    cdef Py_ssize_t i, m = f.shape[0]
+    if rho.shape[0] != 3 or rho.shape[1] != m:
+        raise ValueError(f"rho must have shape (3, {m})")
+    w = np.empty(m)
+    fs = np.empty(m)
+    cdef double[::1] wv = w, fv = fs
+    with nogil:
+        for i in range(m):
+            wv[i] = _irls_weight(f[i], rho[1, i], rho[2, i])
+            fv[i] = f[i] * (rho[1, i] / wv[i])
+    return w, fs
+
+
 cdef void _loss_scale(Py_ssize_t m, Py_ssize_t n, bint linear, const double* J,
                       const double* f, const double* r1, const double* r2, double* Js,
                       double* fs, double* g) noexcept nogil:
@@ -1414,10 +1442,7 @@ cdef void _loss_scale(Py_ssize_t m, Py_ssize_t n, bint linear, const double* J,
         memcpy(fs, f, m * sizeof(double))
     else:
         for i in range(m):
-            w = r1[i] + 2.0 * r2[i] * f[i] * f[i]
-            if w < EPSMCH:
-                w = EPSMCH
-            w = sqrt(w)
+            w = _irls_weight(f[i], r1[i], r2[i])
             wrow[i] = w
             fs[i] = f[i] * (r1[i] / w)
         for j in range(n):

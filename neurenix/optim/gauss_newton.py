@@ -31,7 +31,6 @@ from ._validation import check_lr, check_nonneg, check_positive
 
 __all__ = ["GaussNewton"]
 
-_EPS = np.finfo(np.float64).eps
 
 
 class GaussNewton(Optimizer):
@@ -55,7 +54,9 @@ class GaussNewton(Optimizer):
     jacobian : callable, optional
         ``jacobian() -> (m, n)`` array at the current parameter values, columns
         ordered as the parameters' flattened ``.data`` in group order.  Default:
-        forward differences with steps ``sqrt(eps) * max(1, |theta_j|)``.
+        forward differences with SciPy's steps ``sqrt(eps) * sign(theta_j) *
+        max(1, |theta_j|)``, ``eps`` that of the parameters' dtype (the shared
+        :func:`neurenix._ext._lsq.fd_columns`).
 
     Notes
     -----
@@ -119,21 +120,24 @@ class GaussNewton(Optimizer):
             if J.shape != (r.size, n):
                 raise ValueError(f"jacobian must return shape ({r.size}, {n}), got {J.shape}")
             return J
-        J = np.empty((r.size, n))
-        h = np.sqrt(_EPS) * np.maximum(1.0, np.abs(theta))
+        # SciPy's forward-difference step rule (neurenix._ext._lsq.fd_steps) with the
+        # epsilon of the least precise parameter dtype, rounded to a step the
+        # parameters can hold; the columns by the shared kernel (fd_columns)
+        eps = max(float(np.finfo(p.data.dtype).eps) for p in self._params())
+        h = _k.fd_steps(theta, "2-point", None, eps)
         try:
-            for j in range(n):
-                t = theta.copy()
-                t[j] += h[j]
-                self._set(t)
-                hj = self._get()[j] - theta[j]      # the step actually representable
-                if hj == 0:
-                    raise ValueError("jacobian: finite-difference step vanished in the "
-                                     "parameters' dtype; pass jacobian=")
-                J[:, j] = (self._residual(closure) - r) / hj
+            self._set(theta + h)
+            h = self._get() - theta                 # the steps actually representable
+            if np.any(h == 0):
+                raise ValueError("jacobian: finite-difference step vanished in the "
+                                 "parameters' dtype; pass jacobian=")
+
+            def fun(x):
+                self._set(x)
+                return self._residual(closure)
+            return _k.fd_columns(fun, theta, r, h, np.zeros(n, dtype=bool), False)
         finally:
             self._set(theta)
-        return J
 
     def step(self, closure):
         """One Gauss-Newton / Levenberg-Marquardt step.

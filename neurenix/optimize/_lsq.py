@@ -148,11 +148,10 @@ class _Loss:
 
 
 def _scale_for_loss(J, f, rho):
-    """IRLS rescaling: J <- sqrt(rho'+2 rho'' f^2) J, f <- rho'/sqrt(...) f."""
-    w = rho[1] + 2.0 * rho[2] * f ** 2
-    w[w < EPS] = EPS
-    w = np.sqrt(w)
-    fs = f * (rho[1] / w)
+    """IRLS rescaling: J <- w J, f <- rho' f / w, w = sqrt(max(rho'+2 rho'' f^2, eps))
+    (the weights by the compiled loops' rule, :func:`neurenix._ext._lsq.loss_weights`)."""
+    w, fs = _k.loss_weights(np.ascontiguousarray(f, dtype=np.float64),
+                            np.ascontiguousarray(rho, dtype=np.float64))
     if isinstance(J, LinearOperator):
         Js = _row_scaled(J, w)
     elif sparse.issparse(J):

@@ -40,6 +40,26 @@ def test_converges_to_scipy_solution(analytic, damping):
     np.testing.assert_allclose([*a.data, float(c.data)], REF, rtol=1e-7)
 
 
+def test_finite_difference_jacobian_is_scipys_rule_and_restores_parameters():
+    # float64: the columns equal SciPy's 2-point approximation (same steps);
+    # float32: steps from float32's epsilon, so the fit still converges
+    a, c = make()
+    opt = GaussNewton([a, c])
+    theta = np.array([*a.data, float(c.data)])
+    J = opt._jac(lambda: residual(a, c), theta, residual(a, c))
+    from scipy.optimize._numdiff import approx_derivative
+    ref = approx_derivative(lambda p: p[0] * np.exp(-p[1] * T) + p[2] - Y, theta,
+                            method="2-point")
+    np.testing.assert_allclose(J, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal([*a.data, float(c.data)], theta)
+    a, c = make(np.float32)
+    opt = GaussNewton([a, c])
+    for _ in range(30):
+        opt.step(lambda: residual(a, c))
+    assert a.data.dtype == np.float32
+    np.testing.assert_allclose([*a.data, float(c.data)], REF, rtol=2e-3)
+
+
 def test_plain_step_is_the_gauss_newton_closed_form():
     a, c = make()
     theta = np.array([*a.data, float(c.data)])
