@@ -54,21 +54,6 @@ cdef double RGIANT = 1.304e19
 # row), so eight interleaved partial sums are used there (same values to rounding).
 cdef Py_ssize_t LONG = 256
 
-cdef inline double _sumsq(Py_ssize_t n, const double* x) noexcept nogil:
-    """Sum of squares in eight interleaved partial sums added pairwise (one
-    vectorized pass; the order differs from a sequential sum only in rounding)."""
-    cdef double s[8]
-    cdef Py_ssize_t i, q, n8 = n - n % 8
-    for q in range(8):
-        s[q] = 0.0
-    for i in range(0, n8, 8):
-        for q in range(8):
-            s[q] += x[i + q] * x[i + q]
-    for i in range(n8, n):
-        s[i - n8] += x[i] * x[i]
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
-
-
 cdef inline double _dot8(Py_ssize_t n, const double* x, const double* y) noexcept nogil:
     """``x . y`` in eight interleaved partial sums added pairwise."""
     cdef double s[8]
@@ -96,7 +81,7 @@ cdef double enorm(Py_ssize_t n, const double* x) noexcept nogil:
         # long vectors: the square root of the interleaved sum whenever that sum lies
         # in (1e-290, inf) -- then no square overflowed and those lost to underflow
         # are below its rounding -- else the three-range rule
-        s2 = _sumsq(n, x)
+        s2 = _dot8(n, x, x)
         if s2 > 1e-290 and s2 < INFINITY:
             return sqrt(s2)
         return enorm_mp(n, x)

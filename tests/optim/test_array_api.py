@@ -7,22 +7,9 @@ from neurenix import optim
 from neurenix.backend import to_numpy
 
 from ._cases import CASES, PARAMS
-from .test_first_order import make_problem, STEPS
+from .test_first_order import run_on as run
 
 xps = pytest.importorskip("array_api_strict")
-
-
-def run(cls, cfg, dtype, to_xp):
-    arrays, grads = make_problem(dtype)
-    params = [[optim.Parameter(to_xp(a.copy())) for a in grp] for grp in arrays]
-    opt = cls([dict(params=ps, **c) for ps, c in zip(params, cfg)])
-    for k in range(20):
-        gs = grads(k, [[to_numpy(p.data) for p in ps] for ps in params])
-        for ps, gg in zip(params, gs):
-            for p, g in zip(ps, gg):
-                p.grad = to_xp(g)
-        opt.step()
-    return [to_numpy(p.data) for ps in params for p in ps], opt
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -30,6 +30,23 @@ def make_problem(dtype, seed=0):
     return arrays, grads
 
 
+def run_on(cls, cfg, dtype, to_xp, steps=20):
+    """``steps`` steps of optimizer ``cls`` (param groups ``cfg``) on the problem of
+    :func:`make_problem`, its arrays made by ``to_xp`` (NumPy, array_api_strict, CuPy,
+    torch, ...); returns the final parameters as NumPy arrays, and the optimizer."""
+    from neurenix.backend import to_numpy
+    arrays, grads = make_problem(dtype)
+    params = [[optim.Parameter(to_xp(a.copy())) for a in grp] for grp in arrays]
+    opt = cls([dict(params=ps, **c) for ps, c in zip(params, cfg)])
+    for k in range(steps):
+        gs = grads(k, [[to_numpy(p.data) for p in ps] for ps in params])
+        for ps, gg in zip(params, gs):
+            for p, g in zip(ps, gg):
+                p.grad = to_xp(g)
+        opt.step()
+    return [to_numpy(p.data) for ps in params for p in ps], opt
+
+
 def run_ours(cls, cfg, dtype, steps=STEPS, generic=False, monkeypatch=None):
     arrays, grads = make_problem(dtype)
     params = [[optim.Parameter(a.copy()) for a in grp] for grp in arrays]

@@ -9,7 +9,7 @@ from neurenix import optim
 from neurenix.backend import is_foreign_array, to_numpy
 
 from ._cases import CASES
-from .test_first_order import make_problem
+from .test_first_order import run_on
 
 torch = pytest.importorskip("torch")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -31,20 +31,11 @@ def test_torch_tensor_is_foreign_array():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_torch_tensors_match_numpy(name, dtype, device):
     cls, _, cfgs = CASES[name]
-    results = []
-    for to_xp in (lambda a: torch.asarray(a, device=device), lambda a: a):
-        arrays, grads = make_problem(dtype)
-        params = [[optim.Parameter(to_xp(a.copy())) for a in grp] for grp in arrays]
-        opt = cls([dict(params=ps, **c) for ps, c in zip(params, cfgs[0])])
-        for k in range(10):
-            gs = grads(k, [[to_numpy(p.data) for p in ps] for ps in params])
-            for ps, gg in zip(params, gs):
-                for p, g in zip(ps, gg):
-                    p.grad = to_xp(g)
-            opt.step()
-        results.append([to_numpy(p.data) for ps in params for p in ps])
+    on_torch, _ = run_on(cls, cfgs[0], dtype, lambda a: torch.asarray(a, device=device),
+                         steps=10)
+    on_numpy, _ = run_on(cls, cfgs[0], dtype, lambda a: a, steps=10)
     tol = 1e-12 if dtype == np.float64 else 2e-6
-    for a, b in zip(*results):
+    for a, b in zip(on_torch, on_numpy):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
