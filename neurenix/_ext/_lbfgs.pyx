@@ -913,10 +913,12 @@ cdef void _msolve(const double* L1, int diag, const double* X, const double* L2,
     # z2 = u2 + E t = u2 + X^T t ; v2 = (L2 L2^T)^{-1} z2
     # (with a diagonal L1, X = KE is strictly upper triangular: the products
     # with its zeros, which would leave the sums as they are, are skipped)
-    for k in range(c):
-        t = u1[k]
-        for j in range(k + 1 if diag else 0, c):
-            u2[j] += X[k * ld + j] * t
+    # (each u2[j] summed in a register, the terms taken for k ascending)
+    for j in range(c):
+        t = u2[j]
+        for k in range(j if diag else c):
+            t += X[k * ld + j] * u1[k]
+        u2[j] = t
     _lsolve(L2, c, ld, u2)
     _ltsolve(L2, c, ld, u2)
     # v1 = -L1^{-T} (t - E^T v2) = -L1^{-T} (t - X v2)
