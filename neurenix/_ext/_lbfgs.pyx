@@ -32,7 +32,7 @@ from cython cimport floating
 from libc.math cimport fabs, sqrt, isfinite, INFINITY
 from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, memcmp
+from libc.string cimport memcpy, memcmp, memset
 
 import numpy as np
 
@@ -1376,32 +1376,34 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     cdef floating* wf = NULL
     cdef floating* wa = NULL
     cdef BState bs
+    cdef double* mem = NULL
+    cdef size_t nmem = R, nmat = 0
     bs.R = R
-    bs.SS = bs.dcp = NULL
-    bs.bps = NULL
-    bs.fr = NULL
-    bs.sl = NULL
-    alpha = <double*>malloc(R * sizeof(double))
+    bs.ld = _width(m)
+    if cfg.has_bounds:
+        # one block of doubles for alpha and the L-BFGS-B memory: the matrices
+        # (zeroed), then dcp and tmp (2n), the breakpoint heap (BP: 16 bytes,
+        # 2n), the slots (m) and the free flags (n chars)
+        nmat = 11 * m * bs.ld + 12 * m + 1
+        nmem += nmat + 4 * n + m + (n + 7) // 8
+    mem = <double*>malloc(nmem * sizeof(double))
     xold = <floating*>malloc((6 if cfg.has_bounds else 4) * n * sizeof(floating))
-    if alpha == NULL or xold == NULL:
-        free(alpha); free(xold)
+    if mem == NULL or xold == NULL:
+        free(mem); free(xold)
         raise MemoryError()
+    alpha = mem
     gold = xold + n
     d = xold + 2 * n
     xbar = xold + 3 * n
     if cfg.has_bounds:
         wf = xold + 4 * n
         wa = xold + 5 * n
-        bs.ld = _width(m)
-        bs.SS = <double*>calloc(11 * m * bs.ld + 12 * m + 1, sizeof(double))
-        bs.dcp = <double*>malloc(2 * n * sizeof(double))
-        bs.fr = <char*>malloc(n * sizeof(char))
-        bs.bps = <BP*>malloc(n * sizeof(BP))
-        bs.sl = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))
-        if bs.SS == NULL or bs.dcp == NULL or bs.fr == NULL or bs.bps == NULL or bs.sl == NULL:
-            free(alpha); free(xold); free(bs.SS); free(bs.dcp); free(bs.fr); free(bs.bps)
-            free(bs.sl)
-            raise MemoryError()
+        bs.SS = mem + R
+        memset(bs.SS, 0, nmat * sizeof(double))
+        bs.dcp = bs.SS + nmat
+        bs.bps = <BP*>(bs.dcp + 2 * n)
+        bs.sl = <Py_ssize_t*>(bs.dcp + 4 * n)
+        bs.fr = <char*>(bs.dcp + 4 * n + m)
         bs.YS = bs.SS + m * bs.ld
         bs.FYY = bs.SS + 2 * m * bs.ld
         bs.FYS = bs.SS + 3 * m * bs.ld
@@ -1647,8 +1649,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 status = S_MAXFUN
     finally:
         ev.sync()
-        free(alpha); free(xold); free(bs.SS); free(bs.dcp); free(bs.fr); free(bs.bps)
-        free(bs.sl)
+        free(mem); free(xold)
     out.status = status
     out.nit = nit
     out.f = f
@@ -1717,8 +1718,7 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     S = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
     Y = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
     rho = cnp.PyArray_ZEROS(1, [rr], cnp.NPY_DOUBLE, 0)
-    cdef cnp.npy_intp hn = n if method == 1 else 1
-    H = cnp.PyArray_EMPTY(2, [hn, hn], typenum, 0)
+    H = cnp.PyArray_EMPTY(2, [n, n], typenum, 0) if method == 1 else None
     cfg.has_bounds = lo is not None
     cfg.boxed = 0
     alo = ahi = None
@@ -1742,14 +1742,14 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
                      <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
                      <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
                      <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL,
-                     <double*>cnp.PyArray_DATA(H), driver)
+                     <double*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
     else:
         _run[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga, n,
                     ev, &cfg, &out, f, <float*>cnp.PyArray_DATA(S),
                     <float*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
                     <float*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
                     <float*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL,
-                    <float*>cnp.PyArray_DATA(H), driver)
+                    <float*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
     state = {"count": out.count, "newest": out.newest, "gamma": out.gamma}
     if method in (0, 3):
         state["sk"] = _ordered_rows(S, out.count, out.newest, rr)

@@ -57,29 +57,39 @@ class Driver:
         Used only for the progress bar.
     """
 
+    # Defaults of a run with nothing to report to, as class attributes: the
+    # common case sets only what differs per run (each instance attribute
+    # costs a small run time); the reporting path sets its own below.
+    callback = None
+    new_style = False
+    maxtime = None
+    disp = 0
+    _next_print = 1
+    #: whether a method must call :meth:`iteration` at all (fast loops skip it)
+    active = False
+    maxiter = None
+    maxfun = None
+    best_g = None
+    nit = 0
+
     def __init__(self, obj, x0, *, callback=None, maxtime=None, disp=False, method="",
                  maxiter=None, maxfun=None, stream=None):
         self.obj = obj
         self.method = method
-        self.maxiter = maxiter
-        self.maxfun = maxfun
         # not copied: ``record`` copies what it keeps, and until a point is
         # recorded ``interrupted`` evaluates ``fun`` at this one
         self.best_x = x0
         self.best_f = math.inf
-        self.best_g = None
-        self.nit = 0
+        self.stream = stream if stream is not None else sys.stdout
+        self.t0 = time.perf_counter()
         if callback is None and maxtime is None and not disp:
             # nothing to report to (the common case): no checks, no display state
-            self.callback = None
-            self.new_style = False
-            self.maxtime = None
-            self.disp = 0
-            self.stream = stream if stream is not None else sys.stdout
-            self.t0 = time.perf_counter()
-            self._next_print = 1
-            self.active = False
+            if maxiter is not None or maxfun is not None:
+                self.maxiter = maxiter
+                self.maxfun = maxfun
             return
+        self.maxiter = maxiter
+        self.maxfun = maxfun
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         if maxtime is not None:
@@ -92,11 +102,7 @@ class Driver:
         self.new_style = callback is not None and wants_intermediate_result(callback)
         self.maxtime = maxtime
         self.disp = int(disp) if disp else 0
-        self.stream = stream if stream is not None else sys.stdout
-        self.t0 = time.perf_counter()
-        self._next_print = 1
-        #: whether a method must call :meth:`iteration` at all (fast loops skip it)
-        self.active = callback is not None or maxtime is not None or bool(disp)
+        self.active = True
 
     # ------------------------------------------------------------ per iteration
     def record(self, x, f, g=None):

@@ -108,13 +108,13 @@ class LbfgsInvHessProduct(LinearOperator):
         self.gamma = gamma
 
     @classmethod
-    def _from_memory(cls, sk, yk, rho, gamma):
-        """From the loop's own memory (contiguous, rho = 1/s.y and gamma already known)."""
+    def _from_memory(cls, sk, yk, rho, gamma, dtype, n, k):
+        """From the loop's own memory: ``k`` pairs of length ``n`` (contiguous,
+        ``dtype``), rho = 1/s.y and gamma (a float) already known."""
         self = object.__new__(cls)
         # the attributes of _set, in one assignment (a small run feels each call)
-        self.__dict__ = {"dtype": sk.dtype, "shape": (sk.shape[1], sk.shape[1]), "sk": sk,
-                         "yk": yk, "n_corrs": sk.shape[0], "rho": rho,
-                         "gamma": float(gamma) if sk.shape[0] else 1.0}
+        self.__dict__ = {"dtype": dtype, "shape": (n, n), "sk": sk, "yk": yk, "n_corrs": k,
+                         "rho": rho, "gamma": gamma if k else 1.0}
         return self
 
     def _matvec(self, x):
@@ -191,7 +191,8 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     status, nit, f, x, g, st = run_compiled(
         obj, x0, driver, method, bounds=bounds, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
         maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1, boxed=boxed)
-    hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"])
+    hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"],
+                                                x0.dtype, x0.shape[0], st["count"])
     return driver.result(status, x, f, g, nit, hess_inv=hess_inv)
 
 

@@ -84,6 +84,16 @@ class ScalarObjective:
         Evaluate at ``x0`` now and raise if ``fun`` returns a non-finite value.
     """
 
+    # counters and the cache start as class attributes (the first assignment
+    # makes them the instance's): a small run feels each attribute set here
+    nfev = 0
+    njev = 0
+    nhev = 0
+    _x = None
+    _f = None
+    _g = None
+    _xg = None
+
     def __init__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, fd_step=None,
                  check_x0=True):
         if not callable(fun):
@@ -96,13 +106,6 @@ class ScalarObjective:
         self.n = x0.size
         self._shape = (self.n,)
         self._strides = (x0.itemsize,)
-        self.nfev = 0
-        self.njev = 0
-        self.nhev = 0
-        self._x = None
-        self._f = None
-        self._g = None
-        self._xg = None
         if jac is True:
             self.mode = "combined"
         elif callable(jac):
