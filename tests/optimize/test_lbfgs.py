@@ -304,11 +304,13 @@ def test_bounds_kind_matches_numpy():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("maxcor", [3, 10])
+@pytest.mark.parametrize("maxcor", [1, 3, 5, 10, 13])
 def test_bounded_coupled_quadratic_kkt(dtype, maxcor):
     # a coupled convex quadratic on a box cutting through it: many variables enter
     # and leave the free set, the memory wraps; the answer satisfies the KKT
-    # conditions (the independent check) and matches SciPy's
+    # conditions (the independent check) and matches SciPy's.  maxcor values on
+    # both sides of the kernels' block width (4): memories of 1, 5 or 13 pairs
+    # fill part of their last block of four
     rng = np.random.default_rng(7)
     n = 120
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
