@@ -976,7 +976,7 @@ cdef struct BState:
     double* N1           # chol(D + Y^T Z Z^T Y / theta)
     double* NE           # N1^{-1} (L - S^T Z Z^T Y)^T
     double* N2           # chol(theta S^T A A^T S + NE^T NE)
-    double* wrk          # 12 * m
+    double* wrk          # 8 * m used (12 * m allocated)
     double* dcp          # n: Cauchy direction, then the reduced gradient r
     double* tmp          # n
     BP* bps              # n: breakpoint heap
@@ -1091,8 +1091,6 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     cdef double* cc = b.wrk + 2 * c
     cdef double* v = b.wrk + 4 * c
     cdef double* wb = b.wrk + 6 * c
-    cdef double* mp = b.wrk + 8 * c      # M p, following p along the path
-    cdef double* mc = b.wrk + 10 * c     # M c
     cdef double* dcp = b.dcp
     cdef double* tmp = b.tmp
     cdef BP* bps = b.bps
@@ -1151,8 +1149,6 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     for k in range(c):
         cc[k] = 0.0
         cc[c + k] = 0.0
-        mc[k] = 0.0
-        mc[c + k] = 0.0
     if f1 < 0.0:
         for k in range(2 * c):
             v[k] = p[k]
@@ -1160,7 +1156,6 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         f2 = -theta * f1
         for k in range(2 * c):
             f2 -= p[k] * v[k]
-            mp[k] = v[k]
         f2_org = f2
         if f2 <= 0.0:
             f2 = eps * fabs(f2_org) if f2_org != 0.0 else eps
@@ -1195,8 +1190,6 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                     sk = sl[k]
                     cc[k] += dt * p[k]
                     cc[c + k] += dt * p[c + k]
-                    mc[k] += dt * mp[k]
-                    mc[c + k] += dt * mp[c + k]
                     wb[k] = Y[sk * n + i]
                     wb[c + k] = theta * S[sk * n + i]
                     v[k] = wb[k]
@@ -1213,7 +1206,6 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 f2 = eps * f2_org
             for k in range(2 * c):
                 p[k] += gb * wb[k]
-                mp[k] += gb * v[k]         # M w_b is v
             dcp[i] = 0.0
             dtm = -f1 / f2
             tsum = tj
@@ -1225,7 +1217,6 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 xbar[i] = <floating>(x[i] + tsum * dcp[i])
         for k in range(2 * c):
             cc[k] += dtm * p[k]
-            mc[k] += dtm * mp[k]
     # ---- the free set at the Cauchy point; Gram matrices follow its changes
     # a branch-free counting pass first (it vectorizes; the set rarely changes),
     # then the toggles only where the set did change
@@ -1251,17 +1242,20 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     for i in range(n):
         dcp[i] = g[i] + theta * (xbar[i] - x[i])
     if c > 0:
-        # M c: accumulated along the path from M p and the M w_b (M is linear),
-        # which saves the solve with the middle matrix that c itself would need
+        # M c by one solve with the middle matrix.  (Accumulating M c along the
+        # Cauchy path from M p and the M w_b saves that solve, ~0.15 us, but
+        # changes the rounding and with it nit/nfev on long bounded runs, e.g.
+        # rosen_chained box n=100 701 -> 712 nfev against SciPy's 705: not done.)
+        _msolve(b.K1, 1, b.KE, b.K2, c, ld, cc)
         if floating is double and NX_HAVE_DOTS2:
             for k in range(c):
-                wb[k] = theta * mc[c + k]
-            nx_wcomb(dcp, S, Y, sl, c, n, mc, wb, 1)
+                wb[k] = theta * cc[c + k]
+            nx_wcomb(dcp, S, Y, sl, c, n, cc, wb, 1)
         else:
             for k in range(c):
                 sk = sl[k]
-                a = mc[k]
-                a2 = theta * mc[c + k]
+                a = cc[k]
+                a2 = theta * cc[c + k]
                 for i in range(n):
                     dcp[i] -= Y[sk * n + i] * a + S[sk * n + i] * a2
     for i in range(n):
