@@ -1593,6 +1593,21 @@ cdef double _quad_form(const DenseState* s, const floating* H, const floating* p
     return t
 
 
+cdef inline void _gersh_row(double r, double dg, double* rmax, double* glo, double* ghi,
+                            double* mind) noexcept nogil:
+    """Fold row i (absolute row sum ``r``, diagonal ``dg``) into the infinity norm, the
+    Gershgorin interval and the smallest diagonal entry."""
+    if r > rmax[0]:
+        rmax[0] = r
+    r -= fabs(dg)
+    if dg - r < glo[0]:
+        glo[0] = dg - r
+    if dg + r > ghi[0]:
+        ghi[0] = dg + r
+    if dg < mind[0]:
+        mind[0] = dg
+
+
 cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s,
                         double* work) noexcept nogil:
     """Gershgorin bounds ``glo <= lambda_min``, ``ghi >= lambda_max``, ``||H||_F``,
@@ -1622,17 +1637,7 @@ cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s,
                 csq[j] += v * v
         fro = _asum(csq, n)
         for i in range(n):
-            r = csum[i]
-            dg = H[i * n + i]
-            if r > rmax:
-                rmax = r
-            r -= fabs(dg)
-            if dg - r < glo:
-                glo = dg - r
-            if dg + r > ghi:
-                ghi = dg + r
-            if dg < mind:
-                mind = dg
+            _gersh_row(csum[i], H[i * n + i], &rmax, &glo, &ghi, &mind)
         s.glo = glo
         s.ghi = ghi
         s.hfro = sqrt(fro)
@@ -1651,16 +1656,7 @@ cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s,
                 r += fabs(dg)
                 v += dg * dg
         fro += v
-        dg = H[i * n + i]
-        if r > rmax:
-            rmax = r
-        r -= fabs(dg)
-        if dg - r < glo:
-            glo = dg - r
-        if dg + r > ghi:
-            ghi = dg + r
-        if dg < mind:
-            mind = dg
+        _gersh_row(r, H[i * n + i], &rmax, &glo, &ghi, &mind)
     s.glo = glo
     s.ghi = ghi
     s.hfro = sqrt(fro)
