@@ -16,6 +16,14 @@ def array_namespace(*arrays):
     TypeError
         When the arrays come from different libraries.
     """
+    if arrays:
+        # fast path: arrays of one type already resolved (an optimizer asks this for
+        # every parameter and gradient at every step; the namespace of CuPy, torch,
+        # array_api_strict, ... arrays is a function of their type)
+        t = type(arrays[0])
+        xp = _BY_TYPE.get(t)
+        if xp is not None and all(type(a) is t for a in arrays):
+            return xp
     arrs = [a for a in arrays if a is not None and not isinstance(a, (int, float, complex, bool))]
     if all(isinstance(a, (np.ndarray, np.generic)) for a in arrs):
         return np
@@ -27,7 +35,12 @@ def array_namespace(*arrays):
         raise TypeError(f"arrays come from different or unsupported libraries: {exc}") from None
     if array_api_compat.is_numpy_namespace(xp):
         return np
+    if len({type(a) for a in arrs}) == 1 and len(arrs) == len(arrays) and len(_BY_TYPE) < 64:
+        _BY_TYPE[type(arrs[0])] = xp
     return xp
+
+
+_BY_TYPE = {}       # array type -> its (non-NumPy) namespace, filled by array_namespace
 
 
 def is_foreign_array(x):
