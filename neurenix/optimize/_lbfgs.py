@@ -59,6 +59,25 @@ def _real_opt(name, v, lo=0.0, hi=None, open_lo=False):
 check_options = (_int_opt, _real_opt)
 
 
+_LINOP_ATTRS = {}
+
+
+def _linop_attrs(dtype):
+    """The attributes ``LinearOperator.__init__(dtype, shape)`` sets, for ``dtype``.
+
+    Made once per dtype by the real ``__init__`` on a throw-away operator and then
+    copied (``shape`` is overwritten by the caller): the real call costs about 2 µs,
+    more than the rest of building a small run's result, and copying keeps up with
+    whatever the installed SciPy stores (SciPy 1.18 adds the array namespace
+    ``_xp``, which its products read)."""
+    attrs = _LINOP_ATTRS.get(dtype)
+    if attrs is None:
+        proto = object.__new__(LbfgsInvHessProduct)
+        LinearOperator.__init__(proto, dtype, (1, 1))
+        attrs = _LINOP_ATTRS[dtype] = dict(proto.__dict__)
+    return attrs
+
+
 class LbfgsInvHessProduct(LinearOperator):
     r"""The L-BFGS inverse-Hessian approximation as a linear operator.
 
@@ -97,15 +116,8 @@ class LbfgsInvHessProduct(LinearOperator):
 
     def _set(self, sk, yk, rho, gamma):
         k, n = sk.shape
-        # LinearOperator.__init__ only validates and stores these two (its shape
-        # check costs more than the rest of a small run, so it is done here)
-        self.dtype = sk.dtype
-        self.shape = (n, n)
-        self.sk = sk
-        self.yk = yk
-        self.n_corrs = k
-        self.rho = rho
-        self.gamma = gamma
+        self.__dict__ = {**_linop_attrs(sk.dtype), "shape": (n, n), "sk": sk, "yk": yk,
+                         "n_corrs": k, "rho": rho, "gamma": gamma}
 
     @classmethod
     def _from_memory(cls, sk, yk, rho, gamma, dtype, n, k):
@@ -113,8 +125,8 @@ class LbfgsInvHessProduct(LinearOperator):
         ``dtype``), rho = 1/s.y and gamma (a float) already known."""
         self = object.__new__(cls)
         # the attributes of _set, in one assignment (a small run feels each call)
-        self.__dict__ = {"dtype": dtype, "shape": (n, n), "sk": sk, "yk": yk, "n_corrs": k,
-                         "rho": rho, "gamma": gamma if k else 1.0}
+        self.__dict__ = {**_linop_attrs(dtype), "shape": (n, n), "sk": sk, "yk": yk,
+                         "n_corrs": k, "rho": rho, "gamma": gamma if k else 1.0}
         return self
 
     def _matvec(self, x):

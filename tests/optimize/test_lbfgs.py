@@ -95,6 +95,23 @@ def _dense_lbfgs_inverse(S, Y):
     return g * np.eye(n) + W @ mid @ W.T
 
 
+def test_hess_inv_is_a_complete_linear_operator():
+    # built without calling LinearOperator.__init__ per result (cost), it must still
+    # carry every attribute that __init__ sets in the installed SciPy (1.18 adds _xp)
+    from scipy.sparse.linalg import LinearOperator
+    r = minimize(rosen_chained, x0_for("rosen_chained", 6), jac=True, method="L-BFGS",
+                 options={"maxiter": 5})
+    ref = object.__new__(LbfgsInvHessProduct)
+    LinearOperator.__init__(ref, np.float64, (6, 6))
+    for H in (r.hess_inv, LbfgsInvHessProduct(r.hess_inv.sk, r.hess_inv.yk)):
+        assert set(ref.__dict__) <= set(H.__dict__)
+        assert H.shape == (6, 6) and H.dtype == np.float64
+        v = np.arange(6.0)
+        np.testing.assert_allclose(H @ v, H.matvec(v))
+        np.testing.assert_allclose((H.T @ v), H.rmatvec(v))
+        np.testing.assert_allclose(H.todense() @ v, H.matvec(v), rtol=1e-12)
+
+
 def test_hess_inv_matches_compact_form():
     x0 = x0_for("rosen_chained", 12)
     r = minimize(rosen_chained, x0, jac=True, method="L-BFGS", options={"maxiter": 25})
