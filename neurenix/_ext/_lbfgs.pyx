@@ -646,6 +646,31 @@ cdef extern from *:
                   Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2, int sub) nogil
 
 
+cdef inline void _wcomb(const floating* S, const floating* Y, const Py_ssize_t* sl,
+                        Py_ssize_t c, Py_ssize_t n, double theta, const double* coef,
+                        double* wb, double* d, bint sub) noexcept nogil:
+    """``d -= W coef`` (``sub``) or ``d = W coef``, ``W = [Y, theta S]`` over the ``c``
+    stored pairs (ring slots ``sl``, oldest first), pair by pair in that order;
+    ``wb`` (c entries) is scratch for the ``theta``-scaled coefficients."""
+    cdef Py_ssize_t i, k, sk
+    cdef double a, a2, t
+    for k in range(c):
+        wb[k] = theta * coef[c + k]
+    if floating is double and NX_HAVE_DOTS2:
+        nx_wcomb(d, S, Y, sl, c, n, coef, wb, 1 if sub else 0)
+        return
+    if not sub:
+        for i in range(n):
+            d[i] = 0.0
+    for k in range(c):
+        sk = sl[k]
+        a = coef[k]
+        a2 = wb[k]
+        for i in range(n):
+            t = Y[sk * n + i] * a + S[sk * n + i] * a2
+            d[i] = d[i] - t if sub else d[i] + t
+
+
 cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* sl,
                         Py_ssize_t c, Py_ssize_t n, double theta, const double* d,
                         double* out) noexcept nogil:
@@ -1247,17 +1272,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         # changes the rounding and with it nit/nfev on long bounded runs, e.g.
         # rosen_chained box n=100 701 -> 712 nfev against SciPy's 705: not done.)
         _msolve(b.K1, 1, b.KE, b.K2, c, ld, cc)
-        if floating is double and NX_HAVE_DOTS2:
-            for k in range(c):
-                wb[k] = theta * cc[c + k]
-            nx_wcomb(dcp, S, Y, sl, c, n, cc, wb, 1)
-        else:
-            for k in range(c):
-                sk = sl[k]
-                a = cc[k]
-                a2 = theta * cc[c + k]
-                for i in range(n):
-                    dcp[i] -= Y[sk * n + i] * a + S[sk * n + i] * a2
+        _wcomb(S, Y, sl, c, n, theta, cc, wb, dcp, True)
     for i in range(n):
         if not fr[i]:
             dcp[i] = 0.0
@@ -1293,19 +1308,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         _wdots(S, Y, sl, c, n, theta, dcp, v)
         _msolve(b.N1, 0, b.NE, b.N2, c, ld, v)
         # du = -(1/theta) r - (1/theta^2) Z^T W v ; stored in dcp
-        if floating is double and NX_HAVE_DOTS2:
-            for k in range(c):
-                wb[k] = theta * v[c + k]
-            nx_wcomb(tmp, S, Y, sl, c, n, v, wb, 0)
-        else:
-            for i in range(n):
-                tmp[i] = 0.0
-            for k in range(c):
-                sk = sl[k]
-                a = v[k]
-                a2 = theta * v[c + k]
-                for i in range(n):
-                    tmp[i] += Y[sk * n + i] * a + S[sk * n + i] * a2
+        _wcomb(S, Y, sl, c, n, theta, v, wb, tmp, False)
         for i in range(n):
             dcp[i] = -dcp[i] / theta - tmp[i] / (theta * theta)
     else:
