@@ -34,8 +34,8 @@ product:
   (Moré & Sorensen, SIAM J. Sci. Stat. Comput. 4(3), 1983), hard case included.
 * :class:`DenseSubproblem` -- the dense solvers of ``trust-exact``
   (Moré-Sorensen, hard case included) and ``dogleg``, compiled: LAPACK
-  ``?potrf`` (``scipy.linalg.cython_lapack``) and BLAS ``?trsv``
-  (``scipy.linalg.cython_blas``) under ``nogil``, all storage allocated once;
+  ``?potrf`` (``scipy.linalg.cython_lapack``) and typed triangular solves
+  under ``nogil``, all storage allocated once;
   a Hessian with at most ``n // 8`` nonzero diagonals on each side (measured
   at every point, O(n) reads for a dense one) takes a typed band Cholesky and
   band solves instead (the same factor, so the same steps to rounding).
