@@ -1346,6 +1346,24 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
     return 0
 
 
+cdef inline bint _restart(int method, Py_ssize_t* count, int* bfgs_fresh,
+                          int* cg_restart) noexcept nogil:
+    """After a failed direction or line search: drop the quasi-Newton information and
+    say so (the caller retries along the steepest-descent direction), or return False
+    when it was already dropped (the failure is final).  L-BFGS(-B) (methods 0, 3)
+    forgets its pairs, BFGS (1) resets H to the scaled identity, CG (2) restarts."""
+    if (method == 0 or method == 3) and count[0] > 0:
+        count[0] = 0
+        return True
+    if method == 1 and not bfgs_fresh[0]:
+        bfgs_fresh[0] = 1
+        return True
+    if method == 2 and not cg_restart[0]:
+        cg_restart[0] = 1
+        return True
+    return False
+
+
 cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
               Evaluator ev, Cfg* cfg, Out* out, double f,
               floating* S, floating* Y, double* rho, floating* plo, floating* phi,
@@ -1468,14 +1486,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             dg = _dot(d, pg, n)
             dnorm = sqrt(_dot(d, d, n))
             if not dg < 0.0:
-                if (method == 0 or method == 3) and count > 0:
-                    count = 0
-                    continue
-                if method == 1 and not bfgs_fresh:
-                    bfgs_fresh = 1
-                    continue
-                if method == 2 and not cg_restart:
-                    cg_restart = 1
+                if _restart(method, &count, &bfgs_fresh, &cg_restart):
                     continue
                 status = S_GTOL if dg == 0.0 and gnorm <= cfg.gtol else S_LINESEARCH
                 break
@@ -1558,14 +1569,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 f = fold
                 if status != S_RUNNING:
                     break
-                if (method == 0 or method == 3) and count > 0:
-                    count = 0
-                    continue
-                if method == 1 and not bfgs_fresh:
-                    bfgs_fresh = 1
-                    continue
-                if method == 2 and not cg_restart:
-                    cg_restart = 1
+                if _restart(method, &count, &bfgs_fresh, &cg_restart):
                     continue
                 if nonfinite:
                     status = S_NONFINITE

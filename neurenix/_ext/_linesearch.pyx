@@ -32,6 +32,23 @@ cdef inline double _max3(double a, double b, double c) noexcept nogil:
     return m if m > c else c
 
 
+cdef inline double _cubic_step(double t, double fp, double dp, double u, double fu,
+                               double du) noexcept nogil:
+    """Minimizer of the cubic interpolating (t, fp, dp) and (u, fu, du), written as a
+    step from ``t`` towards ``u`` (Moré & Thuente 1994, cases 2 and 4, with the
+    scaling ``s`` against overflow).  Case 4's ``(fp - fu) / (u - t)`` is this
+    ``(fu - fp) / (t - u)`` exactly: both operands only change sign."""
+    cdef double theta = 3.0 * (fu - fp) / (t - u) + du + dp
+    cdef double s = _max3(fabs(theta), fabs(du), fabs(dp))
+    cdef double gamma = s * sqrt((theta / s) * (theta / s) - (du / s) * (dp / s))
+    cdef double p, q
+    if t > u:
+        gamma = -gamma
+    p = (gamma - dp) + theta
+    q = ((gamma - dp) + gamma) + du
+    return t + (p / q) * (u - t)
+
+
 cdef void mt_step(double* stx, double* fx, double* dx, double* sty, double* fy, double* dy,
                   double* stp, double fp, double dp, int* brackt, double stpmin,
                   double stpmax) noexcept nogil:
@@ -58,15 +75,7 @@ cdef void mt_step(double* stx, double* fx, double* dx, double* sty, double* fy, 
         brackt[0] = 1
     elif sgnd < 0.0:
         # case 2: lower value, derivatives of opposite sign; bracketed
-        theta = 3.0 * (fx[0] - fp) / (t - stx[0]) + dx[0] + dp
-        s = _max3(fabs(theta), fabs(dx[0]), fabs(dp))
-        gamma = s * sqrt((theta / s) * (theta / s) - (dx[0] / s) * (dp / s))
-        if t > stx[0]:
-            gamma = -gamma
-        p = (gamma - dp) + theta
-        q = ((gamma - dp) + gamma) + dx[0]
-        r = p / q
-        stpc = t + r * (stx[0] - t)
+        stpc = _cubic_step(t, fp, dp, stx[0], fx[0], dx[0])
         stpq = t + (dp / (dp - dx[0])) * (stx[0] - t)
         if fabs(stpc - t) > fabs(stpq - t):
             stpf = stpc
@@ -104,15 +113,7 @@ cdef void mt_step(double* stx, double* fx, double* dx, double* sty, double* fy, 
     else:
         # case 4: lower value, same sign, derivative does not decrease
         if brackt[0]:
-            theta = 3.0 * (fp - fy[0]) / (sty[0] - t) + dy[0] + dp
-            s = _max3(fabs(theta), fabs(dy[0]), fabs(dp))
-            gamma = s * sqrt((theta / s) * (theta / s) - (dy[0] / s) * (dp / s))
-            if t > sty[0]:
-                gamma = -gamma
-            p = (gamma - dp) + theta
-            q = ((gamma - dp) + gamma) + dy[0]
-            r = p / q
-            stpf = t + r * (sty[0] - t)
+            stpf = _cubic_step(t, fp, dp, sty[0], fy[0], dy[0])
         elif t > stx[0]:
             stpf = stpmax
         else:
