@@ -6,7 +6,7 @@ Nocedal & Wright (2006), Numerical Optimization, 2nd ed., Algorithm 6.1,
 eq. 6.17 (update) and 6.20 (initial scaling).
 Moré & Thuente (1994), ACM TOMS 20(3) (line search).
 """
-from ._lbfgs import run_compiled, _int_opt, _real_opt
+from ._lbfgs import run_compiled, _gtol_maxiter_wolfe
 from ._minimize import register_method
 
 __all__ = []
@@ -25,12 +25,7 @@ def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4,
     A failed line search after a reset of H ends the run with
     ``Status.PRECISION`` (SciPy's "precision loss" status 2).
     """
-    gtol = _real_opt("gtol", gtol)
-    maxiter = 200 * x0.size if maxiter is None else _int_opt("maxiter", maxiter, 0)
-    c1 = _real_opt("c1", c1, 0.0, 1.0, open_lo=True)
-    c2 = _real_opt("c2", c2, 0.0, 1.0, open_lo=True)
-    if not c1 < c2:
-        raise ValueError(f"options: c1 must be < c2, got c1={c1}, c2={c2}")
+    gtol, maxiter, c1, c2 = _gtol_maxiter_wolfe(x0.size, gtol, maxiter, c1, c2)
     status, nit, f, x, g, st = run_compiled(obj, x0, driver, 1, gtol=gtol, maxiter=maxiter,
                                             c1=c1, c2=c2, xtol=1e-14, maxls=100)
     return driver.result(status, x, f, g, nit, hess_inv=st["H"])

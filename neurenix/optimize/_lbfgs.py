@@ -59,6 +59,18 @@ def _real_opt(name, v, lo=0.0, hi=None, open_lo=False):
 check_options = (_int_opt, _real_opt)
 
 
+def _gtol_maxiter_wolfe(n, gtol, maxiter, c1, c2):
+    """The options shared by BFGS and CG: ``gtol >= 0``, ``maxiter`` (default
+    ``200 * n``), the Wolfe constants ``0 < c1 < c2 < 1``."""
+    gtol = _real_opt("gtol", gtol)
+    maxiter = 200 * n if maxiter is None else _int_opt("maxiter", maxiter, 0)
+    c1 = _real_opt("c1", c1, 0.0, 1.0, open_lo=True)
+    c2 = _real_opt("c2", c2, 0.0, 1.0, open_lo=True)
+    if not c1 < c2:
+        raise ValueError(f"options: c1 must be < c2, got c1={c1}, c2={c2}")
+    return gtol, maxiter, c1, c2
+
+
 _LINOP_ATTRS = {}
 
 
