@@ -1064,12 +1064,7 @@ class SequentialLR(_Composite):
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
         _check_optimizer(optimizer)
         schedulers = _check_children("SequentialLR", optimizer, schedulers)
-        milestones = [S._int(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones)]
-        if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"milestones must have len(schedulers) - 1 = {len(schedulers) - 1} "
-                             f"entries, got {len(milestones)}")
-        if milestones != sorted(milestones):
-            raise ValueError(f"milestones must be increasing, got {milestones}")
+        milestones = S._breakpoints("milestones", milestones, schedulers, "schedulers", 0)
         self._schedulers = schedulers
         self._milestones = milestones
         self.last_epoch = S._int("last_epoch", last_epoch, -1) + 1

@@ -58,6 +58,18 @@ def _int(name, value, minimum):
     return int(value)
 
 
+def _breakpoints(name, values, parts, what, minimum):
+    """The sorted int breakpoints between ``parts`` consecutive pieces (``len(parts)
+    - 1`` of them, each ``>= minimum``), checked with messages naming ``name``."""
+    values = [_int(f"{name}[{i}]", b, minimum) for i, b in enumerate(values)]
+    if len(values) != len(parts) - 1:
+        raise ValueError(f"{name} must have len({what}) - 1 = {len(parts) - 1} "
+                         f"entries, got {len(values)}")
+    if values != sorted(values):
+        raise ValueError(f"{name} must be increasing, got {values}")
+    return values
+
+
 def _positive(name, value):
     return check_positive(value, name)
 
@@ -564,12 +576,7 @@ class Sequence(Schedule):
         for i, s in enumerate(schedules):
             if not callable(s):
                 raise TypeError(f"schedules[{i}] must be callable, got {type(s).__name__}")
-        boundaries = [_int(f"boundaries[{i}]", b, 1) for i, b in enumerate(boundaries)]
-        if len(boundaries) != len(schedules) - 1:
-            raise ValueError(f"boundaries must have len(schedules) - 1 = {len(schedules) - 1} "
-                             f"entries, got {len(boundaries)}")
-        if boundaries != sorted(boundaries):
-            raise ValueError(f"boundaries must be increasing, got {boundaries}")
+        boundaries = _breakpoints("boundaries", boundaries, schedules, "schedules", 1)
         self.schedules = schedules
         self.boundaries = boundaries
 
