@@ -637,7 +637,8 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A,
 
 
 cdef int _fd_into(object fun, double* x, Py_ssize_t n, const double* f0, Py_ssize_t m,
-                  const double* h, const char* central, int cs, double* A) except -1:
+                  const double* h, const char* central, int cs, double* A,
+                  str what="fun") except -1:
     """Finite-difference (forward/central) or complex-step columns into A (column-major).
 
     ``h[j]`` is the step of column j (already the step actually representable);
@@ -659,7 +660,7 @@ cdef int _fd_into(object fun, double* x, Py_ssize_t n, const double* f0, Py_ssiz
             if val.ndim == 0:
                 val = val.reshape(1)
             if val.ndim != 1 or val.shape[0] != m:
-                raise ValueError(f"fun returned shape {val.shape} at a complex-step point, "
+                raise ValueError(f"{what} returned shape {val.shape} at a complex-step point, "
                                  f"expected ({m},)")
             fp = np.ascontiguousarray(np.imag(val), dtype=np.float64)
             for i in range(m):
@@ -670,10 +671,10 @@ cdef int _fd_into(object fun, double* x, Py_ssize_t n, const double* f0, Py_ssiz
         xj = x[j]
         hj = h[j]
         xv[j] = xj + hj
-        fp = _vec(fun(xa.copy()), m, "fun")
+        fp = _vec(fun(xa.copy()), m, what)
         if central[j]:
             xv[j] = xj - hj
-            fm = _vec(fun(xa.copy()), m, "fun")
+            fm = _vec(fun(xa.copy()), m, what)
             for i in range(m):
                 A[i + j * m] = (fp[i] - fm[i]) / (2.0 * hj)
         else:
@@ -683,9 +684,11 @@ cdef int _fd_into(object fun, double* x, Py_ssize_t n, const double* f0, Py_ssiz
     return 0
 
 
-def fd_columns(fun, double[::1] x, double[::1] f0, double[::1] h, central, bint cs):
+def fd_columns(fun, double[::1] x, double[::1] f0, double[::1] h, central, bint cs,
+               str what="fun"):
     """Jacobian ``(m, n)`` by finite differences with given steps ``h`` (validated by
-    the caller).  ``central`` is a bool array; ``cs`` selects the complex step."""
+    the caller).  ``central`` is a bool array; ``cs`` selects the complex step;
+    ``what`` names the callable in error messages."""
     cdef Py_ssize_t n = x.shape[0], m = f0.shape[0]
     cdef cnp.ndarray[cnp.uint8_t, ndim=1] c = np.ascontiguousarray(central, dtype=np.uint8)
     cdef cnp.ndarray out = np.empty((n, m), dtype=np.float64)   # column-major (m, n)
@@ -693,7 +696,7 @@ def fd_columns(fun, double[::1] x, double[::1] f0, double[::1] h, central, bint 
     cdef double[::1] xw = np.array(x, copy=True)
     if n == 0:
         return out.T
-    _fd_into(fun, &xw[0], n, &f0[0], m, &h[0], <char*> &c[0], cs, &ov[0, 0])
+    _fd_into(fun, &xw[0], n, &f0[0], m, &h[0], <char*> &c[0], cs, &ov[0, 0], what)
     return out.T
 
 
@@ -1751,7 +1754,14 @@ def qr_lstsq(J, f, double rcond=-1.0):
     Returns ``(p, rank)``.  ``rcond < 0`` means ``eps * max(m, n)``.
     """
     cdef cnp.ndarray Af = np.array(J, dtype=np.float64, order="F", copy=True)
+    if Af.ndim != 2:
+        raise ValueError(f"J must be a 2-D array, got shape {np.shape(Af)}")
     cdef int m = Af.shape[0], n = Af.shape[1], lwork, rank
+    fa = np.asarray(f, dtype=np.float64)
+    if fa.shape != (m,):
+        raise ValueError(f"f must have shape ({m},), got {fa.shape}")
+    if not (np.isfinite(Af).all() and np.isfinite(fa).all()):
+        raise ValueError("J and f must be finite")
     if rcond < 0:
         rcond = EPSMCH * max(m, n)
     p = np.zeros(n)

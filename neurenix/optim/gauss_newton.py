@@ -119,6 +119,8 @@ class GaussNewton(Optimizer):
             J = np.asarray(self.jacobian(), dtype=np.float64)
             if J.shape != (r.size, n):
                 raise ValueError(f"jacobian must return shape ({r.size}, {n}), got {J.shape}")
+            if not np.isfinite(J).all():
+                raise ValueError("jacobian returned non-finite values")
             return J
         # SciPy's forward-difference step rule (neurenix._ext._lsq.fd_steps) with the
         # epsilon of the least precise parameter dtype, rounded to a step the
@@ -135,9 +137,13 @@ class GaussNewton(Optimizer):
             def fun(x):
                 self._set(x)
                 return self._residual(closure)
-            return _k.fd_columns(fun, theta, r, h, np.zeros(n, dtype=bool), False)
+            J = _k.fd_columns(fun, theta, r, h, np.zeros(n, dtype=bool), False, "closure")
         finally:
             self._set(theta)
+        if not np.isfinite(J).all():
+            raise ValueError("closure returned non-finite residuals at a finite-difference "
+                             "point; pass jacobian=")
+        return J
 
     def step(self, closure):
         """One Gauss-Newton / Levenberg-Marquardt step.

@@ -136,3 +136,41 @@ def test_bad_closure_and_jacobian():
         GaussNewton([a, c]).step(lambda: np.ones((2, 2)))
     with pytest.raises(TypeError, match="closure"):
         GaussNewton([a, c]).step(None)
+
+
+def test_non_finite_jacobians_and_changing_residual_counts_are_named():
+    # nothing non-finite reaches the QR kernel; parameters are left as they were
+    a, c = make()
+    before = (a.data.copy(), c.data.copy())
+    J = jac(a, c)
+    J[0, 0] = np.nan
+    with pytest.raises(ValueError, match="jacobian returned non-finite"):
+        GaussNewton([a, c], jacobian=lambda: J).step(lambda: residual(a, c))
+    calls = []
+
+    def grows():                            # residual count changes under the FD probe
+        calls.append(1)
+        return np.ones(T.size + (len(calls) > 1))
+    with pytest.raises(ValueError, match="closure returned"):
+        GaussNewton([a, c]).step(grows)
+
+    def blows_up():                         # finite at theta, NaN at the probe points
+        r = residual(a, c)
+        return r if a.data[0] == before[0][0] else r * np.nan
+    with pytest.raises(ValueError, match="non-finite residuals at a finite-difference"):
+        GaussNewton([a, c]).step(blows_up)
+    np.testing.assert_array_equal(a.data, before[0])
+    np.testing.assert_array_equal(c.data, before[1])
+
+
+def test_qr_lstsq_rejects_bad_input_before_lapack():
+    from neurenix._ext import _lsq
+    with pytest.raises(ValueError, match="2-D"):
+        _lsq.qr_lstsq(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="f must have shape"):
+        _lsq.qr_lstsq(np.ones((3, 2)), np.ones(2))
+    with pytest.raises(ValueError, match="finite"):
+        _lsq.qr_lstsq(np.full((3, 2), np.inf), np.ones(3))
+    p, rank = _lsq.qr_lstsq(np.eye(3)[:, :2], -np.ones(3))
+    np.testing.assert_allclose(p, [1.0, 1.0])
+    assert rank == 2
