@@ -108,7 +108,7 @@ def main(sizes=(2, 10, 100, 1000)):
         print(f"{method:13s} {n:5d} {name:9s} {how:7s} | {r.nit:5d}/{s.nit:5d} "
               f"{r.nfev:5d}/{s.nfev:5d} {r.nhev:6d}/{s.nhev:6d} "
               f"{r.nhev / max(r.nit, 1):5.1f}/{s.nhev / max(s.nit, 1):5.1f} | "
-              f"{o1 * 1e6:8.1f}/{o2 * 1e6:8.1f} {o1 / o2:6.2f} | {r.fun:9.2e} {s.fun:9.2e}"
+              f"{o1 * 1e6:8.1f}/{o2 * 1e6:8.1f} {o1 / o2:6.3f} | {r.fun:9.2e} {s.fun:9.2e}"
               f"{'' if r.success else ' (ours: ' + r.message + ')'}")
 
 

@@ -41,7 +41,7 @@ def both_paths(H, g, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind", ["pd", "indefinite", "hard"])
-@pytest.mark.parametrize("n,kd", [(40, 0), (40, 1), (48, 3), (200, 25)])
+@pytest.mark.parametrize("n,kd", [(40, 0), (40, 1), (41, 2), (48, 3), (200, 25), (203, 25)])
 def test_more_sorensen_band_equals_dense(n, kd, kind, dtype):
     rng = np.random.default_rng(1000 * n + 10 * kd + len(kind))
     H, g = banded(rng, n, kd, kind)
@@ -242,3 +242,49 @@ def test_factorizations_not_more_than_scipy():
             ds.solve(r)
         assert ds.bandwidth == (1 if band else -1)
         assert 0 < ds.nfactor <= scipy_count
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [3, 16, 37])
+def test_symmetry_check_every_position(dtype, n):
+    # the dense check runs by 16 x 16 tiles (the mirror tile transposed): one
+    # asymmetric pair anywhere -- in a diagonal tile, off it, in the partial last
+    # tile -- is found, and its size is the one reported; rounding-level
+    # asymmetry (a few ulps of the largest entry) passes
+    rng = np.random.default_rng(n)
+    A = rng.standard_normal((n, n))
+    S = (A @ A.T + n * np.eye(n)).astype(dtype)
+    ds = _krylov.DenseSubproblem(n, dtype, band=False)
+    g = np.ones(n, dtype)
+    eps = np.finfo(dtype).eps
+    pairs = {(i, j) for i in range(n) for j in range(n) if i != j}
+    for i, j in sorted(pairs)[:: max(1, len(pairs) // 40)] + [(n - 1, 0), (0, n - 1)]:
+        H = S.copy()
+        H[i, j] += dtype(0.5) * np.abs(S).max()
+        want = float(np.max(np.abs(H.astype(np.float64) - H.T.astype(np.float64))))
+        with pytest.raises(ValueError, match="symmetric") as err:
+            ds.set_point(H, g, check_symmetric=True)
+        assert f"{want:.3g}" in str(err.value), (i, j, str(err.value))
+        H = S.copy()
+        H[i, j] = H[i, j] * (1 + 4 * eps)
+        ds.set_point(H, g, check_symmetric=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_newton_step_every_size(dtype):
+    # the dense triangular solves run four columns per pass with a remainder: the
+    # interior (lam = 0) step of a positive-definite H is the Newton step -H^{-1} g
+    # of a dense reference solve, for every size around the block edges
+    for n in range(1, 14):
+        rng = np.random.default_rng(n)
+        A = rng.standard_normal((n, n))
+        H = A @ A.T + n * np.eye(n)
+        g = rng.standard_normal(n)
+        ref = -np.linalg.solve(H, g)
+        tol = 1e-12 if dtype == np.float64 else 1e-4
+        for dogleg in (False, True):
+            ds = _krylov.DenseSubproblem(n, dtype, band=False)
+            ds.set_point(H.astype(dtype), g.astype(dtype))
+            p, hits, _ = ds.solve(10 * np.linalg.norm(ref), dogleg=dogleg)
+            assert not hits
+            np.testing.assert_allclose(p, ref, rtol=tol, atol=tol * np.linalg.norm(ref))
