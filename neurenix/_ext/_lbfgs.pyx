@@ -507,29 +507,43 @@ cdef extern from *:
        the scalar form; sums and order are the same) */
     #if defined(__GNUC__) || defined(__clang__)
     typedef double nx_v4d __attribute__((vector_size(32)));
+    /* bt[i / 4]: what the masks hold on the block of four at i: 1 all free
+       (wf = 1, wa = 0), 2 all active (wf = 0, wa = 1), 0 mixed.  On a pure
+       block a product with a mask of 1 is the product itself and one with a
+       mask of 0 is a zero, which leaves a sum as it is (a sum that starts at
+       +0 never becomes -0): those multiplications and additions are skipped,
+       and the sums are bitwise those of the masked loop.  (out[4] is the
+       whole-vector sk.y, which the caller reads only on the diagonal, where
+       it is s.y = out[2]: not summed separately.) */
     static inline void nx_gram4d(const double* s, const double* y, const double* sk,
                                  const double* yk, const double* wf, const double* wa,
-                                 Py_ssize_t n, double* out) {
-        nx_v4d a = {0,0,0,0}, b = a, c = a, d = a, e = a, f = a, g = a;
+                                 Py_ssize_t n, const char* bt, double* out) {
+        nx_v4d a = {0,0,0,0}, b = a, c = a, d = a, f = a, g = a;
         nx_v4d vs, vy, vsk, vyk, vf, va, p, q, r, t;
         Py_ssize_t i = 0;
         for (; i + 4 <= n; i += 4) {
-            __builtin_memcpy(&vs, s + i, 32); __builtin_memcpy(&vy, y + i, 32);
-            __builtin_memcpy(&vsk, sk + i, 32); __builtin_memcpy(&vyk, yk + i, 32);
+            __builtin_memcpy(&vs, s + i, 32); __builtin_memcpy(&vsk, sk + i, 32);
+            __builtin_memcpy(&vyk, yk + i, 32);
+            p = vs * vsk; q = vs * vyk;
+            a += p; c += q;
+            char k = bt[i >> 2];
+            if (k == 2) { b += p; continue; }
+            __builtin_memcpy(&vy, y + i, 32);
+            r = vsk * vy; t = vy * vyk;
+            if (k == 1) { d += q; f += r; g += t; continue; }
             __builtin_memcpy(&vf, wf + i, 32); __builtin_memcpy(&va, wa + i, 32);
-            p = vs * vsk; q = vs * vyk; r = vsk * vy; t = vy * vyk;
-            a += p; b += p * va; c += q; d += q * vf; e += r; f += r * vf; g += t * vf;
+            b += p * va; d += q * vf; f += r * vf; g += t * vf;
         }
         for (; i < n; i++) {
             double pp = s[i] * sk[i], qq = s[i] * yk[i], rr = sk[i] * y[i], tt = y[i] * yk[i];
             a[0] += pp; b[0] += pp * wa[i]; c[0] += qq; d[0] += qq * wf[i];
-            e[0] += rr; f[0] += rr * wf[i]; g[0] += tt * wf[i];
+            f[0] += rr * wf[i]; g[0] += tt * wf[i];
         }
         out[0] = (a[0] + a[1]) + (a[2] + a[3]);
         out[1] = (b[0] + b[1]) + (b[2] + b[3]);
         out[2] = (c[0] + c[1]) + (c[2] + c[3]);
         out[3] = (d[0] + d[1]) + (d[2] + d[3]);
-        out[4] = (e[0] + e[1]) + (e[2] + e[3]);
+        out[4] = out[2];
         out[5] = (f[0] + f[1]) + (f[2] + f[3]);
         out[6] = (g[0] + g[1]) + (g[2] + g[3]);
     }
@@ -538,12 +552,13 @@ cdef extern from *:
     #define NX_HAVE_GRAM4D 0
     static inline void nx_gram4d(const double* s, const double* y, const double* sk,
                                  const double* yk, const double* wf, const double* wa,
-                                 Py_ssize_t n, double* out) {}
+                                 Py_ssize_t n, const char* bt, double* out) {}
     #endif
     """
     enum: NX_HAVE_GRAM4D
     void nx_gram4d(const double* s, const double* y, const double* sk, const double* yk,
-                   const double* wf, const double* wa, Py_ssize_t n, double* out) nogil
+                   const double* wf, const double* wa, Py_ssize_t n, const char* bt,
+                   double* out) nogil
 
 
 cdef extern from *:
@@ -555,10 +570,11 @@ cdef extern from *:
     #if defined(__GNUC__) || defined(__clang__)
     typedef double nx_v8d __attribute__((vector_size(64)));
     static inline void nx_dots2(const double* a0, const double* a1, const double* b,
-                                Py_ssize_t n, double* out) {
+                                Py_ssize_t n, const char* skip, double* out) {
         nx_v8d s = {0, 0, 0, 0, 0, 0, 0, 0}, t = s, va, vc, vb;
         Py_ssize_t i = 0;
         for (; i + 8 <= n; i += 8) {
+            if (skip && skip[i >> 3]) continue;
             __builtin_memcpy(&vb, b + i, 64);
             __builtin_memcpy(&va, a0 + i, 64); __builtin_memcpy(&vc, a1 + i, 64);
             s += va * vb; t += vc * vb;
@@ -570,10 +586,11 @@ cdef extern from *:
     /* the same for four rows (four sums in flight) */
     static inline void nx_dots4(const double* a0, const double* a1, const double* a2,
                                 const double* a3, const double* b, Py_ssize_t n,
-                                double* out) {
+                                const char* skip, double* out) {
         nx_v8d s = {0, 0, 0, 0, 0, 0, 0, 0}, t = s, u = s, w = s, va, vb;
         Py_ssize_t i = 0;
         for (; i + 8 <= n; i += 8) {
+            if (skip && skip[i >> 3]) continue;
             __builtin_memcpy(&vb, b + i, 64);
             __builtin_memcpy(&va, a0 + i, 64); s += va * vb;
             __builtin_memcpy(&va, a1 + i, 64); t += va * vb;
@@ -594,14 +611,16 @@ cdef extern from *:
        d[i] <- d[i] + (...) starting from d[i] = 0 (nx_wsum); row k of S and Y
        at slot sl[k].  Eight entries at a time kept in registers over the k
        loop (the scalar loops stored and reloaded them c times); per entry the
-       same operations in the same order. */
+       same operations in the same order.  Blocks of eight with skip[i / 8]
+       set are left as they are (entries nobody reads). */
     static void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
                          Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2,
-                         int sub) {
+                         int sub, const char* skip) {
         typedef double v4 __attribute__((vector_size(32)));
         Py_ssize_t i = 0, k;
         for (; i + 8 <= n; i += 8) {
             v4 x0 = {0, 0, 0, 0}, x1 = x0, y0, y1, s0, s1;
+            if (skip && skip[i >> 3]) continue;
             if (sub) { __builtin_memcpy(&x0, d + i, 32); __builtin_memcpy(&x1, d + i + 4, 32); }
             for (k = 0; k < c; k++) {
                 const double* yk = Y + sl[k] * n + i;
@@ -628,36 +647,39 @@ cdef extern from *:
     #else
     #define NX_HAVE_DOTS2 0
     static inline void nx_dots2(const double* a0, const double* a1, const double* b,
-                                Py_ssize_t n, double* out) {}
+                                Py_ssize_t n, const char* skip, double* out) {}
     static inline void nx_dots4(const double* a0, const double* a1, const double* a2,
                                 const double* a3, const double* b, Py_ssize_t n,
-                                double* out) {}
+                                const char* skip, double* out) {}
     static void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
                          Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2,
-                         int sub) {}
+                         int sub, const char* skip) {}
     #endif
     """
     enum: NX_HAVE_DOTS2
     void nx_dots2(const double* a0, const double* a1, const double* b, Py_ssize_t n,
-                  double* out) nogil
+                  const char* skip, double* out) nogil
     void nx_dots4(const double* a0, const double* a1, const double* a2, const double* a3,
-                  const double* b, Py_ssize_t n, double* out) nogil
+                  const double* b, Py_ssize_t n, const char* skip, double* out) nogil
     void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
-                  Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2, int sub) nogil
+                  Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2, int sub,
+                  const char* skip) nogil
 
 
 cdef inline void _wcomb(const floating* S, const floating* Y, const Py_ssize_t* sl,
                         Py_ssize_t c, Py_ssize_t n, double theta, const double* coef,
-                        double* wb, double* d, bint sub) noexcept nogil:
+                        double* wb, double* d, bint sub, const char* skip) noexcept nogil:
     """``d -= W coef`` (``sub``) or ``d = W coef``, ``W = [Y, theta S]`` over the ``c``
     stored pairs (ring slots ``sl``, oldest first), pair by pair in that order;
-    ``wb`` (c entries) is scratch for the ``theta``-scaled coefficients."""
+    ``wb`` (c entries) is scratch for the ``theta``-scaled coefficients.  For
+    float64, the blocks of eight entries flagged in ``skip`` (may be NULL) are
+    left as they are (the caller reads none of them)."""
     cdef Py_ssize_t i, k, sk
     cdef double a, a2, t
     for k in range(c):
         wb[k] = theta * coef[c + k]
     if floating is double and NX_HAVE_DOTS2:
-        nx_wcomb(d, S, Y, sl, c, n, coef, wb, 1 if sub else 0)
+        nx_wcomb(d, S, Y, sl, c, n, coef, wb, 1 if sub else 0, skip)
         return
     if not sub:
         for i in range(n):
@@ -673,16 +695,20 @@ cdef inline void _wcomb(const floating* S, const floating* Y, const Py_ssize_t* 
 
 cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* sl,
                         Py_ssize_t c, Py_ssize_t n, double theta, const double* d,
-                        double* out) noexcept nogil:
+                        double* out, const char* skip) noexcept nogil:
     """``out = W^T d = [Y^T d, theta S^T d]`` over the ``c`` stored pairs (ring
-    slots ``sl``, oldest first), each product summed as :func:`_dotd` sums it."""
+    slots ``sl``, oldest first), each product summed as :func:`_dotd` sums it.
+    For float64, the blocks of eight entries flagged in ``skip`` (may be NULL),
+    where ``d`` is zero, are passed over: their products are zeros, which leave
+    the sums as they are (a sum that starts at +0 never becomes -0, and adding
+    a zero to anything else changes nothing)."""
     cdef Py_ssize_t k = 0, sk, sk1
     cdef double w[4]
     if floating is double and NX_HAVE_DOTS2:
         while k + 2 <= c:
             sk = sl[k]
             sk1 = sl[k + 1]
-            nx_dots4(&Y[sk * n], &S[sk * n], &Y[sk1 * n], &S[sk1 * n], d, n, w)
+            nx_dots4(&Y[sk * n], &S[sk * n], &Y[sk1 * n], &S[sk1 * n], d, n, skip, w)
             out[k] = w[0]
             out[c + k] = theta * w[1]
             out[k + 1] = w[2]
@@ -691,7 +717,7 @@ cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* 
     while k < c:
         sk = sl[k]
         if floating is double and NX_HAVE_DOTS2:
-            nx_dots2(&Y[sk * n], &S[sk * n], d, n, w)
+            nx_dots2(&Y[sk * n], &S[sk * n], d, n, skip, w)
             out[k] = w[0]
             out[c + k] = theta * w[1]
         else:
@@ -1006,7 +1032,21 @@ cdef struct BState:
     double* tmp          # n
     BP* bps              # n: breakpoint heap
     char* fr             # n: free at the last Cauchy point
+    char* bt             # n // 4: per block of four of fr: 1 all free, 2 none, 0 mixed
+    char* sk8            # n // 8: per block of eight of fr: 1 when none is free
     Py_ssize_t* sl       # m: ring slot of each pair, oldest first
+
+
+cdef void _block_flags(BState* b, Py_ssize_t n) noexcept nogil:
+    """``b.bt`` and ``b.sk8`` from the free flags ``b.fr``."""
+    cdef Py_ssize_t j
+    cdef int k
+    cdef const char* fr = b.fr
+    for j in range(n // 4):
+        k = fr[4 * j] + fr[4 * j + 1] + fr[4 * j + 2] + fr[4 * j + 3]
+        b.bt[j] = 1 if k == 4 else (2 if k == 0 else 0)
+    for j in range(n // 8):
+        b.sk8[j] = b.bt[2 * j] == 2 and b.bt[2 * j + 1] == 2
 
 
 cdef void _gram_shift(BState* b, Py_ssize_t c) noexcept nogil:
@@ -1036,7 +1076,7 @@ cdef void _gram_new_pair(BState* b, floating* S, floating* Y, floating* wf, floa
     for k in range(count):
         sk = _slot(k, newest, count, R)
         if floating is double and NX_HAVE_GRAM4D:
-            nx_gram4d(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, w)
+            nx_gram4d(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, b.bt, w)
         else:
             _gram4(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, w)
         b.SS[q * ld + k] = w[0]
@@ -1096,6 +1136,33 @@ cdef double _box_step(const floating* x, const _dirtype* d, const floating* lo,
             if a < amax:
                 amax = a
     return amax
+
+
+cdef double _step_max(const floating* x, const floating* d, const floating* lo,
+                      const floating* hi, Py_ssize_t n, double amax) noexcept nogil:
+    """:func:`_box_step` without a mask, for a feasible ``x`` and ``amax > 0``,
+    branch-free so that it vectorizes: each candidate step is the same quotient
+    (``>= 0``: ``x`` is inside the box); the smallest is found as the
+    unsigned minimum of the bit patterns with the sign cleared (``-0``
+    counts as ``+0``, the only difference from the ordered loop, which keeps
+    the first zero it meets)."""
+    cdef Py_ssize_t i
+    cdef double a
+    cdef floating di, num
+    cdef uint64_t r8, v8
+    cdef bint ok
+    memcpy(&r8, &amax, 8)
+    for i in range(n):
+        di = d[i]
+        num = (lo[i] if di < 0.0 else hi[i]) - x[i]
+        a = num / di
+        ok = (di < 0.0 and lo[i] > -INFINITY) or (di > 0.0 and hi[i] < INFINITY)
+        a = a if ok else INFINITY
+        memcpy(&v8, &a, 8)
+        v8 &= 0x7fffffffffffffffULL
+        r8 = v8 if v8 < r8 else r8
+    memcpy(&a, &r8, 8)
+    return a
 
 
 cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
@@ -1170,7 +1237,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 nbp += 1
                 if ti < tmin:
                     tmin = ti
-    _wdots(S, Y, sl, c, n, theta, dcp, p)
+    _wdots(S, Y, sl, c, n, theta, dcp, p, NULL)
     for k in range(c):
         cc[k] = 0.0
         cc[c + k] = 0.0
@@ -1260,6 +1327,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
                 fr[i] = fi
                 wf[i] = 1.0 if fi else 0.0
                 wa[i] = 0.0 if fi else 1.0
+        _block_flags(b, n)
     if nfree == 0:
         return 0
     # ---- subspace minimization over the free variables (direct primal method)
@@ -1272,7 +1340,7 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         # changes the rounding and with it nit/nfev on long bounded runs, e.g.
         # rosen_chained box n=100 701 -> 712 nfev against SciPy's 705: not done.)
         _msolve(b.K1, 1, b.KE, b.K2, c, ld, cc)
-        _wcomb(S, Y, sl, c, n, theta, cc, wb, dcp, True)
+        _wcomb(S, Y, sl, c, n, theta, cc, wb, dcp, True, b.sk8)
     for i in range(n):
         if not fr[i]:
             dcp[i] = 0.0
@@ -1305,10 +1373,10 @@ cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
         if _schur(b.NE, b.N2, c, ld):
             return 1
         # v = N^{-1} W^T Z r
-        _wdots(S, Y, sl, c, n, theta, dcp, v)
+        _wdots(S, Y, sl, c, n, theta, dcp, v, b.sk8)
         _msolve(b.N1, 0, b.NE, b.N2, c, ld, v)
         # du = -(1/theta) r - (1/theta^2) Z^T W v ; stored in dcp
-        _wcomb(S, Y, sl, c, n, theta, v, wb, tmp, False)
+        _wcomb(S, Y, sl, c, n, theta, v, wb, tmp, False, b.sk8)
         for i in range(n):
             dcp[i] = -dcp[i] / theta - tmp[i] / (theta * theta)
     else:
@@ -1400,7 +1468,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
         # (zeroed), then dcp and tmp (2n), the breakpoint heap (BP: 16 bytes,
         # 2n), the slots (m) and the free flags (n chars)
         nmat = 11 * m * bs.ld + 12 * m + 1
-        nmem += nmat + 4 * n + m + (n + 7) // 8
+        nmem += nmat + 4 * n + m + (n + 7) // 8 + (n // 4 + n // 8 + 7) // 8
     mem = <double*>malloc(nmem * sizeof(double))
     xold = <floating*>malloc((6 if cfg.has_bounds else 4) * n * sizeof(floating))
     if mem == NULL or xold == NULL:
@@ -1419,6 +1487,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
         bs.bps = <BP*>(bs.dcp + 2 * n)
         bs.sl = <Py_ssize_t*>(bs.dcp + 4 * n)
         bs.fr = <char*>(bs.dcp + 4 * n + m)
+        bs.bt = bs.fr + n
+        bs.sk8 = bs.bt + n // 4
         bs.YS = bs.SS + m * bs.ld
         bs.FYY = bs.SS + 2 * m * bs.ld
         bs.FYS = bs.SS + 3 * m * bs.ld
@@ -1436,6 +1506,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             bs.fr[i] = 1
             wf[i] = 1.0
             wa[i] = 0.0
+            bs.tmp[i] = 0.0     # (entries of blocks skipped by _wcomb stay finite)
+        _block_flags(&bs, n)
     fprev = f + 0.5 * sqrt(_dot(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
     try:
         gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
@@ -1496,7 +1568,9 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if nit == 0:
                     stpmax = 1.0
                 else:
-                    stpmax = _box_step(px, d, plo, phi, NULL, n, stpmax)
+                    # (only the value when it is >= 1 matters: the sign of a zero
+                    # does not; _step_max may differ from _box_step only there)
+                    stpmax = _step_max(px, d, plo, phi, n, stpmax)
                     if stpmax < 1.0:
                         stpmax = 1.0   # xbar is feasible: the unit step always is
             if method == 0 or method == 3:
