@@ -69,14 +69,15 @@ def path(name, n):
 
 def run(lib, method, n, name, repeat=3):
     """Best (smallest overhead per iteration) of ``repeat`` timed runs after one
-    untimed warm-up run; 30 runs when a run takes under 2 ms (as
+    untimed warm-up run; 30 runs when a second, probing run takes under 2 ms (as
     ``compare_minimize.py``: a short run's minimum needs more samples on a shared
     machine; both libraries get the same)."""
     fun, jac, hess, hessp, x0 = problem(name, n)
     best = None
+    kw = dict(hess=hess) if method in ("trust-exact", "dogleg") else dict(hessp=hessp)
+    lib(fun, x0, method=method, jac=jac, **kw)      # first-use costs (imports, caches)
     t0 = time.perf_counter()
-    lib(fun, x0, method=method, jac=jac,
-        **(dict(hess=hess) if method in ("trust-exact", "dogleg") else dict(hessp=hessp)))
+    lib(fun, x0, method=method, jac=jac, **kw)
     if time.perf_counter() - t0 < 2e-3:
         repeat = max(repeat, 30)
     for _ in range(repeat):
