@@ -1597,9 +1597,8 @@ cdef void _trsv_dense(const floating* L, const double* rdiag, Py_ssize_t m, Py_s
     column order (the same operations, in the same order, as one column at a time).
     Backward substitution: the four dot products of columns j..j+3 with the solved
     part of b below the block are summed together (:c:func:`nxk_dots4_d`, in double),
-    then the 4 x 4 triangle.  For the small systems of the trust-region subproblems
-    this is 2-3x faster than one column per pass and than BLAS ``?trsv`` at n = 100
-    (measured)."""
+    then the 4 x 4 triangle.  At n = 100 this is about twice as fast as one column
+    per pass (measured), which was itself faster than BLAS ``?trsv`` there."""
     cdef Py_ssize_t j, i, q, e
     cdef const floating* c0
     cdef const floating* c1
