@@ -388,6 +388,11 @@ cdef extern from *:
        buffer, so both operands are read along rows and the max reductions
        vectorize (NaN entries: as in _asym,
        the lanes' maxima skip them; finiteness is tested elsewhere). */
+    #if defined(_OPENMP) && (defined(__GNUC__) || defined(__clang__))
+    #define NXK_SIMD_MAX _Pragma("omp simd reduction(max:s, m)")
+    #else
+    #define NXK_SIMD_MAX
+    #endif
     #define NXK_ASYM(NAME, T) \
     static double NAME(const T* H, Py_ssize_t n, double* amax) { \
         double buf[256], s = 0.0, m = 0.0; \
@@ -402,7 +407,7 @@ cdef extern from *:
                 for (i = ib; i < ie; i++) { \
                     const T* row = H + i * n; \
                     const double* bt = buf + (i - ib) * 16 - jb; \
-                    _Pragma("omp simd reduction(max:s, m)") \
+                    NXK_SIMD_MAX \
                     for (j = jb; j < je; j++) { \
                         double v = fabs((double)row[j]), w = fabs(bt[j]); \
                         double d = fabs((double)row[j] - bt[j]); \
@@ -1553,6 +1558,7 @@ cdef extern from *:
     /* Four dot products of columns c0..c3 with one vector b over [i, m), summed
        in double in eight lanes (lane q takes the elements i + q mod 8, the tail
        goes to lanes 0, 1, ...; combined pairwise): one pass that loads b once. */
+    #if defined(__GNUC__) || defined(__clang__)
     typedef double nxk_v8d __attribute__((vector_size(64)));
     typedef float nxk_v8f __attribute__((vector_size(32)));
     #define NXK_FOLD8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
@@ -1579,6 +1585,29 @@ cdef extern from *:
     #define NXK_LOAD_D(v, p) __builtin_memcpy(&(v), (p), 64)
     #define NXK_LOAD_F(v, p) do { nxk_v8f f_; __builtin_memcpy(&f_, (p), 32); \
                                   (v) = __builtin_convertvector(f_, nxk_v8d); } while (0)
+    #else
+    /* other compilers: the same lanes as plain arrays (the same sums) */
+    #define NXK_FOLD8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+    #define NXK_DOTS4(NAME, T, LOAD) \
+    static void NAME(const T* c0, const T* c1, const T* c2, const T* c3, const T* b, \
+                     Py_ssize_t i, Py_ssize_t m, double* out) { \
+        double s0[8] = {0}, s1[8] = {0}, s2[8] = {0}, s3[8] = {0}; \
+        Py_ssize_t q; \
+        for (; i + 8 <= m; i += 8) \
+            for (q = 0; q < 8; q++) { \
+                double x = (double)b[i + q]; \
+                s0[q] += (double)c0[i + q] * x; s1[q] += (double)c1[i + q] * x; \
+                s2[q] += (double)c2[i + q] * x; s3[q] += (double)c3[i + q] * x; \
+            } \
+        for (q = 0; i < m; i++, q++) { \
+            double x = (double)b[i]; \
+            s0[q] += (double)c0[i] * x; s1[q] += (double)c1[i] * x; \
+            s2[q] += (double)c2[i] * x; s3[q] += (double)c3[i] * x; \
+        } \
+        out[0] = NXK_FOLD8(s0); out[1] = NXK_FOLD8(s1); \
+        out[2] = NXK_FOLD8(s2); out[3] = NXK_FOLD8(s3); \
+    }
+    #endif
     NXK_DOTS4(nxk_dots4_d, double, NXK_LOAD_D)
     NXK_DOTS4(nxk_dots4_f, float, NXK_LOAD_F)
     """
