@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+import _checkout  # noqa: F401  (an uninstalled checkout)
 import neurenix
 from neurenix import optim
 from neurenix._ext import _first_order

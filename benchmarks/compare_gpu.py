@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+import _checkout  # noqa: F401  (an uninstalled checkout)
 from neurenix import optim
 
 

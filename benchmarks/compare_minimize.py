@@ -15,7 +15,7 @@ import time
 import numpy as np
 import scipy.optimize as so
 
-sys.path.insert(0, "tests")
+import _checkout  # noqa: E402,F401  (an uninstalled checkout; tests/ for the problems)
 from optimize._problems import CASES, x0_for, rosen_uncoupled  # noqa: E402
 from neurenix.optimize import minimize  # noqa: E402
 

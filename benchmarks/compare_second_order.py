@@ -23,6 +23,7 @@ import time
 import numpy as np
 import scipy.optimize as so
 
+import _checkout  # noqa: F401  (an uninstalled checkout)
 from neurenix._ext import _krylov
 from neurenix.optimize import minimize
 

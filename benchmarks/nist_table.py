@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import scipy.optimize
 
+import _checkout  # noqa: F401  (an uninstalled checkout)
 from neurenix.datasets import nist_strd
 from neurenix.optimize import least_squares
 
