@@ -23,6 +23,10 @@ from ._result import Status, OptimizeResult, _ROWS, _row
 
 __all__ = ["Driver", "wants_intermediate_result"]
 
+_new_result = dict.__new__
+#: the fields ``Driver.result`` sets itself (before the method's own)
+_CORE = frozenset(("status", "success", "message", "x", "fun", "nit", "nfev", "njev", "nhev"))
+
 
 def wants_intermediate_result(callback):
     """True when ``callback`` has a parameter named ``intermediate_result`` (SciPy's rule)."""
@@ -70,7 +74,10 @@ class Driver:
     maxiter = None
     maxfun = None
     best_g = None
+    best_f = math.inf
     nit = 0
+    #: where ``disp`` prints (sys.stdout when the run starts, unless given)
+    stream = None
 
     def __init__(self, obj, x0, *, callback=None, maxtime=None, disp=False, method="",
                  maxiter=None, maxfun=None, stream=None):
@@ -79,15 +86,17 @@ class Driver:
         # not copied: ``record`` copies what it keeps, and until a point is
         # recorded ``interrupted`` evaluates ``fun`` at this one
         self.best_x = x0
-        self.best_f = math.inf
-        self.stream = stream if stream is not None else sys.stdout
         self.t0 = time.perf_counter()
         if callback is None and maxtime is None and not disp:
             # nothing to report to (the common case): no checks, no display state
+            # (nothing is printed without ``disp``)
+            if stream is not None:
+                self.stream = stream
             if maxiter is not None or maxfun is not None:
                 self.maxiter = maxiter
                 self.maxfun = maxfun
             return
+        self.stream = stream if stream is not None else sys.stdout
         self.maxiter = maxiter
         self.maxfun = maxfun
         if callback is not None and not callable(callback):
@@ -181,11 +190,23 @@ class Driver:
         row = _ROWS.get(status) if type(status) is int or type(status) is Status else None
         if row is None:
             row = _row(status)
-        # the result built here in one call (make_result's fields, without a second
-        # round of keyword packing)
-        res = OptimizeResult(status=row[0], success=row[1], message=row[2], x=x, fun=float(f),
-                             nit=self.nit if nit is None else (nit if type(nit) is int else int(nit)),
-                             nfev=obj.nfev, njev=obj.njev, nhev=obj.nhev, **fields)
+        # make_result's fields, stored one by one (cheaper than a keyword call;
+        # the same keys in the same order: status ... nhev, the method's, jac)
+        res = _new_result(OptimizeResult)
+        res["status"] = row[0]
+        res["success"] = row[1]
+        res["message"] = row[2]
+        res["x"] = x
+        res["fun"] = float(f)
+        res["nit"] = self.nit if nit is None else (nit if type(nit) is int else int(nit))
+        res["nfev"] = obj.nfev
+        res["njev"] = obj.njev
+        res["nhev"] = obj.nhev
+        if fields:
+            if not _CORE.isdisjoint(fields):    # as the keyword call this replaces
+                k = next(k for k in fields if k in _CORE)
+                raise TypeError(f"OptimizeResult() got multiple values for keyword argument '{k}'")
+            res.update(fields)
         if g is not None:
             res["jac"] = g
         if self.disp:

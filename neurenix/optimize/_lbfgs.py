@@ -136,9 +136,17 @@ class LbfgsInvHessProduct(LinearOperator):
         """From the loop's own memory: ``k`` pairs of length ``n`` (contiguous,
         ``dtype``), rho = 1/s.y and gamma (a float) already known."""
         self = object.__new__(cls)
-        # the attributes of _set, in one assignment (a small run feels each call)
-        self.__dict__ = {**_linop_attrs(dtype), "shape": (n, n), "sk": sk, "yk": yk,
-                         "n_corrs": k, "rho": rho, "gamma": gamma if k else 1.0}
+        # the attributes of _set: a copy of the per-dtype dict, filled in and assigned
+        # in one go (cheaper than merging dicts; a small run feels each step)
+        d = _LINOP_ATTRS.get(dtype)
+        d = (d if d is not None else _linop_attrs(dtype)).copy()
+        d["shape"] = (n, n)
+        d["sk"] = sk
+        d["yk"] = yk
+        d["n_corrs"] = k
+        d["rho"] = rho
+        d["gamma"] = gamma if k else 1.0
+        self.__dict__ = d
         return self
 
     def _matvec(self, x):
@@ -158,18 +166,35 @@ class LbfgsInvHessProduct(LinearOperator):
         return self._matmat(np.eye(self.shape[0], dtype=self.dtype))
 
 
-def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
-    """Evaluate f, g at x0 and run the compiled loop; returns (status, nit, f, x, g, state)."""
-    f, g = obj.fun_and_grad(x0)
+def _start(obj, x0, driver):
+    """f and a fresh copy of g at ``x0`` (the loop's gradient buffer), checked
+    finite, with x0 recorded as the driver's best point.
+
+    ``minimize`` has evaluated the objective at ``x0``; when it cached that
+    value on ``x0`` itself (a method registered ``x0_read_only``, see
+    :func:`~neurenix.optimize._minimize.register_method`) the cache is read
+    directly, else through ``fun_and_grad`` (bitwise comparison).  x0 is
+    never modified here, nor by the loops below (they run on a copy)."""
+    if obj._xg is x0 and obj._x is x0:
+        f = obj._f
+        g = obj._g
+    else:
+        f, g = obj.fun_and_grad(x0)
     g = g.copy() if type(g) is np.ndarray and g.dtype == x0.dtype else \
         np.array(g, dtype=x0.dtype, copy=True)
     if not _k.all_finite(g):
         raise ValueError("jac returned non-finite values at x0")
-    if driver.best_f == f and driver.best_g is None and driver.best_x is not x0:
-        # minimize recorded (a copy of) x0 with this f: only the gradient is new
+    if driver.best_f == f and driver.best_g is None:
+        # minimize recorded x0 (or a copy) with this f: only the gradient is new
         driver.best_g = g.copy()
     else:
         driver.record(x0, f, g)
+    return f, g
+
+
+def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
+    """Evaluate f, g at x0 and run the compiled loop; returns (status, nit, f, x, g, state)."""
+    f, g = _start(obj, x0, driver)
     x = x0.copy()
     ev = make_evaluator(obj)
     lo = hi = None
@@ -195,8 +220,9 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     L-BFGS-B.  The result's ``hess_inv`` is an :class:`LbfgsInvHessProduct`.
     """
     m = maxcor
-    if not (maxcor is _DEFAULTS[0] and ftol is _DEFAULTS[1] and gtol is _DEFAULTS[2]
-            and maxfun is _DEFAULTS[3] and maxiter is _DEFAULTS[4] and maxls is _DEFAULTS[5]):
+    defaults = (maxcor is _DEFAULTS[0] and ftol is _DEFAULTS[1] and gtol is _DEFAULTS[2]
+                and maxfun is _DEFAULTS[3] and maxiter is _DEFAULTS[4] and maxls is _DEFAULTS[5])
+    if not defaults:
         # something was set (the defaults themselves need no checks)
         m = _int_opt("maxcor", maxcor, 1)
         ftol = _real_opt("ftol", ftol)
@@ -204,25 +230,48 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
         maxfun = _int_opt("maxfun", maxfun, 0)
         maxiter = _int_opt("maxiter", maxiter, 0)
         maxls = _int_opt("maxls", maxls, 1)
+    lo = hi = None
     boxed = -1
     if bounds is not None:
         kind = _k.bounds_kind(bounds.lb, bounds.ub)
-        if kind == 0:
-            bounds = None           # no finite bound: the unbounded two-loop iteration
-        else:
+        if kind:                # (0: no finite bound, the unbounded two-loop iteration)
+            lo = bounds.lb
+            hi = bounds.ub
             boxed = int(kind == 2)
-    method = 0 if bounds is None else 3
-    status, nit, f, x, g, st = run_compiled(
-        obj, x0, driver, method, bounds=bounds, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
-        maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1, boxed=boxed)
+    # run_compiled's steps, inline (a small run feels each call and keyword)
+    f, g = _start(obj, x0, driver)
+    x = x0.copy()
+    ev = _Evaluator(obj, _MODES.get(obj.mode, 2), obj._fun, obj._jac, obj.args, obj.dtype.num,
+                    obj.n)
+    if driver.active or not defaults or not _RUN_DEFAULTS_OK:
+        status, nit, f, st = _k.run(
+            ev, x, g, f, 0 if lo is None else 3, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
+            maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1, lo=lo, hi=hi,
+            driver=driver, report=driver.active, boxed=boxed)
+    elif lo is None:
+        # every option at its default: m, gtol, maxls and c2 are also the compiled
+        # loop's defaults (checked at import, _RUN_DEFAULTS_OK) and are left out
+        status, nit, f, st = _k.run(ev, x, g, f, 0, ftol=ftol, maxiter=maxiter, maxfun=maxfun,
+                                    c1=1e-3, xtol=0.1)
+    else:
+        status, nit, f, st = _k.run(ev, x, g, f, 3, ftol=ftol, maxiter=maxiter, maxfun=maxfun,
+                                    c1=1e-3, xtol=0.1, lo=lo, hi=hi, boxed=boxed)
+    # the objective's cache must not claim stale values
+    obj._x = obj._xg = None
     hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"],
                                                 x0.dtype, x0.shape[0], st["count"])
-    return driver.result(status, x, f, g, nit, hess_inv=hess_inv)
+    return driver.result(_BY_CODE[status], x, f, g, nit, hess_inv=hess_inv)
 
 
 #: the default objects of maxcor, ftol, gtol, maxfun, maxiter, maxls (identity tested)
 _DEFAULTS = tuple(_minimize_lbfgsb.__kwdefaults__[k]
                   for k in ("maxcor", "ftol", "gtol", "maxfun", "maxiter", "maxls"))
 
+#: whether the compiled loop's own defaults of m, gtol, maxls, c2 are L-BFGS-B's
+#: (10, 1e-5, 20, 0.9): then a run with every option at its default leaves them out
+_RUN_DEFAULTS_OK = (lambda d: d.get("m") == _DEFAULTS[0] and d.get("gtol") == _DEFAULTS[2]
+                    and d.get("maxls") == _DEFAULTS[5] and d.get("c2") == 0.9)(
+    getattr(_k.run, "__kwdefaults__", None) or {})
+
 register_method("L-BFGS-B", _minimize_lbfgsb, aliases=("L-BFGS", "lbfgs", "lbfgsb"),
-                tol=("ftol", "gtol"), bounds=True, hess=False)
+                tol=("ftol", "gtol"), bounds=True, hess=False, x0_read_only=True)

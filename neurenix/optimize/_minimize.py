@@ -16,7 +16,9 @@ Driver-side methods (the default, ``raw=False``) have the signature::
   f/g, counters, finite differences, ``hessp``); ``obj.fun(x0)`` has already
   been evaluated and validated (its value is cached).
 - ``x0`` is a fresh 1-D float32/float64 array (projected into the bounds);
-  keep its dtype.
+  keep its dtype.  A method registered with ``x0_read_only=True`` promises
+  never to modify ``x0`` in place; the objective's cache and the driver's
+  starting point then hold ``x0`` itself instead of copies of it.
 - ``bounds`` is ``None`` or a :class:`Bounds` with ``lb``/``ub`` arrays of
   x0's size and dtype (``-inf``/``inf`` where unbounded).  Methods registered
   with ``bounds=False`` always get ``None`` (``minimize`` warns that the bounds
@@ -84,10 +86,12 @@ def _canon(name):
 
 
 class _Method:
-    __slots__ = ("name", "func", "options", "tol", "bounds", "raw", "has_maxiter", "hess")
+    __slots__ = ("name", "func", "options", "tol", "bounds", "raw", "has_maxiter", "hess",
+                 "x0_read_only")
 
-    def __init__(self, name, func, options, tol, bounds, raw, hess=True):
+    def __init__(self, name, func, options, tol, bounds, raw, hess=True, x0_read_only=False):
         self.hess = hess
+        self.x0_read_only = x0_read_only
         self.name = name
         self.func = func
         self.options = options
@@ -122,7 +126,7 @@ def _signature_options(func, raw):
 
 
 def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, options=None,
-                    hess=True):
+                    hess=True, x0_read_only=False):
     """Make ``func`` reachable as ``minimize(..., method=name)``.
 
     Parameters
@@ -146,10 +150,14 @@ def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, 
     hess : bool
         Whether the method uses ``hess``/``hessp``; when False, ``minimize``
         warns (``RuntimeWarning``, as SciPy) that they are not used.
+    x0_read_only : bool
+        The method never modifies its ``x0`` argument in place (driver-side
+        methods only): the objective then caches its value at ``x0`` on ``x0``
+        itself and the driver keeps ``x0`` as its starting point, without copies.
     """
     if not callable(func) and not (isinstance(func, str) and ":" in func):
         raise TypeError("func must be callable or a 'module:function' string")
-    m = _Method(name, func, options, tol, bounds, raw, hess)
+    m = _Method(name, func, options, tol, bounds, raw, hess, bool(x0_read_only) and not raw)
     _RESOLVED.clear()
     for key in (name, *aliases):
         METHODS[_canon(key)] = m
@@ -372,7 +380,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     options = {} if options is None else dict(options)
     if not isinstance(options, dict):
         raise TypeError("options must be a dict")
-    tol = _check_tol(tol)
+    if tol is not None:
+        tol = _check_tol(tol)
 
     if callable(method):
         if tol is not None:
@@ -385,7 +394,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         raise TypeError(f"method must be a string or a callable, got {type(method).__name__}")
     m = _lookup(method)
 
-    if not m.hess:
+    if not m.hess and (hess is not None or hessp is not None):
         for what, given in (("hess", hess), ("hessp", hessp)):
             if given is not None:
                 warnings.warn(f"Method {m.name} does not use Hessian information ({what}); "
@@ -403,9 +412,12 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
                               "projected onto them.", OptimizeWarning, stacklevel=2)
 
     # options: split driver-level ones, warn about unknown ones, map tol
-    maxtime = options.pop("maxtime", None)
-    disp = options.pop("disp", False)
-    fd_step = options.pop("finite_diff_rel_step", None)
+    maxtime = fd_step = None
+    disp = False
+    if options:
+        maxtime = options.pop("maxtime", None)
+        disp = options.pop("disp", False)
+        fd_step = options.pop("finite_diff_rel_step", None)
     if m.raw:
         if fd_step is not None:
             options["finite_diff_rel_step"] = fd_step
@@ -433,7 +445,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
 
     if fd_step is not None and not (isinstance(fd_step, numbers.Real) and fd_step > 0):
         raise ValueError(f"options['finite_diff_rel_step'] must be > 0, got {fd_step!r}")
-    obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, fd_step=fd_step)
+    obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, fd_step=fd_step,
+                          share_x0=m.x0_read_only)
     if disp:
         # the limits only size the progress bar
         maxiter = options.get("maxiter", m.options.get("maxiter"))
@@ -444,9 +457,16 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     else:
         driver = Driver(obj, x0, callback=callback, maxtime=maxtime, method=m.name)
     # the objective has just evaluated x0 (check_x0) and caches that value
-    driver.record(x0, obj._f if obj._x is not None else obj.fun(x0))
+    if obj._x is x0:
+        # cached on x0 itself: the method never modifies x0, so the driver keeps it
+        # too (``record`` would copy it)
+        driver.best_f = obj._f
+    else:
+        driver.record(x0, obj._f if obj._x is not None else obj.fun(x0))
     try:
-        return m.func(obj, x0, bounds=b, driver=driver, **options)
+        if options:
+            return m.func(obj, x0, bounds=b, driver=driver, **options)
+        return m.func(obj, x0, bounds=b, driver=driver)
     except KeyboardInterrupt:
         return driver.interrupted()
 

@@ -82,6 +82,9 @@ class ScalarObjective:
         Relative finite-difference step (default: dtype-scaled, see module doc).
     check_x0 : bool
         Evaluate at ``x0`` now and raise if ``fun`` returns a non-finite value.
+    share_x0 : bool
+        With ``check_x0``: cache that evaluation on ``x0`` itself, not on a copy
+        (the caller promises that ``x0`` is not modified in place while cached).
     """
 
     # counters and the cache start as class attributes (the first assignment
@@ -93,9 +96,12 @@ class ScalarObjective:
     _f = None
     _g = None
     _xg = None
+    _jac = None
+    _hess = None
+    _hessp = None
 
     def __init__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, fd_step=None,
-                 check_x0=True):
+                 check_x0=True, share_x0=False):
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {type(fun).__name__}")
         if not isinstance(args, tuple):
@@ -115,12 +121,15 @@ class ScalarObjective:
             self.mode = "3-point" if jac == "3-point" else "2-point"
         else:
             raise ValueError(f"jac must be True, a callable, None, '2-point' or '3-point', got {jac!r}")
-        if hess is not None and not callable(hess) and not isinstance(hess, str):
-            raise TypeError(f"hess must be callable, got {type(hess).__name__}")
-        if hessp is not None and not callable(hessp):
-            raise TypeError(f"hessp must be callable, got {type(hessp).__name__}")
-        self._hess = hess if callable(hess) else None
-        self._hessp = hessp
+        if hess is not None:
+            if callable(hess):
+                self._hess = hess
+            elif not isinstance(hess, str):
+                raise TypeError(f"hess must be callable, got {type(hess).__name__}")
+        if hessp is not None:
+            if not callable(hessp):
+                raise TypeError(f"hessp must be callable, got {type(hessp).__name__}")
+            self._hessp = hessp
         steps = _STEPS.get((self.dtype, self.mode))
         if steps is None:
             eps = _EPS.get(self.dtype)
@@ -131,7 +140,17 @@ class ScalarObjective:
         self.fd_step = steps[0] if fd_step is None else float(fd_step)
         self._hvp_step = steps[1]
         if check_x0:
-            f = self.fun(x0)
+            if share_x0:
+                # self.fun(x0) with the cache on x0 itself (nothing is cached yet)
+                f, g = self._call(x0)
+                self._x = x0
+                self._f = f
+                if g is not None:
+                    self._g = g
+                    self._xg = x0
+                    self.njev += 1
+            else:
+                f = self.fun(x0)
             if not math.isfinite(f):
                 raise ValueError(f"fun returned a non-finite value ({f}) at x0")
 
@@ -149,8 +168,8 @@ class ScalarObjective:
         return _scalar(out, self.dtype, "fun"), None
 
     def _check_grad(self, g):
-        if type(g) is np.ndarray and g.dtype == self.dtype and g.shape == self._shape \
-                and g.strides == self._strides:
+        if type(g) is np.ndarray and (g.dtype is self.dtype or g.dtype == self.dtype) \
+                and g.shape == self._shape and g.strides == self._strides:
             return g                    # already what the methods need (the common case)
         g = np.asarray(g)
         if g.shape != (self.n,):
