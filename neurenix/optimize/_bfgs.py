@@ -31,4 +31,4 @@ def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4,
     return driver.result(status, x, f, g, nit, hess_inv=st["H"])
 
 
-register_method("BFGS", _minimize_bfgs, tol=("gtol",), hess=False)
+register_method("BFGS", _minimize_bfgs, tol=("gtol",), hess=False, x0_read_only=True)

@@ -27,4 +27,4 @@ def _minimize_cg(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c
     return driver.result(status, x, f, g, nit)
 
 
-register_method("CG", _minimize_cg, tol=("gtol",), hess=False)
+register_method("CG", _minimize_cg, tol=("gtol",), hess=False, x0_read_only=True)

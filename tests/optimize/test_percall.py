@@ -45,6 +45,33 @@ def test_result_arrays_are_fresh_and_x0_untouched(dtype, bounds, maxiter):
         np.testing.assert_array_equal(r.x, np.clip(keep, lo, hi).astype(dtype))
 
 
+@pytest.mark.parametrize("method", ["BFGS", "CG"])
+@pytest.mark.parametrize("jac", ["combined", "callable"])
+@pytest.mark.parametrize("maxiter", [0, 3, None])
+def test_bfgs_cg_result_arrays_are_fresh_and_x0_untouched(method, jac, maxiter):
+    # BFGS and CG are registered x0_read_only too (their loop runs on a copy)
+    x0 = x0_for("rosen_chained", 6)
+    keep = x0.copy()
+    seen = []
+
+    def fun(x):
+        seen.append(x)
+        return rosen_chained(x) if jac == "combined" else rosen_chained(x)[0]
+
+    def grad(x):
+        seen.append(x)
+        return rosen_chained(x)[1]
+    opts = None if maxiter is None else {"maxiter": maxiter}
+    r = minimize(fun, x0, jac=True if jac == "combined" else grad, method=method, options=opts)
+    np.testing.assert_array_equal(x0, keep)
+    _distinct(x0, r.x, r.jac, *seen)
+    if maxiter == 0:
+        np.testing.assert_array_equal(r.x, keep)
+        np.testing.assert_array_equal(r.jac, rosen_chained(keep)[1])
+    else:
+        assert r.nit > 0 and r.fun < rosen_chained(keep)[0]
+
+
 def test_interrupt_before_the_loop_returns_x0_and_its_gradient(monkeypatch):
     # KeyboardInterrupt outside the compiled loop's own handling: minimize answers
     # with driver.interrupted(), whose best point is minimize's x0 (shared with
