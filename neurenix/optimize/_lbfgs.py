@@ -28,7 +28,7 @@ _MODES = {"combined": 0, "callable": 1}
 def make_evaluator(obj):
     """The compiled loop's view of a :class:`ScalarObjective`."""
     mode = _MODES.get(obj.mode, 2)
-    return _Evaluator(obj, mode, obj._fun, getattr(obj, "_jac", None), obj.args,
+    return _Evaluator(obj, mode, obj._fun, obj._jac, obj.args,
                       obj.dtype.num, obj.n)
 
 
@@ -241,8 +241,7 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     # run_compiled's steps, inline (a small run feels each call and keyword)
     f, g = _start(obj, x0, driver)
     x = x0.copy()
-    ev = _Evaluator(obj, _MODES.get(obj.mode, 2), obj._fun, obj._jac, obj.args, obj.dtype.num,
-                    obj.n)
+    ev = make_evaluator(obj)
     if driver.active or not defaults or not _RUN_DEFAULTS_OK:
         status, nit, f, st = _k.run(
             ev, x, g, f, 0 if lo is None else 3, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
