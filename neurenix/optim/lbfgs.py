@@ -289,8 +289,10 @@ class LBFGS(Optimizer):
         return orig_loss
 
     @staticmethod
-    def _cast_state(p, key, val):
+    def _cast_state(p, key, val, index=None):
         # flat vectors (d, prev_flat_grad) have the size of all parameters together
         if isinstance(val, np.ndarray):
+            if not np.all(np.isfinite(val)):
+                raise ValueError(f"state_dict: state entry {key!r} contains non-finite values")
             return np.array(val, copy=True)
-        return Optimizer._cast_state(p, key, val)
+        return Optimizer._cast_state(p, key, val, index)
