@@ -52,22 +52,12 @@ from scipy import sparse
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, lsmr
 
 from .._ext import _lsq as _k
-from ._result import OptimizeResult
-from ._objective import as_float_array
+from .._core.objective import as_float_array
+from .._core.result import OptimizeResult, LSQ_MESSAGES
 
 __all__ = ["least_squares", "curve_fit", "LSQ_MESSAGES", "_minimize_gauss_newton"]
 
 EPS = np.finfo(float).eps
-
-LSQ_MESSAGES = {
-    -2: "Stopped: the callback asked to stop (raised StopIteration or returned True).",
-    -1: "Improper input parameters.",
-    0: "The maximum number of function evaluations (max_nfev) was reached.",
-    1: "Converged: the gtol condition on the gradient is satisfied.",
-    2: "Converged: the ftol condition on the cost reduction is satisfied.",
-    3: "Converged: the xtol condition on the step size is satisfied.",
-    4: "Converged: both the ftol and the xtol conditions are satisfied.",
-}
 
 # MINPACK's info -> SciPy's least_squares status (6/7/8: the same tests hit at
 # machine precision)

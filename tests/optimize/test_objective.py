@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from neurenix.optimize._objective import ScalarObjective, as_float_array
+from neurenix._core.objective import ScalarObjective, as_float_array
 
 from ._problems import rosen_chained, trigonometric
 
