@@ -79,6 +79,10 @@ class Rule:
     name = ""
     defaults = {}
     fixed = {}
+    #: hyperparameters checked as reals >= 0, and as bools (in this order, after ``lr``
+    #: and ``betas`` when the rule has them)
+    nonneg = ()
+    bools = ()
 
     def group(self, options):
         """A param group's options: the defaults, the fixed entries, then ``options``."""
@@ -88,8 +92,19 @@ class Rule:
         return g
 
     def check(self, group):
-        """Validate the group's hyperparameters (may normalize them, e.g. ``betas``)."""
+        """Validate the group's hyperparameters (may normalize them, e.g. ``betas``);
+        errors name the hyperparameter."""
         check_lr(group["lr"])
+        if "betas" in self.defaults:
+            group["betas"] = check_betas(group["betas"])
+        for k in self.nonneg:
+            check_nonneg(group[k], k)
+        for k in self.bools:
+            check_bool(group[k], k)
+        self.check_more(group)
+
+    def check_more(self, group):
+        """Checks beyond :attr:`nonneg` and :attr:`bools` (subclasses)."""
 
     def init_state(self, d, group):
         """Fresh state of a parameter whose data is ``d``."""
@@ -106,13 +121,10 @@ class SGDRule(Rule):
     defaults = dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                     maximize=False)
 
-    def check(self, group):
-        check_lr(group["lr"])
-        check_nonneg(group["momentum"], "momentum")
-        check_nonneg(group["dampening"], "dampening")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_bool(group["nesterov"], "nesterov")
-        check_bool(group["maximize"], "maximize")
+    nonneg = ("momentum", "dampening", "weight_decay")
+    bools = ("nesterov", "maximize")
+
+    def check_more(self, group):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("nesterov momentum requires a momentum and zero dampening")
 
@@ -143,13 +155,8 @@ class AdagradRule(Rule):
     defaults = dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                     eps=1e-10, maximize=False)
 
-    def check(self, group):
-        check_lr(group["lr"])
-        check_nonneg(group["lr_decay"], "lr_decay")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_nonneg(group["initial_accumulator_value"], "initial_accumulator_value")
-        check_nonneg(group["eps"], "eps")
-        check_bool(group["maximize"], "maximize")
+    nonneg = ("lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+    bools = ("maximize",)
 
     def init_state(self, d, group):
         return {"step": 0, "sum": zeros_like(d, float(group["initial_accumulator_value"]))}
@@ -167,17 +174,13 @@ class RMSPropRule(Rule):
     defaults = dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                     centered=False, maximize=False)
 
-    def check(self, group):
-        check_lr(group["lr"])
+    nonneg = ("alpha", "eps", "weight_decay", "momentum")
+    bools = ("centered", "maximize")
+
+    def check_more(self, group):
         a = group["alpha"]
-        check_nonneg(a, "alpha")
         if a > 1:
             raise ValueError(f"alpha must be in [0, 1], got {a!r}")
-        check_nonneg(group["eps"], "eps")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_nonneg(group["momentum"], "momentum")
-        check_bool(group["centered"], "centered")
-        check_bool(group["maximize"], "maximize")
 
     def init_state(self, d, group):
         return {"step": 0, "square_avg": zeros_like(d)}
@@ -202,20 +205,14 @@ class RMSPropRule(Rule):
 class AdamRule(Rule):
     """Adam, AdamW and AdaBelief: one moment recipe (:class:`MomentSpec`), one kernel."""
 
+    nonneg = ("eps", "weight_decay")
+    bools = ("amsgrad", "maximize", "decoupled_weight_decay")
+
     def __init__(self, name, spec, defaults, fixed=None):
         self.name = name
         self.spec = spec
         self.defaults = defaults
         self.fixed = fixed or {}
-
-    def check(self, group):
-        check_lr(group["lr"])
-        group["betas"] = check_betas(group["betas"])
-        check_nonneg(group["eps"], "eps")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_bool(group["amsgrad"], "amsgrad")
-        check_bool(group["maximize"], "maximize")
-        check_bool(group["decoupled_weight_decay"], "decoupled_weight_decay")
 
     def init_state(self, d, group):
         st = {"step": 0, "exp_avg": zeros_like(d), "exp_avg_sq": zeros_like(d)}
@@ -249,14 +246,8 @@ class NAdamRule(Rule):
     defaults = dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                     momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False)
 
-    def check(self, group):
-        check_lr(group["lr"])
-        group["betas"] = check_betas(group["betas"])
-        check_nonneg(group["eps"], "eps")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_nonneg(group["momentum_decay"], "momentum_decay")
-        check_bool(group["decoupled_weight_decay"], "decoupled_weight_decay")
-        check_bool(group["maximize"], "maximize")
+    nonneg = ("eps", "weight_decay", "momentum_decay")
+    bools = ("decoupled_weight_decay", "maximize")
 
     def init_state(self, d, group):
         return {"step": 0, "mu_product": 1.0, "exp_avg": zeros_like(d),
@@ -287,13 +278,8 @@ class RAdamRule(Rule):
     defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                     decoupled_weight_decay=False, maximize=False)
 
-    def check(self, group):
-        check_lr(group["lr"])
-        group["betas"] = check_betas(group["betas"])
-        check_nonneg(group["eps"], "eps")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_bool(group["decoupled_weight_decay"], "decoupled_weight_decay")
-        check_bool(group["maximize"], "maximize")
+    nonneg = ("eps", "weight_decay")
+    bools = ("decoupled_weight_decay", "maximize")
 
     def init_state(self, d, group):
         return {"step": 0, "exp_avg": zeros_like(d), "exp_avg_sq": zeros_like(d)}
@@ -327,12 +313,8 @@ class LAMBRule(Rule):
     defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01,
                     bias_correction=True)
 
-    def check(self, group):
-        check_lr(group["lr"])
-        group["betas"] = check_betas(group["betas"])
-        check_nonneg(group["eps"], "eps")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_bool(group["bias_correction"], "bias_correction")
+    nonneg = ("eps", "weight_decay")
+    bools = ("bias_correction",)
 
     def init_state(self, d, group):
         return {"step": 0, "exp_avg": zeros_like(d), "exp_avg_sq": zeros_like(d)}
@@ -358,12 +340,7 @@ class LARSRule(Rule):
     name = "lars"
     defaults = dict(lr=1e-3, momentum=0.9, weight_decay=5e-4, trust_coefficient=1e-3, eps=1e-8)
 
-    def check(self, group):
-        check_lr(group["lr"])
-        check_nonneg(group["momentum"], "momentum")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_nonneg(group["trust_coefficient"], "trust_coefficient")
-        check_nonneg(group["eps"], "eps")
+    nonneg = ("momentum", "weight_decay", "trust_coefficient", "eps")
 
     def update(self, kernels, data, grads, states, group):
         mom = float(group["momentum"])
