@@ -282,18 +282,12 @@ class ScalarObjective:
         """Hessian-vector product: user ``hessp``, ``hess(x) @ p``, or finite
         differences of the gradient."""
         if self._hessp is not None:
-            out = np.asarray(self._hessp(np.array(x, copy=True), np.array(p, copy=True),
-                                         *self.args))
+            out = self._hessp(np.array(x, copy=True), np.array(p, copy=True), *self.args)
             self.nhev += 1
-            if out.shape != (self.n,):
-                if out.size == self.n:
-                    out = out.reshape(self.n)
-                else:
-                    raise ValueError(f"hessp must return an array of shape ({self.n},), "
-                                     f"got {out.shape}")
+            out = check_vector(out, self.n, self.dtype, "hessp")
             if not np.all(np.isfinite(out)):
                 raise ValueError("hessp returned non-finite values")
-            return np.ascontiguousarray(out, dtype=self.dtype)
+            return out
         if self._hess is not None:
             H = self.hess(x)
             return np.ascontiguousarray(H @ p, dtype=self.dtype).reshape(self.n)
