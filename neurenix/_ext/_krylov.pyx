@@ -52,6 +52,8 @@ from libc.string cimport memcpy
 from scipy.linalg.cython_lapack cimport dpotrf, spotrf
 
 from ._evaluator cimport Evaluator
+from ._vec cimport (LANES16, fold16, dot_lanes16, nrm2sq_lanes16, asum_lanes16,
+                    asum_sq_lanes16, dot3_lanes16, absmax, all_finite)
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
                            MT_CONVERGED, MT_ERROR)
 
@@ -90,116 +92,27 @@ SUB_EXACT = 3           # Moré-Sorensen on the dense Hessian (DenseSubproblem)
 SUB_DOGLEG = 4
 
 
-# The reductions below keep 16 partial sums in a fixed order: the compiler turns the
-# lanes into independent vector accumulators (no -ffast-math needed, the result is
+# The vector reductions (dot products, norms, sums) come from _vec.pxd in its
+# ``lanes16`` order: sixteen partial sums in a fixed order, which the compiler
+# turns into independent vector accumulators (no -ffast-math needed, the result is
 # reproducible), so a pass is bound by loads, not by the latency of one add chain
-# (4x faster than 4 scalar sums at n = 100..1000, measured).
-cdef enum:
-    LANES = 16
-
-
-cdef inline double _fold(double* s) noexcept nogil:
-    cdef int j
-    for j in range(8):
-        s[j] += s[j + 8]
-    for j in range(4):
-        s[j] += s[j + 4]
-    return (s[0] + s[1]) + (s[2] + s[3])
-
-
-cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    cdef double s[LANES]
-    cdef Py_ssize_t i, m = n - n % LANES
-    cdef int j
-    for j in range(LANES):
-        s[j] = 0.0
-    for i in range(0, m, 16):
-        for j in range(LANES):
-            s[j] += <double>a[i + j] * <double>b[i + j]
-    for i in range(m, n):
-        s[i - m] += <double>a[i] * <double>b[i]
-    return _fold(s)
-
-
-cdef inline double _nrm2sq(const floating* a, Py_ssize_t n) noexcept nogil:
-    return _dot(a, a, n)
-
-
-cdef inline double _shifted_nrm2sq(const floating* p, double alpha, const floating* d,
-                                   Py_ssize_t n) noexcept nogil:
-    """||p + alpha d||^2 in double."""
-    cdef double s[LANES]
-    cdef double t
-    cdef Py_ssize_t i, m = n - n % LANES
-    cdef int j
-    for j in range(LANES):
-        s[j] = 0.0
-    for i in range(0, m, 16):
-        for j in range(LANES):
-            t = <double>p[i + j] + alpha * <double>d[i + j]
-            s[j] += t * t
-    for i in range(m, n):
-        t = <double>p[i] + alpha * <double>d[i]
-        s[i - m] += t * t
-    return _fold(s)
-
-
-cdef inline double _asum(const floating* a, Py_ssize_t n) noexcept nogil:
-    cdef double s[LANES]
-    cdef Py_ssize_t i, m = n - n % LANES
-    cdef int j
-    for j in range(LANES):
-        s[j] = 0.0
-    for i in range(0, m, 16):
-        for j in range(LANES):
-            s[j] += fabs(<double>a[i + j])
-    for i in range(m, n):
-        s[i - m] += fabs(<double>a[i])
-    return _fold(s)
-
-
-cdef inline double _dot3(const floating* d, const floating* hd, const floating* p,
-                        Py_ssize_t n, double* pd, double* dd) noexcept nogil:
-    """d.hd (returned), p.d and d.d in one pass."""
-    cdef double s[LANES]
-    cdef double u[LANES]
-    cdef double w[LANES]
-    cdef double v
-    cdef Py_ssize_t i, m = n - n % LANES
-    cdef int j
-    for j in range(LANES):
-        s[j] = 0.0
-        u[j] = 0.0
-        w[j] = 0.0
-    for i in range(0, m, 16):
-        for j in range(LANES):
-            v = <double>d[i + j]
-            s[j] += v * <double>hd[i + j]
-            u[j] += v * <double>p[i + j]
-            w[j] += v * v
-    for i in range(m, n):
-        v = <double>d[i]
-        s[i - m] += v * <double>hd[i]
-        u[i - m] += v * <double>p[i]
-        w[i - m] += v * v
-    pd[0] = _fold(u)
-    dd[0] = _fold(w)
-    return _fold(s)
+# (4x faster than 4 scalar sums at n = 100..1000, measured).  The two CG kernels
+# below sum in the same order.
 
 
 cdef inline double _cg_update(floating* p, floating* r, const floating* d, const floating* hd,
                               double alpha, Py_ssize_t n, double* pp) noexcept nogil:
     """p += alpha d, r += alpha hd; returns r.r (and p.p in ``pp`` unless NULL), one pass."""
-    cdef double s[LANES]
-    cdef double u[LANES]
+    cdef double s[LANES16]
+    cdef double u[LANES16]
     cdef floating pv, rv
-    cdef Py_ssize_t i, m = n - n % LANES
+    cdef Py_ssize_t i, m = n - n % LANES16
     cdef int j
-    for j in range(LANES):
+    for j in range(LANES16):
         s[j] = 0.0
         u[j] = 0.0
     for i in range(0, m, 16):
-        for j in range(LANES):
+        for j in range(LANES16):
             pv = <floating>(p[i + j] + alpha * d[i + j])
             rv = <floating>(r[i + j] + alpha * hd[i + j])
             p[i + j] = pv
@@ -214,21 +127,21 @@ cdef inline double _cg_update(floating* p, floating* r, const floating* d, const
         s[i - m] += <double>rv * <double>rv
         u[i - m] += <double>pv * <double>pv
     if pp != NULL:
-        pp[0] = _fold(u)
-    return _fold(s)
+        pp[0] = fold16(u)
+    return fold16(s)
 
 
 cdef inline double _cg_model(const floating* g, const floating* p, const floating* r,
                             const floating* hd, double tau, Py_ssize_t n) noexcept nogil:
     """g.p + p.(r - g + tau hd) / 2: the model value of a CG iterate (H p = r - g)."""
-    cdef double s[LANES]
+    cdef double s[LANES16]
     cdef double gv, pv
-    cdef Py_ssize_t i, m = n - n % LANES
+    cdef Py_ssize_t i, m = n - n % LANES16
     cdef int j
-    for j in range(LANES):
+    for j in range(LANES16):
         s[j] = 0.0
     for i in range(0, m, 16):
-        for j in range(LANES):
+        for j in range(LANES16):
             gv = <double>g[i + j]
             pv = <double>p[i + j]
             s[j] += gv * pv + 0.5 * pv * (<double>r[i + j] - gv + tau * <double>hd[i + j])
@@ -236,72 +149,8 @@ cdef inline double _cg_model(const floating* g, const floating* p, const floatin
         gv = <double>g[i]
         pv = <double>p[i]
         s[i - m] += gv * pv + 0.5 * pv * (<double>r[i] - gv + tau * <double>hd[i])
-    return _fold(s)
+    return fold16(s)
 
-
-cdef inline double _asum_sq(const floating* a, Py_ssize_t n, double* sq) noexcept nogil:
-    """sum |a_i| (returned) and sum a_i^2 (in ``sq``) in one pass."""
-    cdef double s[LANES]
-    cdef double q[LANES]
-    cdef double v
-    cdef Py_ssize_t i, m = n - n % LANES
-    cdef int j
-    for j in range(LANES):
-        s[j] = 0.0
-        q[j] = 0.0
-    for i in range(0, m, 16):
-        for j in range(LANES):
-            v = <double>a[i + j]
-            s[j] += fabs(v)
-            q[j] += v * v
-    for i in range(m, n):
-        v = <double>a[i]
-        s[i - m] += fabs(v)
-        q[i - m] += v * v
-    sq[0] = _fold(q)
-    return _fold(s)
-
-
-cdef inline double _amax(const floating* a, Py_ssize_t n) noexcept nogil:
-    """max |a_i| (inf when an entry is NaN)."""
-    cdef double s[LANES]
-    cdef double z[LANES]
-    cdef double v
-    cdef Py_ssize_t i, m = n - n % LANES
-    cdef int j
-    for j in range(LANES):
-        s[j] = 0.0
-        z[j] = 0.0
-    for i in range(0, m, 16):
-        for j in range(LANES):
-            v = fabs(<double>a[i + j])
-            s[j] = v if v > s[j] else s[j]
-            z[j] += v * 0.0          # NaN for inf/NaN entries
-    for i in range(m, n):
-        v = fabs(<double>a[i])
-        s[i - m] = v if v > s[i - m] else s[i - m]
-        z[i - m] += v * 0.0
-    if _fold(z) != 0.0:
-        return INFINITY
-    for j in range(1, LANES):
-        if s[j] > s[0]:
-            s[0] = s[j]
-    return s[0]
-
-
-cdef inline bint _finite(const floating* a, Py_ssize_t n) noexcept nogil:
-    # x * 0 is 0 for finite x and NaN for inf/NaN
-    cdef double s[LANES]
-    cdef Py_ssize_t i, m = n - n % LANES
-    cdef int j
-    for j in range(LANES):
-        s[j] = 0.0
-    for i in range(0, m, 16):
-        for j in range(LANES):
-            s[j] += <double>a[i + j] * 0.0
-    for i in range(m, n):
-        s[i - m] += <double>a[i] * 0.0
-    return _fold(s) == 0.0
 
 
 cdef inline double update_radius_c(double radius, double rho, bint hits,
@@ -346,8 +195,8 @@ cdef object _as_vector(object out, Py_ssize_t n, int typenum, str name):
 
 cdef bint _vec_finite(cnp.ndarray a):
     if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
-        return _finite(<double*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
-    return _finite(<float*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
+        return all_finite(<double*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
+    return all_finite(<float*>cnp.PyArray_DATA(a), cnp.PyArray_DIM(a, 0))
 
 
 cdef bint _mat_finite(cnp.ndarray a):
@@ -355,10 +204,10 @@ cdef bint _mat_finite(cnp.ndarray a):
     cdef bint ok
     if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
         with nogil:
-            ok = _finite(<double*>cnp.PyArray_DATA(a), m)
+            ok = all_finite(<double*>cnp.PyArray_DATA(a), m)
     else:
         with nogil:
-            ok = _finite(<float*>cnp.PyArray_DATA(a), m)
+            ok = all_finite(<float*>cnp.PyArray_DATA(a), m)
     return ok
 
 
@@ -633,7 +482,7 @@ cdef class Problem(_Hess):
 cdef double _boundary_tau(const floating* z, const floating* d, Py_ssize_t n,
                           double radius, bint positive) noexcept nogil:
     """Root of ||z + tau d|| = radius: the positive one (or the negative one)."""
-    cdef double a = _nrm2sq(d, n), b = _dot(z, d, n), c = _nrm2sq(z, n) - radius * radius
+    cdef double a = nrm2sq_lanes16(d, n), b = dot_lanes16(z, d, n), c = nrm2sq_lanes16(z, n) - radius * radius
     cdef double disc, q
     if a == 0.0:
         return 0.0
@@ -670,8 +519,8 @@ cdef int _cg_newton(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, 
         p[i] = 0
         r[i] = g[i]
         d[i] = -g[i]
-    rr = _nrm2sq(r, n)
-    rn = _asum(r, n) if l1 else sqrt(rr)
+    rr = nrm2sq_lanes16(r, n)
+    rn = asum_lanes16(r, n) if l1 else sqrt(rr)
     if n == 0 or rn <= tol:
         iters[0] = 0
         return C_CONVERGED
@@ -679,7 +528,7 @@ cdef int _cg_newton(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, 
         Hd_o = H.apply(d_arr)
         Hd = <floating*>cnp.PyArray_DATA(<cnp.ndarray>Hd_o)
         k += 1
-        dHd = _dot(d, Hd, n)
+        dHd = dot_lanes16(d, Hd, n)
         if not isfinite(dHd):
             H.nonfinite(Hd_o)
         if dHd <= 0.0:
@@ -690,7 +539,7 @@ cdef int _cg_newton(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, 
             break
         alpha = rr / dHd
         rr_new = _cg_update(p, r, d, Hd, alpha, n, NULL)
-        rn = _asum(r, n) if l1 else sqrt(rr_new)
+        rn = asum_lanes16(r, n) if l1 else sqrt(rr_new)
         if rn <= tol:
             status = C_CONVERGED
             break
@@ -751,7 +600,7 @@ cdef int _steihaug(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, f
         p[i] = 0
         r[i] = g[i]
         d[i] = -g[i]
-    rr = _nrm2sq(r, n)
+    rr = nrm2sq_lanes16(r, n)
     if n == 0 or sqrt(rr) <= tol:
         iters[0] = 0
         return C_CONVERGED
@@ -759,13 +608,13 @@ cdef int _steihaug(const floating* g, _Hess H, cnp.ndarray d_arr, floating* r, f
         Hd_o = H.apply(d_arr)
         Hd = <floating*>cnp.PyArray_DATA(<cnp.ndarray>Hd_o)
         k += 1
-        dHd = _dot3(d, Hd, p, n, &pd, &dd)
+        dHd = dot3_lanes16(d, Hd, p, n, &pd, &dd)
         if not isfinite(dHd):
             H.nonfinite(Hd_o)
         event = 0
         if dHd <= 0.0:
             # m(z + tau d) - m(z) = tau r.d + tau^2 dHd / 2 ; take the better root
-            rd = _dot(r, d, n)
+            rd = dot_lanes16(r, d, n)
             tau = _boundary_tau(p, d, n, radius, True)
             tau2 = _boundary_tau(p, d, n, radius, False)
             m1 = tau * rd + 0.5 * tau * tau * dHd
@@ -938,7 +787,7 @@ cdef int _trs_tridiag(const double* a, const double* b, Py_ssize_t m, double gam
     # interior Newton step when T is positive definite
     if _ldl(a, b, m, 0.0, dpiv, l):
         _ldl_solve(dpiv, l, m, rhs, h, y)
-        hn = sqrt(_nrm2sq(h, m))
+        hn = sqrt(nrm2sq_lanes16(h, m))
         if hn <= radius:
             lam_out[0] = 0.0
             return 0
@@ -965,7 +814,7 @@ cdef int _trs_tridiag(const double* a, const double* b, Py_ssize_t m, double gam
         if it > 200:
             break
     _ldl_solve(dpiv, l, m, rhs, h, y)
-    hn = sqrt(_nrm2sq(h, m))
+    hn = sqrt(nrm2sq_lanes16(h, m))
     if hn < radius:
         # hard case: add tau z, z an eigenvector of lmin (inverse iteration on
         # the nearly singular T + lam I, which is positive definite)
@@ -973,12 +822,12 @@ cdef int _trs_tridiag(const double* a, const double* b, Py_ssize_t m, double gam
             z[i] = 1.0 + 0.1 * ((i * 7919) % 13)   # fixed, generic start vector
         for it in range(4):
             _ldl_solve(dpiv, l, m, z, y, rhs)
-            s = sqrt(_nrm2sq(y, m))
+            s = sqrt(nrm2sq_lanes16(y, m))
             if s == 0.0:
                 break
             for i in range(m):
                 z[i] = y[i] / s
-        zz = _nrm2sq(z, m)
+        zz = nrm2sq_lanes16(z, m)
         hz = 0.0
         for i in range(m):
             hz += h[i] * z[i]
@@ -1033,7 +882,7 @@ cdef int _trs_newton(const double* a, const double* b, Py_ssize_t m, double radi
                 break
         lam = lam_new
         _ldl_solve(dpiv, l, m, rhs, h, y)
-        hn = sqrt(_nrm2sq(h, m))
+        hn = sqrt(nrm2sq_lanes16(h, m))
     lam_out[0] = lam
     return 1
 
@@ -1173,9 +1022,9 @@ cdef class Lanczos:
             self.gamma = 0.0
             return
         if self.typenum == cnp.NPY_DOUBLE:
-            self.gamma = sqrt(_nrm2sq(<double*>cnp.PyArray_DATA(ga), self.n))
+            self.gamma = sqrt(nrm2sq_lanes16(<double*>cnp.PyArray_DATA(ga), self.n))
         else:
-            self.gamma = sqrt(_nrm2sq(<float*>cnp.PyArray_DATA(ga), self.n))
+            self.gamma = sqrt(nrm2sq_lanes16(<float*>cnp.PyArray_DATA(ga), self.n))
         if self.gamma == 0.0:
             # no gradient: the Krylov space is empty; start from a generic vector
             self.restarts = 1      # the start itself counts as the one exploration
@@ -1251,7 +1100,7 @@ cdef int _gltr_solve(Lanczos lz, _Hess H, double radius, double tol, Py_ssize_t 
         Hq = <floating*>cnp.PyArray_DATA(<cnp.ndarray>Hq_o)
         calls += 1
         start_block = (k == 0) or b[k - 1] == 0.0
-        alpha = _dot(&Q[k * n], Hq, n)
+        alpha = dot_lanes16(&Q[k * n], Hq, n)
         if not isfinite(alpha):
             H.nonfinite(Hq_o)
         for i in range(n):
@@ -1261,7 +1110,7 @@ cdef int _gltr_solve(Lanczos lz, _Hess H, double radius, double tol, Py_ssize_t 
             for i in range(n):
                 w[i] = <floating>(w[i] - beta * Q[(k - 1) * n + i])
         a[k] = alpha
-        bnorm = sqrt(_nrm2sq(w, n))
+        bnorm = sqrt(nrm2sq_lanes16(w, n))
         if fabs(alpha) > lz.tscale:
             lz.tscale = fabs(alpha)
         if bnorm > lz.tscale:
@@ -1763,8 +1612,8 @@ cdef inline double _row_dot(const DenseState* s, const floating* H, const floati
     cdef Py_ssize_t lo, hi, j
     cdef double t = 0.0
     _row_range(s, i, n, &lo, &hi)
-    if hi - lo >= LANES:
-        return _dot(&H[i * n + lo], &p[lo], hi - lo)
+    if hi - lo >= LANES16:
+        return dot_lanes16(&H[i * n + lo], &p[lo], hi - lo)
     for j in range(lo, hi):
         t += <double>H[i * n + j] * <double>p[j]
     return t
@@ -1822,7 +1671,7 @@ cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s,
                 v = fabs(<double>row[j])
                 csum[j] += v
                 csq[j] += v * v
-        fro = _asum(csq, n)
+        fro = asum_lanes16(csq, n)
         for i in range(n):
             _gersh_row(csum[i], H[i * n + i], &rmax, &glo, &ghi, &mind)
         s.glo = glo
@@ -1833,8 +1682,8 @@ cdef void _dense_bounds(const floating* H, Py_ssize_t n, DenseState* s,
         return
     for i in range(n):
         _row_range(s, i, n, &lo, &hi)
-        if hi - lo >= LANES:
-            r = _asum_sq(&H[i * n + lo], hi - lo, &v)
+        if hi - lo >= LANES16:
+            r = asum_sq_lanes16(&H[i * n + lo], hi - lo, &v)
         else:
             r = 0.0
             v = 0.0
@@ -1864,8 +1713,8 @@ cdef double _smallest_sv(const DenseState* s, const floating* L, Py_ssize_t n, f
     the partial sums are zero, so the sums and the choices are the dense ones."""
     cdef Py_ssize_t i, k, hi, cs = s.cs
     cdef double lkk, wp, wm, sp, sm, wk, t, wn, vn
-    cdef double sps[LANES]
-    cdef double sms[LANES]
+    cdef double sps[LANES16]
+    cdef double sms[LANES16]
     cdef int q
     cdef const floating* col
     for i in range(n):
@@ -1876,33 +1725,33 @@ cdef double _smallest_sv(const DenseState* s, const floating* L, Py_ssize_t n, f
         lkk = col[k]
         wp = (1.0 - acc[k]) / lkk
         wm = (-1.0 - acc[k]) / lkk
-        # the two look-ahead sums in LANES partial sums each (one vectorized pass;
+        # the two look-ahead sums in LANES16 partial sums each (one vectorized pass;
         # the sums only decide the sign e_k)
-        for q in range(LANES):
+        for q in range(LANES16):
             sps[q] = 0.0
             sms[q] = 0.0
         i = k + 1
-        while i + LANES <= hi:
-            for q in range(LANES):
+        while i + LANES16 <= hi:
+            for q in range(LANES16):
                 t = <double>col[i + q]
                 sps[q] += fabs(acc[i + q] + t * wp)
                 sms[q] += fabs(acc[i + q] + t * wm)
-            i += LANES
+            i += LANES16
         while i < hi:
             t = <double>col[i]
             sps[0] += fabs(acc[i] + t * wp)
             sms[0] += fabs(acc[i] + t * wm)
             i += 1
-        sp = fabs(wp) + _fold(sps)
-        sm = fabs(wm) + _fold(sms)
+        sp = fabs(wp) + fold16(sps)
+        sm = fabs(wm) + fold16(sms)
         wk = wp if sp >= sm else wm
         w[k] = <floating>wk
         for i in range(k + 1, hi):
             acc[i] += <double>col[i] * wk
     memcpy(z, w, n * sizeof(floating))
     _lsolve(s, L, n, True, z)
-    wn = sqrt(_nrm2sq(w, n))
-    vn = sqrt(_nrm2sq(z, n))
+    wn = sqrt(nrm2sq_lanes16(w, n))
+    vn = sqrt(nrm2sq_lanes16(z, n))
     for i in range(n):
         z[i] = <floating>(z[i] / vn)
     return wn / vn
@@ -1924,13 +1773,13 @@ cdef double _leading_singular_shift(const DenseState* s, const floating* H, cons
     for i in range(km):
         v[i] = H[km * n + i]
     _lsolve(s, L, km, False, v)
-    delta = _nrm2sq(v, km) - (<double>H[km * n + km] + lam)
+    delta = nrm2sq_lanes16(v, km) - (<double>H[km * n + km] + lam)
     # v[0:km] = -L11^{-T} l, v[km] = 1
     for i in range(km):
         v[i] = -v[i]
     _lsolve(s, L, km, True, v)
     v[km] = 1
-    return delta / _nrm2sq(v, n)
+    return delta / nrm2sq_lanes16(v, n)
 
 
 cdef inline double _safeguard(double lo, double hi, double theta) noexcept nogil:
@@ -1985,7 +1834,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
                 p[i] = -g[i]
             _potrs(s, L, n, p)
             have_p = True
-            pn = sqrt(_nrm2sq(p, n))
+            pn = sqrt(nrm2sq_lanes16(p, n))
             if pn <= radius and lam == 0.0:
                 hits[0] = False
                 done = solved = True
@@ -1993,7 +1842,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
             # Newton step on 1/||p|| - 1/radius:  w = L^{-1} p
             memcpy(w, p, n * sizeof(floating))
             _lsolve(s, L, n, False, w)
-            wn = sqrt(_nrm2sq(w, n))
+            wn = sqrt(nrm2sq_lanes16(w, n))
             lam_new = lam + (pn / wn) * (pn / wn) * (pn - radius) / radius
             if pn < radius:
                 # inside: the hard case test along the estimated null vector z
@@ -2001,7 +1850,7 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
                 t1 = _boundary_tau(p, z, n, radius, True)
                 t2 = _boundary_tau(p, z, n, radius, False)
                 t = t1 if fabs(t1) < fabs(t2) else t2
-                quad = -_dot(g, p, n)            # p^T (H + lam I) p
+                quad = -dot_lanes16(g, p, n)            # p^T (H + lam I) p
                 if t * t * smin * smin <= s.k_hard * (quad + lam * radius * radius):
                     for i in range(n):
                         p[i] = <floating>(p[i] + t * z[i])
@@ -2077,9 +1926,9 @@ cdef int _more_sorensen(const floating* H, floating* L, const floating* g, Py_ss
     if solved:
         # (H + lam I) p = -g:  g^T p + p^T H p / 2 = (g^T p - lam ||p||^2) / 2, a sum
         # of two terms <= 0 (no O(n^2) product, and no cancellation)
-        model[0] = 0.5 * (_dot(g, p, n) - lam * _nrm2sq(p, n))
+        model[0] = 0.5 * (dot_lanes16(g, p, n) - lam * nrm2sq_lanes16(p, n))
     else:
-        model[0] = _dot(g, p, n) + 0.5 * _quad_form(s, H, p, n)
+        model[0] = dot_lanes16(g, p, n) + 0.5 * _quad_form(s, H, p, n)
     return 0
 
 
@@ -2102,20 +1951,20 @@ cdef int _dogleg(const floating* H, floating* L, const floating* g, Py_ssize_t n
             for i in range(n):
                 pb[i] = -g[i]
             _potrs(s, L, n, pb)
-            s.nb = sqrt(_nrm2sq(pb, n))
+            s.nb = sqrt(nrm2sq_lanes16(pb, n))
             s.newton = 1
     if s.newton < 0:
         return -1
     if s.nb < radius:
         memcpy(p, pb, n * sizeof(floating))
         hits[0] = False
-        model[0] = 0.5 * _dot(g, pb, n)        # p^T H p = -g^T p
+        model[0] = 0.5 * dot_lanes16(g, pb, n)        # p^T H p = -g^T p
         return 0
     gg = s.gnorm * s.gnorm
     if s.cauchy == 0:
         for i in range(n):
             hg[i] = <floating>_row_dot(s, H, g, i, n)
-        s.gHg = _dot(g, hg, n)
+        s.gHg = dot_lanes16(g, hg, n)
         s.cauchy = 1 if s.gHg > 0.0 else -1
     if s.cauchy < 0:
         return -1
@@ -2138,7 +1987,7 @@ cdef int _dogleg(const floating* H, floating* L, const floating* g, Py_ssize_t n
     pHp = 0.0
     for i in range(n):
         pHp += <double>p[i] * (-(1.0 - t) * alpha * <double>hg[i] - t * <double>g[i])
-    model[0] = _dot(g, p, n) + 0.5 * pHp
+    model[0] = dot_lanes16(g, p, n) + 0.5 * pHp
     return 0
 
 
@@ -2329,7 +2178,7 @@ cdef void _ds_bounds(floating tag, DenseSubproblem ds):
     with nogil:
         _set_layout(H, n, &ds.s)
         _dense_bounds(H, n, &ds.s, <double*>cnp.PyArray_DATA(ds.bw_arr))
-        ds.s.gnorm = sqrt(_nrm2sq(g, n))
+        ds.s.gnorm = sqrt(nrm2sq_lanes16(g, n))
     ds.s.close0 = n * eps * ds.s.hinf
     ds.s.prev_radius = -1.0
     ds.s.lam_lb = 0.0
@@ -2419,7 +2268,7 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
         r_arr = _empty(n, prob.typenum)
         d_arr = _empty(n, prob.typenum)
         r = <floating*>cnp.PyArray_DATA(r_arr)
-    gn = sqrt(_nrm2sq(g, n))
+    gn = sqrt(nrm2sq_lanes16(g, n))
     while True:
         if gn < gtol:
             status = S_GTOL
@@ -2427,7 +2276,7 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
         if k >= maxiter:
             status = S_MAXITER
             break
-        xn = sqrt(_nrm2sq(x, n))
+        xn = sqrt(nrm2sq_lanes16(x, n))
         if radius <= eps * (xn if xn > 1.0 else 1.0):
             status = S_TRUST_RADIUS
             break
@@ -2497,12 +2346,12 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
             g_arr = gt_arr
             gt_arr = tmp
             g = <floating*>cnp.PyArray_DATA(g_arr)
-            gn = sqrt(_nrm2sq(g, n))
+            gn = sqrt(nrm2sq_lanes16(g, n))
             if allvecs is not None:
                 allvecs.append(_copy(x_arr))
             fresh = True
         if driver is not None:
-            st = driver.iteration(k, x_arr, f, g_arr, step=sqrt(_nrm2sq(p, n)),
+            st = driver.iteration(k, x_arr, f, g_arr, step=sqrt(nrm2sq_lanes16(p, n)),
                                   trust_radius=radius)
             if st is not None:
                 status = int(st)
@@ -2575,7 +2424,7 @@ cdef int _wolfe(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray xt_ar
     cdef floating* xt = <floating*>cnp.PyArray_DATA(xt_arr)
     cdef floating* gt = <floating*>cnp.PyArray_DATA(gt_arr)
     cdef MTState s
-    cdef double dphi0 = _dot(g, p, n), stp = 1.0, ft = 0.0, alpha = 0.0, dphi
+    cdef double dphi0 = dot_lanes16(g, p, n), stp = 1.0, ft = 0.0, alpha = 0.0, dphi
     cdef double eps_f = 1e3 * (2.220446049250313e-16 if floating is double
                                else 1.1920928955078125e-07) * fabs(f)
     cdef bint have = False, got
@@ -2594,7 +2443,7 @@ cdef int _wolfe(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray xt_ar
             prob.ev.g_at(xt_arr, gt_arr)
         have = True
         alpha = stp
-        dphi = _dot(gt, p, n)
+        dphi = dot_lanes16(gt, p, n)
         if ft <= f + eps_f and fabs(dphi) <= c2 * fabs(dphi0) and dphi0 < 0.0:
             alpha_out[0] = alpha
             f_out[0] = ft
@@ -2628,7 +2477,7 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
     cdef int status = S_RUNNING, cg, ok, cg2
     cdef bint small, full_newton, unchanged, minus_g, have_dir = False, got
     while True:
-        if _amax(g, n) <= gtol:
+        if absmax(g, n) <= gtol:
             status = S_GTOL
             break
         if k >= maxiter:
@@ -2639,12 +2488,12 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
             cg = C_CONVERGED
             have_dir = False
         else:
-            gn = _asum(g, n) if l1 else sqrt(_nrm2sq(g, n))
+            gn = asum_lanes16(g, n) if l1 else sqrt(nrm2sq_lanes16(g, n))
             tol = (0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn
             prob.at(x_arr, g_arr, k == 0)
             cg = _cg_newton(g, prob, d_arr, r, p, n, tol, cg_maxiter, l1, &it)
         minus_g = False
-        if not _dot(g, p, n) < 0.0:
+        if not dot_lanes16(g, p, n) < 0.0:
             # rounding made the CG iterate useless: fall back to steepest descent
             for i in range(n):
                 p[i] = -g[i]
@@ -2663,7 +2512,7 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
             status = S_LINESEARCH
             break
         k += 1
-        small = fabs(alpha) * _asum(p, n) / n <= xtol
+        small = fabs(alpha) * asum_lanes16(p, n) / n <= xtol
         full_newton = alpha == 1.0 and cg == C_CONVERGED
         unchanged = f_new >= f
         if unchanged:
@@ -2684,21 +2533,21 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
         if allvecs is not None:
             allvecs.append(_copy(x_arr))
         if driver is not None:
-            st = driver.iteration(k, x_arr, f, g_arr, step=fabs(alpha) * sqrt(_nrm2sq(p, n)))
+            st = driver.iteration(k, x_arr, f, g_arr, step=fabs(alpha) * sqrt(nrm2sq_lanes16(p, n)))
             if st is not None:
                 status = int(st)
                 break
         if small and full_newton:
-            if _amax(g, n) <= gtol:
+            if absmax(g, n) <= gtol:
                 status = S_GTOL
                 break
             # verify with an accurate Newton step at the new point: near a
             # non-degenerate minimizer its length estimates the remaining error
             prob.at(x_arr, g_arr, False)
-            cg2 = _cg_newton(g, prob, d_arr, r, p, n, 1e-8 * sqrt(_nrm2sq(g, n)),
+            cg2 = _cg_newton(g, prob, d_arr, r, p, n, 1e-8 * sqrt(nrm2sq_lanes16(g, n)),
                              cg_maxiter, False, &it)
             if cg2 == C_CONVERGED:
-                if _asum(p, n) / n <= xtol:
+                if asum_lanes16(p, n) / n <= xtol:
                     status = S_XTOL
                     # take that small, accurate Newton step when it does not raise f:
                     # the error left is then of second order in it
@@ -2720,7 +2569,7 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
                             allvecs.append(_copy(x_arr))
                         if driver is not None:
                             st = driver.iteration(k, x_arr, f, g_arr,
-                                                  step=sqrt(_nrm2sq(p, n)))
+                                                  step=sqrt(nrm2sq_lanes16(p, n)))
                             if st is not None:
                                 status = int(st)
                     break

@@ -37,6 +37,7 @@ from libc.string cimport memcpy, memcmp, memset
 import numpy as np
 
 from ._evaluator cimport Evaluator
+from ._vec cimport dot_lanes8, axpy, axpy_scale_dot_lanes8, absmax, all_finite as _all_finite
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
                            MT_CONVERGED, MT_ERROR)
 
@@ -63,79 +64,6 @@ cdef enum:
 
 
 # ------------------------------------------------------------------ kernels
-cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    # a . b accumulated in double over eight independent partial sums (combined
-    # pairwise at the end), so the loop is not bound by the latency of one add
-    # chain and vectorizes without reassociating anything (no -ffast-math).
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
-    cdef Py_ssize_t i = 0
-    while i + 8 <= n:
-        s0 += <double>a[i] * <double>b[i]
-        s1 += <double>a[i + 1] * <double>b[i + 1]
-        s2 += <double>a[i + 2] * <double>b[i + 2]
-        s3 += <double>a[i + 3] * <double>b[i + 3]
-        s4 += <double>a[i + 4] * <double>b[i + 4]
-        s5 += <double>a[i + 5] * <double>b[i + 5]
-        s6 += <double>a[i + 6] * <double>b[i + 6]
-        s7 += <double>a[i + 7] * <double>b[i + 7]
-        i += 8
-    while i < n:
-        s0 += <double>a[i] * <double>b[i]
-        i += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
-cdef inline void _axpy(double a, const floating* x, floating* y, Py_ssize_t n) noexcept nogil:
-    # y += a * x
-    cdef Py_ssize_t i
-    for i in range(n):
-        y[i] = <floating>(y[i] + a * x[i])
-
-
-cdef inline double _axpy_dot(double a, const floating* x, floating* q, double scale,
-                             const floating* z, Py_ssize_t n) noexcept nogil:
-    """``q <- scale * (q + a x)`` (each step rounded to q's type, as ``_axpy``
-    followed by a scaling), returning ``z . q`` of the new q summed exactly as
-    :func:`_dot` sums it: one pass over q instead of two."""
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
-    cdef floating t0, t1, t2, t3, t4, t5, t6, t7
-    cdef Py_ssize_t i = 0
-    while i + 8 <= n:
-        t0 = <floating>(scale * <floating>(q[i] + a * x[i]))
-        t1 = <floating>(scale * <floating>(q[i + 1] + a * x[i + 1]))
-        t2 = <floating>(scale * <floating>(q[i + 2] + a * x[i + 2]))
-        t3 = <floating>(scale * <floating>(q[i + 3] + a * x[i + 3]))
-        t4 = <floating>(scale * <floating>(q[i + 4] + a * x[i + 4]))
-        t5 = <floating>(scale * <floating>(q[i + 5] + a * x[i + 5]))
-        t6 = <floating>(scale * <floating>(q[i + 6] + a * x[i + 6]))
-        t7 = <floating>(scale * <floating>(q[i + 7] + a * x[i + 7]))
-        q[i] = t0
-        q[i + 1] = t1
-        q[i + 2] = t2
-        q[i + 3] = t3
-        q[i + 4] = t4
-        q[i + 5] = t5
-        q[i + 6] = t6
-        q[i + 7] = t7
-        s0 += <double>z[i] * <double>t0
-        s1 += <double>z[i + 1] * <double>t1
-        s2 += <double>z[i + 2] * <double>t2
-        s3 += <double>z[i + 3] * <double>t3
-        s4 += <double>z[i + 4] * <double>t4
-        s5 += <double>z[i + 5] * <double>t5
-        s6 += <double>z[i + 6] * <double>t6
-        s7 += <double>z[i + 7] * <double>t7
-        i += 8
-    while i < n:
-        t0 = <floating>(scale * <floating>(q[i] + a * x[i]))
-        q[i] = t0
-        s0 += <double>z[i] * <double>t0
-        i += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
 cdef void _two_loop(floating* S, floating* Y, const double* rho, Py_ssize_t m,
                     Py_ssize_t n, Py_ssize_t newest, Py_ssize_t count, double gamma,
                     floating* q, double* alpha) noexcept nogil:
@@ -143,7 +71,7 @@ cdef void _two_loop(floating* S, floating* Y, const double* rho, Py_ssize_t m,
     row ``newest`` the newest) and H0 = gamma I (Nocedal & Wright Alg. 7.4).
 
     Each update of q is fused with the inner product the recursion needs next
-    (``_axpy_dot``), so the 4 * count passes over q of the textbook loops become
+    (``axpy_scale_dot_lanes8``), so the 4 * count passes over q of the textbook loops become
     2 * count + 1; the arithmetic, and so the result, is the same."""
     cdef Py_ssize_t k, j, jn, i
     cdef double a, b, dotv
@@ -153,27 +81,27 @@ cdef void _two_loop(floating* S, floating* Y, const double* rho, Py_ssize_t m,
         return
     # first loop, newest to oldest: alpha_j = rho_j s_j.q ; q -= alpha_j y_j
     j = newest
-    dotv = _dot(&S[j * n], q, n)
+    dotv = dot_lanes8(&S[j * n], q, n)
     for k in range(count):
         a = rho[j] * dotv
         alpha[j] = a
         if k < count - 1:
             jn = j - 1 if j > 0 else m - 1
-            dotv = _axpy_dot(-a, &Y[j * n], q, 1.0, &S[jn * n], n)
+            dotv = axpy_scale_dot_lanes8(-a, &Y[j * n], q, 1.0, &S[jn * n], n)
             j = jn
         else:
             # the oldest pair: scale by H0 = gamma I and start the second loop
             # with y_oldest . q, all in the same pass
-            dotv = _axpy_dot(-a, &Y[j * n], q, gamma, &Y[j * n], n)
+            dotv = axpy_scale_dot_lanes8(-a, &Y[j * n], q, gamma, &Y[j * n], n)
     # second loop, oldest to newest: beta = rho_j y_j.q ; q += (alpha_j - beta) s_j
     for k in range(count):
         b = rho[j] * dotv
         if k < count - 1:
             jn = j + 1 if j < m - 1 else 0
-            dotv = _axpy_dot(alpha[j] - b, &S[j * n], q, 1.0, &Y[jn * n], n)
+            dotv = axpy_scale_dot_lanes8(alpha[j] - b, &S[j * n], q, 1.0, &Y[jn * n], n)
             j = jn
         else:
-            _axpy(alpha[j] - b, &S[j * n], q, n)
+            axpy(alpha[j] - b, &S[j * n], q, n)
 
 
 def same_point(a, b):
@@ -200,27 +128,16 @@ def all_finite(a):
     """True when every entry of the C-contiguous float32/float64 1-D array ``a``
     is finite; None for any other input (the caller falls back to NumPy)."""
     cdef cnp.ndarray x
-    cdef Py_ssize_t i, n
-    cdef const double* pd
-    cdef const float* pf
-    cdef double s = 0.0
     if not cnp.PyArray_Check(a):
         return None
     x = <cnp.ndarray>a
     if cnp.PyArray_NDIM(x) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(x):
         return None
-    n = cnp.PyArray_DIM(x, 0)
     if cnp.PyArray_TYPE(x) == cnp.NPY_DOUBLE:
-        pd = <const double*>cnp.PyArray_DATA(x)
-        for i in range(n):
-            s += pd[i] * 0.0       # NaN as soon as one entry is inf or NaN
-    elif cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT:
-        pf = <const float*>cnp.PyArray_DATA(x)
-        for i in range(n):
-            s += <double>pf[i] * 0.0
-    else:
-        return None
-    return s == 0.0
+        return _all_finite(<const double*>cnp.PyArray_DATA(x), cnp.PyArray_DIM(x, 0))
+    if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT:
+        return _all_finite(<const float*>cnp.PyArray_DATA(x), cnp.PyArray_DIM(x, 0))
+    return None
 
 
 cdef int _finite_kind(const floating* a, Py_ssize_t n) noexcept nogil:
@@ -423,34 +340,6 @@ cdef inline Py_ssize_t _slot(Py_ssize_t k, Py_ssize_t newest, Py_ssize_t count,
     return (newest - count + 1 + k + m) % m
 
 
-cdef double _absmax(const floating* g, Py_ssize_t n) noexcept nogil:
-    """max |g_i|, inf when g has a NaN.
-
-    Computed on the bit patterns: with the sign bit cleared, IEEE doubles
-    (floats) order like their unsigned-integer patterns, and NaN patterns lie
-    above inf.  An unsigned max reduction vectorizes where a floating-point one
-    does not (without -ffast-math)."""
-    cdef uint64_t r8 = 0, v8
-    cdef uint32_t r4 = 0, v4
-    cdef double out
-    cdef float outf
-    cdef Py_ssize_t i
-    if floating is double:
-        for i in range(n):
-            memcpy(&v8, &g[i], 8)
-            v8 &= 0x7fffffffffffffffULL
-            r8 = v8 if v8 > r8 else r8
-        memcpy(&out, &r8, 8)
-    else:
-        for i in range(n):
-            memcpy(&v4, &g[i], 4)
-            v4 &= 0x7fffffffU
-            r4 = v4 if v4 > r4 else r4
-        memcpy(&outf, &r4, 4)
-        out = outf
-    return out if out == out else INFINITY
-
-
 cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssize_t n,
                     int has_bounds) noexcept nogil:
     """Infinity norm of the projected gradient (of g when unbounded); inf if g has a NaN."""
@@ -458,10 +347,10 @@ cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssi
     cdef uint64_t r8 = 0, v8
     cdef Py_ssize_t i
     if not has_bounds:
-        return _absmax(g, n)
+        return absmax(g, n)
     # branch-free so that it vectorizes: an infinite bound gives x - hi = -inf
     # (or x - lo = +inf), which never replaces gi, so no test for it is needed;
-    # the largest |gi| is an integer max over the bit patterns (as _absmax; a NaN
+    # the largest |gi| is an integer max over the bit patterns (as absmax; a NaN
     # has a larger pattern than inf and turns the result into inf)
     for i in range(n):
         gi = g[i]
@@ -479,27 +368,6 @@ cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssi
 
 
 # ------------------------------------------------ L-BFGS-B: compact form pieces
-cdef inline double _dotd(const floating* a, const double* b, Py_ssize_t n) noexcept nogil:
-    # a . b for a double b, eight partial sums as in _dot
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
-    cdef Py_ssize_t i = 0
-    while i + 8 <= n:
-        s0 += <double>a[i] * b[i]
-        s1 += <double>a[i + 1] * b[i + 1]
-        s2 += <double>a[i + 2] * b[i + 2]
-        s3 += <double>a[i + 3] * b[i + 3]
-        s4 += <double>a[i + 4] * b[i + 4]
-        s5 += <double>a[i + 5] * b[i + 5]
-        s6 += <double>a[i + 6] * b[i + 6]
-        s7 += <double>a[i + 7] * b[i + 7]
-        i += 8
-    while i < n:
-        s0 += <double>a[i] * b[i]
-        i += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
 cdef extern from *:
     """
     /* _gram4 for float64 with GCC vector extensions: four lanes, lane j holds
@@ -564,7 +432,7 @@ cdef extern from *:
 cdef extern from *:
     """
     /* Two dot products with one vector, a0 . b and a1 . b, for float64: each
-       summed exactly as _dotd sums it (eight lanes, lane j taking the elements
+       summed exactly as dot_lanes8 sums it (eight lanes, lane j taking the elements
        i = j mod 8, the tail going to lane 0, combined pairwise), in one pass
        that loads b once and keeps two independent sums in flight. */
     #if defined(__GNUC__) || defined(__clang__)
@@ -697,7 +565,7 @@ cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* 
                         Py_ssize_t c, Py_ssize_t n, double theta, const double* d,
                         double* out, const char* skip) noexcept nogil:
     """``out = W^T d = [Y^T d, theta S^T d]`` over the ``c`` stored pairs (ring
-    slots ``sl``, oldest first), each product summed as :func:`_dotd` sums it.
+    slots ``sl``, oldest first), each product summed as :func:`dot_lanes8` sums it.
     For float64, the blocks of eight entries flagged in ``skip`` (may be NULL),
     where ``d`` is zero, are passed over: their products are zeros, which leave
     the sums as they are (a sum that starts at +0 never becomes -0, and adding
@@ -721,8 +589,8 @@ cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* 
             out[k] = w[0]
             out[c + k] = theta * w[1]
         else:
-            out[k] = _dotd(&Y[sk * n], d, n)
-            out[c + k] = theta * _dotd(&S[sk * n], d, n)
+            out[k] = dot_lanes8(&Y[sk * n], d, n)
+            out[c + k] = theta * dot_lanes8(&S[sk * n], d, n)
         k += 1
 
 
@@ -1508,7 +1376,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             wa[i] = 0.0
             bs.tmp[i] = 0.0     # (entries of blocks skipped by _wcomb stay finite)
         _block_flags(&bs, n)
-    fprev = f + 0.5 * sqrt(_dot(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
+    fprev = f + 0.5 * sqrt(dot_lanes8(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
     try:
         gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
         if gnorm <= cfg.gtol:
@@ -1528,13 +1396,13 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                         d[i] = -pg[i]
                 else:
                     for i in range(n):
-                        d[i] = <floating>(-_dot(&H[i * n], pg, n))
+                        d[i] = <floating>(-dot_lanes8(&H[i * n], pg, n))
             elif method == 2:       # CG, Polak-Ribiere+
                 if cg_restart:
                     for i in range(n):
                         d[i] = -pg[i]
                 else:
-                    a = _dot(gold, gold, n)
+                    a = dot_lanes8(gold, gold, n)
                     beta = 0.0
                     for i in range(n):
                         beta += <double>pg[i] * (<double>pg[i] - gold[i])
@@ -1543,7 +1411,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                         beta = 0.0
                     for i in range(n):
                         d[i] = <floating>(-pg[i] + beta * d[i])
-                    if _dot(d, pg, n) > -0.01 * _dot(pg, pg, n):
+                    if dot_lanes8(d, pg, n) > -0.01 * dot_lanes8(pg, pg, n):
                         for i in range(n):
                             d[i] = -pg[i]
                         cg_restart = 1
@@ -1555,8 +1423,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     continue
                 for i in range(n):
                     d[i] = xbar[i] - px[i]
-            dg = _dot(d, pg, n)
-            dnorm = sqrt(_dot(d, d, n))
+            dg = dot_lanes8(d, pg, n)
+            dnorm = sqrt(dot_lanes8(d, d, n))
             if not dg < 0.0:
                 if _restart(method, &count, &bfgs_fresh, &cg_restart):
                     continue
@@ -1613,7 +1481,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 nls += 1
                 # g . d is non-finite whenever g has an inf or a NaN (inf * 0 is NaN),
                 # so one pass gives both the slope and the finiteness test
-                dgt = _dot(pg, d, n)
+                dgt = dot_lanes8(pg, d, n)
                 if not (isfinite(f) and isfinite(dgt)):
                     nonfinite = 1
                     if nls >= cfg.maxls or ev.nfev >= cfg.maxfun:
@@ -1662,8 +1530,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     S[slot * n + i] = px[i] - xold[i]
                     Y[slot * n + i] = pg[i] - gold[i]
                 # (separate passes: a fused loop with these reductions does not vectorize)
-                sy = _dot(&S[slot * n], &Y[slot * n], n)
-                yy = _dot(&Y[slot * n], &Y[slot * n], n)
+                sy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
+                yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
                 if sy > cfg.eps * yy and yy > 0.0:
                     rho[slot] = 1.0 / sy
                     gamma = sy / yy
@@ -1679,8 +1547,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 for i in range(n):
                     xbar[i] = px[i] - xold[i]
                     d[i] = pg[i] - gold[i]
-                sy = _dot(xbar, d, n)
-                yy = _dot(d, d, n)
+                sy = dot_lanes8(xbar, d, n)
+                yy = dot_lanes8(d, d, n)
                 if sy > cfg.eps * yy and yy > 0.0:
                     if bfgs_fresh:
                         a = sy / yy     # H0 = (s.y / y.y) I  (Nocedal & Wright eq. 6.20)
@@ -1692,8 +1560,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     rho_k = 1.0 / sy
                     # gold <- H y (gold is free until the next line search)
                     for i in range(n):
-                        gold[i] = <floating>_dot(&H[i * n], d, n)
-                    yhy = _dot(gold, d, n)
+                        gold[i] = <floating>dot_lanes8(&H[i * n], d, n)
+                    yhy = dot_lanes8(gold, d, n)
                     a = rho_k * rho_k * yhy + rho_k
                     for i in range(n):
                         for k in range(n):

@@ -37,6 +37,8 @@ from libc.string cimport memcpy
 from libc.float cimport DBL_MAX
 from scipy.linalg.cython_lapack cimport dgeqp3, dormqr
 
+from ._vec cimport dot_seq, dot_lanes8h, all_finite
+
 cnp.import_array()
 
 cdef double DWARF = 2.2250738585072014e-308
@@ -54,20 +56,6 @@ cdef double RGIANT = 1.304e19
 # row), so eight interleaved partial sums are used there (same values to rounding).
 cdef Py_ssize_t LONG = 256
 
-cdef inline double _dot8(Py_ssize_t n, const double* x, const double* y) noexcept nogil:
-    """``x . y`` in eight interleaved partial sums added pairwise."""
-    cdef double s[8]
-    cdef Py_ssize_t i, q, n8 = n - n % 8
-    for q in range(8):
-        s[q] = 0.0
-    for i in range(0, n8, 8):
-        for q in range(8):
-            s[q] += x[i + q] * y[i + q]
-    for i in range(n8, n):
-        s[i - n8] += x[i] * y[i]
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
-
-
 cdef double enorm(Py_ssize_t n, const double* x) noexcept nogil:
     """MINPACK's ENORM (see :func:`enorm_mp`) with a fast path: when every component
     lies in the intermediate range (the usual case) the result is ``sqrt`` of the
@@ -81,7 +69,7 @@ cdef double enorm(Py_ssize_t n, const double* x) noexcept nogil:
         # long vectors: the square root of the interleaved sum whenever that sum lies
         # in (1e-290, inf) -- then no square overflowed and those lost to underflow
         # are below its rounding -- else the three-range rule
-        s2 = _dot8(n, x, x)
+        s2 = dot_lanes8h(x, x, n)
         if s2 > 1e-290 and s2 < INFINITY:
             return sqrt(s2)
         return enorm_mp(n, x)
@@ -170,7 +158,7 @@ cdef void reflect_cols(Py_ssize_t len_, const double* v, double* c, Py_ssize_t l
     if len_ >= LONG:
         for k in range(ncol):
             ck = c + k * ldc
-            tq = _dot8(len_, v, ck) / v0
+            tq = dot_lanes8h(v, ck, len_) / v0
             for i in range(len_):
                 ck[i] -= tq * v[i]
         return
@@ -531,15 +519,6 @@ cdef object _vec(object value, Py_ssize_t m, str what):
     return a
 
 
-cdef bint _all_finite(Py_ssize_t n, const double* x) noexcept nogil:
-    """True when no entry is inf or NaN (``|x| <= DBL_MAX`` is false for both)."""
-    cdef Py_ssize_t i
-    cdef bint ok = True
-    for i in range(n):
-        ok = ok & (fabs(x[i]) <= DBL_MAX)
-    return ok
-
-
 cdef inline cnp.ndarray _new_vec(Py_ssize_t n, const double* src):
     """A fresh float64 array holding ``src[:n]`` (what the user's callables get)."""
     cdef cnp.npy_intp dim = n
@@ -630,7 +609,7 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A,
     with nogil:
         if B != NULL:
             memcpy(B, A, m * n * sizeof(double))
-        finite = _all_finite(m * n, A)
+        finite = all_finite(A, m * n)
     if not finite:
         raise ValueError("jac returned non-finite values")
     return 0
@@ -830,7 +809,7 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
             ds_copy[j] = dtmp[j]
         dsp = ds_copy
 
-    if not _all_finite(m, f):
+    if not all_finite(f, m):
         raise ValueError("fun: residuals at x0 are not finite")
     # the Jacobian as evaluated (before its factorization) and where
     Jkeep_arr = np.empty((n, m))
@@ -1005,14 +984,6 @@ cdef double _rho_rows(object rho, object f_arr, Py_ssize_t m, double* r1,
     return 0.5 * acc
 
 
-cdef inline double _dot(Py_ssize_t n, const double* x, const double* y) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double acc = 0.0
-    for i in range(n):
-        acc += x[i] * y[i]
-    return acc
-
-
 def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double ftol,
              double xtol, double gtol, Py_ssize_t max_nfev, Py_ssize_t nfev0, xscale,
              callback, int verbose, double c1):
@@ -1084,7 +1055,7 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
             xs[j] = xsv[j]
     _jac_copy(J0, m, n, Jc)
     if linear:
-        cost = 0.5 * _dot(m, f, f)
+        cost = 0.5 * dot_seq(f, f, m)
     else:
         cost = _rho_rows(rho, f_arr, m, r1, r2)
     while True:
@@ -1117,11 +1088,11 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
             rank = qr_lstsq_c(m, n, A, c, jpvt, tau, qwork, lwork, z, ps, rcond)
             for j in range(n):
                 p[j] = d[j] * ps[j]
-            slope = _dot(n, g, p)
+            slope = dot_seq(g, p, n)
             if not slope < 0.0:          # not a descent direction (rank loss): use -g
                 for j in range(n):
                     p[j] = -g[j]
-                slope = -_dot(n, g, g)
+                slope = -dot_seq(g, g, n)
             pn = enorm(n, p)
             xn = enorm(n, x)
         # ---- Armijo backtracking
@@ -1134,12 +1105,12 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
             if <Py_ssize_t> cnp.PyArray_DIMS(fn_arr)[0] != m:
                 raise ValueError(f"fun returned {fn_arr.shape[0]} residuals, expected {m}")
             fn_arr = np.ascontiguousarray(fn_arr, dtype=np.float64)
-            finite = _all_finite(m, <const double*> cnp.PyArray_DATA(fn_arr))
+            finite = all_finite(<const double*> cnp.PyArray_DATA(fn_arr), m)
             if not finite:
                 cost_new = INFINITY
             elif linear:
-                cost_new = 0.5 * _dot(m, <const double*> cnp.PyArray_DATA(fn_arr),
-                                      <const double*> cnp.PyArray_DATA(fn_arr))
+                cost_new = 0.5 * dot_seq(<const double*> cnp.PyArray_DATA(fn_arr),
+                                         <const double*> cnp.PyArray_DATA(fn_arr), m)
             else:
                 cost_new = _rho_rows(rho, fn_arr, m, wrow, wrow)   # rows kept below
             if cost_new <= cost + c1 * t * slope or nfev >= max_nfev:
@@ -1210,7 +1181,7 @@ cdef double _model(Py_ssize_t m, Py_ssize_t n, const double* Jh, const double* g
     for j in range(n):
         q += s[j] * (diag_h[j] * s[j])
         lin += gh[j] * s[j]
-    return 0.5 * (_dot(m, Js, Js) + q) + lin
+    return 0.5 * (dot_seq(Js, Js, m) + q) + lin
 
 
 cdef double _step_to_bound(Py_ssize_t n, const double* x, const double* s,
@@ -1241,11 +1212,11 @@ cdef double _ball_exit(Py_ssize_t n, const double* x, const double* s,
                        double delta) noexcept nogil:
     """The ``t >= 0`` with ``||x + t s|| = delta`` (``x`` inside the ball); inf when
     ``s = 0``.  The two roots are formed as in the stable quadratic formula."""
-    cdef double a = _dot(n, s, s), b, c, disc, q, t1, t2
+    cdef double a = dot_seq(s, s, n), b, c, disc, q, t1, t2
     if a == 0.0:
         return INFINITY
-    b = _dot(n, x, s)
-    c = _dot(n, x, x) - delta * delta
+    b = dot_seq(x, s, n)
+    c = dot_seq(x, x, n) - delta * delta
     disc = b * b - a * c
     disc = sqrt(disc if disc > 0.0 else 0.0)
     q = -(b + copysign(disc, b))
@@ -1317,8 +1288,8 @@ cdef double _select_step(Py_ssize_t m, Py_ssize_t n, const double* x, const doub
         for j in range(n):
             a += r_h[j] * (diag_h[j] * r_h[j])
             b += p_h[j] * (diag_h[j] * r_h[j])
-        a = 0.5 * (_dot(m, mw1, mw1) + a)
-        b = _dot(m, mw2, mw1) + b + _dot(n, gh, r_h)
+        a = 0.5 * (dot_seq(mw1, mw1, m) + a)
+        b = dot_seq(mw2, mw1, m) + b + dot_seq(gh, r_h, n)
         r_t = _min_1d(a, b, lo, hi, &r_value)
         for j in range(n):
             r_h[j] = p_h[j] + r_h[j] * r_t
@@ -1341,8 +1312,8 @@ cdef double _select_step(Py_ssize_t m, Py_ssize_t n, const double* x, const doub
     a = 0.0
     for j in range(n):
         a += ag_h[j] * (diag_h[j] * ag_h[j])
-    a = 0.5 * (_dot(m, mw1, mw1) + a)
-    b = _dot(n, gh, ag_h)
+    a = 0.5 * (dot_seq(mw1, mw1, m) + a)
+    b = dot_seq(gh, ag_h, n)
     ag_t = _min_1d(a, b, 0.0, stride, &ag_value)
     if p_value <= r_value and p_value <= ag_value:
         return -p_value
@@ -1437,7 +1408,7 @@ cdef void _loss_scale(Py_ssize_t m, Py_ssize_t n, bint linear, const double* J,
             for i in range(m):
                 Js[i + j * m] = J[i + j * m] * wrow[i]
     for j in range(n):
-        g[j] = _dot(m, Js + j * m, fs)
+        g[j] = dot_seq(Js + j * m, fs, m)
 
 
 def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] lb_,
@@ -1545,7 +1516,7 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
             scale_inv[j] = 1.0 / xsv[j]
     _jac_copy(J0, m, n, Jc)
     if linear:
-        cost = 0.5 * _dot(m, f, f)
+        cost = 0.5 * dot_seq(f, f, m)
     else:
         cost = _rho_rows(rho, f_arr, m, r1, r2)
     with nogil:
@@ -1634,11 +1605,11 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
             _fun_into(fun, xnew, n, m, fn)
             nfev += 1
             step_norm = enorm(n, p_h)
-            if not _all_finite(m, fn):
+            if not all_finite(fn, m):
                 delta = 0.25 * step_norm
                 continue
             if linear:
-                cost_new = 0.5 * _dot(m, fn, fn)
+                cost_new = 0.5 * dot_seq(fn, fn, m)
             else:
                 cost_new = _rho_rows(rho, fn_arr, m, r1, r2)
             actual = cost - cost_new
