@@ -538,8 +538,9 @@ cdef inline double _smallest_sv(const DenseState* s, const floating* L, Py_ssize
     return wn / vn
 
 
-cdef inline double _leading_singular_shift(const DenseState* s, const floating* H, const floating* L,
-                                           Py_ssize_t n, int k, double lam, floating* v) noexcept nogil:
+cdef inline double _leading_singular_shift(const DenseState* s, const floating* H,
+                                           const floating* L, Py_ssize_t n, int k, double lam,
+                                           floating* v) noexcept nogil:
     """After the factorization failed at pivot ``k`` (1-based) on ``A = H + lam I``:
     ``delta`` such that the leading k x k block of ``A + delta e_k e_k^T`` is
     singular, and ``v`` (``v_k = 1``, zero below) with ``v^T (A + delta e_k e_k^T) v
@@ -569,7 +570,8 @@ cdef inline double _safeguard(double lo, double hi, double theta) noexcept nogil
     return a if a > b else b
 
 
-cdef inline double _asym(const floating* H, Py_ssize_t n, Py_ssize_t kd, double* amax) noexcept nogil:
+cdef inline double _asym(const floating* H, Py_ssize_t n, Py_ssize_t kd,
+                         double* amax) noexcept nogil:
     """max_ij |H_ij - H_ji| (returned) and max_ij |H_ij| (in ``amax``) over the band
     |i - j| <= kd (every entry when kd = n - 1); NaN entries are skipped (the
     finiteness test is made elsewhere)."""

@@ -202,7 +202,8 @@ cdef _Hess _wrap_hessp(object hessp, Py_ssize_t n, int typenum):
 cdef double _boundary_tau(const floating* z, const floating* d, Py_ssize_t n,
                           double radius, bint positive) noexcept nogil:
     """Root of ||z + tau d|| = radius: the positive one (or the negative one)."""
-    cdef double a = nrm2sq_lanes16(d, n), b = dot_lanes16(z, d, n), c = nrm2sq_lanes16(z, n) - radius * radius
+    cdef double a = nrm2sq_lanes16(d, n), b = dot_lanes16(z, d, n)
+    cdef double c = nrm2sq_lanes16(z, n) - radius * radius
     cdef double disc, q
     if a == 0.0:
         return 0.0

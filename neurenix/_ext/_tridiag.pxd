@@ -96,7 +96,8 @@ cdef inline double _lambda_min(const double* a, const double* b, Py_ssize_t m) n
 
 cdef inline int _trs_tridiag(const double* a, const double* b, Py_ssize_t m, double gamma,
                              double radius, double* h, double* lam_out,
-                             double* dpiv, double* l, double* y, double* z, double* rhs) noexcept nogil:
+                             double* dpiv, double* l, double* y, double* z,
+                             double* rhs) noexcept nogil:
     """Solve min gamma h_0 + h^T T h / 2 s.t. ||h|| <= radius.
 
     Returns 0 (interior), 1 (boundary), 2 (hard case: boundary with an
