@@ -148,6 +148,44 @@ cdef inline double dot_lanes8(const floating* a, const floating_b* b,
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
+cdef inline double fold8(const double* s) noexcept nogil:
+    """Eight partial sums ``s`` combined in the ``lanes8`` order (for kernels
+    elsewhere that sum in that order while doing other work in the same pass)."""
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
+cdef inline double nrm2sq_lanes8(const floating* a, Py_ssize_t n) noexcept nogil:
+    """``a . a`` in double, ``lanes8`` order."""
+    return dot_lanes8(a, a, n)
+
+
+cdef inline void nrm2sq2_lanes8(const floating* a, const floating* b, Py_ssize_t n,
+                                double* out) noexcept nogil:
+    """``out[0] = a . a`` and ``out[1] = b . b`` in one pass, each in the ``lanes8``
+    order (bitwise :func:`nrm2sq_lanes8` of each)."""
+    cdef double sa[8]
+    cdef double sb[8]
+    cdef double x, y
+    cdef Py_ssize_t i, nb = n - n % 8
+    cdef int k
+    for k in range(8):
+        sa[k] = 0.0
+        sb[k] = 0.0
+    for i in range(0, nb, 8):
+        for k in range(8):
+            x = a[i + k]
+            y = b[i + k]
+            sa[k] += x * x
+            sb[k] += y * y
+    for i in range(nb, n):
+        x = a[i]
+        y = b[i]
+        sa[0] += x * x
+        sb[0] += y * y
+    out[0] = fold8(sa)
+    out[1] = fold8(sb)
+
+
 cdef inline double axpy_scale_dot_lanes8(double a, const floating* x, floating* q,
                                          double scale, const floating* z,
                                          Py_ssize_t n) noexcept nogil:
