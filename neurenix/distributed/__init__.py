@@ -21,3 +21,12 @@ __all__ = [
     "collective_errors", "run_collective", "failed_ranks", "wait_all", "barrier",
     "get_default_timeout", "set_default_timeout",
 ]
+
+# part 2 (issue #15): parameter server, local SGD, federated learning, data-parallel solvers
+from .parameter_server import ParameterServer, staleness_inverse  # noqa: E402,F401
+from .local_sgd import LocalSGD  # noqa: E402,F401
+from .federated import FedAvg, FedProx, SecureAggregator, GaussianDP  # noqa: E402,F401
+from .solvers import minimize, least_squares  # noqa: E402,F401
+
+__all__ += ["ParameterServer", "staleness_inverse", "LocalSGD", "FedAvg", "FedProx",
+            "SecureAggregator", "GaussianDP", "minimize", "least_squares"]
