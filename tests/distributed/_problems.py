@@ -102,3 +102,23 @@ def lsq_case(name, t, y):
     if name == "gn_jac":
         return x0, dict(method="gn", jac=decay_jac, args=(t, y))
     raise KeyError(name)
+
+
+# ------------------------------------------------------------------ federated / local SGD
+def client_rows(client_index):
+    """Client ``c`` (0-based) has ``10 (c + 1)`` rows of a linear regression (unequal sizes)."""
+    rng = np.random.default_rng(100 + client_index)
+    n = 10 * (client_index + 1)
+    X = rng.normal(size=(n, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 * client_index + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+BATCH = 5
+
+
+def client_grad(w, X, y, batch):
+    """Mean-squared-error loss and gradient of minibatch ``batch`` (rows 5b .. 5b+4)."""
+    i = slice(BATCH * batch, BATCH * (batch + 1))
+    r = X[i] @ w - y[i]
+    return 0.5 * float(np.mean(r * r)), X[i].T @ r / r.size
