@@ -21,6 +21,7 @@ from .compression import (  # noqa: F401
     Compressor, NoCompression, FP16, BF16, TopK, RandomK, QSGD, SignSGD, PowerSGD, ErrorFeedback,
 )
 from .optimizer import DistributedOptimizer, broadcast_parameters, broadcast_optimizer_state  # noqa: F401
+from .sharded import ShardedOptimizer, HybridParallel, partition_sizes  # noqa: F401
 
 __all__ = [
     "get_comm", "mpi", "have_mpi", "SelfComm", "CommStats", "DistributedError",
@@ -31,4 +32,5 @@ __all__ = [
     "Compressor", "NoCompression", "FP16", "BF16", "TopK", "RandomK", "QSGD", "SignSGD",
     "PowerSGD", "ErrorFeedback",
     "DistributedOptimizer", "broadcast_parameters", "broadcast_optimizer_state",
+    "ShardedOptimizer", "HybridParallel", "partition_sizes",
 ]

@@ -115,6 +115,53 @@ def _check_root(root, comm):
         raise ValueError(f"root must be a rank in [0, {comm.Get_size()}), got {root!r}")
 
 
+def control_allreduce(comm, error, present, nparams, timeout, stats):
+    """The collective check before a gradient exchange.
+
+    All-reduces one ``int32`` array: a failure flag per rank, then per
+    parameter the number of ranks that have a gradient.  If any rank failed,
+    raises on every rank: ``error`` where it is set, a
+    :class:`DistributedError` naming the failing ranks elsewhere.
+
+    Returns
+    -------
+    counts : ndarray of int32, shape (nparams,)
+    """
+    MPI = mpi()
+    K, r = comm.Get_size(), comm.Get_rank()
+    ctrl = np.zeros(K + nparams, dtype=np.int32)
+    if error is not None:
+        ctrl[r] = 1
+    else:
+        ctrl[K:] = present
+    if K > 1:
+        wait_all(comm.Iallreduce(MPI.IN_PLACE, ctrl, op=MPI.SUM), comm, timeout,
+                 what="gradient control all-reduce")
+    stats.collective("Allreduce", ctrl.nbytes, K)
+    failed = [int(i) for i in np.flatnonzero(ctrl[:K])]
+    if failed:
+        if error is not None:
+            raise error
+        raise DistributedError(f"gradient validation failed on rank(s) {failed}", ranks=failed)
+    return ctrl[K:]
+
+
+def validate_grads(params):
+    """Check each ``p.grad`` (None, or an ndarray of its parameter's shape and dtype)."""
+    grads = []
+    for i, p in enumerate(params):
+        g = p.grad
+        if g is not None:
+            if not isinstance(g, np.ndarray):
+                raise TypeError(f"grad of parameter {i} must be a numpy array, got {type(g).__name__}")
+            if g.shape != p.data.shape:
+                raise ValueError(f"grad of parameter {i} has shape {g.shape}, expected {p.data.shape}")
+            if g.dtype != p.data.dtype:
+                raise TypeError(f"grad of parameter {i} has dtype {g.dtype}, expected {p.data.dtype}")
+        grads.append(g)
+    return grads
+
+
 class _Bucket:
     __slots__ = ("index", "dtype", "buf", "params", "offsets", "sizes", "shapes", "layout")
 
@@ -344,19 +391,7 @@ class DistributedOptimizer:
         return v[0] / self._size if self.op == "average" else v[0]
 
     def _validate(self):
-        """Check every gradient (nothing modified); return the list of present flags."""
-        grads = []
-        for i, p in enumerate(self._plist):
-            g = p.grad
-            if g is not None:
-                if not isinstance(g, np.ndarray):
-                    raise TypeError(f"grad of parameter {i} must be a numpy array, got {type(g).__name__}")
-                if g.shape != p.data.shape:
-                    raise ValueError(f"grad of parameter {i} has shape {g.shape}, expected {p.data.shape}")
-                if g.dtype != p.data.dtype:
-                    raise TypeError(f"grad of parameter {i} has dtype {g.dtype}, expected {p.data.dtype}")
-            grads.append(g)
-        return grads
+        return validate_grads(self._plist)
 
     def _pass(self, final):
         """Validate this pass's gradients; accumulate non-final passes into the buckets.
@@ -411,29 +446,20 @@ class DistributedOptimizer:
         K, npar = self._size, len(self._plist)
         first = self._passes == 0
         grads = self._final_grads
-        # control: failure flag per rank + per-parameter count of ranks with a gradient
-        ctrl = np.zeros(K + npar, dtype=np.int32)
-        if self._final_error is not None:
-            ctrl[self._rank] = 1
-        else:
+        if self._final_error is None:
             present = self._present.copy() if not first else np.zeros(npar, dtype=bool)
             for i, g in enumerate(grads):
                 if g is not None:
                     present[i] = True
-            ctrl[K:] = present
-        if K > 1:
-            wait_all(self.comm.Iallreduce(MPI.IN_PLACE, ctrl, op=MPI.SUM), self.comm,
-                     self.timeout, what="gradient control all-reduce")
-            self.stats.collective("Allreduce", ctrl.nbytes, K)
-        failed = [int(r) for r in np.flatnonzero(ctrl[:K])]
-        if failed:
+        else:
+            present = None
+        try:
+            counts = control_allreduce(self.comm, self._final_error, present, npar,
+                                       self.timeout, self.stats)
+        except BaseException:
             self._passes = 0
-            err = self._final_error
             self._final_error = self._final_grads = None
-            if err is not None:
-                raise err
-            raise DistributedError(f"gradient validation failed on rank(s) {failed}", ranks=failed)
-        counts = ctrl[K:]
+            raise
         denom = (K if self.op == "average" else 1) * (self.backward_passes_per_step
                                                      if self.op == "average" else 1)
         if self.compression is None or isinstance(self.compression, NoCompression):
