@@ -16,7 +16,7 @@ import numpy as np
 
 from ..optim.optimizer import Optimizer
 from ..optim.parameter import Parameter
-from ._comm import get_comm, mpi, mpi_dtype_ok, CommStats, DistributedError, wait_all
+from ._comm import get_comm, mpi, mpi_dtype_ok, CommStats, DistributedError, wait_all, _check_timeout
 from ._tree import bcast_tree
 from .compression import Compressor, CommOps, NoCompression
 
@@ -252,6 +252,8 @@ class DistributedOptimizer:
             raise ValueError(f"op must be 'average' or 'sum', got {op!r}")
         if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, int) or bucket_bytes < 1:
             raise ValueError(f"bucket_bytes must be a positive int, got {bucket_bytes!r}")
+        if timeout != "default":
+            _check_timeout(timeout)
         self.optimizer = optimizer
         self.comm = get_comm(comm)
         self.compression = compression

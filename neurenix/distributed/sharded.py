@@ -24,7 +24,7 @@ import inspect
 import numpy as np
 
 from ..optim.optimizer import Optimizer
-from ._comm import get_comm, mpi, CommStats
+from ._comm import get_comm, mpi, CommStats, _check_timeout
 from ._tree import gather_tree
 from .optimizer import (_check_numpy_param, control_allreduce, validate_grads, DistributedOptimizer,
                         _param_list)
@@ -116,6 +116,8 @@ class ShardedOptimizer:
                             "DistributedOptimizer instead")
         if op not in ("average", "sum"):
             raise ValueError(f"op must be 'average' or 'sum', got {op!r}")
+        if timeout != "default":
+            _check_timeout(timeout)
         self.comm = comm = get_comm(comm)
         self.op = op
         self.timeout = timeout
