@@ -15,11 +15,24 @@ from ._comm import (  # noqa: F401
     collective_errors, run_collective, failed_ranks, wait_all, barrier,
     get_default_timeout, set_default_timeout,
 )
+from ._tree import bcast_tree, gather_tree  # noqa: F401
+from .collectives import allreduce, ring_allreduce, HierarchicalAllreduce  # noqa: F401
+from .compression import (  # noqa: F401
+    Compressor, NoCompression, FP16, BF16, TopK, RandomK, QSGD, SignSGD, PowerSGD, ErrorFeedback,
+)
+from .optimizer import DistributedOptimizer, broadcast_parameters, broadcast_optimizer_state  # noqa: F401
+from .sharded import ShardedOptimizer, HybridParallel, partition_sizes  # noqa: F401
 
 __all__ = [
     "get_comm", "mpi", "have_mpi", "SelfComm", "CommStats", "DistributedError",
     "collective_errors", "run_collective", "failed_ranks", "wait_all", "barrier",
     "get_default_timeout", "set_default_timeout",
+    "bcast_tree", "gather_tree",
+    "allreduce", "ring_allreduce", "HierarchicalAllreduce",
+    "Compressor", "NoCompression", "FP16", "BF16", "TopK", "RandomK", "QSGD", "SignSGD",
+    "PowerSGD", "ErrorFeedback",
+    "DistributedOptimizer", "broadcast_parameters", "broadcast_optimizer_state",
+    "ShardedOptimizer", "HybridParallel", "partition_sizes",
 ]
 
 # part 2 (issue #15): parameter server, local SGD, federated learning, data-parallel solvers
