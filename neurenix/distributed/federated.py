@@ -38,7 +38,8 @@ import secrets
 
 import numpy as np
 
-from ..optim import Optimizer, Parameter
+from ..optim import Optimizer
+from ._flat import FlatParams
 from ._comm import get_comm, mpi, collective_errors, wait_all, get_default_timeout
 
 __all__ = ["FedAvg", "FedProx", "SecureAggregator", "GaussianDP"]
@@ -265,17 +266,8 @@ class FedAvg:
     def __init__(self, params, optimizer, num_samples, local_epochs=1, client_fraction=1.0,
                  server_lr=1.0, secure_aggregation=False, dp=None, reset_optimizer=True,
                  seed=None, comm=None, timeout="default"):
-        if isinstance(params, Parameter):
-            params = [params]
-        self.params = list(params)
-        if not self.params:
-            raise ValueError("params must not be empty")
-        for i, p in enumerate(self.params):
-            if not isinstance(p, Parameter) or not isinstance(p.data, np.ndarray):
-                raise TypeError(f"params[{i}] must be a Parameter holding a NumPy array")
-        self.dtype = self.params[0].data.dtype
-        if any(p.data.dtype != self.dtype for p in self.params):
-            raise TypeError("all parameters must share one dtype")
+        self.flat = FlatParams(params)
+        self.params, self.dtype = self.flat.params, self.flat.dtype
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a neurenix.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
@@ -319,8 +311,7 @@ class FedAvg:
             raise ValueError(f"secure_aggregation needs at least 2 clients per round; "
                              f"{len(self.clients)} client(s) x client_fraction "
                              f"{self.client_fraction} gives {self.m}")
-        self.sizes = [p.data.size for p in self.params]
-        self.n = int(sum(self.sizes))
+        self.n = self.flat.n
         self.rng = np.random.default_rng(seed)
         counts = comm.allgather(int(num_samples))
         self.num_samples = {c: counts[c] for c in self.clients}
@@ -352,20 +343,6 @@ class FedAvg:
                 for j, b in bufs.items():
                     seeds[j] = b.tobytes()
         return seeds
-
-    def _flat(self, arrays):
-        out = np.empty(self.n, dtype=np.float64)
-        off = 0
-        for a, k in zip(arrays, self.sizes):
-            out[off:off + k] = np.asarray(a).reshape(-1)
-            off += k
-        return out
-
-    def _set(self, flat):
-        off = 0
-        for p, k in zip(self.params, self.sizes):
-            p.data.reshape(-1)[:] = flat[off:off + k]
-            off += k
 
     def _local_train(self, client_step, batches_per_epoch, w_global):
         """Local epochs from ``w_global``; returns (update, mean local loss)."""
@@ -404,7 +381,7 @@ class FedAvg:
                 self.optimizer.step(closure)
                 if record:
                     losses.append(record[0])
-        update = self._flat([p.data for p in self.params]) - w_global
+        update = self.flat.data(np.empty(self.n)) - w_global
         return update, (float(np.mean(losses)) if losses else 0.0)
 
     # ---------------------------------------------------------------------- fit
@@ -457,7 +434,7 @@ class FedAvg:
                     head[0] = _ROUND
                     head[1] = self.round
                     head[2 + np.asarray(self.clients)[sel]] = 1
-                    wbuf[:] = self._flat([p.data for p in self.params])
+                    self.flat.data(wbuf)
             comm.Bcast(head, root=0)      # the server's command: ROUND (with the clients) or STOP
             if head[0] == _STOP:
                 break
@@ -465,7 +442,7 @@ class FedAvg:
             selected = [int(r) for r in np.flatnonzero(head[2:])]
             w_global = wbuf.astype(np.float64)
             if not server:
-                self._set(wbuf)
+                self.flat.set_data(wbuf)
             # ------------------------------------------------- local training
             vec = np.zeros(self.n + 1, dtype=np.float64)
             masked = None
@@ -523,7 +500,7 @@ class FedAvg:
                         noise_std = self.dp.noise_std(len(selected))
                         agg = agg + self.dp.rng.normal(0.0, noise_std, size=agg.shape) \
                             if noise_std > 0 else agg
-                    self._set(w_global + self.server_lr * agg)
+                    self.flat.set_data(w_global + self.server_lr * agg)
                     ev = float(evaluate(self.params)) if evaluate is not None else None
                     rec = {"round": self.round, "clients": selected,
                            "train_loss": None if self.dp is not None else float(total[-1]),
@@ -535,9 +512,9 @@ class FedAvg:
             done += 1
         # final model on every rank
         if server:
-            wbuf[:] = self._flat([p.data for p in self.params])
+            self.flat.data(wbuf)
         comm.Bcast(wbuf, root=0)
-        self._set(wbuf)
+        self.flat.set_data(wbuf)
         return self.history
 
     def report(self):

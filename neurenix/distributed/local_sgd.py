@@ -2,7 +2,10 @@
 import numpy as np
 
 from ..optim import Optimizer
-from ._comm import get_comm, mpi, collective_errors
+from ._comm import get_comm, collective_errors
+from ._flat import FlatParams
+from .collectives import allreduce
+from .optimizer import DistributedOptimizer
 
 __all__ = ["LocalSGD"]
 
@@ -14,9 +17,10 @@ class LocalSGD:
     ``period``-th local step the parameters are replaced by their mean over
     the ranks (one ``Allreduce`` of a flat buffer).  With ``warmup_steps > 0``
     this is *post-local SGD* (Lin et al. 2020): the first ``warmup_steps``
-    steps are ordinary synchronous data-parallel steps (gradients averaged with
-    ``Allreduce`` before the step, parameters stay identical on every rank),
-    the local phase starts afterwards.  The optimizer's state (momentum,
+    steps are ordinary synchronous data-parallel steps
+    (:class:`~neurenix.distributed.DistributedOptimizer`: gradients averaged
+    before the step, parameters stay identical on every rank), the local phase
+    starts afterwards.  The optimizer's state (momentum,
     moments) stays local, as in the paper's experiments; the parameters are
     all that is averaged.
 
@@ -78,18 +82,17 @@ class LocalSGD:
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) \
                 or warmup_steps < 0:
             raise ValueError(f"warmup_steps must be a non-negative int, got {warmup_steps!r}")
-        self.params = [p for g in optimizer.param_groups for p in g["params"]]
-        for i, p in enumerate(self.params):
-            if not isinstance(p.data, np.ndarray):
-                raise TypeError(f"parameter {i} must hold a NumPy array")
+        self.flat = FlatParams([p for g in optimizer.param_groups for p in g["params"]],
+                               same_dtype=False)
+        self.params = self.flat.params
         self.optimizer = optimizer
         self.period = int(period)
         self.warmup_steps = int(warmup_steps)
         self.comm = get_comm(comm)
         self.num_steps = 0
         self.num_averages = 0
-        self._sizes = [p.data.size for p in self.params]
-        self._buf = np.empty(int(sum(self._sizes)), dtype=np.float64)
+        self._buf = self.flat.empty()
+        self._sync = DistributedOptimizer(optimizer, comm=self.comm) if self.warmup_steps else None
 
     @property
     def param_groups(self):
@@ -104,51 +107,27 @@ class LocalSGD:
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     # ----------------------------------------------------------- averaging
-    def _allreduce_mean(self, arrays):
-        """Average ``arrays`` (one per parameter) over the ranks, in place."""
-        buf = self._buf
-        off = 0
-        for a, k in zip(arrays, self._sizes):
-            buf[off:off + k] = a.reshape(-1)
-            off += k
-        MPI = mpi()
-        self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-        buf /= self.comm.Get_size()
-        off = 0
-        for a, k in zip(arrays, self._sizes):
-            a.reshape(-1)[:] = buf[off:off + k]
-            off += k
-
     def average_parameters(self):
         """Replace every rank's parameters by their mean over the ranks (collective)."""
         if self.comm.Get_size() > 1:
-            self._allreduce_mean([p.data for p in self.params])
+            buf = self.flat.data(self._buf)
+            allreduce(buf, self.comm)
+            buf /= self.comm.Get_size()
+            self.flat.set_data(buf)
         self.num_averages += 1
 
     # ---------------------------------------------------------------- step
     def step(self, closure=None):
-        """One step (collective when it averages); returns what ``closure`` returned."""
-        size = self.comm.Get_size()
-        loss = None
+        """One step (collective when it averages); returns what ``closure`` returned.
+
+        In the warm-up, :meth:`DistributedOptimizer.step` (the closure's loss is
+        then the mean over the ranks); afterwards the wrapped optimizer's step.
+        """
         if self.num_steps < self.warmup_steps:
-            grads = None
-            with collective_errors(self.comm, what="LocalSGD warm-up step"):
-                if closure is not None:
-                    loss = closure()
-                grads = []
-                for i, p in enumerate(self.params):
-                    if p.grad is None:
-                        raise ValueError(f"parameter {i} has no gradient (every rank must "
-                                         "provide every gradient during the warm-up)")
-                    grads.append(np.array(p.grad, dtype=p.data.dtype, order="C", copy=True))
-            if size > 1:
-                self._allreduce_mean(grads)
-            with collective_errors(self.comm, what="LocalSGD warm-up step"):
-                for p, g in zip(self.params, grads):
-                    p.grad = g
-                self.optimizer.step()
+            loss = self._sync.step(closure)
             self.num_steps += 1
             return loss
+        loss = None
         with collective_errors(self.comm, what="LocalSGD local step"):
             loss = self.optimizer.step(closure)
         self.num_steps += 1

@@ -43,7 +43,8 @@ import time
 
 import numpy as np
 
-from ..optim import Optimizer, Parameter
+from ..optim import Optimizer
+from ._flat import FlatParams
 from ._comm import get_comm, mpi, collective_errors, DistributedError, wait_all, get_default_timeout
 
 __all__ = ["ParameterServer", "staleness_inverse"]
@@ -64,58 +65,6 @@ def staleness_inverse(staleness):
     (1.0, 0.25)
     """
     return 1.0 / (1.0 + staleness)
-
-
-def _check_params(params):
-    if isinstance(params, Parameter):
-        params = [params]
-    params = list(params)
-    if not params:
-        raise ValueError("params must not be empty")
-    for i, p in enumerate(params):
-        if not isinstance(p, Parameter):
-            raise TypeError(f"params[{i}] must be a neurenix.optim.Parameter, got {type(p).__name__}")
-        if not isinstance(p.data, np.ndarray):
-            raise TypeError(f"params[{i}] must hold a NumPy array (the parameter server sends "
-                            "host buffers)")
-    dt = params[0].data.dtype
-    for i, p in enumerate(params):
-        if p.data.dtype != dt:
-            raise TypeError(f"params[{i}] has dtype {p.data.dtype}, expected {dt} (all "
-                            "parameters share one flat buffer)")
-    return params, dt
-
-
-class _Flat:
-    """Copies between a list of parameters and one contiguous buffer."""
-
-    def __init__(self, params, dtype):
-        self.params = params
-        self.sizes = [p.data.size for p in params]
-        self.n = int(sum(self.sizes))
-        self.dtype = dtype
-
-    def empty(self):
-        return np.empty(self.n, dtype=self.dtype)
-
-    def gather(self, arrays, buf):
-        off = 0
-        for a, k in zip(arrays, self.sizes):
-            buf[off:off + k] = np.asarray(a).reshape(-1)
-            off += k
-        return buf
-
-    def scatter_data(self, buf):
-        off = 0
-        for p, k in zip(self.params, self.sizes):
-            p.data.reshape(-1)[:] = buf[off:off + k]
-            off += k
-
-    def grads_from(self, buf):
-        off = 0
-        for p, k in zip(self.params, self.sizes):
-            p.grad = buf[off:off + k].reshape(p.data.shape).copy()
-            off += k
 
 
 class ParameterServer:
@@ -180,7 +129,8 @@ class ParameterServer:
 
     def __init__(self, params, optimizer, mode="sync", max_staleness=None,
                  staleness_lr="inverse", comm=None, timeout="default"):
-        self.params, self.dtype = _check_params(params)
+        self.flat = FlatParams(params)
+        self.params, self.dtype = self.flat.params, self.flat.dtype
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a neurenix.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
@@ -212,7 +162,6 @@ class ParameterServer:
         self.staleness_lr = staleness_lr
         self.timeout = timeout
         self.comm = get_comm(comm)
-        self.flat = _Flat(self.params, self.dtype)
         self.stats = None
 
     # ------------------------------------------------------------------ public
@@ -251,10 +200,10 @@ class ParameterServer:
                 stats = self._serve(max_updates)
             else:
                 self._work(compute, int(steps))
-        buf = self.flat.gather([p.data for p in self.params], self.flat.empty()) \
+        buf = self.flat.data() \
             if comm.Get_rank() == 0 else self.flat.empty()
         comm.Bcast(buf, root=0)
-        self.flat.scatter_data(buf)
+        self.flat.set_data(buf)
         self.stats = comm.bcast(stats, root=0)
         return self
 
@@ -293,7 +242,7 @@ class ParameterServer:
         if rep[0] == PARAMS:
             buf = self.flat.empty()
             self._wait(comm.Irecv(buf, source=0, tag=TAG_PARAMS), "parameters from the server")
-            self.flat.scatter_data(buf)
+            self.flat.set_data(buf)
         return int(rep[0]), int(rep[1])
 
     def _work(self, compute, steps):
@@ -303,7 +252,7 @@ class ParameterServer:
         while kind == PARAMS and step < steps:
             try:
                 self._compute_into_grads(compute, step)
-                self.flat.gather([p.grad for p in self.params], gbuf)
+                self.flat.pack([p.grad for p in self.params], gbuf)
             except Exception as e:
                 self._request(FAIL, msg=f"{type(e).__name__}: {e}".encode()[:4096])
                 raise
@@ -334,7 +283,7 @@ class ParameterServer:
             rep = np.array([kind, version], dtype=np.int64)
             reqs = [comm.Isend(rep, dest=rank, tag=TAG_REP)]
             if kind == PARAMS:
-                self.flat.gather([p.data for p in self.params], pbuf)
+                self.flat.data(pbuf)
                 reqs.append(comm.Isend(pbuf, dest=rank, tag=TAG_PARAMS))
             else:
                 active -= 1
@@ -342,7 +291,7 @@ class ParameterServer:
 
         def step_with(grad_flat, staleness):
             nonlocal version, error
-            self.flat.grads_from(grad_flat)
+            self.flat.set_grads(grad_flat)
             factor = 1.0
             if self.mode == "async" and self.staleness_lr is not None:
                 factor = float(self.staleness_lr(staleness))
