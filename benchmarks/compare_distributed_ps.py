@@ -5,12 +5,14 @@ itself under ``mpiexec -n 4 python -m mpi4py``: rank 0 is the server, ranks 1-3
 the workers/clients).  All rows of one run come from the same processes.
 
 1. Parameter server: least-squares regression (n parameters), minibatch
-   gradients; each worker computes ``STEPS`` gradients; a *straggler* row makes
+   gradients; the server stops the workers after ``3 * STEPS`` applied
+   gradients (sync: ``STEPS`` updates of 3 averaged gradients; async:
+   ``3 * STEPS`` updates); a *straggler* row makes
    worker 3 sleep ``delay`` seconds per gradient (heterogeneous workers, the
    case async is for).  Reported: optimizer updates per second and gradients
    per second at the server, dropped (too stale) gradients, mean staleness of
    the applied gradients, and the training loss at the start (``loss0``) and
-   after the run (the same number of gradients per worker in every row).
+   after the run.
 2. FedAvg vs centralized SGD: L2-regularized logistic regression, the data
    split non-IID over 3 clients (sorted by label); target = the optimum
    (``neurenix.optimize.minimize``, L-BFGS on the pooled data) + 1%.  Reported:
@@ -70,8 +72,12 @@ def ps_rows(comm):
                     if straggler and r == N_WORKERS:
                         time.sleep(straggler)
                 comm.Barrier()
-                ps = ParameterServer([w], SGD([w], lr=0.5), mode=mode, **kw).run(compute,
-                                                                                  steps=STEPS)
+                # the same budget of applied gradients in every row: sync makes one update
+                # from N_WORKERS gradients, async one per gradient; workers are not
+                # limited (the server stops them), so fast workers can cover a straggler
+                budget = STEPS if mode == "sync" else N_WORKERS * STEPS
+                ps = ParameterServer([w], SGD([w], lr=0.5), mode=mode, **kw).run(
+                    compute, steps=10 * STEPS, max_updates=budget)
                 st = ps.stats
                 if r == 0:
                     loss = 0.5 * np.mean((A @ w.data - y) ** 2)
@@ -157,7 +163,7 @@ def child():
     ps = ps_rows(comm)
     fed, best, target = fed_rows(comm)
     if comm.Get_rank() == 0:
-        print("Parameter server, 3 workers x %d gradients, SGD lr=0.5, minibatch 16" % STEPS)
+        print("Parameter server, 3 workers, %d applied gradients, SGD lr=0.5, minibatch 16" % (3 * STEPS))
         print(f"{'n':>7} {'straggler':>9} {'mode':>5} {'max_s':>5} {'upd/s':>8} {'grad/s':>8} "
               f"{'updates':>7} {'dropped':>7} {'mean_s':>6} {'loss0':>9} {'loss':>9}")
         for row in ps:
