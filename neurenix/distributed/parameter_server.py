@@ -290,7 +290,7 @@ class ParameterServer:
             self._wait(reqs, f"answering worker {rank}")
 
         def step_with(grad_flat, staleness):
-            nonlocal version, error
+            nonlocal version
             self.flat.set_grads(grad_flat)
             factor = 1.0
             if self.mode == "async" and self.staleness_lr is not None:

@@ -1,15 +1,15 @@
-"""neurenix.distributed.local_sgd: LocalSGD / post-local SGD, against a PyTorch simulation
-of K models (torch's optimizers for the local steps, explicit averaging)."""
+"""neurenix.distributed.local_sgd: LocalSGD / post-local SGD, against a simulation of K
+models (PyTorch's SGD/Adam rules, ``_reference``, for the local steps; explicit averaging)."""
 import json
 
 import numpy as np
 import pytest
-import torch
 
 from neurenix.optim import Parameter, SGD
 from neurenix.distributed import LocalSGD, SelfComm
 from . import _problems as P
 from ._mpi import requires_mpi, run_mpi
+from ._reference import RefSGD, RefAdam
 
 SCRIPT = """
 import json
@@ -53,25 +53,20 @@ if r == 0:
 """
 
 
-def _torch_simulation(K, make, period, warmup, steps=10):
-    ws = [torch.zeros(3, dtype=torch.float64) for _ in range(K)]
-    opts = [make([w]) for w in ws]
+def _simulation(K, make, period, warmup, steps=10):
+    ws = [np.zeros(3) for _ in range(K)]
+    opts = [make() for _ in range(K)]
     data = [P.client_rows(r) for r in range(K)]
     for step in range(steps):
-        grads = [torch.from_numpy(P.client_grad(ws[r].detach().numpy().copy(), *data[r],
-                                                step % (2 * (r + 1)))[1]) for r in range(K)]
+        grads = [P.client_grad(ws[r], *data[r], step % (2 * (r + 1)))[1] for r in range(K)]
         if step < warmup:
             mean = sum(grads) / K
-            grads = [mean.clone() for _ in range(K)]
-        for w, g, o in zip(ws, grads, opts):
-            w.grad = g
-            o.step()
+            grads = [mean for _ in range(K)]
+        ws = [o.step(w, g) for w, g, o in zip(ws, grads, opts)]
         if step >= warmup and (step + 1 - warmup) % period == 0:
-            with torch.no_grad():
-                mean = sum(ws) / K
-                for w in ws:
-                    w.copy_(mean)
-    return [w.detach().numpy() for w in ws]
+            mean = sum(ws) / K
+            ws = [mean.copy() for _ in range(K)]
+    return ws
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +77,15 @@ def results():
 
 
 @requires_mpi
-def test_local_sgd_momentum_matches_torch(results):
-    ref = _torch_simulation(4, lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), 3, 0)
+def test_local_sgd_momentum(results):
+    ref = _simulation(4, lambda: RefSGD(lr=0.05, momentum=0.9), 3, 0)
     np.testing.assert_allclose(results["sgd_momentum"]["w"], ref, rtol=1e-12, atol=1e-14)
     assert results["sgd_momentum"]["averages"] == 3
 
 
 @requires_mpi
-def test_post_local_adam_matches_torch(results):
-    ref = _torch_simulation(4, lambda p: torch.optim.Adam(p, lr=0.05), 2, 4)
+def test_post_local_adam(results):
+    ref = _simulation(4, lambda: RefAdam(lr=0.05), 2, 4)
     np.testing.assert_allclose(results["post_local_adam"]["w"], ref, rtol=1e-12, atol=1e-14)
     assert results["post_local_adam"]["averages"] == 3
     # during the warm-up every rank holds the same model; after the last averaging too

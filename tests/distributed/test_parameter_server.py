@@ -1,6 +1,7 @@
 """neurenix.distributed.parameter_server: sync/async parameter server.
 
-References: PyTorch's SGD/Adam applied to the same gradient sequence (sync
+References: PyTorch's SGD/Adam (their NumPy transcriptions in ``_reference``) applied to
+the same gradient sequence (sync
 mode, and async mode with one worker, where the order is deterministic), and
 for async mode with several workers a replay of the server's log: every
 applied gradient must be the worker's gradient at the parameters of version
@@ -11,11 +12,11 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from neurenix.optim import Parameter, SGD
 from neurenix.distributed import ParameterServer, SelfComm, staleness_inverse
 from ._mpi import requires_mpi, run_mpi, TIMEOUT_RC
+from ._reference import RefSGD, RefAdam
 
 COMMON = """
 import json, sys
@@ -103,15 +104,12 @@ def main_results():
 
 
 @requires_mpi
-def test_sync_equals_minibatch_sgd_in_torch(main_results):
+def test_sync_equals_minibatch_sgd(main_results):
     res = main_results["sync"]
-    wt = torch.zeros(4, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.SGD([wt], lr=0.05, momentum=0.9)
+    opt, w = RefSGD(lr=0.05, momentum=0.9), np.zeros(4)
     for step in range(12):
-        w = wt.detach().numpy().copy()
-        wt.grad = torch.from_numpy(np.mean([_grad_at(w, step, r) for r in (1, 2, 3)], axis=0))
-        opt.step()
-    np.testing.assert_allclose(res["w"], wt.detach().numpy(), rtol=1e-12, atol=1e-14)
+        w = opt.step(w, np.mean([_grad_at(w, step, r) for r in (1, 2, 3)], axis=0))
+    np.testing.assert_allclose(res["w"], w, rtol=1e-12, atol=1e-14)
     assert res["stats"]["updates"] == 12 and res["stats"]["pushes"] == 36
     assert res["stats"]["staleness"] == [12] and res["stats"]["dropped"] == 0
 
@@ -152,32 +150,28 @@ def test_max_updates_stops_every_worker(main_results):
 
 
 @requires_mpi
-def test_async_one_worker_equals_torch_adam():
+def test_async_one_worker_equals_adam():
     rc, out, err = run_mpi(SCRIPT_ONE_WORKER, 2, timeout=60)
     assert rc == 0, err[-3000:]
     res = json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][0][7:])
-    wt = torch.zeros(4, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.Adam([wt], lr=0.1)
+    opt, w = RefAdam(lr=0.1), np.zeros(4)
     for step in range(10):
-        wt.grad = torch.from_numpy(_grad_at(wt.detach().numpy().copy(), step, 1))
-        opt.step()
-    np.testing.assert_allclose(res["w"], wt.detach().numpy(), rtol=1e-12, atol=1e-14)
+        w = opt.step(w, _grad_at(w, step, 1))
+    np.testing.assert_allclose(res["w"], w, rtol=1e-12, atol=1e-14)
     assert res["stats"]["staleness"] == [10]
 
 
-def test_size1_is_plain_training_and_matches_torch():
+def test_size1_is_plain_training():
     w = Parameter(np.zeros(4))
 
     def compute(params, step):
         params[0].grad = _grad_at(params[0].data, step, 0)
     ps = ParameterServer([w], SGD([w], lr=0.05, momentum=0.5), mode="async", max_staleness=0,
                          comm=SelfComm()).run(compute, steps=6)
-    wt = torch.zeros(4, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.SGD([wt], lr=0.05, momentum=0.5)
+    opt, ref = RefSGD(lr=0.05, momentum=0.5), np.zeros(4)
     for step in range(6):
-        wt.grad = torch.from_numpy(_grad_at(wt.detach().numpy().copy(), step, 0))
-        opt.step()
-    np.testing.assert_allclose(w.data, wt.detach().numpy(), rtol=1e-13)
+        ref = opt.step(ref, _grad_at(ref, step, 0))
+    np.testing.assert_allclose(w.data, ref, rtol=1e-13)
     assert ps.stats["updates"] == 6
 
 
@@ -281,3 +275,20 @@ def test_uncaught_worker_error_ends_the_job():
     assert rc not in (0, TIMEOUT_RC), (rc, err[-2000:])
     assert "worker 3 dies, uncaught" in err and "unreachable" not in out
     assert time.monotonic() - t0 < 45
+
+
+def test_reference_matches_torch():
+    """The NumPy references are PyTorch's rules (checked where torch is installed)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    for ref, make in ((RefSGD(0.05, momentum=0.9), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+                      (RefAdam(0.1), lambda p: torch.optim.Adam(p, lr=0.1))):
+        w = np.zeros(5)
+        wt = torch.zeros(5, dtype=torch.float64)
+        opt = make([wt])
+        for _ in range(20):
+            g = rng.normal(size=5)
+            w = ref.step(w, g)
+            wt.grad = torch.from_numpy(g.copy())
+            opt.step()
+        np.testing.assert_allclose(w, wt.numpy(), rtol=1e-13, atol=1e-15)

@@ -13,7 +13,7 @@ import scipy.optimize as so
 
 from neurenix import optimize
 from neurenix import distributed
-from neurenix.distributed import SelfComm, DistributedError
+from neurenix.distributed import SelfComm
 from . import _problems as P
 from ._mpi import requires_mpi, run_mpi, TIMEOUT_RC
 
