@@ -38,7 +38,8 @@ import numpy as np
 
 from ..optimize import minimize as _serial_minimize, least_squares as _serial_least_squares
 from ..optimize._objective import as_float_array
-from ._comm import get_comm, mpi, collective_errors, DistributedError
+from ._comm import (get_comm, mpi, collective_errors, DistributedError, wait_all,
+                    get_default_timeout, _check_timeout)
 
 __all__ = ["minimize", "least_squares", "EVAL_F", "EVAL_FG", "EVAL_G", "EVAL_HV",
            "EVAL_HESS", "EVAL_RES", "EVAL_JAC", "STOP", "ABORT"]
@@ -61,8 +62,9 @@ class _Service:
     commands, a 1-D or 2-D array of rows for the gathered ones).
     """
 
-    def __init__(self, comm, n, dtype, local):
+    def __init__(self, comm, n, dtype, local, timeout):
         self.comm = comm
+        self.timeout = timeout
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self.n = n
@@ -82,7 +84,7 @@ class _Service:
         """Local evaluation under the failure flag, then the combination (collective)."""
         MPI = mpi()
         out = None
-        with collective_errors(self.comm, what=f"{_NAMES[cmd]} of local_fun"):
+        with collective_errors(self.comm, what=f"{_NAMES[cmd]} of local_fun", timeout=self.timeout):
             out = self.local[cmd](*vecs)
         if cmd in (EVAL_RES, EVAL_JAC):
             rows = out if out.ndim == 2 else out.reshape(-1, 1)
@@ -104,11 +106,20 @@ class _Service:
         self.comm.Reduce(send, recv, op=MPI.SUM, root=0)
         return recv
 
+    def _bcast_cmd(self):
+        """The command broadcast; with a timeout an ``Ibcast`` waited on with a deadline
+        (the workers wait here while the root's solver works between evaluations)."""
+        if self.timeout is None:
+            self.comm.Bcast(self._cmd, root=0)
+        else:
+            wait_all(self.comm.Ibcast(self._cmd, root=0), self.comm, self.timeout,
+                     what="the root's next command")
+
     # -------------------------------------------------------------- root
     def call(self, cmd, *vecs):
         """Root: run one collective evaluation and return the combined value."""
         self._cmd[0] = cmd
-        self.comm.Bcast(self._cmd, root=0)
+        self._bcast_cmd()
         vecs = [self._bcast_vec(v) for v in vecs]
         try:
             return self._evaluate(cmd, vecs)
@@ -121,7 +132,7 @@ class _Service:
         if self.failed is not None:
             return        # the workers raised with the failed evaluation already
         self._cmd[0] = ABORT if error is not None else STOP
-        self.comm.Bcast(self._cmd, root=0)
+        self._bcast_cmd()
         if error is None:
             self.comm.bcast(result, root=0)
         else:
@@ -133,7 +144,7 @@ class _Service:
         nvec = {EVAL_F: 1, EVAL_FG: 1, EVAL_G: 1, EVAL_HV: 2, EVAL_HESS: 1,
                 EVAL_RES: 1, EVAL_JAC: 1}
         while True:
-            self.comm.Bcast(self._cmd, root=0)
+            self._bcast_cmd()
             cmd = int(self._cmd[0])
             if cmd == STOP:
                 return self.comm.bcast(None, root=0)
@@ -158,19 +169,20 @@ def _scalar(value, what):
     return a.reshape(1)
 
 
-def _setup(comm, x0):
+def _setup(comm, x0, timeout):
     """Root's x0 (validated everywhere) and agreement on its size and dtype."""
     comm = get_comm(comm)
+    timeout = get_default_timeout() if timeout == "default" else _check_timeout(timeout)
     x = None
-    with collective_errors(comm, what="validation of x0"):
+    with collective_errors(comm, what="validation of x0", timeout=timeout):
         x = as_float_array(x0, "x0")
     meta = comm.bcast((x.shape[0], x.dtype.str), root=0)
-    with collective_errors(comm, what="validation of x0"):
+    with collective_errors(comm, what="validation of x0", timeout=timeout):
         if (x.shape[0], x.dtype.str) != meta:
             raise ValueError(f"x0 on rank {comm.Get_rank()} has size {x.shape[0]} and dtype "
                              f"{x.dtype}, but the root's has size {meta[0]} and dtype "
                              f"{np.dtype(meta[1])}")
-    return comm, x
+    return comm, x, timeout
 
 
 def _run(comm, service, solve):
@@ -189,7 +201,7 @@ def _run(comm, service, solve):
 
 
 def minimize(local_fun, x0, args=(), method="L-BFGS", jac=True, hess=None, hessp=None,
-             bounds=None, tol=None, callback=None, options=None, comm=None):
+             bounds=None, tol=None, callback=None, options=None, comm=None, timeout="default"):
     """Minimize :math:`f(x) = \\sum_r f_r(x)` where rank ``r`` holds ``f_r``.
 
     Every rank calls this function (it is collective).  The root runs
@@ -224,6 +236,13 @@ def minimize(local_fun, x0, args=(), method="L-BFGS", jac=True, hess=None, hessp
     comm : communicator, optional
         Default: the library's duplicate of ``COMM_WORLD``
         (:func:`neurenix.distributed.get_comm`).
+    timeout : float or None, optional
+        Deadline in seconds of the workers' wait for the root's next command
+        and of every failure-flag reduction; past it the job is aborted
+        (``comm.Abort(1)``, see :func:`neurenix.distributed.wait_all`).  It must
+        exceed the root's longest stretch between two evaluations (solver work
+        and callback).  Default: :func:`neurenix.distributed.get_default_timeout`
+        (``None``: wait forever).
 
     Returns
     -------
@@ -268,7 +287,7 @@ def minimize(local_fun, x0, args=(), method="L-BFGS", jac=True, hess=None, hessp
     for name, f in (("hess", hess), ("hessp", hessp)):
         if f is not None and not callable(f):
             raise TypeError(f"{name} must be callable or None, got {type(f).__name__}")
-    comm, x = _setup(comm, x0)
+    comm, x, timeout = _setup(comm, x0, timeout)
     n = x.shape[0]
     if comm.Get_size() == 1:
         return _serial_minimize(local_fun, x, args=args, method=method, jac=jac, hess=hess,
@@ -287,7 +306,7 @@ def minimize(local_fun, x0, args=(), method="L-BFGS", jac=True, hess=None, hessp
              EVAL_G: lambda xb: _flat(jac(xb, *args), n, "jac(x)"),
              EVAL_HV: lambda xb, p: _flat(hessp(xb, p, *args), n, "hessp(x, p)"),
              EVAL_HESS: lambda xb: np.asarray(hess(xb, *args), dtype=np.float64)}
-    service = _Service(comm, n, x.dtype, local)
+    service = _Service(comm, n, x.dtype, local, timeout)
 
     def solve():
         def fun(xk, *_):
@@ -320,7 +339,7 @@ def minimize(local_fun, x0, args=(), method="L-BFGS", jac=True, hess=None, hessp
 def least_squares(local_fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
                   ftol=1e-8, xtol=1e-8, gtol=1e-8, x_scale=None, loss="linear", f_scale=1.0,
                   max_nfev=None, diff_step=None, args=(), kwargs=None, callback=None,
-                  verbose=0, comm=None):
+                  verbose=0, comm=None, timeout="default"):
     """Nonlinear least squares on residuals split by rows across ranks.
 
     The residual vector is the rank-ordered concatenation of each rank's
@@ -347,6 +366,8 @@ def least_squares(local_fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method
     args, kwargs
         Extra arguments of ``local_fun`` and ``jac`` (per rank).
     comm : communicator, optional
+    timeout : float or None, optional
+        As in :func:`minimize`.
 
     Returns
     -------
@@ -362,7 +383,7 @@ def least_squares(local_fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method
     if not isinstance(args, tuple):
         args = (args,)
     kwargs = {} if kwargs is None else dict(kwargs)
-    comm, x = _setup(comm, x0)
+    comm, x, timeout = _setup(comm, x0, timeout)
     x = x.astype(np.float64)
     n = x.shape[0]
     common = dict(bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
@@ -383,7 +404,7 @@ def least_squares(local_fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method
             raise ValueError(f"jac(x) must return a dense (m_r, {n}) block, got shape {J.shape}")
         return J
 
-    service = _Service(comm, n, np.float64, {EVAL_RES: res, EVAL_JAC: jb})
+    service = _Service(comm, n, np.float64, {EVAL_RES: res, EVAL_JAC: jb}, timeout)
 
     def solve():
         def fun(xk, *_a, **_k):

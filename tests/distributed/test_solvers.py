@@ -173,11 +173,12 @@ def bad_shape(x):
 def stop_cb(intermediate_result):
     raise RuntimeError("injected in the root's callback")
 
-cases = [("worker", lambda: distributed.minimize(failing, np.zeros(5))),
+cases = [("worker", lambda: distributed.minimize(failing, np.zeros(5), timeout=30)),
          ("shape", lambda: distributed.minimize(bad_shape, np.zeros(5), method="Newton-CG",
                                                 hessp=lambda x, p: p)),
          ("method", lambda: distributed.minimize(fg, np.zeros(5), method="no-such-method")),
-         ("callback", lambda: distributed.minimize(fg, np.zeros(5), callback=stop_cb)),
+         ("callback", lambda: distributed.minimize(fg, np.zeros(5), callback=stop_cb,
+                                                   timeout=30)),
          ("x0", lambda: distributed.minimize(fg, np.zeros(5 if r else 4))),
          ("lsq", lambda: distributed.least_squares(
              lambda x: x[:2] - r, np.zeros(2), jac=lambda x: np.eye(2, 3 if r == 3 else 2)))]
@@ -243,5 +244,28 @@ def test_uncaught_worker_error_ends_the_job():
     rc, out, err = run_mpi(SCRIPT_UNCAUGHT, 4, timeout=60)
     assert rc not in (0, TIMEOUT_RC), (rc, err[-2000:])
     assert "injected, not caught" in err
+    assert "unreachable" not in out
+    assert time.monotonic() - t0 < 45
+
+
+SCRIPT_ROOT_HANGS = """
+import time
+import numpy as np
+from neurenix import distributed
+def fun(x):
+    return float(x @ x), 2 * x
+def stuck(intermediate_result):
+    time.sleep(120)              # the root never sends the next command
+distributed.minimize(fun, np.ones(3), callback=stuck, timeout=3)
+print("unreachable", flush=True)
+"""
+
+
+@requires_mpi
+def test_deadline_aborts_when_the_root_hangs():
+    t0 = time.monotonic()
+    rc, out, err = run_mpi(SCRIPT_ROOT_HANGS, 2, timeout=60)
+    assert rc not in (0, TIMEOUT_RC), (rc, err[-2000:])
+    assert "the root's next command did not complete within 3 s" in err
     assert "unreachable" not in out
     assert time.monotonic() - t0 < 45
