@@ -122,3 +122,34 @@ def client_grad(w, X, y, batch):
     i = slice(BATCH * batch, BATCH * (batch + 1))
     r = X[i] @ w - y[i]
     return 0.5 * float(np.mean(r * r)), X[i].T @ r / r.size
+
+
+# ------------------------------------------------------------- MPI script helpers
+def attempt(name, run, rank, msgs):
+    """Run ``run()`` and record ``"<name> rank <r>: <outcome>"`` in ``msgs``: ``no error``,
+    ``DistributedError [ranks] message`` or ``<Type>: message``."""
+    from neurenix.distributed import DistributedError
+    try:
+        run()
+        msgs.append(f"{name} rank {rank}: no error")
+    except DistributedError as e:
+        msgs.append(f"{name} rank {rank}: DistributedError {e.ranks} {e}")
+    except Exception as e:
+        msgs.append(f"{name} rank {rank}: {type(e).__name__}: {e}")
+
+
+def print_gathered(comm, msgs):
+    """Gather every rank's lines on rank 0 and print them there (one writer: no interleaving)."""
+    allm = comm.gather(msgs, root=0)
+    if comm.Get_rank() == 0:
+        print("\n".join(m for ms in allm for m in ms), flush=True)
+
+
+def result_of(out):
+    """The JSON object a script printed on its ``RESULT `` line."""
+    import json
+    return json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][0][7:])
+
+
+def has(lines, prefix):
+    return any(ln.startswith(prefix) for ln in lines)

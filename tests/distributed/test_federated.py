@@ -6,7 +6,6 @@ References: a direct NumPy transcription of the algorithms of McMahan et al.
 steps of the Adam case (``_reference.RefAdam``); secure aggregation against the plain aggregation (up
 to the fixed-point resolution) and by what the server receives.
 """
-import json
 import time
 
 import numpy as np
@@ -109,7 +108,7 @@ def fedavg_reference(rounds, lr, local_epochs=1, m=3, seed=None, mu=0.0, clip=No
 def results():
     rc, out, err = run_mpi(SCRIPT, 4, timeout=90)
     assert rc == 0, err[-3000:]
-    return json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][0][7:])
+    return P.result_of(out)
 
 
 @requires_mpi
@@ -257,7 +256,6 @@ def test_bad_arguments():
 SCRIPT_FAIL = """
 import numpy as np
 from neurenix import distributed as D
-from neurenix.distributed import DistributedError
 from neurenix.optim import Parameter, SGD
 from tests.distributed import _problems as P
 comm = D.get_comm()
@@ -281,20 +279,13 @@ for name, kw, step, ev in (("client", {}, make_step(2), None),
                            ("server", {}, make_step(-1), bad_eval),
                            ("range", dict(secure_aggregation=True), make_step(-1, big=True), None)):
     w = Parameter(np.zeros(3))
-    try:
-        D.FedAvg([w], SGD([w], lr=0.05), num_samples=y.size, timeout=30, **kw).fit(
-            step, rounds=3, batches_per_epoch=2, evaluate=ev)
-        msgs.append(f"{name} rank {r}: no error")
-    except DistributedError as e:
-        msgs.append(f"{name} rank {r}: DistributedError {e.ranks}")
-    except Exception as e:
-        msgs.append(f"{name} rank {r}: {type(e).__name__}: {e}")
+    P.attempt(name, lambda: D.FedAvg([w], SGD([w], lr=0.05), num_samples=y.size, timeout=30,
+                                     **kw).fit(step, rounds=3, batches_per_epoch=2, evaluate=ev),
+              r, msgs)
 w = Parameter(np.zeros(3))
 D.FedAvg([w], SGD([w], lr=0.05), num_samples=y.size).fit(make_step(-1), rounds=1, batches_per_epoch=2)
 msgs.append(f"final rank {r}: {w.data.tolist()}")
-allm = comm.gather(msgs, root=0)
-if r == 0:
-    print(chr(10).join(m for ms in allm for m in ms), flush=True)
+P.print_gathered(comm, msgs)
 """
 
 
@@ -308,11 +299,11 @@ def test_failures_raise_on_every_rank_without_hanging():
     assert "server rank 0: ArithmeticError: injected in evaluate" in lines
     assert any(ln.startswith("range rank 3: ValueError: secure aggregation") for ln in lines)
     for r in (0, 1, 3):
-        assert f"client rank {r}: DistributedError [2]" in lines
+        assert P.has(lines, f"client rank {r}: DistributedError [2]")
     for r in (1, 2, 3):
-        assert f"server rank {r}: DistributedError [0]" in lines
+        assert P.has(lines, f"server rank {r}: DistributedError [0]")
     for r in (0, 1, 2):
-        assert f"range rank {r}: DistributedError [3]" in lines
+        assert P.has(lines, f"range rank {r}: DistributedError [3]")
     finals = [ln.split(": ", 1)[1] for ln in lines if ln.startswith("final")]
     assert len(finals) == 4 and len(set(finals)) == 1
     assert time.monotonic() - t0 < 50

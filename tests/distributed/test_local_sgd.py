@@ -1,6 +1,5 @@
 """neurenix.distributed.local_sgd: LocalSGD / post-local SGD, against a simulation of K
 models (PyTorch's SGD/Adam rules, ``_reference``, for the local steps; explicit averaging)."""
-import json
 
 import numpy as np
 import pytest
@@ -73,7 +72,7 @@ def _simulation(K, make, period, warmup, steps=10):
 def results():
     rc, out, err = run_mpi(SCRIPT, 4, timeout=60)
     assert rc == 0, err[-3000:]
-    return json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][0][7:])
+    return P.result_of(out)
 
 
 @requires_mpi

@@ -7,7 +7,6 @@ for async mode with several workers a replay of the server's log: every
 applied gradient must be the worker's gradient at the parameters of version
 ``k - staleness``, applied with ``lr / (1 + staleness)``.
 """
-import json
 import time
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 
 from neurenix.optim import Parameter, SGD
 from neurenix.distributed import ParameterServer, SelfComm, staleness_inverse
+from . import _problems as P
 from ._mpi import requires_mpi, run_mpi, TIMEOUT_RC
 from ._reference import RefSGD, RefAdam
 
@@ -24,6 +24,7 @@ import numpy as np
 from neurenix import distributed
 from neurenix.distributed import ParameterServer, DistributedError
 from neurenix.optim import Parameter, SGD, Adam
+from tests.distributed import _problems as P
 comm = distributed.get_comm()
 r, K = comm.Get_rank(), comm.Get_size()
 rng = np.random.default_rng(3)
@@ -100,7 +101,7 @@ if r == 0:
 def main_results():
     rc, out, err = run_mpi(SCRIPT_MAIN, 4, timeout=60)
     assert rc == 0, err[-3000:]
-    return json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][0][7:])
+    return P.result_of(out)
 
 
 @requires_mpi
@@ -153,7 +154,7 @@ def test_max_updates_stops_every_worker(main_results):
 def test_async_one_worker_equals_adam():
     rc, out, err = run_mpi(SCRIPT_ONE_WORKER, 2, timeout=60)
     assert rc == 0, err[-3000:]
-    res = json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][0][7:])
+    res = P.result_of(out)
     opt, w = RefAdam(lr=0.1), np.zeros(4)
     for step in range(10):
         w = opt.step(w, _grad_at(w, step, 1))
@@ -220,22 +221,15 @@ def attempt(name, mode, fail_in):
         if fail_in == "worker" and r == 2 and step == 3:
             raise ValueError("injected in worker 2")
         params[0].grad = grad_at(params[0].data, step, r)
-    try:
-        ParameterServer([w], opt, mode=mode, timeout=30).run(compute, steps=10)
-        msgs.append(f"{name} rank {r}: no error")
-    except DistributedError as e:
-        msgs.append(f"{name} rank {r}: DistributedError {e}")
-    except Exception as e:
-        msgs.append(f"{name} rank {r}: {type(e).__name__}: {e}")
+    P.attempt(name, lambda: ParameterServer([w], opt, mode=mode, timeout=30).run(compute, steps=10),
+              r, msgs)
 for mode in ("sync", "async"):
     for where in ("worker", "server"):
         attempt(f"{mode}-{where}", mode, where)
 w = Parameter(np.zeros(4))
 ParameterServer([w], SGD([w], lr=0.05)).run(lambda p, s: setattr(p[0], "grad", grad_at(p[0].data, s, r)), steps=3)
 msgs.append(f"final rank {r}: {w.data.tolist()}")
-allm = comm.gather(msgs, root=0)
-if r == 0:
-    print(chr(10).join(m for ms in allm for m in ms), flush=True)
+P.print_gathered(comm, msgs)
 """
 
 
@@ -252,7 +246,7 @@ def test_failures_raise_on_every_rank_without_hanging():
         assert "DistributedError" in got[f"{mode}-worker rank 3"]
         assert got[f"{mode}-server rank 0"].endswith("FloatingPointError: injected in the server's step")
         for r in (1, 2, 3):
-            assert "DistributedError the parameter server aborted" in got[f"{mode}-server rank {r}"]
+            assert "DistributedError [0] the parameter server aborted" in got[f"{mode}-server rank {r}"]
     finals = [ln.split(": ", 1)[1] for ln in lines if ln.startswith("final")]
     assert len(finals) == 4 and len(set(finals)) == 1
 
