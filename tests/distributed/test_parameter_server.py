@@ -79,6 +79,10 @@ ps = ParameterServer([w], opt, mode="async", max_staleness=2).run(compute_async,
 wlogs = comm.gather(wlog, root=0)
 out["async"] = dict(w=w.data.tolist(), stats=ps.stats, server_log=log,
                     worker_logs=(wlogs[1:] if r == 0 else None), lr_after=opt.param_groups[0]["lr"])
+# sync with unequal numbers of steps: a worker that is done leaves the rounds
+w = Parameter(np.zeros(4))
+ps = ParameterServer([w], SGD([w], lr=0.05), mode="sync").run(compute, steps=3 + r)
+out["sync_unequal"] = dict(w=w.data.tolist(), stats=ps.stats)
 # max_updates stops the workers early
 w = Parameter(np.zeros(4))
 ps = ParameterServer([w], SGD([w], lr=0.05), mode="async").run(compute, steps=50, max_updates=7)
@@ -113,6 +117,17 @@ def test_sync_equals_minibatch_sgd(main_results):
     np.testing.assert_allclose(res["w"], w, rtol=1e-12, atol=1e-14)
     assert res["stats"]["updates"] == 12 and res["stats"]["pushes"] == 36
     assert res["stats"]["staleness"] == [12] and res["stats"]["dropped"] == 0
+
+
+@requires_mpi
+def test_sync_rounds_shrink_when_workers_finish(main_results):
+    res = main_results["sync_unequal"]
+    opt, w = RefSGD(lr=0.05), np.zeros(4)
+    for step in range(6):                      # workers 1, 2, 3 compute 4, 5, 6 gradients
+        active = [r for r in (1, 2, 3) if step < 3 + r]
+        w = opt.step(w, np.mean([_grad_at(w, step, r) for r in active], axis=0))
+    np.testing.assert_allclose(res["w"], w, rtol=1e-12, atol=1e-14)
+    assert res["stats"]["updates"] == 6 and res["stats"]["pushes"] == 15
 
 
 @requires_mpi
