@@ -74,7 +74,8 @@ for opt_name, factory in [("Adam", lambda ps: Adam(ps, lr=0.05)),
     np.testing.assert_allclose(W.data, Wr.data, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(b.data, br.data, rtol=1e-10, atol=1e-12)
     st = opt.stats.last_step
-    assert st["payload"] == (D * H + H) * 8 + (K + 2) * 4, st
+    assert st["payload"] == (D * H + H + K + 2) * 8, st      # gradients + fused control slots
+    assert opt.stats.calls["Allreduce"] == 15 * len(opt.buckets)  # one collective per bucket
 ok("pooled-equivalence Adam SGD LAMB, bit-identical parameters and state")
 
 # ---- 2. backward_passes_per_step and op="sum"
