@@ -155,6 +155,12 @@ def test_sharded_refuses_closure_optimizers_and_mixed_dtypes():
         ShardedOptimizer([Parameter(np.ones(2)), Parameter(np.ones(2, dtype=np.float32))], SGD, lr=0.1)
     with pytest.raises(TypeError, match="optimizer_class"):
         ShardedOptimizer([Parameter(np.ones(2))], "adam")
+    with pytest.raises(ValueError, match="element-wise"):
+        ShardedOptimizer([Parameter(np.ones(2))], LAMB, partition="elements")
+    with pytest.raises(ValueError, match="partition must be"):
+        ShardedOptimizer([Parameter(np.ones(2))], SGD, partition="rows", lr=0.1)
+    assert ShardedOptimizer([Parameter(np.ones(2))], LAMB).partition == "parameters"
+    assert ShardedOptimizer([Parameter(np.ones(2))], SGD, lr=0.1).partition == "elements"
 
 
 def test_partition_sizes_balanced_and_deterministic():
