@@ -428,19 +428,11 @@ class DistributedOptimizer:
     def _accumulate(self, grads, first):
         if first:
             self._present[:] = False
+        for i, g in enumerate(grads):
+            if g is not None:
+                self._present[i] = True
         for b in self._buckets:
-            for p, o, n in zip(b.params, b.offsets, b.sizes):
-                g = grads[self._index[id(p)]]
-                dst = b.data[o:o + n]
-                if g is None:
-                    if first:
-                        dst.fill(0)
-                    continue
-                self._present[self._index[id(p)]] = True
-                if first:
-                    dst[...] = g.reshape(-1)
-                else:
-                    dst += g.reshape(-1)
+            self._pack_bucket(b, grads, first)
 
     def _pack_bucket(self, b, grads, first):
         if grads is None:             # this rank failed validation: send zeros, raise afterwards
