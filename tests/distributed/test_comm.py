@@ -193,3 +193,29 @@ def test_uncaught_exception_ends_the_job():
     assert rc not in (0, TIMEOUT_RC), (rc, err)
     assert "injected failure" in err
     assert time.monotonic() - t0 < 30
+
+
+SCRIPT_OPT_HANG = """
+import time
+import numpy as np
+from neurenix.optim import Parameter, SGD
+from neurenix.distributed import DistributedOptimizer
+w = Parameter(np.zeros(3))
+opt = DistributedOptimizer(SGD([w], lr=0.1))
+if opt.comm.Get_rank() == 2:
+    time.sleep(60)                 # this rank never reaches the gradient all-reduce
+w.grad = np.ones(3)
+opt.step()
+print("unreachable", flush=True)
+"""
+
+
+@requires_mpi
+def test_distributed_optimizer_deadline():
+    """NEURENIX_DIST_TIMEOUT bounds every wait of DistributedOptimizer: a missing rank aborts the job."""
+    t0 = time.monotonic()
+    rc, out, err = run_mpi(SCRIPT_OPT_HANG, 4, timeout=40, env={"NEURENIX_DIST_TIMEOUT": "2"})
+    assert rc not in (0, TIMEOUT_RC), (rc, err)
+    assert "gradient all-reduce did not complete within 2 s" in err
+    assert "unreachable" not in out
+    assert time.monotonic() - t0 < 30
