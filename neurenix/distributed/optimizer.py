@@ -166,11 +166,13 @@ class _Bucket:
     """Parameters of one dtype packed in one buffer; ``data`` is the gradient part of
     ``buf``, ``ctl`` an optional tail of control slots sent in the same all-reduce."""
 
-    __slots__ = ("index", "dtype", "buf", "data", "ctl", "params", "offsets", "sizes", "shapes", "layout")
+    __slots__ = ("index", "dtype", "buf", "data", "ctl", "acc", "params", "offsets", "sizes", "shapes",
+                 "layout")
 
     def __init__(self, index, dtype):
         self.index = index
         self.dtype = dtype
+        self.acc = None           # accumulator of backward passes, allocated on first use
         self.params, self.offsets, self.sizes, self.shapes = [], [], [], []
 
     def finish(self, control=0):
@@ -426,29 +428,45 @@ class DistributedOptimizer:
             self._final_grads = None
 
     def _accumulate(self, grads, first):
+        """Add a non-final pass's gradients to the accumulators (kept apart from the
+        communication buffers, which the previous step's ``p.grad`` views point into)."""
         if first:
             self._present[:] = False
         for i, g in enumerate(grads):
             if g is not None:
                 self._present[i] = True
         for b in self._buckets:
-            self._pack_bucket(b, grads, first)
+            if b.acc is None:
+                b.acc = np.zeros_like(b.data)
+            for p, o, n in zip(b.params, b.offsets, b.sizes):
+                g = grads[self._index[id(p)]]
+                acc = b.acc[o:o + n]
+                if g is None:
+                    if first:
+                        acc.fill(0)
+                elif first:
+                    acc[...] = g.reshape(-1)
+                else:
+                    acc += g.reshape(-1)
 
     def _pack_bucket(self, b, grads, first):
+        """Write the final pass's gradients (plus the accumulated passes) into ``b.data``."""
         if grads is None:             # this rank failed validation: send zeros, raise afterwards
             b.data.fill(0)
             return
         for p, o, n in zip(b.params, b.offsets, b.sizes):
             g = grads[self._index[id(p)]]
             dst = b.data[o:o + n]
-            if g is None:
-                if first:
-                    dst.fill(0)
-            elif first:
-                if not (g.base is b.buf and g.__array_interface__["data"][0] == dst.__array_interface__["data"][0]):
-                    dst[...] = g.reshape(-1)
-            else:
-                dst += g.reshape(-1)
+            if not first:
+                acc = b.acc[o:o + n]
+                if g is None:
+                    dst[...] = acc
+                else:
+                    np.add(acc, g.reshape(-1), out=dst)     # g may be a view of dst
+            elif g is None:
+                dst.fill(0)
+            elif not (g.base is b.buf and g.__array_interface__["data"][0] == dst.__array_interface__["data"][0]):
+                dst[...] = g.reshape(-1)
 
     def _synchronize(self):
         MPI = mpi()
