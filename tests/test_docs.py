@@ -4,6 +4,9 @@ import pathlib
 
 import pytest
 
+import neurenix.distributed._comm
+import neurenix.distributed.optimizer
+import neurenix.distributed.sharded
 import neurenix.optim.grad_tools
 import neurenix.optim.sgd
 
@@ -17,7 +20,9 @@ def test_doc_page_examples(page):
     assert res.failed == 0
 
 
-@pytest.mark.parametrize("mod", [neurenix.optim.sgd, neurenix.optim.grad_tools])
+@pytest.mark.parametrize("mod", [neurenix.optim.sgd, neurenix.optim.grad_tools,
+                                 neurenix.distributed._comm, neurenix.distributed.optimizer,
+                                 neurenix.distributed.sharded])
 def test_docstring_examples(mod):
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0

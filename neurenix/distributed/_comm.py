@@ -191,6 +191,17 @@ def _copy(dst_spec, src_spec, dst_offset=0, count=None):
     dst[dst_offset:dst_offset + n] = src[:n]
 
 
+def _copy_v(recvbuf, sendbuf):
+    """Size-1 vector collective: ``sendbuf`` into ``recvbuf`` at rank 0's displacement."""
+    cd = _spec_counts(recvbuf)
+    if cd is None:
+        _copy(recvbuf, sendbuf)
+    else:
+        counts, displs = cd
+        _copy(recvbuf, sendbuf, dst_offset=int(displs[0]) if displs is not None else 0,
+              count=int(counts[0]))
+
+
 def mpi_dtype_ok(dtype):
     """True when MPI can reduce arrays of ``dtype`` itself (predefined numeric types)."""
     dt = np.dtype(dtype)
@@ -288,15 +299,8 @@ class SelfComm:
         return _DoneRequest()
 
     def Allgatherv(self, sendbuf, recvbuf):
-        if isinstance(sendbuf, _InPlace):
-            return
-        cd = _spec_counts(recvbuf)
-        if cd is None:
-            _copy(recvbuf, sendbuf)
-        else:
-            counts, displs = cd
-            _copy(recvbuf, sendbuf, dst_offset=int(displs[0]) if displs is not None else 0,
-                  count=int(counts[0]))
+        if not isinstance(sendbuf, _InPlace):
+            _copy_v(recvbuf, sendbuf)
 
     def Iallgatherv(self, sendbuf, recvbuf):
         self.Allgatherv(sendbuf, recvbuf)
@@ -306,6 +310,11 @@ class SelfComm:
         self._check_root(root)
         if not isinstance(sendbuf, _InPlace):
             _copy(recvbuf, sendbuf)
+
+    def Gatherv(self, sendbuf, recvbuf, root=0):
+        self._check_root(root)
+        if not isinstance(sendbuf, _InPlace):
+            _copy_v(recvbuf, sendbuf)
 
     def Scatter(self, sendbuf, recvbuf, root=0):
         self._check_root(root)

@@ -56,6 +56,11 @@ def _check_ratio(ratio):
     return float(ratio)
 
 
+def _count_k(ratio, n):
+    """Entries kept by a sparsifier: ``ceil(ratio * n)``, at least 1, at most ``n``."""
+    return max(1, min(n, int(math.ceil(ratio * n))))
+
+
 def _check_seed(seed):
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
@@ -268,13 +273,10 @@ class TopK(Compressor):
     def __init__(self, ratio=0.01):
         self.ratio = _check_ratio(ratio)
 
-    def _k(self, n):
-        return max(1, min(n, int(math.ceil(self.ratio * n))))
-
     def compress(self, x, key=0, layout=None):
         x = _check_x(x)
         n = x.shape[0]
-        k = self._k(n)
+        k = _count_k(self.ratio, n)
         if k == n:
             idx = np.arange(n)
         else:
@@ -322,13 +324,10 @@ class RandomK(Compressor):
     def setup(self, rank, size, shared_seed):
         self._shared = int(shared_seed)
 
-    def _k(self, n):
-        return max(1, min(n, int(math.ceil(self.ratio * n))))
-
     def compress(self, x, key=0, layout=None):
         x = _check_x(x)
         n = x.shape[0]
-        k = self._k(n)
+        k = _count_k(self.ratio, n)
         c = self._count.get(key, 0)
         self._count[key] = c + 1
         seed = self.seed if self.seed is not None else self._shared

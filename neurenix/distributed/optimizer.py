@@ -163,16 +163,23 @@ def validate_grads(params):
 
 
 class _Bucket:
-    __slots__ = ("index", "dtype", "buf", "params", "offsets", "sizes", "shapes", "layout")
+    """Parameters of one dtype packed in one buffer; ``data`` is the gradient part of
+    ``buf``, ``ctl`` an optional tail of control slots sent in the same all-reduce."""
+
+    __slots__ = ("index", "dtype", "buf", "data", "ctl", "acc", "params", "offsets", "sizes", "shapes",
+                 "layout")
 
     def __init__(self, index, dtype):
         self.index = index
         self.dtype = dtype
+        self.acc = None           # accumulator of backward passes, allocated on first use
         self.params, self.offsets, self.sizes, self.shapes = [], [], [], []
 
-    def finish(self):
+    def finish(self, control=0):
         n = sum(self.sizes)
-        self.buf = np.zeros(n, dtype=self.dtype)
+        self.buf = np.zeros(n + control, dtype=self.dtype)
+        self.data = self.buf[:n]
+        self.ctl = self.buf[n:] if control else None
         self.layout = list(zip(self.offsets, self.shapes))
 
 
@@ -212,11 +219,15 @@ class DistributedOptimizer:
 
     Notes
     -----
-    Every synchronization first all-reduces one small ``int32`` control
-    array: a failure flag per rank (a gradient of the wrong shape or dtype on
-    any rank raises on every rank, parameters untouched) and, per parameter,
-    the number of ranks that have a gradient (a parameter without ``grad`` on
-    some ranks counts as zeros there; on all ranks it stays ``None``).
+    Every synchronization also agrees on control values: a failure flag per
+    rank (a gradient of the wrong shape or dtype on any rank raises on every
+    rank, parameters and state untouched) and, per parameter, the number of
+    ranks that have a gradient (a parameter without ``grad`` on some ranks
+    counts as zeros there; on all ranks it stays ``None``).  Without
+    compression these ``K + number of parameters`` values ride at the end of
+    the first bucket's all-reduce (small integers, exact in floating point),
+    so a step costs one collective per bucket and nothing more; with
+    compression they are one small ``int32`` all-reduce before the exchange.
 
     After every synchronous step all ranks hold the same parameters and
     state, provided they started equal (:meth:`broadcast` or
@@ -266,7 +277,7 @@ class DistributedOptimizer:
         self._rank = self.comm.Get_rank()
         self._passes = 0
         self._signature = None
-        self._build()
+        self._build()      # needs self.compression and self._size
         if compression is not None:
             seed = np.zeros(1, dtype=np.int64)
             if self._rank == 0:
@@ -300,8 +311,11 @@ class DistributedOptimizer:
             b.params.append(p)
             b.sizes.append(p.data.size)
             b.shapes.append(p.data.shape)
+        # without compression the control slots (failure flag per rank, gradient count per
+        # parameter) travel in the first bucket's all-reduce: no extra collective per step
+        fused = self.compression is None or isinstance(self.compression, NoCompression)
         for b in buckets:
-            b.finish()
+            b.finish(self._size + len(params) if (fused and b.index == 0) else 0)
         self._buckets = buckets
         self._slot = {id(p): (b, o, n) for b in buckets for p, o, n in zip(b.params, b.offsets, b.sizes)}
         self._index = {id(p): i for i, p in enumerate(params)}
@@ -309,7 +323,7 @@ class DistributedOptimizer:
 
     @property
     def buckets(self):
-        return [(b.dtype, b.buf.shape[0], len(b.params)) for b in self._buckets]
+        return [(b.dtype, b.data.shape[0], len(b.params)) for b in self._buckets]
 
     # ------------------------------------------------ Optimizer delegation
     @property
@@ -414,57 +428,67 @@ class DistributedOptimizer:
             self._final_grads = None
 
     def _accumulate(self, grads, first):
+        """Add a non-final pass's gradients to the accumulators (kept apart from the
+        communication buffers, which the previous step's ``p.grad`` views point into)."""
         if first:
             self._present[:] = False
+        for i, g in enumerate(grads):
+            if g is not None:
+                self._present[i] = True
         for b in self._buckets:
+            if b.acc is None:
+                b.acc = np.zeros_like(b.data)
             for p, o, n in zip(b.params, b.offsets, b.sizes):
                 g = grads[self._index[id(p)]]
-                dst = b.buf[o:o + n]
+                acc = b.acc[o:o + n]
                 if g is None:
                     if first:
-                        dst.fill(0)
-                    continue
-                self._present[self._index[id(p)]] = True
-                if first:
-                    dst[...] = g.reshape(-1)
+                        acc.fill(0)
+                elif first:
+                    acc[...] = g.reshape(-1)
                 else:
-                    dst += g.reshape(-1)
+                    acc += g.reshape(-1)
 
     def _pack_bucket(self, b, grads, first):
+        """Write the final pass's gradients (plus the accumulated passes) into ``b.data``."""
+        if grads is None:             # this rank failed validation: send zeros, raise afterwards
+            b.data.fill(0)
+            return
         for p, o, n in zip(b.params, b.offsets, b.sizes):
             g = grads[self._index[id(p)]]
-            dst = b.buf[o:o + n]
-            if g is None:
-                if first:
-                    dst.fill(0)
-            elif first:
-                if not (g.base is b.buf and g.__array_interface__["data"][0] == dst.__array_interface__["data"][0]):
-                    dst[...] = g.reshape(-1)
-            else:
-                dst += g.reshape(-1)
+            dst = b.data[o:o + n]
+            if not first:
+                acc = b.acc[o:o + n]
+                if g is None:
+                    dst[...] = acc
+                else:
+                    np.add(acc, g.reshape(-1), out=dst)     # g may be a view of dst
+            elif g is None:
+                dst.fill(0)
+            elif not (g.base is b.buf and g.__array_interface__["data"][0] == dst.__array_interface__["data"][0]):
+                dst[...] = g.reshape(-1)
 
     def _synchronize(self):
         MPI = mpi()
         K, npar = self._size, len(self._plist)
         first = self._passes == 0
-        grads = self._final_grads
-        if self._final_error is None:
+        grads, error = self._final_grads, self._final_error
+        self._final_grads = self._final_error = None
+        self._passes = 0
+        present = None
+        if error is None:
             present = self._present.copy() if not first else np.zeros(npar, dtype=bool)
             for i, g in enumerate(grads):
                 if g is not None:
                     present[i] = True
-        else:
-            present = None
-        try:
-            counts = control_allreduce(self.comm, self._final_error, present, npar,
-                                       self.timeout, self.stats)
-        except BaseException:
-            self._passes = 0
-            self._final_error = self._final_grads = None
-            raise
-        denom = (K if self.op == "average" else 1) * (self.backward_passes_per_step
-                                                     if self.op == "average" else 1)
-        if self.compression is None or isinstance(self.compression, NoCompression):
+        fused = self._buckets[0].ctl is not None
+        if fused:
+            ctl = self._buckets[0].ctl
+            ctl.fill(0)
+            if error is not None:
+                ctl[self._rank] = 1
+            else:
+                ctl[K:] = present
             reqs = []
             for b in self._buckets:
                 self._pack_bucket(b, grads, first)
@@ -473,19 +497,27 @@ class DistributedOptimizer:
                 self.stats.collective("Allreduce", b.buf.nbytes, K)
             if reqs:
                 wait_all(reqs, self.comm, self.timeout, what="gradient all-reduce")
+            failed = [int(i) for i in np.flatnonzero(ctl[:K])]
+            if failed:
+                self.stats.end_step()
+                if error is not None:
+                    raise error
+                raise DistributedError(f"gradient validation failed on rank(s) {failed}", ranks=failed)
+            counts = ctl[K:]
         else:
+            counts = control_allreduce(self.comm, error, present, npar, self.timeout, self.stats)
             for b in self._buckets:
                 self._pack_bucket(b, grads, first)
-                b.buf[...] = self.compression.reduce(b.buf, self._ops, key=b.index, layout=b.layout)
-        self._final_grads = None
+                b.data[...] = self.compression.reduce(b.data, self._ops, key=b.index, layout=b.layout)
+        denom = (K * self.backward_passes_per_step) if self.op == "average" else 1
         for b in self._buckets:
             if denom != 1:
-                np.divide(b.buf, denom, out=b.buf)
+                np.divide(b.data, denom, out=b.data)
             for p, o, n, shape in zip(b.params, b.offsets, b.sizes, b.shapes):
                 if counts[self._index[id(p)]] == 0:
                     p.grad = None
                 else:
-                    p.grad = b.buf[o:o + n].reshape(shape)
+                    p.grad = b.data[o:o + n].reshape(shape)
         self.stats.end_step()
 
     def __repr__(self):

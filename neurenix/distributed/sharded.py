@@ -24,6 +24,7 @@ import inspect
 import numpy as np
 
 from ..optim.optimizer import Optimizer
+from ..optim.parameter import Parameter
 from ._comm import get_comm, mpi, CommStats, _check_timeout
 from ._tree import gather_tree
 from .optimizer import (_check_numpy_param, control_allreduce, validate_grads, DistributedOptimizer,
@@ -62,6 +63,11 @@ def _state_nbytes(state):
     return total
 
 
+def _elementwise_classes():
+    from ..optim import SGD, Adam, AdamW, AdaGrad, RMSProp, NAdam, RAdam, AdaBelief
+    return (SGD, Adam, AdamW, AdaGrad, RMSProp, NAdam, RAdam, AdaBelief)
+
+
 class ShardedOptimizer:
     """ZeRO stage 1/2: optimizer state and update partitioned over ranks.
 
@@ -76,6 +82,16 @@ class ShardedOptimizer:
         the whole vector and are refused.
     comm : communicator, optional
     op : {"average", "sum"}, default "average"
+    partition : {"auto", "elements", "parameters"}, default "auto"
+        ``"elements"``: the flattened parameters are cut into ``K`` equal
+        contiguous shards (DeepSpeed's layout; state per rank is
+        ``ceil(N/K)`` elements whatever the parameter sizes), each rank's
+        pieces being views into the parameters.  Only for element-wise rules
+        (SGD, Adam, AdamW, AdaGrad, RMSProp, NAdam, RAdam, AdaBelief, exact
+        classes).  ``"parameters"``: whole parameters, largest first to the
+        least loaded rank (PyTorch's ``ZeroRedundancyOptimizer``); exact for
+        rules that use per-parameter norms (LAMB, LARS), balanced only when no
+        parameter dominates.  ``"auto"`` picks ``"elements"`` when allowed.
     timeout : float or None, optional
         Deadline of the collective checks.
     **defaults
@@ -87,10 +103,10 @@ class ShardedOptimizer:
         All parameters and their options (change ``lr`` here, as usual;
         it reaches the local optimizer at the next step).
     optimizer : Optimizer or None
-        The local optimizer over this rank's parameters (``None`` when the
-        rank owns none).
-    owner : ndarray
-        Rank owning each parameter (in ``param_groups`` order).
+        The local optimizer over this rank's parameters or pieces (``None``
+        when the rank owns nothing).
+    partition : str
+        The layout in use.
     stats : CommStats
 
     Examples
@@ -106,7 +122,8 @@ class ShardedOptimizer:
     array([0.9, 1.1, 1. ])
     """
 
-    def __init__(self, params, optimizer_class, comm=None, op="average", timeout="default", **defaults):
+    def __init__(self, params, optimizer_class, comm=None, op="average", partition="auto",
+                 timeout="default", **defaults):
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, Optimizer)):
             raise TypeError(f"optimizer_class must be an Optimizer subclass, got {optimizer_class!r}")
         closure = inspect.signature(optimizer_class.step).parameters.get("closure")
@@ -116,10 +133,19 @@ class ShardedOptimizer:
                             "DistributedOptimizer instead")
         if op not in ("average", "sum"):
             raise ValueError(f"op must be 'average' or 'sum', got {op!r}")
+        elementwise = optimizer_class in _elementwise_classes()
+        if partition == "auto":
+            partition = "elements" if elementwise else "parameters"
+        elif partition == "elements" and not elementwise:
+            raise ValueError(f"partition='elements' needs an element-wise update rule; "
+                             f"{optimizer_class.__name__} is not one (use partition='parameters')")
+        elif partition != "parameters" and partition != "elements":
+            raise ValueError(f"partition must be 'auto', 'elements' or 'parameters', got {partition!r}")
         if timeout != "default":
             _check_timeout(timeout)
         self.comm = comm = get_comm(comm)
         self.op = op
+        self.partition = partition
         self.timeout = timeout
         self.stats = CommStats()
         self.optimizer_class = optimizer_class
@@ -136,48 +162,81 @@ class ShardedOptimizer:
             raise TypeError(f"params: ShardedOptimizer needs parameters of one dtype, got {sorted(map(str, dtypes))}")
         self._dtype = dtypes.pop()
         self._plist = plist
+        self._posmap = {id(q): i for i, q in enumerate(plist)}
         sizes = [p.data.size for p in plist]
-        self.owner = partition_sizes(sizes, K)
-        loads = np.bincount(self.owner, weights=sizes, minlength=K).astype(np.int64)
-        self._block = max(int(loads.max()), 1)
+        # units: (param index, start, stop, owner rank, offset in the K * block buffer)
+        if partition == "parameters":
+            owner = partition_sizes(sizes, K)
+            loads = np.bincount(owner, weights=sizes, minlength=K).astype(np.int64)
+            block = max(int(loads.max()), 1)
+            fill = np.arange(K, dtype=np.int64) * block
+            units = []
+            for i, n in enumerate(sizes):
+                o = int(owner[i])
+                units.append((i, 0, n, o, int(fill[o])))
+                fill[o] += n
+        else:
+            total = int(sum(sizes))
+            block = max(-(-total // K), 1)
+            units, pos = [], 0
+            for i, n in enumerate(sizes):
+                a = 0
+                while a < n:
+                    o = (pos + a) // block
+                    b = min(n, (o + 1) * block - pos)
+                    units.append((i, a, b, o, pos + a))
+                    a = b
+                pos += n
+            loads = np.zeros(K, dtype=np.int64)
+            for _, a, b, o, _ in units:
+                loads[o] += b - a
+        self._block = block
         self._counts = loads
-        self._displs = np.arange(K, dtype=np.int64) * self._block
-        # offset of every parameter inside the K * block buffer
-        self._offset = np.empty(len(plist), dtype=np.int64)
-        fill = self._displs.copy()
-        for i, p in enumerate(plist):
-            o = self.owner[i]
-            self._offset[i] = fill[o]
-            fill[o] += p.data.size
-        self._send = np.zeros(K * self._block, dtype=self._dtype)
-        self._recv = np.zeros(self._block, dtype=self._dtype)
-        self._gather = np.empty(K * self._block, dtype=self._dtype)
-        self._mine = [i for i in range(len(plist)) if self.owner[i] == r]
-        # local optimizer over the owned parameters, one local group per non-empty full group
-        self._group_map = []
-        local_groups = []
+        self._displs = np.arange(K, dtype=np.int64) * block
+        self._units = units
+        self._send = np.zeros(K * block, dtype=self._dtype)
+        self._recv = np.zeros(block, dtype=self._dtype)
+        self._gather = np.empty(K * block, dtype=self._dtype)
+        # local parameters: the parameter itself, or a 1-D view of a piece of it
+        self._local = []          # (unit, local Parameter)
+        local_groups, self._group_map = [], []
         for gi, g in enumerate(self._full.param_groups):
-            own = [p for p in g["params"] if self.owner[self._pos(p)] == r]
-            if own:
+            lps = []
+            for p in g["params"]:
+                i = self._posmap[id(p)]
+                for u in units:
+                    if u[0] == i and u[3] == r:
+                        if partition == "parameters":
+                            lp = p
+                        else:
+                            lp = Parameter(p.data.reshape(-1)[u[1]:u[2]])
+                            if not np.shares_memory(lp.data, p.data):   # pragma: no cover
+                                raise RuntimeError("piece is not a view of its parameter")
+                        self._local.append((u, lp))
+                        lps.append(lp)
+            if lps:
                 lg = {k: v for k, v in g.items() if k != "params"}
-                lg["params"] = own
+                lg["params"] = lps
                 local_groups.append(lg)
                 self._group_map.append(gi)
         self.optimizer = optimizer_class(local_groups, **defaults) if local_groups else None
         self._consolidated = None
-
-    def _pos(self, p):
-        if not hasattr(self, "_posmap"):
-            self._posmap = {id(q): i for i, q in enumerate(self._plist)}
-        return self._posmap[id(p)]
 
     @property
     def param_groups(self):
         return self._full.param_groups
 
     @property
+    def owner(self):
+        """Rank owning each parameter (``-1`` where it is split over several ranks)."""
+        out = np.full(len(self._plist), -2, dtype=np.int64)
+        for i, a, b, o, _ in self._units:
+            out[i] = o if out[i] in (-2, o) else -1
+        return out
+
+    @property
     def state(self):
-        """The local optimizer's state (this rank's parameters only)."""
+        """The local optimizer's state (this rank's parameters or pieces only)."""
         return self.optimizer.state if self.optimizer is not None else {}
 
     def state_nbytes(self):
@@ -197,7 +256,7 @@ class ShardedOptimizer:
 
     # --------------------------------------------------------------- step
     def step(self, closure=None):
-        """Reduce-scatter gradients, step this rank's parameters, all-gather parameters."""
+        """Reduce-scatter gradients, step this rank's share, all-gather parameters."""
         loss = closure() if closure is not None else None
         MPI = mpi()
         K, r = self._size, self._rank
@@ -209,12 +268,12 @@ class ShardedOptimizer:
             error, grads = e, None
         counts = control_allreduce(self.comm, error, present, len(self._plist), self.timeout, self.stats)
         send = self._send
-        for i, p in enumerate(self._plist):
-            o, n = self._offset[i], p.data.size
-            if grads[i] is None:
-                send[o:o + n] = 0
+        for i, a, b, o, off in self._units:
+            g = grads[i]
+            if g is None:
+                send[off:off + b - a] = 0
             else:
-                send[o:o + n] = grads[i].reshape(-1)
+                send[off:off + b - a] = g.reshape(-1)[a:b]
         if K > 1:
             self.comm.Reduce_scatter_block(send, self._recv, op=MPI.SUM)
         else:
@@ -222,27 +281,21 @@ class ShardedOptimizer:
         self.stats.collective("Reduce_scatter_block", send.nbytes, K)
         if self.op == "average" and K > 1:
             np.divide(self._recv, K, out=self._recv)
-        base = self._displs[r]
-        for i in self._mine:
-            p = self._plist[i]
-            o = self._offset[i] - base
-            p.grad = None if counts[i] == 0 else self._recv[o:o + p.data.size].reshape(p.data.shape)
+        base = int(self._displs[r])
+        for (i, a, b, o, off), lp in self._local:
+            v = self._recv[off - base:off - base + b - a]
+            lp.grad = None if counts[i] == 0 else v.reshape(lp.data.shape)
         if self.optimizer is not None:
             self._sync_options()
             self.optimizer.step()
-        # all-gather the updated parameters
-        mine = self._gather[base:base + self._counts[r]]
-        for i in self._mine:
-            p = self._plist[i]
-            o = self._offset[i] - base
-            mine[o:o + p.data.size] = p.data.reshape(-1)
         if K > 1:
-            sendbuf = mine.copy()
-            self.comm.Allgatherv(sendbuf, [self._gather, (self._counts, self._displs)])
-            for i, p in enumerate(self._plist):
-                if self.owner[i] != r:
-                    o = self._offset[i]
-                    p.data.reshape(-1)[...] = self._gather[o:o + p.data.size]
+            mine = self._gather[base:base + int(self._counts[r])]
+            for (i, a, b, o, off), lp in self._local:
+                mine[off - base:off - base + b - a] = lp.data.reshape(-1)
+            self.comm.Allgatherv(mine.copy(), [self._gather, (self._counts, self._displs)])
+            for i, a, b, o, off in self._units:
+                if o != r:
+                    self._plist[i].data.reshape(-1)[a:b] = self._gather[off:off + b - a]
         self.stats.collective("Allgatherv", int(self._counts.sum()) * self._dtype.itemsize, K)
         self.stats.end_step()
         return loss
@@ -251,26 +304,37 @@ class ShardedOptimizer:
     def consolidate_state_dict(self, to=0):
         """Gather the full state on rank ``to`` (a collective: call it on every rank).
 
-        Returns the full ``state_dict`` in PyTorch's layout on ``to`` (also
-        kept for :meth:`state_dict`), ``None`` elsewhere.
+        Returns the full ``state_dict`` in PyTorch's layout (as the unsharded
+        optimizer's) on ``to``, also kept for :meth:`state_dict`; ``None``
+        elsewhere.
         """
         if isinstance(to, bool) or not isinstance(to, (int, np.integer)) or not 0 <= to < self._size:
             raise ValueError(f"to must be a rank in [0, {self._size}), got {to!r}")
-        local = {}
-        if self.optimizer is not None:
-            lsd = self.optimizer.state_dict()
-            lplist = [p for g in self.optimizer.param_groups for p in g["params"]]
-            for li, st in lsd["state"].items():
-                local[self._pos(lplist[li])] = st
-        parts = gather_tree(local, root=to, comm=self.comm)
+        mine = []
+        for (i, a, b, o, off), lp in self._local:
+            st = self.optimizer.state.get(lp)
+            if st:
+                mine.append([i, a, b, dict(st)])
+        parts = gather_tree(mine, root=to, comm=self.comm)
         if self._rank != to:
             self._consolidated = None
             return None
         full = self._full.state_dict()
+        state = {}
         for part in parts:
-            for gi, st in part.items():
-                full["state"][int(gi)] = st
-        full["state"] = dict(sorted(full["state"].items()))
+            for i, a, b, st in part:
+                p = self._plist[i]
+                dst = state.setdefault(i, {})
+                for k, v in st.items():
+                    if isinstance(v, np.ndarray) and v.size == b - a:
+                        if k not in dst:
+                            dst[k] = np.zeros(p.data.shape, dtype=v.dtype)
+                        dst[k].reshape(-1)[a:b] = v.reshape(-1)
+                    elif isinstance(v, np.ndarray):
+                        raise ValueError(f"state entry {k!r} of parameter {i} is not element-wise")
+                    else:
+                        dst[k] = v
+        full["state"] = dict(sorted(state.items()))
         self._consolidated = full
         return full
 
@@ -282,19 +346,24 @@ class ShardedOptimizer:
         return self._consolidated
 
     def load_state_dict(self, state_dict):
-        """Load a full ``state_dict`` (from :meth:`consolidate_state_dict`) on every rank;
-        each rank keeps the state of its own parameters."""
+        """Load a full ``state_dict`` (from :meth:`consolidate_state_dict`, or an unsharded
+        optimizer's) on every rank; each rank keeps the state of its own share."""
         self._full.load_state_dict({"state": {}, "param_groups": state_dict["param_groups"]})
         if self.optimizer is None:
             return
-        lplist = [p for g in self.optimizer.param_groups for p in g["params"]]
         lstate = {}
-        for li, p in enumerate(lplist):
-            st = state_dict["state"].get(self._pos(p))
-            if st is not None:
-                lstate[li] = st
-        lgroups = []
         li = 0
+        for lg in self.optimizer.param_groups:
+            for lp in lg["params"]:
+                (i, a, b, o, off), _ = next(x for x in self._local if x[1] is lp)
+                st = state_dict["state"].get(i)
+                if st is not None:
+                    lstate[li] = {k: (np.asarray(v).reshape(-1)[a:b].reshape(lp.data.shape)
+                                      if hasattr(v, "shape") and np.asarray(v).size == self._plist[i].data.size
+                                      and np.asarray(v).ndim > 0 else v)
+                                  for k, v in st.items()}
+                li += 1
+        lgroups, li = [], 0
         for lg, gi in zip(self.optimizer.param_groups, self._group_map):
             g = {k: v for k, v in state_dict["param_groups"][gi].items() if k != "params"}
             g["params"] = list(range(li, li + len(lg["params"])))
@@ -304,7 +373,7 @@ class ShardedOptimizer:
 
     def __repr__(self):
         return (f"ShardedOptimizer({self.optimizer_class.__name__}, size={self._size}, "
-                f"owned={len(self._mine)}/{len(self._plist)} parameters)")
+                f"partition={self.partition!r}, local elements={int(self._counts[self._rank])})")
 
 
 class HybridParallel:

@@ -39,6 +39,9 @@ def test_selfcomm_collectives_copy():
     g2 = np.zeros(2)
     c.Allgatherv(np.array([7.0, 8.0]), [g2, ([2], [0])])
     np.testing.assert_array_equal(g2, [7, 8])
+    gv = np.zeros(3)
+    c.Gatherv(np.array([1.0, 2.0]), [gv, [2], [1], None])
+    np.testing.assert_array_equal(gv, [0, 1, 2])
     s = np.zeros(2)
     c.Sendrecv(np.array([4.0, 5.0]), dest=0, recvbuf=s, source=0)
     np.testing.assert_array_equal(s, [4, 5])
@@ -189,4 +192,30 @@ def test_uncaught_exception_ends_the_job():
     rc, out, err = run_mpi(SCRIPT_RAISE, 4, timeout=40)
     assert rc not in (0, TIMEOUT_RC), (rc, err)
     assert "injected failure" in err
+    assert time.monotonic() - t0 < 30
+
+
+SCRIPT_OPT_HANG = """
+import time
+import numpy as np
+from neurenix.optim import Parameter, SGD
+from neurenix.distributed import DistributedOptimizer
+w = Parameter(np.zeros(3))
+opt = DistributedOptimizer(SGD([w], lr=0.1))
+if opt.comm.Get_rank() == 2:
+    time.sleep(60)                 # this rank never reaches the gradient all-reduce
+w.grad = np.ones(3)
+opt.step()
+print("unreachable", flush=True)
+"""
+
+
+@requires_mpi
+def test_distributed_optimizer_deadline():
+    """NEURENIX_DIST_TIMEOUT bounds every wait of DistributedOptimizer: a missing rank aborts the job."""
+    t0 = time.monotonic()
+    rc, out, err = run_mpi(SCRIPT_OPT_HANG, 4, timeout=40, env={"NEURENIX_DIST_TIMEOUT": "2"})
+    assert rc not in (0, TIMEOUT_RC), (rc, err)
+    assert "gradient all-reduce did not complete within 2 s" in err
+    assert "unreachable" not in out
     assert time.monotonic() - t0 < 30

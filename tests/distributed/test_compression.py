@@ -1,8 +1,6 @@
 """Compressors in one process (no MPI): round trips, unbiasedness, contraction, error feedback."""
 import numpy as np
 import pytest
-import torch
-
 from neurenix.distributed import (SelfComm, FP16, BF16, TopK, RandomK, QSGD, SignSGD, PowerSGD,
                                   ErrorFeedback, NoCompression, CommStats)
 from neurenix.distributed.compression import CommOps, _to_bf16, _from_bf16
@@ -27,9 +25,33 @@ def test_fp16_roundtrip(x):
     np.testing.assert_array_equal(out, x.astype(np.float16).astype(x.dtype))
 
 
+BF16_CASES = np.concatenate([X32 * 1e3, [0.0, -0.0, np.inf, -np.inf, 1e-40, 3.0e38],
+                             np.float32([1 + 2 ** -8, 1 + 3 * 2 ** -8])]).astype(np.float32)  # ties to even
+
+
+def _bf16_reference(x):
+    """Nearest bfloat16 by exhaustive comparison of the two neighbours, in float64."""
+    out = np.empty_like(x)
+    for i, v in enumerate(x.astype(np.float64)):
+        if not np.isfinite(v):
+            out[i] = v
+            continue
+        u = np.float32(v).view(np.uint32) & np.uint32(0xFFFF0000)
+        lo = np.uint32(u).view(np.float32).astype(np.float64)
+        hi = np.uint32(u + 0x10000).view(np.float32).astype(np.float64)
+        dlo, dhi = abs(v - lo), abs(hi - v)
+        even_lo = (int(u) >> 16) % 2 == 0
+        out[i] = lo if (dlo < dhi or (dlo == dhi and even_lo)) else hi
+    return out
+
+
+def test_bf16_rounding_nearest_even():
+    np.testing.assert_array_equal(_from_bf16(_to_bf16(BF16_CASES)), _bf16_reference(BF16_CASES))
+
+
 def test_bf16_matches_torch():
-    x = np.concatenate([X32 * 1e3, [0.0, -0.0, np.inf, -np.inf, 1e-40, 3.0e38],
-                        np.float32([1 + 2 ** -8, 1 + 3 * 2 ** -8])]).astype(np.float32)  # ties to even
+    torch = pytest.importorskip("torch")
+    x = BF16_CASES
     ref = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
     np.testing.assert_array_equal(_from_bf16(_to_bf16(x)), ref)
     assert np.isnan(_from_bf16(_to_bf16(np.float32([np.nan]))))[0]

@@ -55,6 +55,23 @@ def test_accumulation_equals_gradient_accumulator():
         np.testing.assert_allclose(W1.data, W2.data, rtol=1e-14, atol=1e-15)
 
 
+def test_accumulation_with_in_place_grad_writes():
+    """After a step p.grad is a view into the communication buffer; writing the next passes'
+    gradients into it in place must not corrupt the accumulated passes."""
+    W1, W2 = Parameter(np.ones((5, 3))), Parameter(np.ones((5, 3)))
+    d = DistributedOptimizer(SGD([W1], lr=0.1), comm=SelfComm(), backward_passes_per_step=2)
+    ref = SGD([W2], lr=0.1)
+    W1.grad = np.zeros((5, 3))
+    for t in range(3):
+        gs = [grad(W2.data) * (k + 1) for k in range(2)]
+        for g in gs:
+            W1.grad[...] = g          # in place, into the previous step's averaged-gradient view
+            d.step()
+        W2.grad = (gs[0] + gs[1]) / 2
+        ref.step()
+        np.testing.assert_allclose(W1.data, W2.data, rtol=1e-14, atol=1e-15)
+
+
 def test_closure_lbfgs_size1():
     W1, W2 = Parameter(np.ones((5, 3))), Parameter(np.ones((5, 3)))
     d = DistributedOptimizer(LBFGS([W1], max_iter=20), comm=SelfComm())
@@ -155,6 +172,12 @@ def test_sharded_refuses_closure_optimizers_and_mixed_dtypes():
         ShardedOptimizer([Parameter(np.ones(2)), Parameter(np.ones(2, dtype=np.float32))], SGD, lr=0.1)
     with pytest.raises(TypeError, match="optimizer_class"):
         ShardedOptimizer([Parameter(np.ones(2))], "adam")
+    with pytest.raises(ValueError, match="element-wise"):
+        ShardedOptimizer([Parameter(np.ones(2))], LAMB, partition="elements")
+    with pytest.raises(ValueError, match="partition must be"):
+        ShardedOptimizer([Parameter(np.ones(2))], SGD, partition="rows", lr=0.1)
+    assert ShardedOptimizer([Parameter(np.ones(2))], LAMB).partition == "parameters"
+    assert ShardedOptimizer([Parameter(np.ones(2))], SGD, lr=0.1).partition == "elements"
 
 
 def test_partition_sizes_balanced_and_deterministic():

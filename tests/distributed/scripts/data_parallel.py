@@ -74,7 +74,8 @@ for opt_name, factory in [("Adam", lambda ps: Adam(ps, lr=0.05)),
     np.testing.assert_allclose(W.data, Wr.data, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(b.data, br.data, rtol=1e-10, atol=1e-12)
     st = opt.stats.last_step
-    assert st["payload"] == (D * H + H) * 8 + (K + 2) * 4, st
+    assert st["payload"] == (D * H + H + K + 2) * 8, st      # gradients + fused control slots
+    assert opt.stats.calls["Allreduce"] == 15 * len(opt.buckets)  # one collective per bucket
 ok("pooled-equivalence Adam SGD LAMB, bit-identical parameters and state")
 
 # ---- 2. backward_passes_per_step and op="sum"
@@ -233,8 +234,9 @@ total = np.zeros(1, dtype=np.int64)
 comm.Allreduce(mine, total, op=MPI.SUM)
 ref_bytes = sum(v.nbytes for st in ref.state.values() for v in st.values() if isinstance(v, np.ndarray))
 assert total[0] == ref_bytes, (total, ref_bytes)
-if K > 1:
-    assert mine[0] < ref_bytes
+assert opt.partition == "elements"
+N_el = sum(p.size for p in ps)
+assert mine[0] <= 2 * 8 * -(-N_el // K), (mine, N_el)      # exp_avg + exp_avg_sq of ceil(N/K) elements
 full = opt.consolidate_state_dict(to=K - 1)
 if r == K - 1:
     rsd = ref.state_dict()
@@ -257,6 +259,19 @@ for p, q in zip(ps, ps2):
 parts = gather_tree({"rank": r, "a": np.arange(r + 1.0)}, root=0, comm=comm)
 if r == 0:
     assert [p["rank"] for p in parts] == list(range(K)) and parts[-1]["a"].shape == (K,)
+# per-parameter-norm rule: whole parameters per rank
+ps = [Parameter(x.copy()) for x in init]
+opt = ShardedOptimizer(ps, LAMB, lr=0.01)
+assert opt.partition == "parameters"
+ref_ps = [Parameter(x.copy()) for x in init]
+ref = LAMB(ref_ps, lr=0.01)
+for t in range(5):
+    for o, pl, c in ((opt, ps, cs[r::K]), (ref, ref_ps, cs)):
+        for p, g in zip(pl, sgrads([p.data for p in pl], c)):
+            p.grad = g
+        o.step()
+for p, q in zip(ps, ref_ps):
+    np.testing.assert_allclose(p.data, q.data, rtol=1e-10, atol=1e-12)
 ok(f"ShardedOptimizer state bytes rank0={mine[0]} total={ref_bytes}")
 
 # ---- 8. broadcast_optimizer_state of a stepped optimizer
