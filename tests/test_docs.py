@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+import neurenix.distributed._comm
+import neurenix.distributed.optimizer
+import neurenix.distributed.sharded
 import neurenix.optim.grad_tools
 import neurenix.optim.sgd
 
@@ -37,7 +40,9 @@ def test_example_free_pages_exist():
     assert set(EXAMPLE_FREE) <= names, sorted(set(EXAMPLE_FREE) - names)
 
 
-@pytest.mark.parametrize("mod", [neurenix.optim.sgd, neurenix.optim.grad_tools])
+@pytest.mark.parametrize("mod", [neurenix.optim.sgd, neurenix.optim.grad_tools,
+                                 neurenix.distributed._comm, neurenix.distributed.optimizer,
+                                 neurenix.distributed.sharded])
 def test_docstring_examples(mod):
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0
