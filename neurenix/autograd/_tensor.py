@@ -857,11 +857,19 @@ class Tensor:
         xp = self.xp
         idx = _index_arrays(index, self)
         x = self.data
-        out = x[idx]
+        advanced = _has_array(idx)
+        if xp is not np and advanced and _is_row_gather(idx):
+            out = xp.take(x, idx[0] if isinstance(idx, tuple) else idx, axis=0)
+        else:
+            if xp is not np and not advanced:
+                # the Array-API standard indexes every axis: complete the key with ``...``
+                key = idx if isinstance(idx, tuple) else (idx,)
+                if Ellipsis not in key:
+                    idx = key + (Ellipsis,)
+            out = x[idx]
         if not (_is_float(x.dtype) and self.requires_grad and _mode.enabled):
             return _wrap(out)
         shape = tuple(x.shape)
-        advanced = _has_array(idx)
         if advanced and xp is not np and not _is_row_gather(idx):
             raise NotImplementedError(
                 "differentiable integer-array indexing on a non-NumPy backend supports one "
