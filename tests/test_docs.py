@@ -4,6 +4,9 @@ import pathlib
 
 import pytest
 
+import neurenix.autograd._grad_mode
+import neurenix.autograd._tensor
+import neurenix.nn.module
 import neurenix.optim.grad_tools
 import neurenix.optim.sgd
 
@@ -17,7 +20,8 @@ def test_doc_page_examples(page):
     assert res.failed == 0
 
 
-@pytest.mark.parametrize("mod", [neurenix.optim.sgd, neurenix.optim.grad_tools])
+@pytest.mark.parametrize("mod", [neurenix.optim.sgd, neurenix.optim.grad_tools, neurenix.autograd._tensor,
+                                 neurenix.autograd._grad_mode, neurenix.nn.module])
 def test_docstring_examples(mod):
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0
