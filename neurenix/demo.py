@@ -375,7 +375,7 @@ def main(argv=None):
     if args.epochs < 1:
         ap.error("--epochs must be >= 1")
     try:
-        import sklearn  # noqa: F401
+        import sklearn  # noqa: F401  (needed for the data)
     except ImportError:
         print("scikit-learn is needed for the digits data: pip install 'neurenix[demo]'")
         return None

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..autograd import Tensor, no_grad
 from ..backend import array_namespace, device_of, dtype_name, to_namespace
+from ..optim.optimizer import zero_grads_
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -85,19 +86,20 @@ class Module:
 
     def register_parameter(self, name, param):
         """Register ``param`` (a :class:`Parameter` or None) under ``name``."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"parameter name must be a non-empty string without '.', got {name!r}")
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r}")
-        self._parameters[name] = param
+        self._register("parameter", name, param, Parameter, self._parameters)
 
     def add_module(self, name, module):
         """Register ``module`` (a :class:`Module` or None) under ``name``."""
+        self._register("module", name, module, Module, self._modules)
+
+    @staticmethod
+    def _register(kind, name, value, cls, table):
         if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"module name must be a non-empty string without '.', got {name!r}")
-        if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        self._modules[name] = module
+            raise KeyError(f"{kind} name must be a non-empty string without '.', got {name!r}")
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"cannot assign {type(value).__name__} as {kind} {name!r} "
+                            f"({cls.__name__} or None expected)")
+        table[name] = value
 
     register_module = add_module
 
@@ -172,15 +174,7 @@ class Module:
 
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of every parameter (``None`` by default, as in PyTorch)."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            elif isinstance(p.grad, np.ndarray) and p.grad.flags.writeable:
-                p.grad.fill(0)
-            else:
-                p.grad = array_namespace(p.grad).zeros_like(p.grad)
+        zero_grads_(self.parameters(), set_to_none)
 
     # ------------------------------------------------------------- call
     def forward(self, *args, **kwargs):

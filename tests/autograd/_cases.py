@@ -97,3 +97,23 @@ def inputs(shapes, positive, seed=0):
     if positive:
         return [rng.uniform(0.5, 2.0, s) for s in shapes]
     return [rng.standard_normal(s) for s in shapes]
+
+
+def check_backend_equals_numpy(fn, shapes, positive, L, convert, rtol=1e-12):
+    """Run case ``fn`` on NumPy and on another backend (``convert`` maps a NumPy array
+    to it, ``L`` builds its constants): values and gradients agree, gradients stay in
+    that backend with their parameter's dtype."""
+    from neurenix.backend import to_numpy
+
+    arrays = inputs(shapes, positive, seed=3)
+    ours = [neurenix.tensor(a, requires_grad=True) for a in arrays]
+    other = [neurenix.tensor(convert(a), requires_grad=True) for a in arrays]
+    out, oout = fn(NEURENIX, *ours), fn(L, *other)
+    assert type(oout.data) is type(other[0].data)
+    np.testing.assert_allclose(to_numpy(oout.data), out.detach().numpy(), rtol=rtol, atol=rtol / 10)
+    seed = np.random.default_rng(4).standard_normal(out.shape)
+    out.backward(neurenix.tensor(seed))
+    oout.backward(neurenix.tensor(convert(seed)))
+    for a, b in zip(ours, other):
+        assert type(b.grad) is type(b.data) and b.grad.dtype == b.data.dtype
+        np.testing.assert_allclose(to_numpy(b.grad), a.grad, rtol=rtol, atol=rtol / 10)

@@ -11,7 +11,7 @@ import neurenix.nn.functional as NF
 from neurenix import nn, optim
 from neurenix.backend import to_numpy
 
-from ..autograd._cases import CASES, NEURENIX, inputs
+from ..autograd._cases import CASES, check_backend_equals_numpy
 
 cp = pytest.importorskip("cupy")
 try:
@@ -28,17 +28,7 @@ GENERIC = [c for c in CASES if c[0] != "index_mask"]
 
 @pytest.mark.parametrize("name, fn, shapes, positive", GENERIC, ids=[c[0] for c in GENERIC])
 def test_case_on_cupy_equals_numpy(name, fn, shapes, positive):
-    arrays = inputs(shapes, positive, seed=3)
-    ours = [neurenix.tensor(a, requires_grad=True) for a in arrays]
-    gpu = [neurenix.tensor(cp.asarray(a), requires_grad=True) for a in arrays]
-    out, gout = fn(NEURENIX, *ours), fn(GPU, *gpu)
-    np.testing.assert_allclose(to_numpy(gout.data), out.detach().numpy(), rtol=1e-12, atol=1e-13)
-    seed = np.random.default_rng(4).standard_normal(out.shape)
-    out.backward(neurenix.tensor(seed))
-    gout.backward(neurenix.tensor(cp.asarray(seed)))
-    for a, b in zip(ours, gpu):
-        assert b.grad.dtype == b.data.dtype and "cupy" in type(b.grad).__module__
-        np.testing.assert_allclose(to_numpy(b.grad), a.grad, rtol=1e-11, atol=1e-12)
+    check_backend_equals_numpy(fn, shapes, positive, GPU, cp.asarray, rtol=1e-11)
 
 
 @pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 2e-5)])
