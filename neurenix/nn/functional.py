@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 
 from ..autograd import Tensor
-from ..autograd._tensor import _astype, _is_float, _is_int, _result
+from ..autograd._tensor import _astype, _is_float, _is_int, _mT, _result
 from ..backend import array_namespace, device_of, dtype_name, is_foreign_array
 
 __all__ = ["linear", "relu", "tanh", "sigmoid", "softmax", "log_softmax",
@@ -38,16 +38,42 @@ def linear(input, weight, bias=None):
         mixed-precision matrix products as well).
     """
     x = _as_tensor(input, "input")
+    weight = _as_tensor(weight, "weight")
+    bias = None if bias is None else _as_tensor(bias, "bias")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"input has shape {x.shape}: its last dimension must be "
                          f"in_features={weight.shape[1]}")
     if x.dtype != weight.dtype:
         raise TypeError(f"input has dtype {dtype_name(x.dtype)}, the weight has "
                         f"{dtype_name(weight.dtype)}: convert the input (e.g. x.float())")
-    out = x.matmul(weight.t())
+    if bias is not None and (bias.dtype != weight.dtype or bias.shape != (weight.shape[0],)):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},) and the weight's dtype, got "
+                         f"shape {bias.shape}, dtype {dtype_name(bias.dtype)}")
+    # one recorded node: y = x W^T + b, with dx = g W, dW = g^T x, db = sum(g) over rows
+    xp = array_namespace(x.data)
+    X, Wt = x.data, weight.data
+    shape = x.shape
+    X2 = xp.reshape(X, (-1, shape[-1])) if len(shape) != 2 else X
+    out = xp.matmul(X2, _mT(Wt, xp))
     if bias is not None:
-        out = out + bias
-    return out
+        out = out + bias.data
+    if len(shape) != 2:
+        out = xp.reshape(out, shape[:-1] + (Wt.shape[0],))
+    parents = (x, weight) if bias is None else (x, weight, bias)
+
+    def vjp(g):
+        g2 = xp.reshape(g, (-1, Wt.shape[0])) if len(shape) != 2 else g
+        gx = gw = gb = None
+        if x.requires_grad:
+            gx = xp.matmul(g2, Wt)
+            gx = xp.reshape(gx, shape) if len(shape) != 2 else gx
+        if weight.requires_grad:
+            gw = xp.matmul(_mT(g2, xp), X2)
+        if bias is not None and bias.requires_grad:
+            gb = xp.sum(g2, axis=0)
+        return gx, gw, gb
+
+    return _result(out, parents, vjp, "Linear")
 
 
 def relu(input):

@@ -72,6 +72,8 @@ CASES = [
     ("index_mask", lambda L, a: a[a > 0].exp(), [(3, 4)], False),
     ("clone", lambda L, a: a.clone() * a, [(3,)], False),
     ("linear", lambda L, x, w, b: L.F.linear(x, w, b), [(5, 3), (4, 3), (4,)], False),
+    ("linear_3d", lambda L, x, w, b: L.F.linear(x, w, b), [(2, 5, 3), (4, 3), (4,)], False),
+    ("linear_1d_nobias", lambda L, x, w: L.F.linear(x, w), [(3,), (4, 3)], False),
     ("F_relu", lambda L, x: L.F.relu(x), [(3, 3)], False),
     ("mse_mean", lambda L, x, y: L.F.mse_loss(x, y), [(4, 3), (4, 3)], False),
     ("mse_sum", lambda L, x, y: L.F.mse_loss(x, y, reduction="sum"), [(4, 3), (4, 3)], False),
