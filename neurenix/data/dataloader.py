@@ -7,6 +7,7 @@ import numpy as np
 from ..autograd import Tensor, tensor
 from ..autograd._tensor import _to_namespace_of
 from ..backend import array_namespace, is_foreign_array
+from ..nn.init import default_generator
 from .dataset import TensorDataset
 
 __all__ = ["DataLoader", "default_collate"]
@@ -53,8 +54,10 @@ class DataLoader:
     seed : int or numpy.random.Generator, optional
         The source of the permutations: an int seeds a new
         ``numpy.random.default_rng(seed)``, so the sequence of epochs is
-        reproducible; None draws fresh OS entropy.  (PyTorch's ``generator``
-        argument, with NumPy's generator; ``generator=`` is accepted as a synonym.)
+        reproducible; None draws every permutation from the generator that
+        :func:`neurenix.manual_seed` seeds (as PyTorch's loader draws from the
+        global generator that ``torch.manual_seed`` seeds).  ``generator=``
+        (PyTorch's name) is accepted as a synonym.
     drop_last : bool, default False
         Drop the last batch when it is smaller than ``batch_size``.
     collate_fn : callable, optional
@@ -66,8 +69,8 @@ class DataLoader:
     one gather per tensor (``t[indices]``), not sample by sample.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, seed=None, drop_last=False,
-                 collate_fn=None, *, generator=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, *, seed=None, drop_last=False,
+                 collate_fn=None, generator=None):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"dataset must define __len__ and __getitem__, got {type(dataset).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -93,7 +96,7 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.collate_fn = collate_fn if collate_fn is not None else default_collate
-        self.generator = rng if rng is not None else (np.random.default_rng() if shuffle else None)
+        self.generator = rng
 
     def __len__(self):
         n = len(self.dataset)
@@ -101,7 +104,11 @@ class DataLoader:
 
     def _batches(self):
         n = len(self.dataset)
-        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        if self.shuffle:
+            gen = self.generator if self.generator is not None else default_generator()
+            order = gen.permutation(n)
+        else:
+            order = np.arange(n)
         stop = n - n % self.batch_size if self.drop_last else n
         for s in range(0, stop, self.batch_size):
             yield order[s:s + self.batch_size]

@@ -33,6 +33,11 @@ def test_shuffle_is_a_permutation_new_each_epoch_and_reproducible():
     g = np.random.default_rng(123)
     c = DataLoader(_ds(50), batch_size=8, shuffle=True, generator=g)
     np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in c]), ea1)
+    neurenix.manual_seed(9)                                  # no seed: the global generator
+    d1 = np.concatenate([y.numpy() for _, y in DataLoader(_ds(50), batch_size=8, shuffle=True)])
+    neurenix.manual_seed(9)
+    d2 = np.concatenate([y.numpy() for _, y in DataLoader(_ds(50), batch_size=8, shuffle=True)])
+    np.testing.assert_array_equal(d1, d2)
     for x, y in a:                                           # rows stay paired
         np.testing.assert_array_equal(x.numpy()[:, 0], 2 * y.numpy())
 

@@ -236,3 +236,43 @@ def test_clip_grad_norm_on_module_parameters():
     optim.clip_grad_norm_(m.parameters(), 1e-3)
     total = math.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in m.parameters()))
     assert total <= 1e-3 * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("loss_fn, target", [
+    (nn.CrossEntropyLoss(), np.array([0, 2, 1])),
+    (nn.CrossEntropyLoss(reduction="sum", weight=np.array([1.0, 2.0, 0.5])), np.array([0, 2, 1])),
+    (nn.MSELoss(), np.linspace(0, 1, 9).reshape(3, 3)),
+])
+def test_every_module_gradient_matches_finite_differences(loss_fn, target):
+    from ..autograd._gradcheck import numeric_grads
+
+    neurenix.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5, dtype="float64"), nn.Tanh(),
+                          nn.Linear(5, 4, dtype="float64"), nn.ReLU(), nn.Identity(),
+                          nn.Linear(4, 3, dtype="float64"), nn.Sigmoid())
+    x = neurenix.tensor(np.random.default_rng(0).standard_normal((3, 2, 3)))
+    t = neurenix.tensor(target)
+    loss_fn(model(x), t).backward()
+    params = list(model.parameters())
+
+    def f(*arrays):
+        for p, a in zip(params, arrays):
+            p.data[...] = a
+        with neurenix.no_grad():
+            return loss_fn(model(x), t).item()
+
+    arrays = [p.data.copy() for p in params]
+    num = numeric_grads(f, arrays)
+    for p, n in zip(params, num):
+        np.testing.assert_allclose(p.grad, n, rtol=1e-6, atol=1e-9)
+
+
+def test_deepcopy_and_pickle_of_a_model():
+    import pickle
+
+    m = SimpleNN()
+    x = neurenix.tensor(np.ones((2, 6), np.float32))
+    for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert isinstance(other.fc1.weight, nn.Parameter)
+        assert other.fc1.weight.data is not m.fc1.weight.data
+        np.testing.assert_array_equal(other(x).detach().numpy(), m(x).detach().numpy())
