@@ -490,7 +490,7 @@ class Tensor:
         cur = self.grad
         if cur is None:
             # a fresh array: ``g`` may be shared with other gradients
-            self.grad = np.array(g, copy=True) if xp is np else xp.asarray(g, copy=True)
+            self.grad = np.array(g, copy=True, order="C") if xp is np else xp.asarray(g, copy=True)
         elif isinstance(cur, np.ndarray) and cur.flags.writeable:
             cur += g
         else:

@@ -26,8 +26,10 @@ def default_collate(batch):
     if isinstance(first, np.ndarray) or is_foreign_array(first):
         xp = array_namespace(first)
         return Tensor(xp.stack(list(batch)))
-    if isinstance(first, (bool, numbers.Number, np.generic)):
-        if isinstance(first, (float, np.floating)):
+    if isinstance(first, np.generic):               # NumPy scalars keep their dtype
+        return tensor(np.asarray(batch))
+    if isinstance(first, (bool, numbers.Number)):   # Python: float64 / int64 / bool
+        if isinstance(first, float):
             return tensor(np.asarray(batch, dtype=np.float64))
         return tensor(np.asarray(batch))
     if isinstance(first, dict):

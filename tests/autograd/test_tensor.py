@@ -179,3 +179,10 @@ def test_shape_errors_name_the_problem():
         tensor(np.ones((2, 3))).sum(2)
     with pytest.raises(TypeError, match="unsupported operand"):
         tensor([1.0]) + "a"
+
+
+def test_leaf_gradient_is_c_contiguous():
+    w = tensor(np.ones((3, 2)), requires_grad=True)
+    x = tensor(np.ones((4, 3)))
+    (x @ w).sum().backward()           # dW = x^T g arrives as a transposed product
+    assert w.grad.flags.c_contiguous

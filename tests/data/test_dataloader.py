@@ -58,6 +58,8 @@ def test_generic_dataset_default_collate():
     assert b["y"].dtype == np.int64 and b["w"].dtype == np.float64
     tup = default_collate([(neurenix.tensor([1.0]), 1), (neurenix.tensor([2.0]), 2)])
     assert tup[0].shape == (2, 1) and tup[1].tolist() == [1, 2]
+    assert default_collate([np.float32(1), np.float32(2)]).dtype == np.float32
+    assert default_collate([True, False]).dtype == np.bool_
     custom = DataLoader(Squares(), batch_size=5, collate_fn=lambda s: len(s))
     assert list(custom) == [5]
 
