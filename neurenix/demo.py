@@ -381,11 +381,20 @@ def main(argv=None):
         return None
     print(f"SimpleNN on scikit-learn digits: 1437 training / 360 test images, "
           f"Adam(lr={args.lr:g}), batch {args.batch_size}, {args.epochs} epochs")
-    hist = train_digits(args.epochs, args.lr, args.batch_size, args.seed)
-    acc = hist["acc"][-1]
-    print(f"neurenix: test accuracy {100 * acc:.1f} % in {hist['seconds']:.2f} s")
-    ref = None if args.no_torch else train_digits_torch(hist["init"], args.epochs, args.lr,
-                                                         args.batch_size, args.seed)
+    try:   # small matrices: one BLAS thread for NumPy, as for torch below
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(1)
+    except ImportError:
+        limit = None
+    try:
+        hist = train_digits(args.epochs, args.lr, args.batch_size, args.seed)
+        acc = hist["acc"][-1]
+        print(f"neurenix (1 thread): test accuracy {100 * acc:.1f} % in {hist['seconds']:.2f} s")
+        ref = None if args.no_torch else train_digits_torch(hist["init"], args.epochs, args.lr,
+                                                             args.batch_size, args.seed)
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
     if ref is not None:
         gap = max(abs(a - b) / b for a, b in zip(hist["loss"], ref["loss"]))
         print(f"PyTorch (same initial weights and batches, 1 thread): test accuracy "

@@ -655,8 +655,11 @@ class Tensor:
         xp = self.xp
         x = self.data
         mask = x > 0
-        out = xp.where(mask, x, xp.zeros_like(x))
-        return _result(out, (self,), lambda g: (xp.where(mask, g, xp.zeros_like(g)),), "Relu")
+        if xp is np:   # NaN propagates, as in torch.relu
+            out = np.maximum(x, x.dtype.type(0))
+            return _result(out, (self,), lambda g: (g * mask,), "Relu")
+        out = xp.maximum(x, xp.zeros_like(x))
+        return _result(out, (self,), lambda g: (g * _astype(mask, g.dtype, xp),), "Relu")
 
     def abs(self):
         """Element-wise absolute value (derivative ``sign(x)``, 0 at 0)."""

@@ -186,3 +186,11 @@ def test_leaf_gradient_is_c_contiguous():
     x = tensor(np.ones((4, 3)))
     (x @ w).sum().backward()           # dW = x^T g arrives as a transposed product
     assert w.grad.flags.c_contiguous
+
+
+def test_relu_propagates_nan_and_has_zero_slope_at_zero():
+    x = tensor([np.nan, 0.0, -1.0, 2.0], requires_grad=True)
+    y = x.relu()
+    assert np.isnan(y.data[0]) and y.data[1:].tolist() == [0.0, 0.0, 2.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0, 1.0]
