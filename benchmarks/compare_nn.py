@@ -9,22 +9,12 @@ products (the same BLAS underneath).
 Usage: python benchmarks/compare_nn.py [--batches 32 256 4096] [--reps 200]
 """
 import argparse
-import time
-
 import numpy as np
 
 import _checkout  # noqa: F401  (an uninstalled checkout)
 import neurenix
 from neurenix import nn, optim
-
-
-def best_of(fn, reps):
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from compare_first_order import best_time
 
 
 def ours_step(batch):
@@ -82,8 +72,8 @@ def main():
               "(set OPENBLAS_NUM_THREADS=1 for a fair comparison)")
     print(f"{'batch':>6}{'neurenix us':>14}{'torch us':>12}{'ours/torch':>12}")
     for b in args.batches:
-        ours = best_of(ours_step(b), args.reps)
-        ref = best_of(torch_step(b), args.reps) if torch is not None else float("nan")
+        ours = best_time(ours_step(b), args.reps)
+        ref = best_time(torch_step(b), args.reps) if torch is not None else float("nan")
         print(f"{b:>6}{ours * 1e6:>14.1f}{ref * 1e6:>12.1f}{ours / ref:>12.2f}")
 
 
