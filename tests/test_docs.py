@@ -11,6 +11,9 @@ import pytest
 import neurenix.distributed._comm
 import neurenix.distributed.optimizer
 import neurenix.distributed.sharded
+import neurenix.autograd._grad_mode
+import neurenix.autograd._tensor
+import neurenix.nn.module
 import neurenix.optim.grad_tools
 import neurenix.optim.sgd
 
@@ -42,7 +45,8 @@ def test_example_free_pages_exist():
 
 @pytest.mark.parametrize("mod", [neurenix.optim.sgd, neurenix.optim.grad_tools,
                                  neurenix.distributed._comm, neurenix.distributed.optimizer,
-                                 neurenix.distributed.sharded])
+                                 neurenix.distributed.sharded, neurenix.autograd._tensor,
+                                 neurenix.autograd._grad_mode, neurenix.nn.module])
 def test_docstring_examples(mod):
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0

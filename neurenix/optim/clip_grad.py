@@ -92,6 +92,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     norm_type = float(norm_type)
     if not (norm_type > 0):
         raise ValueError(f"norm_type must be > 0, got {norm_type!r}")
+    parameters = _grads(parameters)   # once: a generator (module.parameters()) is consumed
     total = grad_norm(parameters, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from "

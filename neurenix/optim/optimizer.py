@@ -81,6 +81,17 @@ def _check_state_value(key, val, kind, index):
         raise ValueError(f"{where} must be >= 0 everywhere (a second moment or accumulator), "
                          f"found {np.min(a)!r}; are two state entries swapped?")
     return val
+def zero_grads_(params, set_to_none=False):
+    """Reset the ``grad`` of every parameter in ``params``: zeros in place, or ``None``."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        elif isinstance(p.grad, np.ndarray) and p.grad.flags.writeable:
+            p.grad.fill(0)
+        else:
+            p.grad = array_namespace(p.grad).zeros_like(p.grad)
 
 
 class _Required:
@@ -195,16 +206,7 @@ class Optimizer:
     def zero_grad(self, set_to_none=False):
         """Reset gradients: fill with zeros (default) or set them to ``None``."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                elif isinstance(p.grad, np.ndarray) and p.grad.flags.writeable:
-                    p.grad.fill(0)
-                else:
-                    xp = array_namespace(p.grad)
-                    p.grad = xp.zeros_like(p.grad)
+            zero_grads_(group["params"], set_to_none)
 
     def _collect(self):
         """Validate every group and gradient, and bundle them for the kernels.
