@@ -35,6 +35,7 @@ ext_names = [
     "neurenix._ext._lbfgs",
     "neurenix._ext._krylov",
     "neurenix._ext._lsq",
+    "neurenix._ext._natgrad",
 ]
 extensions = [
     Extension(
