@@ -23,7 +23,8 @@ import numpy as np
 from .optimizer import Optimizer
 from .parameter import Parameter
 from ._validation import check_lr, check_nonneg, check_positive, check_unit
-from .._core.natural_gradient import empirical_fisher, natural_direction, check_real
+from .._core.natural_gradient import (SingularFisherError, check_real, empirical_fisher,
+                                      natural_direction)
 from .kfac import KFACLayer, damped_inverses, precondition, update_factor
 
 __all__ = ["NaturalGradient"]
@@ -287,8 +288,10 @@ class NaturalGradient(Optimizer):
         lr = float(group["lr"])
         wd = float(group["weight_decay"])
         grads = {}
-        for p in params:
+        for i, p in enumerate(params):
             g = np.asarray(p.grad)
+            if not np.isfinite(g).all():
+                raise ValueError(f"grad of parameter {i} of its param group contains NaN or inf")
             grads[id(p)] = g + p.dtype.type(wd) * p.data if wd else g
         states = {id(p): _copy_state(self.state.get(p)) for p in params}
         for p in params:
@@ -304,6 +307,11 @@ class NaturalGradient(Optimizer):
             vg *= lr * lr
             if vg > 0:
                 nu = min(1.0, (float(group["kl_clip"]) / vg) ** 0.5)
+        for p in params:
+            if not np.isfinite(dirs[id(p)]).all():
+                raise SingularFisherError("the natural-gradient direction is not finite: the "
+                                          "damped Fisher is numerically singular; use a "
+                                          "larger damping")
         mom = float(group["momentum"])
         writes, updates = [], []
         for p in params:
