@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 from neurenix.optimize import SingularFisherError, Status, minimize
 from neurenix._core.natural_gradient import adapt_damping, predicted_change
@@ -29,7 +30,7 @@ class Logistic:
         self.N = N
 
     def mu(self, b):
-        return 1.0 / (1.0 + np.exp(-(self.X @ b)))
+        return expit(self.X @ b)
 
     def fun(self, b):
         eta = self.X @ b
