@@ -273,14 +273,14 @@ def test_singular_fisher_is_a_named_error():
     prob = Logistic(N=50, d=3)
     with pytest.raises(SingularFisherError, match="singular"):
         _run(prob, fvp=lambda b, v: np.zeros(3), damping=0.0, adapt_damping=False)
-    # a rank-deficient design: the Fisher is singular, undamped CG meets zero curvature
-    Xs = np.column_stack([prob.X, prob.X[:, 1]])
-    bad = Logistic(N=50, d=3)
-    bad.X = Xs
-    with pytest.raises(SingularFisherError):
-        _run(bad, ggn=bad.ggn, damping=0.0, adapt_damping=False, cg_tol=0.0)
-    # the same problem with damping runs
-    assert _run(bad, ggn=bad.ggn).success
+    # a vanishing output Fisher (all H = 0): F = 0, zero curvature at the first product
+    with pytest.raises(SingularFisherError, match="damping=0"):
+        _run(prob, ggn=lambda b: (prob.X, np.zeros(50)), damping=0.0, adapt_damping=False)
+    # an indefinite "Fisher" from a wrong fvp
+    with pytest.raises(SingularFisherError, match="not positive"):
+        _run(prob, fvp=lambda b, v: -v, damping=0.0, adapt_damping=False)
+    # with damping, the same F = 0 gives a (steepest-descent) step
+    assert _run(prob, ggn=lambda b: (prob.X, np.zeros(50)), damping=1.0, maxiter=2).nit == 2
     assert issubclass(SingularFisherError, np.linalg.LinAlgError)
 
 
