@@ -38,8 +38,8 @@ import numpy as np
 from .._ext import _krylov
 from .._ext._natgrad import FisherOperator
 
-__all__ = ["SingularFisherError", "jacobian_fisher", "empirical_fisher", "CallableFisher",
-           "natural_direction", "predicted_change", "adapt_damping", "check_real"]
+__all__ = ["SingularFisherError", "as_real_array", "jacobian_fisher", "empirical_fisher",
+           "CallableFisher", "natural_direction", "predicted_change", "adapt_damping", "check_real"]
 
 
 class SingularFisherError(np.linalg.LinAlgError):
@@ -61,7 +61,9 @@ def check_real(name, value, *, lo=None, lo_open=False, hi=None, hi_open=False):
     return v
 
 
-def _matrix(a, name, dtype, ndim_ok):
+def as_real_array(a, name, dtype, ndim_ok):
+    """``a`` as a C-contiguous array of ``dtype`` with ``ndim`` in ``ndim_ok``, finite;
+    errors name ``name``."""
     try:
         arr = np.asarray(a)
     except Exception as e:  # noqa: BLE001 - anything NumPy cannot read
@@ -84,7 +86,7 @@ def jacobian_fisher(J, H, n, dtype, name="ggn"):
     (identity), or ``J`` has shape ``(N, K, n)`` with ``H`` of shape ``(N, K, K)``
     (one block per sample).  Both are cast to ``dtype``; errors name ``name``.
     """
-    J = _matrix(J, f"{name}: J", dtype, (2, 3))
+    J = as_real_array(J, f"{name}: J", dtype, (2, 3))
     if J.shape[-1] != n:
         raise ValueError(f"{name}: J must have {n} columns (one per variable), got shape "
                          f"{J.shape}")
@@ -92,7 +94,7 @@ def jacobian_fisher(J, H, n, dtype, name="ggn"):
         if J.ndim == 3:
             raise ValueError(f"{name}: a 3-D J of shape (N, K, n) needs H of shape (N, K, K)")
         return FisherOperator(J)
-    H = _matrix(H, f"{name}: H", dtype, (1, 3))
+    H = as_real_array(H, f"{name}: H", dtype, (1, 3))
     if J.ndim == 2:
         if H.shape != (J.shape[0],):
             raise ValueError(f"{name}: H must have shape ({J.shape[0]},) for J of shape "
@@ -108,7 +110,7 @@ def jacobian_fisher(J, H, n, dtype, name="ggn"):
 def empirical_fisher(G, n, dtype, name="sample_grads"):
     """The operator ``v -> (G^T G / N + damping I) v`` of per-sample gradients ``G``
     (shape ``(N, n)``, one row per sample)."""
-    G = _matrix(G, name, dtype, (2,))
+    G = as_real_array(G, name, dtype, (2,))
     if G.shape[1] != n or G.shape[0] < 1:
         raise ValueError(f"{name} must have shape (N, {n}) with N >= 1, got {G.shape}")
     return FisherOperator(G, None, 1.0 / G.shape[0])

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .._core.natural_gradient import SingularFisherError
+from .._core.natural_gradient import SingularFisherError, as_real_array
 from .._ext._natgrad import ema_gram
 
 __all__ = ["KFACLayer"]
@@ -105,15 +105,10 @@ class KFACLayer:
 
 
 def _batch(x, what, d, dtype, label):
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"{label}: {what} must be a real array, got dtype {arr.dtype}")
-    if arr.ndim != 2 or arr.shape[1] != d or arr.shape[0] < 1:
+    arr = as_real_array(x, f"{label}: {what}", dtype, (2,))
+    if arr.shape[1] != d or arr.shape[0] < 1:
         raise ValueError(f"{label}: {what} must have shape (N, {d}) with N >= 1, got "
                          f"{arr.shape}")
-    arr = np.asarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{label}: {what} contains NaN or inf")
     return arr
 
 

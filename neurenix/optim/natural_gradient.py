@@ -23,8 +23,8 @@ import numpy as np
 from .optimizer import Optimizer
 from .parameter import Parameter
 from ._validation import check_lr, check_nonneg, check_positive, check_unit
-from .._core.natural_gradient import (SingularFisherError, check_real, empirical_fisher,
-                                      natural_direction)
+from .._core.natural_gradient import (SingularFisherError, as_real_array, check_real,
+                                      empirical_fisher, natural_direction)
 from .kfac import KFACLayer, damped_inverses, precondition, update_factor
 
 __all__ = ["NaturalGradient"]
@@ -239,16 +239,11 @@ class NaturalGradient(Optimizer):
         new = {}
         for p, G in items:
             i = params.index(p)
-            arr = np.asarray(G)
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(f"sample_grads[{i}] must be a real array, got dtype {arr.dtype}")
-            if arr.ndim != p.data.ndim + 1 or arr.shape[1:] != p.shape or arr.shape[0] < 1:
+            arr = as_real_array(G, f"sample_grads[{i}]", p.dtype, (p.data.ndim + 1,))
+            if arr.shape[1:] != p.shape or arr.shape[0] < 1:
                 raise ValueError(f"sample_grads[{i}] must have shape (N, *{p.shape}), got "
                                  f"{arr.shape}")
-            arr = np.asarray(arr, dtype=p.dtype).reshape(arr.shape[0], -1)
-            if not np.isfinite(arr).all():
-                raise ValueError(f"sample_grads[{i}] contains NaN or inf")
-            new[id(p)] = arr
+            new[id(p)] = arr.reshape(arr.shape[0], -1)
         self._sample_grads.update(new)
 
     # -------------------------------------------------------------------- step
@@ -258,12 +253,8 @@ class NaturalGradient(Optimizer):
         Everything is computed before anything is written: an error (missing
         statistics, a singular damped factor) leaves parameters and state untouched.
         """
-        loss = None
-        if closure is not None:
-            loss = closure()
-        collected = self._collect()
-        if self.skip_nonfinite and not self._grads_finite(collected):
-            self.skipped_steps += 1
+        loss, collected = self._begin_step(closure)
+        if collected is None:
             return loss
         plans = []
         for group, bundles in collected:
