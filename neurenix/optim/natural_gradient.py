@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _check_state_value
 from .parameter import Parameter
 from ._validation import check_lr, check_nonneg, check_positive, check_unit
 from .._core.natural_gradient import (SingularFisherError, as_real_array, check_real,
@@ -384,15 +384,27 @@ class NaturalGradient(Optimizer):
         return out
 
     # ------------------------------------------------------------- checkpoints
+    _state_keys = frozenset({"step", "factor_updates", "momentum_buffer", *_FACTOR_KEYS})
+
     @staticmethod
-    def _cast_state(p, key, val):
+    def _cast_state(p, key, val, index=None):
+        if key == "factor_updates":
+            return _check_state_value(key, val, "count", index)
         if key in _FACTOR_KEYS:
+            where = f"state_dict: state entry {key!r} of parameter {index!r}"
             arr = np.asarray(val)
-            if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
-                raise ValueError(f"state_dict: state entry {key!r} must be a square matrix, "
-                                 f"got shape {arr.shape}")
+            if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or p.data.ndim != 2:
+                raise ValueError(f"{where} must be a square matrix of a 2-D weight, got shape "
+                                 f"{arr.shape}")
+            d_out, d_in = p.data.shape
+            ok = (d_out,) if key[0] == "G" else (d_in, d_in + 1)
+            if arr.shape[0] not in ok:
+                raise ValueError(f"{where} has shape {arr.shape}, which does not fit a weight "
+                                 f"of shape {p.data.shape}")
+            if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+                raise ValueError(f"{where} must be a finite real matrix")
             return np.array(arr, dtype=p.data.dtype, order="C", copy=True)
-        return Optimizer._cast_state(p, key, val)
+        return Optimizer._cast_state(p, key, val, index)
 
 
 def _copy_state(st):

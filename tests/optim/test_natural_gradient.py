@@ -282,3 +282,29 @@ def test_singular_damped_factor_is_a_named_error():
     with pytest.raises(SingularFisherError):
         opt.step()
     assert np.array_equal(w.data, np.ones((2, 2))) and opt.state == {}
+
+
+def test_load_state_dict_rejects_bad_factors():
+    model = MLP([3, 4, 2], seed=1)
+    X, y = blobs(n=16, d=3, k=2, seed=2)
+    opt, layers = _kfac(model)
+    loss, inputs, grads = model.backward(X, y)
+    _record(opt, layers, inputs, grads)
+    opt.step()
+    sd = opt.state_dict()
+    bad = {"state": {k: dict(v) for k, v in sd["state"].items()},
+           "param_groups": sd["param_groups"]}
+    bad["state"][0]["A"] = np.ones((7, 7))
+    with pytest.raises(ValueError, match="'A' of parameter 0 has shape"):
+        opt.load_state_dict(bad)
+    bad["state"][0]["A"] = np.full((4, 4), np.nan)
+    with pytest.raises(ValueError, match="finite"):
+        opt.load_state_dict(bad)
+    bad["state"][0]["A"] = sd["state"][0]["A"]
+    bad["state"][0]["factor_updates"] = -1
+    with pytest.raises(ValueError, match="factor_updates"):
+        opt.load_state_dict(bad)
+    bad["state"][0]["factor_updates"] = 1
+    bad["state"][0]["exp_avg"] = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="does not keep"):
+        opt.load_state_dict(bad)
