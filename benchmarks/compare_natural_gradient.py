@@ -12,6 +12,12 @@ true Fisher's statistics, Martens & Grosse 2015, section 5).  Reported per run:
 steps to target (``-`` when not reached), the final and the best full-batch loss,
 and milliseconds per step (forward + backward + update).
 
+Second table: ``minimize(method="natural-gradient")`` on logistic regression (the
+GGN/Fisher = Hessian case, so it is Newton's method) against statsmodels' IRLS
+(``GLM(Binomial).fit``) and scikit-learn's ``newton-cholesky``, same data, same
+run: iterations, wall time (best of 3) and the largest coefficient difference
+to statsmodels.  Rows for statsmodels/sklearn are skipped when not installed.
+
 Run: ``OPENBLAS_NUM_THREADS=1 python benchmarks/compare_natural_gradient.py``.
 """
 import time
@@ -86,5 +92,78 @@ def main():
     print("best of each grid:", "; ".join(f"{v[1]}: {v[0]} steps" for v in best.values()))
 
 
+def glm_table():
+    from scipy.special import expit
+    from neurenix.optimize import minimize
+    print()
+    print(f"{'logistic regression':<22s} {'N':>7s} {'d':>4s} {'solver':<26s} {'nit':>4s} "
+          f"{'ms':>8s} {'|x - statsmodels|':>18s}")
+    for N, d in ((10_000, 20), (100_000, 50)):
+        rng = np.random.default_rng(0)
+        X = np.column_stack([np.ones(N), rng.standard_normal((N, d - 1))])
+        y = (rng.random(N) < expit(X @ rng.standard_normal(d) * 0.3)).astype(float)
+
+        def nll(b):
+            eta = X @ b
+            return (float(np.mean(np.logaddexp(0, eta) - y * eta)),
+                    X.T @ (expit(eta) - y) / N)
+
+        def ggn(b):
+            mu = expit(X @ b)
+            return X, mu * (1 - mu) / N
+
+        runs = {}
+
+        def ours_exact():
+            return minimize(nll, np.zeros(d), jac=True, method="natural-gradient", tol=1e-10,
+                            options=dict(ggn=ggn, damping=0.0, adapt_damping=False))
+
+        def ours_lm():
+            return minimize(nll, np.zeros(d), jac=True, method="natural-gradient", tol=1e-10,
+                            options=dict(ggn=ggn))
+        runs["ours lr=1 damping=0 (IRLS)"] = ours_exact
+        runs["ours LM damping"] = ours_lm
+        try:
+            import statsmodels.api as sm
+            runs["statsmodels GLM (IRLS)"] = lambda: sm.GLM(
+                y, X, family=sm.families.Binomial()).fit(tol=1e-12)
+        except ImportError:
+            sm = None
+        try:
+            import warnings
+            from sklearn.linear_model import LogisticRegression
+
+            def skl():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return LogisticRegression(penalty=None, fit_intercept=False,
+                                              solver="newton-cholesky", tol=1e-10,
+                                              max_iter=100).fit(X, y)
+            runs["sklearn newton-cholesky"] = skl
+        except ImportError:
+            pass
+        out = {}
+        for name, f in runs.items():
+            best = np.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                r = f()
+                best = min(best, time.perf_counter() - t0)
+            out[name] = (r, best)
+        ref = out["statsmodels GLM (IRLS)"][0].params if sm is not None else None
+        for name, (r, t) in out.items():
+            x = getattr(r, "x", None)
+            if x is None:
+                x = r.params if hasattr(r, "params") else r.coef_.ravel()
+            nit = getattr(r, "nit", None)
+            if nit is None:
+                nit = getattr(r, "fit_history", {}).get("iteration")
+            if nit is None and hasattr(r, "n_iter_"):
+                nit = int(np.max(r.n_iter_))
+            diff = f"{np.abs(x - ref).max():18.2e}" if ref is not None else f"{'-':>18s}"
+            print(f"{'':<22s} {N:7d} {d:4d} {name:<26s} {str(nit):>4s} {1e3 * t:8.1f} {diff}")
+
+
 if __name__ == "__main__":
     main()
+    glm_table()
