@@ -308,3 +308,27 @@ def test_load_state_dict_rejects_bad_factors():
     bad["state"][0]["exp_avg"] = np.zeros((4, 3))
     with pytest.raises(ValueError, match="does not keep"):
         opt.load_state_dict(bad)
+
+
+def test_kfac_single_sample_identity_with_torch_gradients():
+    """The same exact identity with gradients from torch autograd (to 1e-12)."""
+    torch = pytest.importorskip("torch")
+    model = MLP([4, 5, 3], seed=5)
+    X, y = blobs(n=1, d=4, k=3, seed=6)
+    Ws = [torch.tensor(W.data.copy(), requires_grad=True) for W in model.W]
+    bs = [torch.tensor(b.data.copy(), requires_grad=True) for b in model.b]
+    h = torch.tensor(X)
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        h = h @ W.T + b
+        if i + 1 < len(Ws):
+            h = torch.tanh(h)
+    torch.nn.functional.cross_entropy(h, torch.tensor(y)).backward()
+    opt, layers = _kfac(model)
+    _, inputs, grads = model.backward(X, y)
+    _record(opt, layers, inputs, grads)
+    opt.step()
+    for L, W, b in zip(layers, Ws, bs):
+        vec = np.concatenate([W.grad.numpy(), b.grad.numpy()[:, None]], 1).reshape(-1, order="F")
+        st = opt.state[L.weight]
+        np.testing.assert_allclose(np.kron(st["A"], st["G"]), np.outer(vec, vec), rtol=1e-12,
+                                   atol=1e-14)
