@@ -30,35 +30,18 @@ approximate curvature", ICML 2015.
 J. Martens, "New insights and perspectives on the natural gradient method",
 JMLR 21(146):1-76, 2020.
 """
-import math
-import numbers
-
 import numpy as np
 
 from .._ext import _krylov
 from .._ext._natgrad import FisherOperator
 
 __all__ = ["SingularFisherError", "as_real_array", "jacobian_fisher", "empirical_fisher",
-           "CallableFisher", "natural_direction", "predicted_change", "adapt_damping", "check_real"]
+           "CallableFisher", "natural_direction", "predicted_change", "adapt_damping"]
 
 
 class SingularFisherError(np.linalg.LinAlgError):
     """The damped Fisher matrix ``F + damping I`` is singular (or not positive
     semidefinite) along a conjugate-gradient direction; raise ``damping``."""
-
-
-def check_real(name, value, *, lo=None, lo_open=False, hi=None, hi_open=False):
-    """``value`` as a float, or a ``TypeError``/``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-    if hi is not None and (v >= hi if hi_open else v > hi):
-        raise ValueError(f"{name} must be {'<' if hi_open else '<='} {hi}, got {value!r}")
-    return v
 
 
 def as_real_array(a, name, dtype, ndim_ok):

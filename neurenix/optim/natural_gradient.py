@@ -22,9 +22,9 @@ import numpy as np
 
 from .optimizer import Optimizer, _check_state_value
 from .parameter import Parameter
-from ._validation import check_lr, check_nonneg, check_positive, check_unit
-from .._core.natural_gradient import (SingularFisherError, as_real_array, check_real,
-                                      empirical_fisher, natural_direction)
+from .._core.validation import check_lr, check_nonneg, check_positive, check_unit
+from .._core.natural_gradient import (SingularFisherError, as_real_array, empirical_fisher,
+                                      natural_direction)
 from .kfac import KFACLayer, damped_inverses, precondition, update_factor
 
 __all__ = ["NaturalGradient"]
@@ -122,7 +122,7 @@ class NaturalGradient(Optimizer):
             raise ValueError(f"inv_update_period must be an integer >= 1, got {v!r}")
         if group["kl_clip"] is not None:
             check_positive(group["kl_clip"], "kl_clip")
-        check_real("cg_tol", group["cg_tol"], lo=0.0)
+        check_nonneg(group["cg_tol"], "cg_tol")
         v = group["cg_maxiter"]
         if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral)
                               or v < 1):

@@ -10,53 +10,17 @@ Morales & Nocedal (2011), "Remark on Algorithm 778", ACM TOMS 38(1).
 Moré & Thuente (1994), "Line search algorithms with guaranteed sufficient
 decrease", ACM TOMS 20(3).
 """
-import numbers
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from .._ext import _lbfgs as _k
-from .._ext._evaluator import Evaluator as _Evaluator
+from .._core.objective import make_evaluator
+from .._core.result import BY_CODE as _BY_CODE
+from .._core.validation import int_option as _int_opt, real_option as _real_opt
 from ._minimize import register_method
-from ._result import Status, _BY_CODE
 
-__all__ = ["LbfgsInvHessProduct", "check_options"]
-
-_MODES = {"combined": 0, "callable": 1}
-
-
-def make_evaluator(obj):
-    """The compiled loop's view of a :class:`ScalarObjective`."""
-    mode = _MODES.get(obj.mode, 2)
-    return _Evaluator(obj, mode, obj._fun, obj._jac, obj.args,
-                      obj.dtype.num, obj.n)
-
-
-def _int_opt(name, v, lo, none_ok=False):
-    if type(v) is int and v >= lo:      # the common case
-        return v
-    if v is None and none_ok:
-        return None
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"options['{name}'] must be an integer, got {type(v).__name__}")
-    if v < lo:
-        raise ValueError(f"options['{name}'] must be >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _real_opt(name, v, lo=0.0, hi=None, open_lo=False):
-    if type(v) is float and (v > lo if open_lo else v >= lo) and (hi is None or v < hi):
-        return v                        # the common case (NaN fails the comparisons)
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or np.isnan(v):
-        raise TypeError(f"options['{name}'] must be a real number, got {v!r}")
-    v = float(v)
-    if v < lo or (open_lo and v == lo) or (hi is not None and v >= hi):
-        rng = f"({lo}, {hi})" if hi is not None else (f"> {lo}" if open_lo else f">= {lo}")
-        raise ValueError(f"options['{name}'] must be {rng}, got {v!r}")
-    return v
-
-
-check_options = (_int_opt, _real_opt)
+__all__ = ["LbfgsInvHessProduct"]
 
 
 def _gtol_maxiter_wolfe(n, gtol, maxiter, c1, c2):
@@ -175,9 +139,10 @@ def _start(obj, x0, driver):
     :func:`~neurenix.optimize._minimize.register_method`) the cache is read
     directly, else through ``fun_and_grad`` (bitwise comparison).  x0 is
     never modified here, nor by the loops below (they run on a copy)."""
-    if obj._xg is x0 and obj._x is x0:
-        f = obj._f
-        g = obj._g
+    cx, cf, cxg, cg = obj.cache()
+    if cxg is x0 and cx is x0:
+        f = cf
+        g = cg
     else:
         f, g = obj.fun_and_grad(x0)
     g = g.copy() if type(g) is np.ndarray and g.dtype == x0.dtype else \
@@ -202,8 +167,7 @@ def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
         lo, hi = bounds.lb, bounds.ub
     status, nit, f, state = _k.run(ev, x, g, float(f), method, lo=lo, hi=hi, driver=driver,
                                    report=driver.active, **kw)
-    # the objective's cache must not claim stale values
-    obj._x = obj._xg = None
+    obj.reset_cache()          # the loop evaluated around the cache
     return _BY_CODE[status], nit, f, x, g, state
 
 
@@ -255,8 +219,7 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     else:
         status, nit, f, st = _k.run(ev, x, g, f, 3, ftol=ftol, maxiter=maxiter, maxfun=maxfun,
                                     c1=1e-3, xtol=0.1, lo=lo, hi=hi, boxed=boxed)
-    # the objective's cache must not claim stale values
-    obj._x = obj._xg = None
+    obj.reset_cache()          # the loop evaluated around the cache
     hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"],
                                                 x0.dtype, x0.shape[0], st["count"])
     return driver.result(_BY_CODE[status], x, f, g, nit, hess_inv=hess_inv)

@@ -27,23 +27,25 @@ damping=0, adapt_damping=False`` and an exact CG solve each step is Newton's
 step, i.e. one iteration of IRLS (Martens 2020, section 9.2).
 """
 import math
-import numbers
 
 import numpy as np
 
-from .._core.natural_gradient import (CallableFisher, check_real,
-                                      empirical_fisher, jacobian_fisher, natural_direction,
-                                      predicted_change)
+from .._core.natural_gradient import (CallableFisher, empirical_fisher, jacobian_fisher,
+                                      natural_direction, predicted_change)
 from .._core.natural_gradient import adapt_damping as _lm_update
-from ._result import Status
+from .._core.result import Status
+from .._core.validation import check_bool, int_option, real_option
 
 __all__ = ["_minimize_natural_gradient"]
 
 
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
+
+def _finite(name, v, lo, open_lo=False):
+    """A finite real option ``>= lo`` (``> lo`` with ``open_lo``)."""
+    v = real_option(name, v, lo, None, open_lo)
+    if not math.isfinite(v):
+        raise ValueError(f"options['{name}'] must be finite, got {v!r}")
+    return v
 
 
 class _Curvature:
@@ -146,22 +148,21 @@ def _minimize_natural_gradient(obj, x0, *, bounds=None, driver, fvp=None, sample
     """
     n = x0.size
     dtype = x0.dtype
-    lr = check_real("lr", lr, lo=0.0, lo_open=True)
-    lam = check_real("damping", damping, lo=0.0)
-    if not isinstance(adapt_damping, (bool, np.bool_)):
-        raise TypeError(f"adapt_damping must be a bool, got {type(adapt_damping).__name__}")
-    adapt = bool(adapt_damping)
+    lr = _finite("lr", lr, 0.0, open_lo=True)
+    lam = _finite("damping", damping, 0.0)
+    adapt = check_bool(adapt_damping, "options['adapt_damping']")
     if adapt and lam == 0.0:
-        raise ValueError("damping must be > 0 when adapt_damping is True (a zero damping "
-                         "cannot be adapted multiplicatively)")
-    boost = check_real("damping_boost", damping_boost, lo=1.0, lo_open=True)
-    drop = check_real("damping_drop", damping_drop, lo=0.0, lo_open=True, hi=1.0, hi_open=True)
-    gtol = check_real("gtol", gtol, lo=0.0)
+        raise ValueError("options['damping'] must be > 0 when adapt_damping is True (a zero "
+                         "damping cannot be adapted multiplicatively)")
+    boost = _finite("damping_boost", damping_boost, 1.0, open_lo=True)
+    drop = real_option("damping_drop", damping_drop, 0.0, 1.0, open_lo=True)
+    gtol = real_option("gtol", gtol, 0.0)
     if cg_tol is not None:
-        cg_tol = check_real("cg_tol", cg_tol, lo=0.0)
+        cg_tol = _finite("cg_tol", cg_tol, 0.0)
     maxiter = 200 * n if maxiter is None else maxiter
     maxiter = int(min(maxiter, 2 ** 62))
-    cg_maxiter = _check_int("cg_maxiter", 20 * max(n, 1) if cg_maxiter is None else cg_maxiter, 1)
+    cg_maxiter = int_option("cg_maxiter", 20 * max(n, 1) if cg_maxiter is None else cg_maxiter,
+                            1)
     curv = _Curvature(fvp, sample_grads, ggn, obj.args, n, dtype)
 
     x = x0.copy()

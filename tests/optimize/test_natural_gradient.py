@@ -256,14 +256,18 @@ def test_bad_input_named_errors():
         _run(prob, fvp=lambda b, v: np.ones(4))
     with pytest.raises(ValueError, match="fvp returned NaN"):
         _run(prob, fvp=lambda b, v: v * np.nan)
-    with pytest.raises(ValueError, match="damping must be > 0 when adapt_damping"):
+    with pytest.raises(ValueError, match="options\\['damping'\\] must be > 0 when adapt_damping"):
         _run(prob, ggn=prob.ggn, damping=0.0)
-    with pytest.raises(ValueError, match="damping must be >= 0"):
+    with pytest.raises(ValueError, match="options\\['damping'\\] must be >= 0"):
         _run(prob, ggn=prob.ggn, damping=-1.0)
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(ValueError, match="options\\['lr'\\] must be > 0"):
         _run(prob, ggn=prob.ggn, lr=0.0)
-    with pytest.raises(ValueError, match="damping_drop must be < 1"):
+    with pytest.raises(ValueError, match="options\\['damping_drop'\\] must be \\(0.0, 1.0\\)"):
         _run(prob, ggn=prob.ggn, damping_drop=1.0)
+    with pytest.raises(ValueError, match="options\\['damping'\\] must be finite"):
+        _run(prob, ggn=prob.ggn, damping=np.inf)
+    with pytest.raises(TypeError, match="adapt_damping'\\] must be a bool"):
+        _run(prob, ggn=prob.ggn, adapt_damping="yes")
     with pytest.raises(ValueError, match="x0"):
         minimize(prob.fun, [np.nan, 0, 0], jac=True, method="natural-gradient",
                  options=dict(ggn=prob.ggn))

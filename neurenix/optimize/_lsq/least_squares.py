@@ -10,22 +10,13 @@ import numbers
 
 import numpy as np
 
-from .._result import OptimizeResult
+from ..._core.result import OptimizeResult, LSQ_MESSAGES
 from .common import (EPS, LOSSES, _Loss, _Problem, _as_x0, _check_jac, _check_tol,
                      _prepare_bounds, _residuals, _wrap)
 from .gn import _solve_gn
 from .lm import _solve_lm
 from .trf import _solve_trf
 
-LSQ_MESSAGES = {
-    -2: "Stopped: the callback asked to stop (raised StopIteration or returned True).",
-    -1: "Improper input parameters.",
-    0: "The maximum number of function evaluations (max_nfev) was reached.",
-    1: "Converged: the gtol condition on the gradient is satisfied.",
-    2: "Converged: the ftol condition on the cost reduction is satisfied.",
-    3: "Converged: the xtol condition on the step size is satisfied.",
-    4: "Converged: both the ftol and the xtol conditions are satisfied.",
-}
 
 
 _METHODS = ("lm", "gn", "trf")
