@@ -34,6 +34,7 @@ ext_names = [
     "neurenix._ext._evaluator",
     "neurenix._ext._status",
     "neurenix._ext._lbfgs",
+    "neurenix._ext._subproblems",
     "neurenix._ext._krylov",
     "neurenix._ext._lsq",
     "neurenix._ext._natgrad",

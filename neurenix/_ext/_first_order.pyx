@@ -26,6 +26,8 @@ from libc.math cimport sqrt as _sqrt_d, sqrtf as _sqrt_f
 from libc.stdlib cimport malloc, free
 cimport openmp
 
+from ._vec cimport fold8, nrm2sq_lanes8, nrm2sq2_lanes8, all_finite as _all_finite
+
 cnp.import_array()
 
 
@@ -170,11 +172,6 @@ cdef inline void* _p(PackC* pk, Py_ssize_t b, Py_ssize_t i) noexcept nogil:
 cdef void _check_scalars(const double[:, ::1] sc, _Pack pk, Py_ssize_t k) except *:
     if sc.shape[0] != pk.c.narr or sc.shape[1] != k:
         raise ValueError(f"scalars must have shape ({pk.c.narr}, {k})")
-
-
-cdef inline double _sum8(const double* a) noexcept nogil:
-    # fixed pairwise order of eight partial sums
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
 
 
 cdef void _chunk_pairs_to_arrays(PackC* pk, const double* part, double* out) noexcept nogil:
@@ -621,8 +618,8 @@ cdef void _lamb_pass1(floating* p, const floating* g, floating* m, floating* v,
         r = _lamb_r(mj, vj, p[j], inv_bc1, bc2_sqrt, eps, wd)
         sp[0] += <double>p[j] * <double>p[j]
         sr[0] += <double>r * <double>r
-    out[0] = _sum8(sp)
-    out[1] = _sum8(sr)
+    out[0] = fold8(sp)
+    out[1] = fold8(sr)
 
 
 cdef void _lamb_pass2(floating* p, const floating* m, const floating* v, Py_ssize_t lo,
@@ -679,34 +676,6 @@ def lamb(list params, list grads, list exp_avgs, list exp_avg_sqs, const double[
 
 
 # -------------------------------------------------------------------------- LARS
-cdef void _sumsq2(const floating* a, const floating* b, Py_ssize_t lo, Py_ssize_t hi,
-                  double* out) noexcept nogil:
-    # eight interleaved float64 partial sums (fixed order; vectorizes)
-    cdef Py_ssize_t j, k, nb
-    cdef double sa[8]
-    cdef double sb[8]
-    cdef double x, y
-    for k in range(8):
-        sa[k] = 0
-        sb[k] = 0
-    nb = lo + ((hi - lo) // 8) * 8
-    j = lo
-    while j < nb:
-        for k in range(8):
-            x = a[j + k]
-            y = b[j + k]
-            sa[k] += x * x
-            sb[k] += y * y
-        j += 8
-    for j in range(nb, hi):
-        x = a[j]
-        y = b[j]
-        sa[0] += x * x
-        sb[0] += y * y
-    out[0] = _sum8(sa)
-    out[1] = _sum8(sb)
-
-
 cdef void _lars_range(floating* p, const floating* g, floating* buf, Py_ssize_t lo,
                       Py_ssize_t hi, floating lr, floating trust, floating wd,
                       floating mom) noexcept nogil:
@@ -727,8 +696,9 @@ cdef void _lars_run(PackC* pk, floating t, const double[:, ::1] sc, double wd, d
     cdef double npn, ngn
     for c in prange(pk.nchunks, schedule="static", num_threads=pk.nthreads):
         i = pk.c_arr[c]
-        _sumsq2(<const floating*>_p(pk, 0, i), <const floating*>_p(pk, 1, i),
-                pk.c_lo[c], pk.c_hi[c], &part[2 * c])
+        nrm2sq2_lanes8(<const floating*>_p(pk, 0, i) + pk.c_lo[c],
+                       <const floating*>_p(pk, 1, i) + pk.c_lo[c], pk.c_hi[c] - pk.c_lo[c],
+                       &part[2 * c])
     _chunk_pairs_to_arrays(pk, part, trust)
     for i in range(pk.narr):
         npn = _sqrt_d(trust[2 * i])
@@ -766,18 +736,11 @@ def lars(list params, list grads, object momentum_buffers, const double[:, ::1] 
 
 
 # ----------------------------------------------------------------- gradient tools
-cdef bint _finite_range(const floating* a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating acc = 0
-    for j in range(lo, hi):
-        acc = acc + (a[j] - a[j])   # 0 for finite values, NaN otherwise
-    return acc == 0
-
-
 cdef bint _finite_run(PackC* pk, floating t) noexcept nogil:
     cdef Py_ssize_t c
     for c in range(pk.nchunks):
-        if not _finite_range(<const floating*>_p(pk, 0, pk.c_arr[c]), pk.c_lo[c], pk.c_hi[c]):
+        if not _all_finite(<const floating*>_p(pk, 0, pk.c_arr[c]) + pk.c_lo[c],
+                           pk.c_hi[c] - pk.c_lo[c]):
             return False
     return True
 
@@ -794,30 +757,11 @@ def all_finite(list arrays):
     return bool(ok)
 
 
-cdef double _sumsq1(const floating* a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    # eight interleaved float64 partial sums (fixed order; vectorizes)
-    cdef Py_ssize_t j, k, nb
-    cdef double acc[8]
-    cdef double x
-    for k in range(8):
-        acc[k] = 0
-    nb = lo + ((hi - lo) // 8) * 8
-    j = lo
-    while j < nb:
-        for k in range(8):
-            x = a[j + k]
-            acc[k] += x * x
-        j += 8
-    for j in range(nb, hi):
-        x = a[j]
-        acc[0] += x * x
-    return _sum8(acc)
-
-
 cdef void _sumsq_run(PackC* pk, floating t, double* part) noexcept nogil:
     cdef Py_ssize_t c
     for c in prange(pk.nchunks, schedule="static", num_threads=pk.nthreads):
-        part[c] = _sumsq1(<const floating*>_p(pk, 0, pk.c_arr[c]), pk.c_lo[c], pk.c_hi[c])
+        part[c] = nrm2sq_lanes8(<const floating*>_p(pk, 0, pk.c_arr[c]) + pk.c_lo[c],
+                                pk.c_hi[c] - pk.c_lo[c])
 
 
 def sum_squares(list arrays):

@@ -26,6 +26,11 @@ The loop calls back into Python only to evaluate the objective (through
 loops) and, when a callback/disp/maxtime is set, once per
 iteration to report to the driver.  Vectors keep the dtype of ``x``
 (float32/float64); inner products accumulate in double.
+
+Layered kernel -> step -> loop, all compiled into this one module: the vector
+kernels of ``_vec.pxd`` (``lanes8`` order), the L-BFGS-B compact-form kernels of
+``_compact.pxd``, the direction steps of ``_qn_steps.pxd`` (two-loop recursion,
+Cauchy point and subspace minimization), and here the loop and the Python faces.
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -37,6 +42,10 @@ from libc.string cimport memcpy, memcmp, memset
 import numpy as np
 
 from ._evaluator cimport Evaluator
+from ._vec cimport dot_lanes8, axpy, axpy_scale_dot_lanes8, absmax, all_finite as _all_finite
+from ._compact cimport (BP, BState, _slot, _width, _wcomb, _gram_shift, _gram_new_pair,
+                        _block_flags)
+from ._qn_steps cimport _two_loop, _cauchy_subspace, _step_max
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
                            MT_CONVERGED, MT_ERROR)
 
@@ -61,119 +70,6 @@ cdef enum:
     S_FTOL = 9
     S_PRECISION = 14
 
-
-# ------------------------------------------------------------------ kernels
-cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    # a . b accumulated in double over eight independent partial sums (combined
-    # pairwise at the end), so the loop is not bound by the latency of one add
-    # chain and vectorizes without reassociating anything (no -ffast-math).
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
-    cdef Py_ssize_t i = 0
-    while i + 8 <= n:
-        s0 += <double>a[i] * <double>b[i]
-        s1 += <double>a[i + 1] * <double>b[i + 1]
-        s2 += <double>a[i + 2] * <double>b[i + 2]
-        s3 += <double>a[i + 3] * <double>b[i + 3]
-        s4 += <double>a[i + 4] * <double>b[i + 4]
-        s5 += <double>a[i + 5] * <double>b[i + 5]
-        s6 += <double>a[i + 6] * <double>b[i + 6]
-        s7 += <double>a[i + 7] * <double>b[i + 7]
-        i += 8
-    while i < n:
-        s0 += <double>a[i] * <double>b[i]
-        i += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
-cdef inline void _axpy(double a, const floating* x, floating* y, Py_ssize_t n) noexcept nogil:
-    # y += a * x
-    cdef Py_ssize_t i
-    for i in range(n):
-        y[i] = <floating>(y[i] + a * x[i])
-
-
-cdef inline double _axpy_dot(double a, const floating* x, floating* q, double scale,
-                             const floating* z, Py_ssize_t n) noexcept nogil:
-    """``q <- scale * (q + a x)`` (each step rounded to q's type, as ``_axpy``
-    followed by a scaling), returning ``z . q`` of the new q summed exactly as
-    :func:`_dot` sums it: one pass over q instead of two."""
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
-    cdef floating t0, t1, t2, t3, t4, t5, t6, t7
-    cdef Py_ssize_t i = 0
-    while i + 8 <= n:
-        t0 = <floating>(scale * <floating>(q[i] + a * x[i]))
-        t1 = <floating>(scale * <floating>(q[i + 1] + a * x[i + 1]))
-        t2 = <floating>(scale * <floating>(q[i + 2] + a * x[i + 2]))
-        t3 = <floating>(scale * <floating>(q[i + 3] + a * x[i + 3]))
-        t4 = <floating>(scale * <floating>(q[i + 4] + a * x[i + 4]))
-        t5 = <floating>(scale * <floating>(q[i + 5] + a * x[i + 5]))
-        t6 = <floating>(scale * <floating>(q[i + 6] + a * x[i + 6]))
-        t7 = <floating>(scale * <floating>(q[i + 7] + a * x[i + 7]))
-        q[i] = t0
-        q[i + 1] = t1
-        q[i + 2] = t2
-        q[i + 3] = t3
-        q[i + 4] = t4
-        q[i + 5] = t5
-        q[i + 6] = t6
-        q[i + 7] = t7
-        s0 += <double>z[i] * <double>t0
-        s1 += <double>z[i + 1] * <double>t1
-        s2 += <double>z[i + 2] * <double>t2
-        s3 += <double>z[i + 3] * <double>t3
-        s4 += <double>z[i + 4] * <double>t4
-        s5 += <double>z[i + 5] * <double>t5
-        s6 += <double>z[i + 6] * <double>t6
-        s7 += <double>z[i + 7] * <double>t7
-        i += 8
-    while i < n:
-        t0 = <floating>(scale * <floating>(q[i] + a * x[i]))
-        q[i] = t0
-        s0 += <double>z[i] * <double>t0
-        i += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
-cdef void _two_loop(floating* S, floating* Y, const double* rho, Py_ssize_t m,
-                    Py_ssize_t n, Py_ssize_t newest, Py_ssize_t count, double gamma,
-                    floating* q, double* alpha) noexcept nogil:
-    """q <- H q with the L-BFGS matrix of the ``count`` newest pairs (ring buffer,
-    row ``newest`` the newest) and H0 = gamma I (Nocedal & Wright Alg. 7.4).
-
-    Each update of q is fused with the inner product the recursion needs next
-    (``_axpy_dot``), so the 4 * count passes over q of the textbook loops become
-    2 * count + 1; the arithmetic, and so the result, is the same."""
-    cdef Py_ssize_t k, j, jn, i
-    cdef double a, b, dotv
-    if count == 0:
-        for i in range(n):
-            q[i] = <floating>(gamma * q[i])
-        return
-    # first loop, newest to oldest: alpha_j = rho_j s_j.q ; q -= alpha_j y_j
-    j = newest
-    dotv = _dot(&S[j * n], q, n)
-    for k in range(count):
-        a = rho[j] * dotv
-        alpha[j] = a
-        if k < count - 1:
-            jn = j - 1 if j > 0 else m - 1
-            dotv = _axpy_dot(-a, &Y[j * n], q, 1.0, &S[jn * n], n)
-            j = jn
-        else:
-            # the oldest pair: scale by H0 = gamma I and start the second loop
-            # with y_oldest . q, all in the same pass
-            dotv = _axpy_dot(-a, &Y[j * n], q, gamma, &Y[j * n], n)
-    # second loop, oldest to newest: beta = rho_j y_j.q ; q += (alpha_j - beta) s_j
-    for k in range(count):
-        b = rho[j] * dotv
-        if k < count - 1:
-            jn = j + 1 if j < m - 1 else 0
-            dotv = _axpy_dot(alpha[j] - b, &S[j * n], q, 1.0, &Y[jn * n], n)
-            j = jn
-        else:
-            _axpy(alpha[j] - b, &S[j * n], q, n)
 
 
 def same_point(a, b):
@@ -200,27 +96,16 @@ def all_finite(a):
     """True when every entry of the C-contiguous float32/float64 1-D array ``a``
     is finite; None for any other input (the caller falls back to NumPy)."""
     cdef cnp.ndarray x
-    cdef Py_ssize_t i, n
-    cdef const double* pd
-    cdef const float* pf
-    cdef double s = 0.0
     if not cnp.PyArray_Check(a):
         return None
     x = <cnp.ndarray>a
     if cnp.PyArray_NDIM(x) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(x):
         return None
-    n = cnp.PyArray_DIM(x, 0)
     if cnp.PyArray_TYPE(x) == cnp.NPY_DOUBLE:
-        pd = <const double*>cnp.PyArray_DATA(x)
-        for i in range(n):
-            s += pd[i] * 0.0       # NaN as soon as one entry is inf or NaN
-    elif cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT:
-        pf = <const float*>cnp.PyArray_DATA(x)
-        for i in range(n):
-            s += <double>pf[i] * 0.0
-    else:
-        return None
-    return s == 0.0
+        return _all_finite(<const double*>cnp.PyArray_DATA(x), cnp.PyArray_DIM(x, 0))
+    if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT:
+        return _all_finite(<const float*>cnp.PyArray_DATA(x), cnp.PyArray_DIM(x, 0))
+    return None
 
 
 cdef int _finite_kind(const floating* a, Py_ssize_t n) noexcept nogil:
@@ -412,44 +297,6 @@ cdef struct Out:
     int fresh
 
 
-ctypedef struct BP:
-    double t
-    Py_ssize_t i
-
-
-cdef inline Py_ssize_t _slot(Py_ssize_t k, Py_ssize_t newest, Py_ssize_t count,
-                             Py_ssize_t m) noexcept nogil:
-    """Ring slot of the k-th pair, oldest first."""
-    return (newest - count + 1 + k + m) % m
-
-
-cdef double _absmax(const floating* g, Py_ssize_t n) noexcept nogil:
-    """max |g_i|, inf when g has a NaN.
-
-    Computed on the bit patterns: with the sign bit cleared, IEEE doubles
-    (floats) order like their unsigned-integer patterns, and NaN patterns lie
-    above inf.  An unsigned max reduction vectorizes where a floating-point one
-    does not (without -ffast-math)."""
-    cdef uint64_t r8 = 0, v8
-    cdef uint32_t r4 = 0, v4
-    cdef double out
-    cdef float outf
-    cdef Py_ssize_t i
-    if floating is double:
-        for i in range(n):
-            memcpy(&v8, &g[i], 8)
-            v8 &= 0x7fffffffffffffffULL
-            r8 = v8 if v8 > r8 else r8
-        memcpy(&out, &r8, 8)
-    else:
-        for i in range(n):
-            memcpy(&v4, &g[i], 4)
-            v4 &= 0x7fffffffU
-            r4 = v4 if v4 > r4 else r4
-        memcpy(&outf, &r4, 4)
-        out = outf
-    return out if out == out else INFINITY
-
 
 cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssize_t n,
                     int has_bounds) noexcept nogil:
@@ -458,10 +305,10 @@ cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssi
     cdef uint64_t r8 = 0, v8
     cdef Py_ssize_t i
     if not has_bounds:
-        return _absmax(g, n)
+        return absmax(g, n)
     # branch-free so that it vectorizes: an infinite bound gives x - hi = -inf
     # (or x - lo = +inf), which never replaces gi, so no test for it is needed;
-    # the largest |gi| is an integer max over the bit patterns (as _absmax; a NaN
+    # the largest |gi| is an integer max over the bit patterns (as absmax; a NaN
     # has a larger pattern than inf and turns the result into inf)
     for i in range(n):
         gi = g[i]
@@ -476,942 +323,6 @@ cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssi
         r8 = v8 if v8 > r8 else r8
     memcpy(&out, &r8, 8)
     return out if out == out else INFINITY
-
-
-# ------------------------------------------------ L-BFGS-B: compact form pieces
-cdef inline double _dotd(const floating* a, const double* b, Py_ssize_t n) noexcept nogil:
-    # a . b for a double b, eight partial sums as in _dot
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
-    cdef Py_ssize_t i = 0
-    while i + 8 <= n:
-        s0 += <double>a[i] * b[i]
-        s1 += <double>a[i + 1] * b[i + 1]
-        s2 += <double>a[i + 2] * b[i + 2]
-        s3 += <double>a[i + 3] * b[i + 3]
-        s4 += <double>a[i + 4] * b[i + 4]
-        s5 += <double>a[i + 5] * b[i + 5]
-        s6 += <double>a[i + 6] * b[i + 6]
-        s7 += <double>a[i + 7] * b[i + 7]
-        i += 8
-    while i < n:
-        s0 += <double>a[i] * b[i]
-        i += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
-cdef extern from *:
-    """
-    /* _gram4 for float64 with GCC vector extensions: four lanes, lane j holds
-       the partial sum of the elements i = j mod 4 (GCC does not vectorize
-       the scalar form; sums and order are the same) */
-    #if defined(__GNUC__) || defined(__clang__)
-    typedef double nx_v4d __attribute__((vector_size(32)));
-    /* bt[i / 4]: what the masks hold on the block of four at i: 1 all free
-       (wf = 1, wa = 0), 2 all active (wf = 0, wa = 1), 0 mixed.  On a pure
-       block a product with a mask of 1 is the product itself and one with a
-       mask of 0 is a zero, which leaves a sum as it is (a sum that starts at
-       +0 never becomes -0): those multiplications and additions are skipped,
-       and the sums are bitwise those of the masked loop.  (out[4] is the
-       whole-vector sk.y, which the caller reads only on the diagonal, where
-       it is s.y = out[2]: not summed separately.) */
-    static inline void nx_gram4d(const double* s, const double* y, const double* sk,
-                                 const double* yk, const double* wf, const double* wa,
-                                 Py_ssize_t n, const char* bt, double* out) {
-        nx_v4d a = {0,0,0,0}, b = a, c = a, d = a, f = a, g = a;
-        nx_v4d vs, vy, vsk, vyk, vf, va, p, q, r, t;
-        Py_ssize_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-            __builtin_memcpy(&vs, s + i, 32); __builtin_memcpy(&vsk, sk + i, 32);
-            __builtin_memcpy(&vyk, yk + i, 32);
-            p = vs * vsk; q = vs * vyk;
-            a += p; c += q;
-            char k = bt[i >> 2];
-            if (k == 2) { b += p; continue; }
-            __builtin_memcpy(&vy, y + i, 32);
-            r = vsk * vy; t = vy * vyk;
-            if (k == 1) { d += q; f += r; g += t; continue; }
-            __builtin_memcpy(&vf, wf + i, 32); __builtin_memcpy(&va, wa + i, 32);
-            b += p * va; d += q * vf; f += r * vf; g += t * vf;
-        }
-        for (; i < n; i++) {
-            double pp = s[i] * sk[i], qq = s[i] * yk[i], rr = sk[i] * y[i], tt = y[i] * yk[i];
-            a[0] += pp; b[0] += pp * wa[i]; c[0] += qq; d[0] += qq * wf[i];
-            f[0] += rr * wf[i]; g[0] += tt * wf[i];
-        }
-        out[0] = (a[0] + a[1]) + (a[2] + a[3]);
-        out[1] = (b[0] + b[1]) + (b[2] + b[3]);
-        out[2] = (c[0] + c[1]) + (c[2] + c[3]);
-        out[3] = (d[0] + d[1]) + (d[2] + d[3]);
-        out[4] = out[2];
-        out[5] = (f[0] + f[1]) + (f[2] + f[3]);
-        out[6] = (g[0] + g[1]) + (g[2] + g[3]);
-    }
-    #define NX_HAVE_GRAM4D 1
-    #else
-    #define NX_HAVE_GRAM4D 0
-    static inline void nx_gram4d(const double* s, const double* y, const double* sk,
-                                 const double* yk, const double* wf, const double* wa,
-                                 Py_ssize_t n, const char* bt, double* out) {}
-    #endif
-    """
-    enum: NX_HAVE_GRAM4D
-    void nx_gram4d(const double* s, const double* y, const double* sk, const double* yk,
-                   const double* wf, const double* wa, Py_ssize_t n, const char* bt,
-                   double* out) nogil
-
-
-cdef extern from *:
-    """
-    /* Two dot products with one vector, a0 . b and a1 . b, for float64: each
-       summed exactly as _dotd sums it (eight lanes, lane j taking the elements
-       i = j mod 8, the tail going to lane 0, combined pairwise), in one pass
-       that loads b once and keeps two independent sums in flight. */
-    #if defined(__GNUC__) || defined(__clang__)
-    typedef double nx_v8d __attribute__((vector_size(64)));
-    static inline void nx_dots2(const double* a0, const double* a1, const double* b,
-                                Py_ssize_t n, const char* skip, double* out) {
-        nx_v8d s = {0, 0, 0, 0, 0, 0, 0, 0}, t = s, va, vc, vb;
-        Py_ssize_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            if (skip && skip[i >> 3]) continue;
-            __builtin_memcpy(&vb, b + i, 64);
-            __builtin_memcpy(&va, a0 + i, 64); __builtin_memcpy(&vc, a1 + i, 64);
-            s += va * vb; t += vc * vb;
-        }
-        for (; i < n; i++) { s[0] += a0[i] * b[i]; t[0] += a1[i] * b[i]; }
-        out[0] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-        out[1] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-    }
-    /* the same for four rows (four sums in flight) */
-    static inline void nx_dots4(const double* a0, const double* a1, const double* a2,
-                                const double* a3, const double* b, Py_ssize_t n,
-                                const char* skip, double* out) {
-        nx_v8d s = {0, 0, 0, 0, 0, 0, 0, 0}, t = s, u = s, w = s, va, vb;
-        Py_ssize_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            if (skip && skip[i >> 3]) continue;
-            __builtin_memcpy(&vb, b + i, 64);
-            __builtin_memcpy(&va, a0 + i, 64); s += va * vb;
-            __builtin_memcpy(&va, a1 + i, 64); t += va * vb;
-            __builtin_memcpy(&va, a2 + i, 64); u += va * vb;
-            __builtin_memcpy(&va, a3 + i, 64); w += va * vb;
-        }
-        for (; i < n; i++) {
-            s[0] += a0[i] * b[i]; t[0] += a1[i] * b[i];
-            u[0] += a2[i] * b[i]; w[0] += a3[i] * b[i];
-        }
-        out[0] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-        out[1] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-        out[2] = ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]));
-        out[3] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
-    }
-    /* Combinations of the stored pairs, W-products by rows: for k = 0..c-1 in
-       order, d[i] <- d[i] - (Y_k[i] a[k] + S_k[i] a2[k]) (nx_wsub), or
-       d[i] <- d[i] + (...) starting from d[i] = 0 (nx_wsum); row k of S and Y
-       at slot sl[k].  Eight entries at a time kept in registers over the k
-       loop (the scalar loops stored and reloaded them c times); per entry the
-       same operations in the same order.  Blocks of eight with skip[i / 8]
-       set are left as they are (entries nobody reads). */
-    static void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
-                         Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2,
-                         int sub, const char* skip) {
-        typedef double v4 __attribute__((vector_size(32)));
-        Py_ssize_t i = 0, k;
-        for (; i + 8 <= n; i += 8) {
-            v4 x0 = {0, 0, 0, 0}, x1 = x0, y0, y1, s0, s1;
-            if (skip && skip[i >> 3]) continue;
-            if (sub) { __builtin_memcpy(&x0, d + i, 32); __builtin_memcpy(&x1, d + i + 4, 32); }
-            for (k = 0; k < c; k++) {
-                const double* yk = Y + sl[k] * n + i;
-                const double* sk = S + sl[k] * n + i;
-                double ak = a[k], bk = a2[k];
-                v4 va = {ak, ak, ak, ak}, vb = {bk, bk, bk, bk};
-                __builtin_memcpy(&y0, yk, 32); __builtin_memcpy(&y1, yk + 4, 32);
-                __builtin_memcpy(&s0, sk, 32); __builtin_memcpy(&s1, sk + 4, 32);
-                if (sub) { x0 = x0 - (y0 * va + s0 * vb); x1 = x1 - (y1 * va + s1 * vb); }
-                else { x0 = x0 + (y0 * va + s0 * vb); x1 = x1 + (y1 * va + s1 * vb); }
-            }
-            __builtin_memcpy(d + i, &x0, 32); __builtin_memcpy(d + i + 4, &x1, 32);
-        }
-        for (; i < n; i++) {
-            double x = sub ? d[i] : 0.0;
-            for (k = 0; k < c; k++) {
-                double t = Y[sl[k] * n + i] * a[k] + S[sl[k] * n + i] * a2[k];
-                x = sub ? x - t : x + t;
-            }
-            d[i] = x;
-        }
-    }
-    #define NX_HAVE_DOTS2 1
-    #else
-    #define NX_HAVE_DOTS2 0
-    static inline void nx_dots2(const double* a0, const double* a1, const double* b,
-                                Py_ssize_t n, const char* skip, double* out) {}
-    static inline void nx_dots4(const double* a0, const double* a1, const double* a2,
-                                const double* a3, const double* b, Py_ssize_t n,
-                                const char* skip, double* out) {}
-    static void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
-                         Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2,
-                         int sub, const char* skip) {}
-    #endif
-    """
-    enum: NX_HAVE_DOTS2
-    void nx_dots2(const double* a0, const double* a1, const double* b, Py_ssize_t n,
-                  const char* skip, double* out) nogil
-    void nx_dots4(const double* a0, const double* a1, const double* a2, const double* a3,
-                  const double* b, Py_ssize_t n, const char* skip, double* out) nogil
-    void nx_wcomb(double* d, const double* S, const double* Y, const Py_ssize_t* sl,
-                  Py_ssize_t c, Py_ssize_t n, const double* a, const double* a2, int sub,
-                  const char* skip) nogil
-
-
-cdef inline void _wcomb(const floating* S, const floating* Y, const Py_ssize_t* sl,
-                        Py_ssize_t c, Py_ssize_t n, double theta, const double* coef,
-                        double* wb, double* d, bint sub, const char* skip) noexcept nogil:
-    """``d -= W coef`` (``sub``) or ``d = W coef``, ``W = [Y, theta S]`` over the ``c``
-    stored pairs (ring slots ``sl``, oldest first), pair by pair in that order;
-    ``wb`` (c entries) is scratch for the ``theta``-scaled coefficients.  For
-    float64, the blocks of eight entries flagged in ``skip`` (may be NULL) are
-    left as they are (the caller reads none of them)."""
-    cdef Py_ssize_t i, k, sk
-    cdef double a, a2, t
-    for k in range(c):
-        wb[k] = theta * coef[c + k]
-    if floating is double and NX_HAVE_DOTS2:
-        nx_wcomb(d, S, Y, sl, c, n, coef, wb, 1 if sub else 0, skip)
-        return
-    if not sub:
-        for i in range(n):
-            d[i] = 0.0
-    for k in range(c):
-        sk = sl[k]
-        a = coef[k]
-        a2 = wb[k]
-        for i in range(n):
-            t = Y[sk * n + i] * a + S[sk * n + i] * a2
-            d[i] = d[i] - t if sub else d[i] + t
-
-
-cdef inline void _wdots(const floating* S, const floating* Y, const Py_ssize_t* sl,
-                        Py_ssize_t c, Py_ssize_t n, double theta, const double* d,
-                        double* out, const char* skip) noexcept nogil:
-    """``out = W^T d = [Y^T d, theta S^T d]`` over the ``c`` stored pairs (ring
-    slots ``sl``, oldest first), each product summed as :func:`_dotd` sums it.
-    For float64, the blocks of eight entries flagged in ``skip`` (may be NULL),
-    where ``d`` is zero, are passed over: their products are zeros, which leave
-    the sums as they are (a sum that starts at +0 never becomes -0, and adding
-    a zero to anything else changes nothing)."""
-    cdef Py_ssize_t k = 0, sk, sk1
-    cdef double w[4]
-    if floating is double and NX_HAVE_DOTS2:
-        while k + 2 <= c:
-            sk = sl[k]
-            sk1 = sl[k + 1]
-            nx_dots4(&Y[sk * n], &S[sk * n], &Y[sk1 * n], &S[sk1 * n], d, n, skip, w)
-            out[k] = w[0]
-            out[c + k] = theta * w[1]
-            out[k + 1] = w[2]
-            out[c + k + 1] = theta * w[3]
-            k += 2
-    while k < c:
-        sk = sl[k]
-        if floating is double and NX_HAVE_DOTS2:
-            nx_dots2(&Y[sk * n], &S[sk * n], d, n, skip, w)
-            out[k] = w[0]
-            out[c + k] = theta * w[1]
-        else:
-            out[k] = _dotd(&Y[sk * n], d, n)
-            out[c + k] = theta * _dotd(&S[sk * n], d, n)
-        k += 1
-
-
-cdef extern from *:
-    """
-    /* Kernels of the small (m x m) matrices of L-BFGS-B, four columns at a
-       time (rows padded to a multiple of 4), each block of four summed in a
-       register (no store and reload between the terms).  Each entry goes
-       through the same IEEE operations in the same order as the scalar loops
-       of the #else branch: a product, then the sum, term after term. */
-    #if defined(__GNUC__) || defined(__clang__)
-    typedef double nx_r4d __attribute__((vector_size(32)));
-    /* d[0:w] = s[0:w] (w a multiple of 4), block by block in increasing order:
-       safe for overlapping rows when s lies at least four places after d */
-    static inline void nx_copy_fwd(double* d, const double* s, Py_ssize_t w) {
-        nx_r4d t;
-        for (Py_ssize_t j = 0; j < w; j += 4) {
-            __builtin_memcpy(&t, s + j, 32);
-            __builtin_memcpy(d + j, &t, 32);
-        }
-    }
-    /* C[j, k] += sum_i X[i, j] X[i, k] for k <= j (i ascending; only i < j when
-       X is strictly upper triangular, su), over the column blocks that reach
-       the diagonal (the entries right of it in those blocks take the same
-       kind of terms; nobody reads them). */
-    static void nx_syrk_lower(double* C, const double* X, Py_ssize_t c, Py_ssize_t ld,
-                              int su) {
-        for (Py_ssize_t j = 0; j < c; j++) {
-            Py_ssize_t ni = su ? j : c;
-            for (Py_ssize_t jb = 0; jb <= j; jb += 4) {
-                nx_r4d acc, vx;
-                __builtin_memcpy(&acc, C + j * ld + jb, 32);
-                for (Py_ssize_t i = 0; i < ni; i++) {
-                    double a = X[i * ld + j];
-                    nx_r4d va = {a, a, a, a};
-                    __builtin_memcpy(&vx, X + i * ld + jb, 32);
-                    acc = acc + va * vx;
-                }
-                __builtin_memcpy(C + j * ld + jb, &acc, 32);
-            }
-        }
-    }
-    /* Rows of L^{-1} E for lower triangular L with reciprocal diagonal (as
-       _chol leaves it): E[i, :] = (E[i, :] - sum_{k<i} L[i, k] E[k, :]) * L[i, i],
-       k ascending, over w columns (a multiple of 4). */
-    static void nx_fwd_rows(double* E, const double* L, Py_ssize_t c, Py_ssize_t ld,
-                            Py_ssize_t w) {
-        for (Py_ssize_t i = 0; i < c; i++) {
-            const double* Li = L + i * ld;
-            double di = Li[i];
-            nx_r4d vd = {di, di, di, di};
-            for (Py_ssize_t jb = 0; jb < w; jb += 4) {
-                nx_r4d acc, ve;
-                __builtin_memcpy(&acc, E + i * ld + jb, 32);
-                for (Py_ssize_t k = 0; k < i; k++) {
-                    double a = Li[k];
-                    nx_r4d va = {a, a, a, a};
-                    __builtin_memcpy(&ve, E + k * ld + jb, 32);
-                    acc = acc - va * ve;
-                }
-                acc = acc * vd;
-                __builtin_memcpy(E + i * ld + jb, &acc, 32);
-            }
-        }
-    }
-    #else
-    static inline void nx_copy_fwd(double* d, const double* s, Py_ssize_t w) {
-        for (Py_ssize_t j = 0; j < w; j++) d[j] = s[j];
-    }
-    static void nx_syrk_lower(double* C, const double* X, Py_ssize_t c, Py_ssize_t ld,
-                              int su) {
-        for (Py_ssize_t j = 0; j < c; j++)
-            for (Py_ssize_t k = 0; k <= j; k++)
-                for (Py_ssize_t i = 0; i < (su ? j : c); i++)
-                    C[j * ld + k] = C[j * ld + k] + X[i * ld + j] * X[i * ld + k];
-    }
-    static void nx_fwd_rows(double* E, const double* L, Py_ssize_t c, Py_ssize_t ld,
-                            Py_ssize_t w) {
-        for (Py_ssize_t i = 0; i < c; i++)
-            for (Py_ssize_t j = 0; j < w; j++) {
-                double t = E[i * ld + j];
-                for (Py_ssize_t k = 0; k < i; k++) t = t - L[i * ld + k] * E[k * ld + j];
-                E[i * ld + j] = t * L[i * ld + i];
-            }
-    }
-    #endif
-    """
-    void nx_syrk_lower(double* C, const double* X, Py_ssize_t c, Py_ssize_t ld, int su) nogil
-    void nx_copy_fwd(double* d, const double* s, Py_ssize_t w) nogil
-    void nx_fwd_rows(double* E, const double* L, Py_ssize_t c, Py_ssize_t ld,
-                     Py_ssize_t w) nogil
-
-
-cdef inline Py_ssize_t _width(Py_ssize_t c) noexcept nogil:
-    # row length the vector kernels run over: c rounded up to a multiple of 4
-    return (c + 3) & ~(<Py_ssize_t>3)
-
-
-cdef inline void _gram4(const floating* s, const floating* y, const floating* sk,
-                        const floating* yk, const floating* wf, const floating* wa,
-                        Py_ssize_t n, double* out) noexcept nogil:
-    """The seven products a new pair ``(s, y)`` needs with a stored pair
-    ``(sk, yk)``, in one pass over the six vectors: ``out = [s.sk, (s.sk)_A,
-    s.yk, (s.yk)_F, sk.y, (sk.y)_F, (y.yk)_F]`` (``_F``/``_A``: weighted by the
-    0/1 masks ``wf``/``wa``).  Each sum has its own four partial sums (lane
-    ``j`` takes the elements ``i = j mod 4``, the tail goes to lane 0),
-    combined as ``(l0 + l1) + (l2 + l3)``: bitwise the values of the four
-    separate masked dot products the loop used before.  For float64 the
-    vector-extension twin ``nx_gram4d`` (same lanes, same order) runs."""
-    cdef double acc[28]
-    cdef double p, q, r, t
-    cdef Py_ssize_t i = 0, j
-    for j in range(28):
-        acc[j] = 0.0
-    while i + 4 <= n:
-        for j in range(4):
-            p = <double>s[i + j] * <double>sk[i + j]
-            q = <double>s[i + j] * <double>yk[i + j]
-            r = <double>sk[i + j] * <double>y[i + j]
-            t = <double>y[i + j] * <double>yk[i + j]
-            acc[j] += p
-            acc[4 + j] += p * <double>wa[i + j]
-            acc[8 + j] += q
-            acc[12 + j] += q * <double>wf[i + j]
-            acc[16 + j] += r
-            acc[20 + j] += r * <double>wf[i + j]
-            acc[24 + j] += t * <double>wf[i + j]
-        i += 4
-    while i < n:
-        p = <double>s[i] * <double>sk[i]
-        q = <double>s[i] * <double>yk[i]
-        r = <double>sk[i] * <double>y[i]
-        t = <double>y[i] * <double>yk[i]
-        acc[0] += p
-        acc[4] += p * <double>wa[i]
-        acc[8] += q
-        acc[12] += q * <double>wf[i]
-        acc[16] += r
-        acc[20] += r * <double>wf[i]
-        acc[24] += t * <double>wf[i]
-        i += 1
-    for j in range(7):
-        out[j] = (acc[4 * j] + acc[4 * j + 1]) + (acc[4 * j + 2] + acc[4 * j + 3])
-
-
-cdef int _chol(double* A, Py_ssize_t c, Py_ssize_t ld) noexcept nogil:
-    """In-place lower Cholesky factor of the leading c x c block of the row-major
-    ``A`` (leading dimension ``ld``; only the lower triangle is read), with the
-    *reciprocals* of the diagonal entries stored on the diagonal (the solves
-    multiply instead of divide).  Returns 1 when a pivot is not positive
-    relative to its diagonal entry (singular to working precision, or not
-    positive definite)."""
-    cdef Py_ssize_t i, j, k
-    cdef double s, t, r
-    for j in range(c):
-        s = A[j * ld + j]
-        t = s
-        for k in range(j):
-            s -= A[j * ld + k] * A[j * ld + k]
-        if not (s > 1e-14 * t) or not (s > 1e-300):
-            return 1
-        r = 1.0 / sqrt(s)
-        A[j * ld + j] = r
-        for i in range(j + 1, c):
-            t = A[i * ld + j]
-            for k in range(j):
-                t -= A[i * ld + k] * A[j * ld + k]
-            A[i * ld + j] = t * r
-    return 0
-
-
-cdef inline void _lsolve(const double* L, Py_ssize_t c, Py_ssize_t ld, double* b) noexcept nogil:
-    # b <- L^{-1} b (L from _chol: lower triangular, reciprocal diagonal)
-    cdef Py_ssize_t i, k
-    cdef double t
-    for i in range(c):
-        t = b[i]
-        for k in range(i):
-            t -= L[i * ld + k] * b[k]
-        b[i] = t * L[i * ld + i]
-
-
-cdef inline void _ltsolve(const double* L, Py_ssize_t c, Py_ssize_t ld, double* b) noexcept nogil:
-    # b <- L^{-T} b (L from _chol)
-    cdef Py_ssize_t i, k
-    cdef double t
-    for i in range(c - 1, -1, -1):
-        b[i] *= L[i * ld + i]
-        t = b[i]
-        for k in range(i):
-            b[k] -= L[i * ld + k] * t
-
-
-cdef int _schur(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept nogil:
-    """``C <- chol(C + X^T X)`` (X, C: c x c, row-major, leading dimension ld;
-    C's lower triangle), the factor of the Schur complement of the middle
-    matrix; rank-one updates by the rows of X so the inner loops run over
-    contiguous memory.  Returns 1 when it is singular.
-
-    The sums run four columns at a time (``nx_syrk_lower``) over the blocks
-    that reach the diagonal: the entries right of it in those blocks, which
-    the factorization never reads, take the same kind of terms, and every
-    entry of the lower triangle gets its terms in the same order as a loop over
-    ``i`` gives them.  ``X``'s padding columns must be finite."""
-    nx_syrk_lower(C, X, c, ld, 0)
-    return _chol(C, c, ld)
-
-
-cdef int _schur_su(double* X, double* C, Py_ssize_t c, Py_ssize_t ld) noexcept nogil:
-    """:func:`_schur` for a strictly upper triangular ``X`` (``X[i, k] == 0`` for
-    ``k <= i``, as ``KE`` of the Cauchy step): the products with its zeros are
-    skipped, c^3/6 multiply-adds instead of c^3/2; the remaining terms are added
-    to each entry in the same order, so the factor is the same.  (Blocks of
-    four columns, as in :func:`_schur`: the terms added left of column
-    ``i + 1`` are products with X's exact zeros, which leave an entry as it is.)"""
-    nx_syrk_lower(C, X, c, ld, 1)
-    return _chol(C, c, ld)
-
-
-cdef void _msolve(const double* L1, int diag, const double* X, const double* L2,
-                  Py_ssize_t c, Py_ssize_t ld, double* u) noexcept nogil:
-    """``u <- N^{-1} u`` for a 2c x 2c symmetric matrix ``N = [[N11, B^T], [B, C]]``
-    with ``N11 = -L1 L1^T`` negative definite, given in factored form:
-    ``X = E^T = L1^{-1} B^T`` and ``L2 L2^T = C + E E^T`` (the block LDL^T used
-    by Byrd, Lu, Nocedal & Zhu 1995, Sec. 3 and 5.1: two c x c Cholesky factors
-    instead of an LU of the 2c x 2c matrix).  ``diag``: ``L1`` is diagonal,
-    stored as the c reciprocals of its entries; otherwise ``L1`` comes from
-    :func:`_chol`.  Cost: four triangular solves and two products, O(c^2)."""
-    cdef double* u1 = u
-    cdef double* u2 = u + c
-    cdef Py_ssize_t j, k
-    cdef double t
-    # t = L1^{-1} u1
-    if diag:
-        for j in range(c):
-            u1[j] = u1[j] * L1[j]
-    else:
-        _lsolve(L1, c, ld, u1)
-    # z2 = u2 + E t = u2 + X^T t ; v2 = (L2 L2^T)^{-1} z2
-    # (with a diagonal L1, X = KE is strictly upper triangular: the products
-    # with its zeros, which would leave the sums as they are, are skipped)
-    # (each u2[j] summed in a register, the terms taken for k ascending)
-    for j in range(c):
-        t = u2[j]
-        for k in range(j if diag else c):
-            t += X[k * ld + j] * u1[k]
-        u2[j] = t
-    _lsolve(L2, c, ld, u2)
-    _ltsolve(L2, c, ld, u2)
-    # v1 = -L1^{-T} (t - E^T v2) = -L1^{-T} (t - X v2)
-    for k in range(c):
-        t = u1[k]
-        for j in range(k + 1 if diag else 0, c):
-            t -= X[k * ld + j] * u2[j]
-        u1[k] = t
-    if diag:
-        for j in range(c):
-            u1[j] = -u1[j] * L1[j]
-    else:
-        _ltsolve(L1, c, ld, u1)
-        for j in range(c):
-            u1[j] = -u1[j]
-
-
-cdef inline void _sift_down(BP* h, Py_ssize_t k, Py_ssize_t nh) noexcept nogil:
-    # restore the min-heap order (on t) below position k
-    cdef BP x = h[k]
-    cdef Py_ssize_t ch
-    while True:
-        ch = 2 * k + 1
-        if ch >= nh:
-            break
-        if ch + 1 < nh and h[ch + 1].t < h[ch].t:
-            ch += 1
-        if not h[ch].t < x.t:
-            break
-        h[k] = h[ch]
-        k = ch
-    h[k] = x
-
-
-cdef struct BState:
-    # L-BFGS-B memory beside S, Y: the Gram matrices of the pairs, kept up to
-    # date at O(m n) per new pair, and the free set of the last generalized
-    # Cauchy point with the Gram matrices over it, updated when variables enter
-    # or leave it (Byrd, Lu, Nocedal & Zhu 1995, Sec. 5.1).  Every matrix is
-    # position-indexed (pair 0 the oldest; entry [a * ld + b]), m x ld with
-    # ld = _width(m), so that the middle matrices are built from contiguous
-    # rows; dropping the oldest pair shifts the Gram matrices (_gram_shift).
-    Py_ssize_t R         # ring size
-    Py_ssize_t ld        # leading dimension of every matrix here
-    double* SS           # s_a . s_b
-    double* YS           # y_a . s_b
-    double* FYY          # sum over free i of y_a[i] y_b[i]
-    double* FYS          # sum over free i of y_a[i] s_b[i]
-    double* ASS          # sum over active (not free) i of s_a[i] s_b[i]
-    # factors of the two middle matrices (see _msolve); Cholesky factors as
-    # _chol leaves them; KE's and NE's padding columns are kept at zero
-    double* K1           # D^{-1/2} (diagonal, reciprocals)
-    double* KE           # (L D^{-1/2})^T
-    double* K2           # chol(theta S^T S + L D^{-1} L^T)
-    double* N1           # chol(D + Y^T Z Z^T Y / theta)
-    double* NE           # N1^{-1} (L - S^T Z Z^T Y)^T
-    double* N2           # chol(theta S^T A A^T S + NE^T NE)
-    double* wrk          # 8 * m used (12 * m allocated)
-    double* dcp          # n: Cauchy direction, then the reduced gradient r
-    double* tmp          # n
-    BP* bps              # n: breakpoint heap
-    char* fr             # n: free at the last Cauchy point
-    char* bt             # n // 4: per block of four of fr: 1 all free, 2 none, 0 mixed
-    char* sk8            # n // 8: per block of eight of fr: 1 when none is free
-    Py_ssize_t* sl       # m: ring slot of each pair, oldest first
-
-
-cdef void _block_flags(BState* b, Py_ssize_t n) noexcept nogil:
-    """``b.bt`` and ``b.sk8`` from the free flags ``b.fr``."""
-    cdef Py_ssize_t j
-    cdef int k
-    cdef const char* fr = b.fr
-    for j in range(n // 4):
-        k = fr[4 * j] + fr[4 * j + 1] + fr[4 * j + 2] + fr[4 * j + 3]
-        b.bt[j] = 1 if k == 4 else (2 if k == 0 else 0)
-    for j in range(n // 8):
-        b.sk8[j] = b.bt[2 * j] == 2 and b.bt[2 * j + 1] == 2
-
-
-cdef void _gram_shift(BState* b, Py_ssize_t c) noexcept nogil:
-    """Drop the oldest of ``c`` pairs from the Gram matrices: entry [a, b]
-    takes [a + 1, b + 1] (the five matrices lie one after the other).  Whole
-    padded rows are copied, four entries at a time, in increasing address
-    order: every source entry lies ld + 1 places after its destination, so
-    it is read before anything overwrites it."""
-    cdef Py_ssize_t g, j, ld = b.ld, w = _width(c - 1)
-    cdef double* G
-    for g in range(5):
-        G = b.SS + g * (b.YS - b.SS)
-        for j in range(c - 1):
-            nx_copy_fwd(&G[j * ld], &G[(j + 1) * ld + 1], w)
-
-
-cdef void _gram_new_pair(BState* b, floating* S, floating* Y, floating* wf, floating* wa,
-                         Py_ssize_t n, Py_ssize_t slot, Py_ssize_t newest,
-                         Py_ssize_t count) noexcept nogil:
-    """Row and column ``count - 1`` of the Gram matrices: the pair just stored
-    in ``slot`` (whole-vector products and those over the free/active sets of
-    the last Cauchy point, masks ``wf``/``wa``): O(count n)."""
-    cdef Py_ssize_t k, sk, R = b.R, ld = b.ld, q = count - 1
-    cdef double w[7]
-    cdef floating* s = &S[slot * n]
-    cdef floating* y = &Y[slot * n]
-    for k in range(count):
-        sk = _slot(k, newest, count, R)
-        if floating is double and NX_HAVE_GRAM4D:
-            nx_gram4d(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, b.bt, w)
-        else:
-            _gram4(s, y, &S[sk * n], &Y[sk * n], wf, wa, n, w)
-        b.SS[q * ld + k] = w[0]
-        b.SS[k * ld + q] = w[0]
-        b.ASS[q * ld + k] = w[1]
-        b.ASS[k * ld + q] = w[1]
-        b.YS[k * ld + q] = w[2]
-        b.FYS[k * ld + q] = w[3]
-        b.YS[q * ld + k] = w[4]
-        b.FYS[q * ld + k] = w[5]
-        b.FYY[q * ld + k] = w[6]
-        b.FYY[k * ld + q] = w[6]
-
-
-cdef void _gram_toggle(BState* b, floating* S, floating* Y, Py_ssize_t n, Py_ssize_t i,
-                       Py_ssize_t c, double sign, double* ys) noexcept nogil:
-    """Variable ``i`` enters (sign +1) or leaves (-1) the free set: add its
-    contribution to the free-set Gram matrices and remove it from the active-set
-    one, O(c^2).  (``sign`` is +-1: ``sign * v`` is exact.)"""
-    cdef Py_ssize_t j, k, sk, ld = b.ld
-    cdef double* ss = ys + c
-    cdef double yj, sv
-    for k in range(c):
-        sk = b.sl[k]
-        ys[k] = Y[sk * n + i]
-        ss[k] = S[sk * n + i]
-    for j in range(c):
-        yj = sign * ys[j]
-        sv = sign * ss[j]
-        for k in range(c):
-            b.FYY[j * ld + k] += yj * ys[k]
-            b.FYS[j * ld + k] += (sign * ss[k]) * ys[j]
-            b.ASS[j * ld + k] -= sv * ss[k]
-
-
-ctypedef fused _dirtype:
-    float
-    double
-
-
-cdef double _box_step(const floating* x, const _dirtype* d, const floating* lo,
-                      const floating* hi, const char* mask, Py_ssize_t n,
-                      double amax) noexcept nogil:
-    """Largest a <= amax with lo <= x + a d <= hi (coordinates with mask[i] == 0, or
-    d[i] == 0, or an infinite bound in the direction of d[i], do not limit it)."""
-    cdef Py_ssize_t i
-    cdef double a
-    for i in range(n):
-        if mask != NULL and not mask[i]:
-            continue
-        if d[i] < 0.0 and lo[i] > -INFINITY:
-            a = (lo[i] - x[i]) / d[i]
-            if a < amax:
-                amax = a
-        elif d[i] > 0.0 and hi[i] < INFINITY:
-            a = (hi[i] - x[i]) / d[i]
-            if a < amax:
-                amax = a
-    return amax
-
-
-cdef double _step_max(const floating* x, const floating* d, const floating* lo,
-                      const floating* hi, Py_ssize_t n, double amax) noexcept nogil:
-    """:func:`_box_step` without a mask, for a feasible ``x`` and ``amax > 0``,
-    branch-free so that it vectorizes: each candidate step is the same quotient
-    (``>= 0``: ``x`` is inside the box); the smallest is found as the
-    unsigned minimum of the bit patterns with the sign cleared (``-0``
-    counts as ``+0``, the only difference from the ordered loop, which keeps
-    the first zero it meets)."""
-    cdef Py_ssize_t i
-    cdef double a
-    cdef floating di, num
-    cdef uint64_t r8, v8
-    cdef bint ok
-    memcpy(&r8, &amax, 8)
-    for i in range(n):
-        di = d[i]
-        num = (lo[i] if di < 0.0 else hi[i]) - x[i]
-        a = num / di
-        ok = (di < 0.0 and lo[i] > -INFINITY) or (di > 0.0 and hi[i] < INFINITY)
-        a = a if ok else INFINITY
-        memcpy(&v8, &a, 8)
-        v8 &= 0x7fffffffffffffffULL
-        r8 = v8 if v8 < r8 else r8
-    memcpy(&a, &r8, 8)
-    return a
-
-
-cdef int _cauchy_subspace(floating* x, floating* g, floating* lo, floating* hi,
-                          floating* S, floating* Y, floating* wf, floating* wa, BState* b,
-                          Py_ssize_t m, Py_ssize_t n, Py_ssize_t newest, Py_ssize_t c,
-                          double theta, floating* xbar, double eps) noexcept nogil:
-    """L-BFGS-B step: generalized Cauchy point then subspace minimization.
-
-    Writes the new trial point into ``xbar``.  Returns 0, or 1 when a middle
-    matrix is singular (the caller resets the memory).  Updates the free set
-    ``b.fr`` (and its masks ``wf``, ``wa`` and Gram matrices) to the new
-    Cauchy point's.
-    """
-    cdef Py_ssize_t i, j, k, sk, nbp, nfree, nchg, R = b.R, ld = b.ld, w = _width(c)
-    cdef int fb
-    cdef Py_ssize_t* sl = b.sl
-    cdef double* p = b.wrk
-    cdef double* cc = b.wrk + 2 * c
-    cdef double* v = b.wrk + 4 * c
-    cdef double* wb = b.wrk + 6 * c
-    cdef double* dcp = b.dcp
-    cdef double* tmp = b.tmp
-    cdef BP* bps = b.bps
-    cdef char* fr = b.fr
-    cdef double f1, f2, f2_org, dtm, tsum, tj, dt, gb, zb, ti, a, a2, s1, s2
-    cdef double tmin = INFINITY
-    cdef double alpha, dd
-    cdef char fi
-    for k in range(c):
-        sl[k] = _slot(k, newest, c, R)
-    # ---- middle matrix of the Cauchy step, K = [[-D, L^T], [L, theta S^T S]]:
-    # K1 = D^{-1/2} (reciprocals), KE = (L D^{-1/2})^T, K2 K2^T = theta S^T S + L D^{-1} L^T
-    for j in range(c):
-        b.K1[j] = 1.0 / sqrt(b.YS[j * ld + j])
-    # (whole padded rows: the row updates of _schur_su reach right of the
-    # diagonal; plain loops over the parts of each row, so that they vectorize)
-    for k in range(c):
-        a = b.K1[k]
-        for j in range(k + 1):
-            b.KE[k * ld + j] = 0.0
-        for j in range(k + 1, c):
-            b.KE[k * ld + j] = b.YS[k * ld + j] * a
-        for j in range(c, w):
-            b.KE[k * ld + j] = 0.0
-    for j in range(c):
-        for k in range(j + 1):
-            b.K2[j * ld + k] = theta * b.SS[j * ld + k]
-        for k in range(j + 1, w):
-            b.K2[j * ld + k] = 0.0
-    if _schur_su(b.KE, b.K2, c, ld):
-        return 1
-    # ---- breakpoints and the initial direction
-    nbp = 0
-    f1 = 0.0
-    for i in range(n):
-        xbar[i] = x[i]
-        ti = INFINITY
-        if lo[i] == hi[i]:
-            ti = 0.0
-        elif g[i] < 0.0 and hi[i] < INFINITY:
-            ti = (x[i] - hi[i]) / g[i]
-        elif g[i] > 0.0 and lo[i] > -INFINITY:
-            ti = (x[i] - lo[i]) / g[i]
-        if ti <= 0.0:
-            dcp[i] = 0.0
-        else:
-            dcp[i] = -g[i]
-            f1 -= dcp[i] * dcp[i]
-            if ti < INFINITY:
-                bps[nbp].t = ti
-                bps[nbp].i = i
-                nbp += 1
-                if ti < tmin:
-                    tmin = ti
-    _wdots(S, Y, sl, c, n, theta, dcp, p, NULL)
-    for k in range(c):
-        cc[k] = 0.0
-        cc[c + k] = 0.0
-    if f1 < 0.0:
-        for k in range(2 * c):
-            v[k] = p[k]
-        _msolve(b.K1, 1, b.KE, b.K2, c, ld, v)
-        f2 = -theta * f1
-        for k in range(2 * c):
-            f2 -= p[k] * v[k]
-        f2_org = f2
-        if f2 <= 0.0:
-            f2 = eps * fabs(f2_org) if f2_org != 0.0 else eps
-        dtm = -f1 / f2
-        tsum = 0.0
-        # the breakpoints in increasing order from a heap (usually only the
-        # first few are passed before the minimizer along the path, often none:
-        # the heap is built only when the first one, the smallest, is passed)
-        if nbp > 0 and not dtm < tmin - tsum:
-            for k in range(nbp // 2 - 1, -1, -1):
-                _sift_down(bps, k, nbp)
-        else:
-            nbp = 0
-        while nbp > 0:
-            tj = bps[0].t
-            dt = tj - tsum
-            if dtm < dt:
-                break
-            i = bps[0].i
-            nbp -= 1
-            bps[0] = bps[nbp]
-            _sift_down(bps, 0, nbp)
-            xbar[i] = hi[i] if dcp[i] > 0.0 else lo[i]
-            zb = xbar[i] - x[i]
-            gb = g[i]
-            s1 = 0.0
-            s2 = 0.0
-            a = 0.0
-            if c > 0:
-                # w_b: row i of W = [Y, theta S]
-                for k in range(c):
-                    sk = sl[k]
-                    cc[k] += dt * p[k]
-                    cc[c + k] += dt * p[c + k]
-                    wb[k] = Y[sk * n + i]
-                    wb[c + k] = theta * S[sk * n + i]
-                    v[k] = wb[k]
-                    v[c + k] = wb[c + k]
-                # one product v = M w_b gives w_b'M c, w_b'M p and w_b'M w_b (M symmetric)
-                _msolve(b.K1, 1, b.KE, b.K2, c, ld, v)
-                for k in range(2 * c):
-                    s1 += v[k] * cc[k]
-                    s2 += v[k] * p[k]
-                    a += v[k] * wb[k]
-            f1 = f1 + dt * f2 + gb * gb + theta * gb * zb - gb * s1
-            f2 = f2 - theta * gb * gb - 2.0 * gb * s2 - gb * gb * a
-            if f2 < eps * f2_org:
-                f2 = eps * f2_org
-            for k in range(2 * c):
-                p[k] += gb * wb[k]
-            dcp[i] = 0.0
-            dtm = -f1 / f2
-            tsum = tj
-        if dtm < 0.0:
-            dtm = 0.0
-        tsum += dtm
-        for i in range(n):
-            if dcp[i] != 0.0:
-                xbar[i] = <floating>(x[i] + tsum * dcp[i])
-        for k in range(2 * c):
-            cc[k] += dtm * p[k]
-    # ---- the free set at the Cauchy point; Gram matrices follow its changes
-    # a branch-free counting pass first (it vectorizes; the set rarely changes),
-    # then the toggles only where the set did change
-    nfree = 0
-    nchg = 0
-    for i in range(n):
-        fb = (xbar[i] != lo[i]) & (xbar[i] != hi[i])
-        nfree += fb
-        nchg += fb ^ fr[i]
-    if nchg:
-        for i in range(n):
-            fi = xbar[i] != lo[i] and xbar[i] != hi[i]
-            if fi != fr[i]:
-                if c > 0:
-                    _gram_toggle(b, S, Y, n, i, c, 1.0 if fi else -1.0, wb)
-                fr[i] = fi
-                wf[i] = 1.0 if fi else 0.0
-                wa[i] = 0.0 if fi else 1.0
-        _block_flags(b, n)
-    if nfree == 0:
-        return 0
-    # ---- subspace minimization over the free variables (direct primal method)
-    # r = Z^T (g + theta (xcp - x) - W M c), in dcp
-    for i in range(n):
-        dcp[i] = g[i] + theta * (xbar[i] - x[i])
-    if c > 0:
-        # M c by one solve with the middle matrix.  (Accumulating M c along the
-        # Cauchy path from M p and the M w_b saves that solve, ~0.15 us, but
-        # changes the rounding and with it nit/nfev on long bounded runs, e.g.
-        # rosen_chained box n=100 701 -> 712 nfev against SciPy's 705: not done.)
-        _msolve(b.K1, 1, b.KE, b.K2, c, ld, cc)
-        _wcomb(S, Y, sl, c, n, theta, cc, wb, dcp, True, b.sk8)
-    for i in range(n):
-        if not fr[i]:
-            dcp[i] = 0.0
-    if c > 0:
-        # N = K - W_F^T W_F / theta = [[-(D + Y'ZZ'Y/theta), B^T], [B, theta S'AA'S]],
-        # B = L - S'ZZ'Y: N1 N1^T = D + Y'ZZ'Y/theta, NE = B N1^{-T},
-        # N2 N2^T = theta S'AA'S + NE NE^T
-        for j in range(c):
-            for k in range(j + 1):
-                b.N1[j * ld + k] = b.FYY[j * ld + k] / theta
-            b.N1[j * ld + j] += b.YS[j * ld + j]
-        if _chol(b.N1, c, ld):
-            return 1
-        # NE = N1^{-1} B^T, B[j, k] = (s_j.y_k if k < j) - (s_j.y_k over the free set):
-        # forward substitution for all c right-hand sides at once (rows of NE,
-        # whole padded rows; the padding stays zero)
-        for i in range(c):
-            for j in range(i + 1):
-                b.NE[i * ld + j] = 0.0 - b.FYS[i * ld + j]
-            for j in range(i + 1, c):
-                b.NE[i * ld + j] = b.YS[i * ld + j] - b.FYS[i * ld + j]
-            for j in range(c, w):
-                b.NE[i * ld + j] = 0.0
-        nx_fwd_rows(b.NE, b.N1, c, ld, w)
-        for j in range(c):
-            for k in range(j + 1):
-                b.N2[j * ld + k] = theta * b.ASS[j * ld + k]
-            for k in range(j + 1, w):
-                b.N2[j * ld + k] = 0.0
-        if _schur(b.NE, b.N2, c, ld):
-            return 1
-        # v = N^{-1} W^T Z r
-        _wdots(S, Y, sl, c, n, theta, dcp, v, b.sk8)
-        _msolve(b.N1, 0, b.NE, b.N2, c, ld, v)
-        # du = -(1/theta) r - (1/theta^2) Z^T W v ; stored in dcp
-        _wcomb(S, Y, sl, c, n, theta, v, wb, tmp, False, b.sk8)
-        for i in range(n):
-            dcp[i] = -dcp[i] / theta - tmp[i] / (theta * theta)
-    else:
-        for i in range(n):
-            dcp[i] = -dcp[i] / theta
-    # projection, kept when it gives a descent direction (Morales & Nocedal 2011) ...
-    dd = 0.0
-    for i in range(n):
-        if fr[i]:
-            a = xbar[i] + dcp[i]
-            if a < lo[i]:
-                a = lo[i]
-            elif a > hi[i]:
-                a = hi[i]
-        else:
-            a = xbar[i]
-        dd += (a - x[i]) * g[i]
-    if dd < 0.0:
-        for i in range(n):
-            if fr[i]:
-                a = xbar[i] + dcp[i]
-                if a < lo[i]:
-                    a = lo[i]
-                elif a > hi[i]:
-                    a = hi[i]
-                xbar[i] = <floating>a
-        return 0
-    # ... otherwise truncate the step to the box (Byrd et al. 1995, Sec. 5.1)
-    alpha = _box_step(xbar, dcp, lo, hi, fr, n, 1.0)
-    if alpha < 0.0:
-        alpha = 0.0
-    for i in range(n):
-        if fr[i]:
-            xbar[i] = <floating>(xbar[i] + alpha * dcp[i])
-    return 0
 
 
 cdef inline bint _restart(int method, Py_ssize_t* count, int* bfgs_fresh,
@@ -1508,7 +419,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             wa[i] = 0.0
             bs.tmp[i] = 0.0     # (entries of blocks skipped by _wcomb stay finite)
         _block_flags(&bs, n)
-    fprev = f + 0.5 * sqrt(_dot(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
+    fprev = f + 0.5 * sqrt(dot_lanes8(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
     try:
         gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
         if gnorm <= cfg.gtol:
@@ -1528,13 +439,13 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                         d[i] = -pg[i]
                 else:
                     for i in range(n):
-                        d[i] = <floating>(-_dot(&H[i * n], pg, n))
+                        d[i] = <floating>(-dot_lanes8(&H[i * n], pg, n))
             elif method == 2:       # CG, Polak-Ribiere+
                 if cg_restart:
                     for i in range(n):
                         d[i] = -pg[i]
                 else:
-                    a = _dot(gold, gold, n)
+                    a = dot_lanes8(gold, gold, n)
                     beta = 0.0
                     for i in range(n):
                         beta += <double>pg[i] * (<double>pg[i] - gold[i])
@@ -1543,7 +454,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                         beta = 0.0
                     for i in range(n):
                         d[i] = <floating>(-pg[i] + beta * d[i])
-                    if _dot(d, pg, n) > -0.01 * _dot(pg, pg, n):
+                    if dot_lanes8(d, pg, n) > -0.01 * dot_lanes8(pg, pg, n):
                         for i in range(n):
                             d[i] = -pg[i]
                         cg_restart = 1
@@ -1555,8 +466,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     continue
                 for i in range(n):
                     d[i] = xbar[i] - px[i]
-            dg = _dot(d, pg, n)
-            dnorm = sqrt(_dot(d, d, n))
+            dg = dot_lanes8(d, pg, n)
+            dnorm = sqrt(dot_lanes8(d, d, n))
             if not dg < 0.0:
                 if _restart(method, &count, &bfgs_fresh, &cg_restart):
                     continue
@@ -1613,7 +524,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 nls += 1
                 # g . d is non-finite whenever g has an inf or a NaN (inf * 0 is NaN),
                 # so one pass gives both the slope and the finiteness test
-                dgt = _dot(pg, d, n)
+                dgt = dot_lanes8(pg, d, n)
                 if not (isfinite(f) and isfinite(dgt)):
                     nonfinite = 1
                     if nls >= cfg.maxls or ev.nfev >= cfg.maxfun:
@@ -1662,8 +573,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     S[slot * n + i] = px[i] - xold[i]
                     Y[slot * n + i] = pg[i] - gold[i]
                 # (separate passes: a fused loop with these reductions does not vectorize)
-                sy = _dot(&S[slot * n], &Y[slot * n], n)
-                yy = _dot(&Y[slot * n], &Y[slot * n], n)
+                sy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
+                yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
                 if sy > cfg.eps * yy and yy > 0.0:
                     rho[slot] = 1.0 / sy
                     gamma = sy / yy
@@ -1679,8 +590,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 for i in range(n):
                     xbar[i] = px[i] - xold[i]
                     d[i] = pg[i] - gold[i]
-                sy = _dot(xbar, d, n)
-                yy = _dot(d, d, n)
+                sy = dot_lanes8(xbar, d, n)
+                yy = dot_lanes8(d, d, n)
                 if sy > cfg.eps * yy and yy > 0.0:
                     if bfgs_fresh:
                         a = sy / yy     # H0 = (s.y / y.y) I  (Nocedal & Wright eq. 6.20)
@@ -1692,8 +603,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     rho_k = 1.0 / sy
                     # gold <- H y (gold is free until the next line search)
                     for i in range(n):
-                        gold[i] = <floating>_dot(&H[i * n], d, n)
-                    yhy = _dot(gold, d, n)
+                        gold[i] = <floating>dot_lanes8(&H[i * n], d, n)
+                    yhy = dot_lanes8(gold, d, n)
                     a = rho_k * rho_k * yhy + rho_k
                     for i in range(n):
                         for k in range(n):

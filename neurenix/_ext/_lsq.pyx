@@ -29,6 +29,12 @@ What is here
 Everything that reaches the typed code has been validated in Python (shapes,
 finiteness, option ranges); values returned by user callables are converted and
 shape-checked here before any LAPACK call sees them.
+
+Layered kernel -> step -> loop, all compiled into this one module: MINPACK's
+kernels in ``_minpack.pxd`` (ENORM, QRFAC, QRSOLV, LAPACK's pivoted QR), the steps
+in ``_lsq_steps.pxd`` (LMPAR, the Gauss-Newton QR step, the TRF step), and here
+the loops, the conversions of what the user's callables return, and the Python
+faces.
 """
 import numpy as np
 cimport numpy as cnp
@@ -37,483 +43,13 @@ from libc.string cimport memcpy
 from libc.float cimport DBL_MAX
 from scipy.linalg.cython_lapack cimport dgeqp3, dormqr
 
+from ._vec cimport dot_seq, dot_lanes8h, all_finite
+from ._minpack cimport (DWARF, EPSMCH, LONG, enorm, enorm_cols, enorm_mp, qr_factor,
+                        apply_qt, qrfac, qrsolv)
+from ._lsq_steps cimport (lmpar, qr_lstsq_c, qr_lwork, _select_step, _model, _matvec,
+                          _cl_scaling, _make_feasible, _step_to_bound)
+
 cnp.import_array()
-
-cdef double DWARF = 2.2250738585072014e-308
-cdef double EPSMCH = 2.220446049250313e-16
-
-
-cdef double RDWARF = 3.834e-20
-cdef double RGIANT = 1.304e19
-
-
-# Sums over long vectors.  Below LONG rows the sums run in index order, exactly as
-# MINPACK's (so that lm's trial points, and its counts of evaluations, are those of
-# MINPACK's lmder bit for bit); from LONG rows on, a sequential sum would cost more
-# than the rest of an iteration (each addition waits for the previous one: ~1 ns a
-# row), so eight interleaved partial sums are used there (same values to rounding).
-cdef Py_ssize_t LONG = 256
-
-cdef inline double _dot8(Py_ssize_t n, const double* x, const double* y) noexcept nogil:
-    """``x . y`` in eight interleaved partial sums added pairwise."""
-    cdef double s[8]
-    cdef Py_ssize_t i, q, n8 = n - n % 8
-    for q in range(8):
-        s[q] = 0.0
-    for i in range(0, n8, 8):
-        for q in range(8):
-            s[q] += x[i + q] * y[i + q]
-    for i in range(n8, n):
-        s[i - n8] += x[i] * y[i]
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
-
-
-cdef double enorm(Py_ssize_t n, const double* x) noexcept nogil:
-    """MINPACK's ENORM (see :func:`enorm_mp`) with a fast path: when every component
-    lies in the intermediate range (the usual case) the result is ``sqrt`` of the
-    squares summed in index order, exactly what ENORM computes then; otherwise the
-    full three-range rule runs."""
-    cdef double s2 = 0.0, agiant, xa, lo = INFINITY, hi = 0.0
-    cdef Py_ssize_t i
-    if n <= 0:
-        return 0.0
-    if n >= LONG:
-        # long vectors: the square root of the interleaved sum whenever that sum lies
-        # in (1e-290, inf) -- then no square overflowed and those lost to underflow
-        # are below its rounding -- else the three-range rule
-        s2 = _dot8(n, x, x)
-        if s2 > 1e-290 and s2 < INFINITY:
-            return sqrt(s2)
-        return enorm_mp(n, x)
-    agiant = RGIANT / n
-    for i in range(n):
-        xa = fabs(x[i])
-        # zeros add nothing in ENORM's rule either: they do not leave the fast path
-        lo = xa if (xa < lo) & (xa != 0.0) else lo
-        hi = xa if xa > hi else hi
-        s2 += xa * xa
-    # every nonzero component intermediate (a NaN makes s2 NaN: s2 == s2 fails);
-    # an all-zero x gives lo = inf, s2 = 0: ENORM's result, 0, too
-    if lo > RDWARF and hi < agiant and s2 == s2:
-        return sqrt(s2)
-    return enorm_mp(n, x)
-
-
-cdef void enorm_cols(Py_ssize_t m, Py_ssize_t ncol, const double* a,
-                     double* out) noexcept nogil:
-    """``out[k] = enorm(a[:, k])`` for the columns of a column-major ``m x ncol``
-    block.  Up to four columns share one pass over the rows: their sums are
-    independent, each in row order, so every result is bit-identical to
-    :func:`enorm` while the additions of different columns overlap in the pipeline."""
-    cdef Py_ssize_t i, k = 0, q, cnt
-    cdef double s0, s1, s2, s3, x0, x1, x2, x3, y0, y1, agiant, lo, hi
-    cdef const double* c[4]
-    cdef bint ok
-    if m <= 0 or m >= LONG:
-        for k in range(ncol):
-            out[k] = enorm(m, a + k * m)
-        return
-    agiant = RGIANT / m
-    while k < ncol:
-        cnt = ncol - k if ncol - k < 4 else 4
-        for q in range(4):
-            c[q] = a + (k + (q if q < cnt else cnt - 1)) * m
-        s0 = s1 = s2 = s3 = 0.0
-        lo = INFINITY
-        hi = 0.0
-        for i in range(m):
-            x0 = fabs(c[0][i])
-            x1 = fabs(c[1][i])
-            x2 = fabs(c[2][i])
-            x3 = fabs(c[3][i])
-            y0 = x0 if x0 < x1 else x1
-            y1 = x2 if x2 < x3 else x3
-            y0 = y0 if y0 < y1 else y1
-            lo = y0 if y0 < lo else lo
-            y0 = x0 if x0 > x1 else x1
-            y1 = x2 if x2 > x3 else x3
-            y0 = y0 if y0 > y1 else y1
-            hi = y0 if y0 > hi else hi
-            s0 += x0 * x0
-            s1 += x1 * x1
-            s2 += x2 * x2
-            s3 += x3 * x3
-        # all intermediate; a NaN anywhere makes its sum NaN (x == x fails)
-        ok = lo > RDWARF and hi < agiant and s0 == s0 and s1 == s1 and s2 == s2 \
-            and s3 == s3
-        if ok:
-            out[k] = sqrt(s0)
-            if cnt > 1:
-                out[k + 1] = sqrt(s1)
-            if cnt > 2:
-                out[k + 2] = sqrt(s2)
-            if cnt > 3:
-                out[k + 3] = sqrt(s3)
-        else:
-            for q in range(cnt):
-                out[k + q] = enorm(m, c[q])
-        k += cnt
-
-
-cdef void reflect_cols(Py_ssize_t len_, const double* v, double* c, Py_ssize_t ldc,
-                       Py_ssize_t ncol) noexcept nogil:
-    """Apply ``H = I - v v^T / v[0]`` to ``ncol`` columns ``c`` (stride ``ldc``):
-    ``c_k -= (v . c_k / v[0]) v``, each dot product summed in row order as in
-    MINPACK; up to eight columns share one pass for the dots (independent sums,
-    bit-identical results: the pass is bound by the latency of each sum's chain of
-    additions, so eight chains cost little more than one)."""
-    cdef Py_ssize_t i, k = 0, q, cnt
-    cdef double s0, s1, s2, s3, s4, s5, s6, s7, vi, tq, v0 = v[0]
-    cdef double t[8]
-    cdef double* p[8]
-    cdef double* ck
-    if len_ >= LONG:
-        for k in range(ncol):
-            ck = c + k * ldc
-            tq = _dot8(len_, v, ck) / v0
-            for i in range(len_):
-                ck[i] -= tq * v[i]
-        return
-    while k < ncol:
-        cnt = ncol - k if ncol - k < 8 else 8
-        for q in range(8):
-            p[q] = c + (k + (q if q < cnt else cnt - 1)) * ldc
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-        if cnt > 4:
-            for i in range(len_):
-                vi = v[i]
-                s0 += vi * p[0][i]
-                s1 += vi * p[1][i]
-                s2 += vi * p[2][i]
-                s3 += vi * p[3][i]
-                s4 += vi * p[4][i]
-                s5 += vi * p[5][i]
-                s6 += vi * p[6][i]
-                s7 += vi * p[7][i]
-        else:
-            for i in range(len_):
-                vi = v[i]
-                s0 += vi * p[0][i]
-                s1 += vi * p[1][i]
-                s2 += vi * p[2][i]
-                s3 += vi * p[3][i]
-        t[0] = s0 / v0
-        t[1] = s1 / v0
-        t[2] = s2 / v0
-        t[3] = s3 / v0
-        t[4] = s4 / v0
-        t[5] = s5 / v0
-        t[6] = s6 / v0
-        t[7] = s7 / v0
-        for q in range(cnt):
-            ck = p[q]
-            tq = t[q]
-            for i in range(len_):
-                ck[i] -= tq * v[i]
-        k += cnt
-
-
-cdef double enorm_mp(Py_ssize_t n, const double* x) noexcept nogil:
-    """Euclidean norm without destructive underflow or overflow, by the rule of the
-    MINPACK User Guide (Moré, Garbow & Hillstrom, ANL-80-74, 1980, routine ENORM).
-
-    Components are split into three ranges by ``RDWARF`` and ``RGIANT / n``: the
-    intermediate ones are summed as plain squares in index order, the small and the
-    large ones as squares scaled by the running maximum of their range.  Using the
-    same accumulation as MINPACK (rather than BLAS ``dnrm2``) keeps the
-    Levenberg-Marquardt iteration's rounding, and hence its termination, the same
-    as MINPACK's ``lmder`` on ill-conditioned problems.
-    """
-    cdef double s1 = 0.0, s2 = 0.0, s3 = 0.0, x1max = 0.0, x3max = 0.0
-    cdef double agiant, xabs, r
-    cdef int i
-    if n <= 0:
-        return 0.0
-    agiant = RGIANT / n
-    for i in range(n):
-        xabs = fabs(x[i])
-        if xabs > RDWARF and xabs < agiant:
-            s2 += xabs * xabs
-        elif xabs <= RDWARF:
-            if xabs > x3max:
-                r = x3max / xabs
-                s3 = 1.0 + s3 * r * r
-                x3max = xabs
-            elif xabs != 0.0:
-                r = xabs / x3max
-                s3 += r * r
-        else:
-            if xabs > x1max:
-                r = x1max / xabs
-                s1 = 1.0 + s1 * r * r
-                x1max = xabs
-            else:
-                r = xabs / x1max
-                s1 += r * r
-    if s1 != 0.0:
-        return x1max * sqrt(s1 + (s2 / x1max) / x1max)
-    if s2 != 0.0:
-        if s2 >= x3max:
-            return sqrt(s2 * (1.0 + (x3max / s2) * (x3max * s3)))
-        return sqrt(x3max * ((s2 / x3max) + (x3max * s3)))
-    return x3max * sqrt(s3)
-
-
-# ---------------------------------------------------------------------------
-# Dense kernels (column-major, nogil)
-# ---------------------------------------------------------------------------
-cdef int qr_factor(int m, int n, double* A, int* jpvt, double* tau,
-                   double* work, int lwork) noexcept nogil:
-    """A P = Q R in place (LAPACK dgeqp3); jpvt returned 0-based."""
-    cdef int info = 0, j
-    for j in range(n):
-        jpvt[j] = 0
-    # numpy: q, r, p = scipy.linalg.qr(A, pivoting=True)
-    dgeqp3(&m, &n, A, &m, jpvt, tau, work, &lwork, &info)
-    for j in range(n):
-        jpvt[j] -= 1
-    return info
-
-
-cdef int apply_qt(int m, int n, double* A, double* tau, double* c,
-                  double* work, int lwork) noexcept nogil:
-    """c <- Q^T c (LAPACK dormqr with the reflectors left by dgeqp3)."""
-    cdef int info = 0, one = 1
-    cdef char side = b'L'
-    cdef char trans = b'T'
-    dormqr(&side, &trans, &m, &one, &n, A, &m, tau, c, &m, work, &lwork, &info)
-    return info
-
-
-cdef void qrfac(int m, int n, double* a, int* ipvt, double* rdiag, double* acnorm,
-                double* wa, int nextra) noexcept nogil:
-    """Householder QR with column pivoting, ``A P = Q R`` in place (column-major,
-    ld ``m``, ``m >= n``), the rule of MINPACK's QRFAC (User Guide ANL-80-74).
-
-    Column ``j`` is pivoted to the remaining column of largest partial norm (the
-    first one on ties); partial norms are downdated by
-    ``r_k <- r_k sqrt(max(0, 1 - (a_jk / r_k)^2))`` and recomputed from scratch when
-    ``0.05 (r_k / r_k^last)^2 <= eps``.  The reflector ``H_j = I - v v^T / v_j`` has
-    ``v = a_j / +-||a_j||`` with ``1`` added to ``v_j``, stored in the lower part of
-    column ``j`` (``v_j`` on the diagonal); the diagonal of ``R`` goes to ``rdiag``
-    (``R_jj = -+||a_j||``) and the column norms of the input to ``acnorm``.
-    ``ipvt`` is 0-based.  The ``nextra`` columns stored after the ``n`` ones (e.g.
-    the residual vector) take part in no pivoting but receive every reflection, so
-    they end up as ``Q^T b`` -- bit-identical to applying the reflectors afterwards
-    as MINPACK's LMDER does (``b + v (-s / v_j)`` and ``b - (s / v_j) v`` round
-    alike), with their dot products sharing the pass of the columns'.
-
-    LAPACK ``dgeqp3`` pivots by the same rule but downdates
-    the norms with another recompute threshold and different reflector scaling,
-    which changes the last bits and, on the ill-conditioned NIST problems, the
-    iteration count of Levenberg-Marquardt.
-    """
-    cdef Py_ssize_t i, j, k, kmax, mn = n if n < m else m
-    cdef double ajnorm, t
-    cdef double* col
-    cdef double* other
-    enorm_cols(m, n, a, acnorm)
-    for j in range(n):
-        rdiag[j] = acnorm[j]
-        wa[j] = rdiag[j]
-        ipvt[j] = <int> j
-    for j in range(mn):
-        col = a + j * m
-        kmax = j
-        for k in range(j, n):
-            if rdiag[k] > rdiag[kmax]:
-                kmax = k
-        if kmax != j:
-            other = a + kmax * m
-            for i in range(m):
-                t = col[i]
-                col[i] = other[i]
-                other[i] = t
-            rdiag[kmax] = rdiag[j]
-            wa[kmax] = wa[j]
-            k = ipvt[j]
-            ipvt[j] = ipvt[kmax]
-            ipvt[kmax] = <int> k
-        col = col + j                      # a[j:, j]
-        # the first pivot column is still whole: its norm is already in acnorm
-        ajnorm = acnorm[ipvt[0]] if j == 0 else enorm(m - j, col)
-        if ajnorm != 0.0:
-            if col[0] < 0.0:
-                ajnorm = -ajnorm
-            for i in range(m - j):
-                col[i] /= ajnorm
-            col[0] += 1.0
-            # numpy: a[j:, k] -= (a[j:, j] @ a[j:, k] / a[j, j]) * a[j:, j], k > j
-            reflect_cols(m - j, col, col + m, m, n - j - 1 + nextra)
-            for k in range(j + 1, n):
-                if rdiag[k] != 0.0:
-                    t = a[j + k * m] / rdiag[k]
-                    t = 1.0 - t * t
-                    rdiag[k] *= sqrt(t if t > 0.0 else 0.0)
-                    t = rdiag[k] / wa[k]
-                    if 0.05 * (t * t) <= EPSMCH:
-                        rdiag[k] = enorm(m - j - 1, &a[j + 1 + k * m])
-                        wa[k] = rdiag[k]
-        rdiag[j] = -ajnorm
-
-
-cdef void qrsolv(int n, const double* R, int ldr, const int* ipvt, const double* diag,
-                 const double* qtb, double* x, double* sdiag, double* S,
-                 double* wa) noexcept nogil:
-    """Solve ``min || [A; D] x - [b; 0] ||`` given ``A P = Q R`` and ``qtb = Q^T b``.
-
-    Moré (1978), section 3: the rows of ``P^T D P`` are eliminated against ``R`` by
-    Givens rotations, giving ``S`` upper triangular with ``S^T S = R^T R + P^T D^2 P``.
-    ``S`` (strict upper part, column-major, ld ``n``) and its diagonal ``sdiag`` are
-    returned for the Newton correction of :func:`lmpar`.
-    """
-    cdef int i, j, k, l, nsing
-    cdef double c, s, t, cotan, tn, qtbpj, rkk, acc
-    for j in range(n):
-        for i in range(j + 1):
-            S[i + j * n] = R[i + j * ldr]
-        wa[j] = qtb[j]
-    for j in range(n):
-        l = ipvt[j]
-        if diag[l] != 0.0:
-            for k in range(j, n):
-                sdiag[k] = 0.0
-            sdiag[j] = diag[l]
-            qtbpj = 0.0
-            for k in range(j, n):
-                if sdiag[k] == 0.0:
-                    continue
-                rkk = S[k + k * n]
-                if fabs(rkk) < fabs(sdiag[k]):
-                    cotan = rkk / sdiag[k]
-                    s = 0.5 / sqrt(0.25 + 0.25 * cotan * cotan)
-                    c = s * cotan
-                else:
-                    tn = sdiag[k] / rkk
-                    c = 0.5 / sqrt(0.25 + 0.25 * tn * tn)
-                    s = c * tn
-                S[k + k * n] = c * rkk + s * sdiag[k]
-                t = c * wa[k] + s * qtbpj
-                qtbpj = -s * wa[k] + c * qtbpj
-                wa[k] = t
-                for i in range(k + 1, n):
-                    t = c * S[k + i * n] + s * sdiag[i]
-                    sdiag[i] = -s * S[k + i * n] + c * sdiag[i]
-                    S[k + i * n] = t
-        sdiag[j] = S[j + j * n]
-    nsing = n
-    for j in range(n):
-        if sdiag[j] == 0.0 and nsing == n:
-            nsing = j
-        if nsing < n:
-            wa[j] = 0.0
-    for j in range(nsing - 1, -1, -1):
-        acc = 0.0
-        for i in range(j + 1, nsing):
-            acc += S[j + i * n] * wa[i]
-        wa[j] = (wa[j] - acc) / sdiag[j]
-    for j in range(n):
-        x[ipvt[j]] = wa[j]
-
-
-cdef double lmpar(int n, const double* R, int ldr, const int* ipvt, const double* diag,
-                  const double* qtb, double delta, double par, double* x, double* sdiag,
-                  double* S, double* wa1, double* wa2, double* wa3) noexcept nogil:
-    """Levenberg-Marquardt parameter (Moré 1978, section 5).
-
-    Finds ``par >= 0`` with either ``par == 0`` and ``||D x|| <= 1.1 delta`` or
-    ``| ||D x|| - delta | <= 0.1 delta``, where ``x`` solves
-    ``min || [A; sqrt(par) D] x - [b; 0] ||``.  Returns ``par``; ``x`` holds the
-    solution (the LM step is ``-x`` when ``b = f``).
-    """
-    cdef int i, j, l, it = 0, nsing = n
-    cdef double dxnorm, fp, fp_old, parl, paru, parc, gnorm, t, acc
-    # Gauss-Newton direction (rank-deficient: zero the trailing components)
-    for j in range(n):
-        wa1[j] = qtb[j]
-        if R[j + j * ldr] == 0.0 and nsing == n:
-            nsing = j
-        if nsing < n:
-            wa1[j] = 0.0
-    for j in range(nsing - 1, -1, -1):
-        wa1[j] /= R[j + j * ldr]
-        t = wa1[j]
-        for i in range(j):
-            wa1[i] -= R[i + j * ldr] * t
-    for j in range(n):
-        x[ipvt[j]] = wa1[j]
-    for j in range(n):
-        wa2[j] = diag[j] * x[j]
-    dxnorm = enorm(n, wa2)
-    fp = dxnorm - delta
-    if fp <= 0.1 * delta:
-        return 0.0
-    # lower bound parl from the Newton step at par = 0 (full rank only)
-    parl = 0.0
-    if nsing >= n:
-        for j in range(n):
-            l = ipvt[j]
-            wa1[j] = diag[l] * (wa2[l] / dxnorm)
-        for j in range(n):
-            acc = 0.0
-            for i in range(j):
-                acc += R[i + j * ldr] * wa1[i]
-            wa1[j] = (wa1[j] - acc) / R[j + j * ldr]
-        t = enorm(n, wa1)
-        parl = ((fp / delta) / t) / t
-    # upper bound paru = ||(J D^-1)^T f|| / delta
-    for j in range(n):
-        acc = 0.0
-        for i in range(j + 1):
-            acc += R[i + j * ldr] * qtb[i]
-        wa1[j] = acc / diag[ipvt[j]]
-    gnorm = enorm(n, wa1)
-    paru = gnorm / delta
-    if paru == 0.0:
-        paru = DWARF / (delta if delta < 0.1 else 0.1)
-    if par < parl:
-        par = parl
-    if par > paru:
-        par = paru
-    if par == 0.0:
-        par = gnorm / dxnorm
-    while True:
-        it += 1
-        if par == 0.0:
-            par = 0.001 * paru
-            if par < DWARF:
-                par = DWARF
-        t = sqrt(par)
-        for j in range(n):
-            wa1[j] = t * diag[j]
-        qrsolv(n, R, ldr, ipvt, wa1, qtb, x, sdiag, S, wa3)
-        for j in range(n):
-            wa2[j] = diag[j] * x[j]
-        dxnorm = enorm(n, wa2)
-        fp_old = fp
-        fp = dxnorm - delta
-        if fabs(fp) <= 0.1 * delta or (parl == 0.0 and fp <= fp_old and fp_old < 0.0) \
-                or it == 10:
-            break
-        # Newton correction: parc = phi / phi', phi' from S^T S = R^T R + par D^2
-        for j in range(n):
-            l = ipvt[j]
-            wa1[j] = diag[l] * (wa2[l] / dxnorm)
-        for j in range(n):
-            wa1[j] /= sdiag[j]
-            t = wa1[j]
-            for i in range(j + 1, n):
-                wa1[i] -= S[j + i * n] * t
-        t = enorm(n, wa1)
-        parc = ((fp / delta) / t) / t
-        if fp > 0.0 and par > parl:
-            parl = par
-        if fp < 0.0 and par < paru:
-            paru = par
-        par = par + parc
-        if par < parl:
-            par = parl
-    return par
 
 
 # ---------------------------------------------------------------------------
@@ -529,15 +65,6 @@ cdef object _vec(object value, Py_ssize_t m, str what):
         raise ValueError(f"{what} returned {a.shape[0]} residuals, expected {m} "
                          "(the number at x0)")
     return a
-
-
-cdef bint _all_finite(Py_ssize_t n, const double* x) noexcept nogil:
-    """True when no entry is inf or NaN (``|x| <= DBL_MAX`` is false for both)."""
-    cdef Py_ssize_t i
-    cdef bint ok = True
-    for i in range(n):
-        ok = ok & (fabs(x[i]) <= DBL_MAX)
-    return ok
 
 
 cdef inline cnp.ndarray _new_vec(Py_ssize_t n, const double* src):
@@ -630,7 +157,7 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A,
     with nogil:
         if B != NULL:
             memcpy(B, A, m * n * sizeof(double))
-        finite = _all_finite(m * n, A)
+        finite = all_finite(A, m * n)
     if not finite:
         raise ValueError("jac returned non-finite values")
     return 0
@@ -830,7 +357,7 @@ def lm_solve(fun, jac, double[::1] x0, double[::1] f0, double ftol, double xtol,
             ds_copy[j] = dtmp[j]
         dsp = ds_copy
 
-    if not _all_finite(m, f):
+    if not all_finite(f, m):
         raise ValueError("fun: residuals at x0 are not finite")
     # the Jacobian as evaluated (before its factorization) and where
     Jkeep_arr = np.empty((n, m))
@@ -1005,14 +532,6 @@ cdef double _rho_rows(object rho, object f_arr, Py_ssize_t m, double* r1,
     return 0.5 * acc
 
 
-cdef inline double _dot(Py_ssize_t n, const double* x, const double* y) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double acc = 0.0
-    for i in range(n):
-        acc += x[i] * y[i]
-    return acc
-
-
 def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double ftol,
              double xtol, double gtol, Py_ssize_t max_nfev, Py_ssize_t nfev0, xscale,
              callback, int verbose, double c1):
@@ -1084,7 +603,7 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
             xs[j] = xsv[j]
     _jac_copy(J0, m, n, Jc)
     if linear:
-        cost = 0.5 * _dot(m, f, f)
+        cost = 0.5 * dot_seq(f, f, m)
     else:
         cost = _rho_rows(rho, f_arr, m, r1, r2)
     while True:
@@ -1117,11 +636,11 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
             rank = qr_lstsq_c(m, n, A, c, jpvt, tau, qwork, lwork, z, ps, rcond)
             for j in range(n):
                 p[j] = d[j] * ps[j]
-            slope = _dot(n, g, p)
+            slope = dot_seq(g, p, n)
             if not slope < 0.0:          # not a descent direction (rank loss): use -g
                 for j in range(n):
                     p[j] = -g[j]
-                slope = -_dot(n, g, g)
+                slope = -dot_seq(g, g, n)
             pn = enorm(n, p)
             xn = enorm(n, x)
         # ---- Armijo backtracking
@@ -1134,12 +653,12 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
             if <Py_ssize_t> cnp.PyArray_DIMS(fn_arr)[0] != m:
                 raise ValueError(f"fun returned {fn_arr.shape[0]} residuals, expected {m}")
             fn_arr = np.ascontiguousarray(fn_arr, dtype=np.float64)
-            finite = _all_finite(m, <const double*> cnp.PyArray_DATA(fn_arr))
+            finite = all_finite(<const double*> cnp.PyArray_DATA(fn_arr), m)
             if not finite:
                 cost_new = INFINITY
             elif linear:
-                cost_new = 0.5 * _dot(m, <const double*> cnp.PyArray_DATA(fn_arr),
-                                      <const double*> cnp.PyArray_DATA(fn_arr))
+                cost_new = 0.5 * dot_seq(<const double*> cnp.PyArray_DATA(fn_arr),
+                                         <const double*> cnp.PyArray_DATA(fn_arr), m)
             else:
                 cost_new = _rho_rows(rho, fn_arr, m, wrow, wrow)   # rows kept below
             if cost_new <= cost + c1 * t * slope or nfev >= max_nfev:
@@ -1186,209 +705,7 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
 # ---------------------------------------------------------------------------
 # The trust-region reflective loop (dense Jacobians)
 # ---------------------------------------------------------------------------
-cdef inline void _matvec(Py_ssize_t m, Py_ssize_t n, const double* A, const double* s,
-                         double* out) noexcept nogil:
-    """``out = A s`` for a column-major ``m x n`` block (column by column)."""
-    cdef Py_ssize_t i, j
-    cdef double sj
-    cdef const double* col
-    for i in range(m):
-        out[i] = 0.0
-    for j in range(n):
-        sj = s[j]
-        col = A + j * m
-        for i in range(m):
-            out[i] += sj * col[i]
-
-
-cdef double _model(Py_ssize_t m, Py_ssize_t n, const double* Jh, const double* gh,
-                   const double* diag_h, const double* s, double* Js) noexcept nogil:
-    """Quadratic model ``0.5 ||Jh s||^2 + 0.5 s^T diag(diag_h) s + gh^T s``."""
-    cdef Py_ssize_t j
-    cdef double q = 0.0, lin = 0.0
-    _matvec(m, n, Jh, s, Js)
-    for j in range(n):
-        q += s[j] * (diag_h[j] * s[j])
-        lin += gh[j] * s[j]
-    return 0.5 * (_dot(m, Js, Js) + q) + lin
-
-
-cdef double _step_to_bound(Py_ssize_t n, const double* x, const double* s,
-                           const double* lb, const double* ub, double* hits) noexcept nogil:
-    """Largest ``t >= 0`` with ``lb <= x + t s <= ub``; ``hits[j]`` is ``sign(s_j)``
-    for the components that reach their bound at that ``t`` (0 elsewhere)."""
-    cdef Py_ssize_t j
-    cdef double tmin = INFINITY, tj
-    for j in range(n):
-        if s[j] > 0.0:
-            tj = (ub[j] - x[j]) / s[j]
-        elif s[j] < 0.0:
-            tj = (lb[j] - x[j]) / s[j]
-        else:
-            tj = INFINITY
-        hits[j] = tj
-        if tj < tmin:
-            tmin = tj
-    for j in range(n):
-        if hits[j] == tmin and s[j] != 0.0:
-            hits[j] = 1.0 if s[j] > 0.0 else -1.0
-        else:
-            hits[j] = 0.0
-    return tmin
-
-
-cdef double _ball_exit(Py_ssize_t n, const double* x, const double* s,
-                       double delta) noexcept nogil:
-    """The ``t >= 0`` with ``||x + t s|| = delta`` (``x`` inside the ball); inf when
-    ``s = 0``.  The two roots are formed as in the stable quadratic formula."""
-    cdef double a = _dot(n, s, s), b, c, disc, q, t1, t2
-    if a == 0.0:
-        return INFINITY
-    b = _dot(n, x, s)
-    c = _dot(n, x, x) - delta * delta
-    disc = b * b - a * c
-    disc = sqrt(disc if disc > 0.0 else 0.0)
-    q = -(b + copysign(disc, b))
-    t1 = q / a
-    t2 = c / q if q != 0.0 else 0.0
-    return t1 if t1 > t2 else t2
-
-
-cdef double _min_1d(double a, double b, double lo, double hi, double* value) noexcept nogil:
-    """Minimizer of ``a t^2 + b t`` over ``[lo, hi]`` (the first candidate among lo,
-    hi and the vertex on ties); its value goes to ``value``."""
-    cdef double t = lo, best = a * lo * lo + b * lo, tc, vc
-    vc = a * hi * hi + b * hi
-    if vc < best:
-        t, best = hi, vc
-    if a > 0.0:
-        tc = -b / (2.0 * a)
-        if lo < tc < hi:
-            vc = a * tc * tc + b * tc
-            if vc < best:
-                t, best = tc, vc
-    value[0] = best
-    return t
-
-
-cdef double _select_step(Py_ssize_t m, Py_ssize_t n, const double* x, const double* Jh,
-                         const double* diag_h, const double* gh, double* p, double* p_h,
-                         const double* d, double delta, const double* lb,
-                         const double* ub, double theta, double* r_h, double* ag_h,
-                         double* w1, double* w2, double* mw1, double* mw2) noexcept nogil:
-    """Branch, Coleman & Li (1999), section 3: keep the trust-region step ``p`` if it
-    stays strictly inside the bounds; otherwise compare (by the quadratic model) the
-    step truncated at the first bound (times ``theta``), its reflection on that bound
-    (the best point along it within the ball and the bounds) and the Cauchy step
-    along ``-gh``.  The chosen step is left in ``p`` (``p_h`` in the scaled
-    variables); returns the predicted reduction."""
-    cdef Py_ssize_t j
-    cdef bint inside = True
-    cdef double t, to_tr, to_bound, stride, a, b, r_t, r_value, p_value, ag_value, ag_t
-    cdef double gnorm, lo, hi
-    for j in range(n):
-        if not (x[j] + p[j] > lb[j] and x[j] + p[j] < ub[j]):
-            inside = False
-            break
-    if inside:
-        return -_model(m, n, Jh, gh, diag_h, p_h, mw1)
-    t = _step_to_bound(n, x, p, lb, ub, w1)          # w1: hits
-    for j in range(n):
-        r_h[j] = -p_h[j] if w1[j] != 0.0 else p_h[j]
-        w2[j] = d[j] * r_h[j]                        # w2: r (unscaled reflection)
-        p_h[j] = p_h[j] * t
-        p[j] = p[j] * t
-        w1[j] = x[j] + p[j]                          # w1: the point on the bound
-    # reflected direction: from the hit point, as far as the ball and the bounds allow
-    to_tr = _ball_exit(n, p_h, r_h, delta)
-    to_bound = _step_to_bound(n, w1, w2, lb, ub, ag_h)
-    stride = to_bound if to_bound < to_tr else to_tr
-    if stride > 0.0:
-        lo = (1.0 - theta) * t / stride
-        hi = theta * to_bound if stride == to_bound else to_tr
-    else:
-        lo = 0.0
-        hi = -1.0
-    if lo <= hi:
-        _matvec(m, n, Jh, r_h, mw1)
-        _matvec(m, n, Jh, p_h, mw2)
-        a = 0.0
-        b = 0.0
-        for j in range(n):
-            a += r_h[j] * (diag_h[j] * r_h[j])
-            b += p_h[j] * (diag_h[j] * r_h[j])
-        a = 0.5 * (_dot(m, mw1, mw1) + a)
-        b = _dot(m, mw2, mw1) + b + _dot(n, gh, r_h)
-        r_t = _min_1d(a, b, lo, hi, &r_value)
-        for j in range(n):
-            r_h[j] = p_h[j] + r_h[j] * r_t
-        r_value = _model(m, n, Jh, gh, diag_h, r_h, mw1)
-    else:
-        r_value = INFINITY
-    for j in range(n):
-        p_h[j] = p_h[j] * theta
-        p[j] = p[j] * theta
-    p_value = _model(m, n, Jh, gh, diag_h, p_h, mw1)
-    # Cauchy step: along -gh, within the ball and the bounds
-    for j in range(n):
-        ag_h[j] = -gh[j]
-        w2[j] = d[j] * ag_h[j]
-    gnorm = enorm(n, ag_h)
-    to_tr = delta / (gnorm if gnorm > 1e-300 else 1e-300)
-    to_bound = _step_to_bound(n, x, w2, lb, ub, w1)
-    stride = theta * to_bound if to_bound < to_tr else to_tr
-    _matvec(m, n, Jh, ag_h, mw1)
-    a = 0.0
-    for j in range(n):
-        a += ag_h[j] * (diag_h[j] * ag_h[j])
-    a = 0.5 * (_dot(m, mw1, mw1) + a)
-    b = _dot(n, gh, ag_h)
-    ag_t = _min_1d(a, b, 0.0, stride, &ag_value)
-    if p_value <= r_value and p_value <= ag_value:
-        return -p_value
-    if r_value <= ag_value:
-        for j in range(n):
-            p_h[j] = r_h[j]
-            p[j] = d[j] * r_h[j]
-        return -r_value
-    for j in range(n):
-        p_h[j] = ag_h[j] * ag_t
-        p[j] = d[j] * p_h[j]
-    return -ag_value
-
-
-cdef inline void _cl_scaling(Py_ssize_t n, const double* x, const double* g,
-                             const double* lb, const double* ub, double* v,
-                             double* dv) noexcept nogil:
-    """Coleman-Li vector ``v`` and its derivative ``dv`` (Branch et al. 1999, eq. 2.3):
-    the distance to the bound the negative gradient points to (1 if none)."""
-    cdef Py_ssize_t j
-    for j in range(n):
-        v[j] = 1.0
-        dv[j] = 0.0
-        if g[j] < 0.0 and isfinite(ub[j]):
-            v[j] = ub[j] - x[j]
-            dv[j] = -1.0
-        if g[j] > 0.0 and isfinite(lb[j]):
-            v[j] = x[j] - lb[j]
-            dv[j] = 1.0
-
-
-cdef inline void _make_feasible(Py_ssize_t n, double* x, const double* lb,
-                                const double* ub, double rstep) noexcept nogil:
-    """Move components on or beyond a bound ``rstep * max(1, |bound|)`` inside (the
-    midpoint if that overshoots the other bound)."""
-    cdef Py_ssize_t j
-    cdef double a
-    for j in range(n):
-        if x[j] <= lb[j]:
-            a = fabs(lb[j])
-            x[j] = lb[j] + rstep * (a if a > 1.0 else 1.0)
-        if x[j] >= ub[j]:
-            a = fabs(ub[j])
-            x[j] = ub[j] - rstep * (a if a > 1.0 else 1.0)
-        if x[j] < lb[j] or x[j] > ub[j]:
-            x[j] = 0.5 * (lb[j] + ub[j])
+# (the step, _select_step and its pieces: _lsq_steps.pxd)
 
 
 cdef inline double _irls_weight(double f, double r1, double r2) noexcept nogil:
@@ -1437,7 +754,7 @@ cdef void _loss_scale(Py_ssize_t m, Py_ssize_t n, bint linear, const double* J,
             for i in range(m):
                 Js[i + j * m] = J[i + j * m] * wrow[i]
     for j in range(n):
-        g[j] = _dot(m, Js + j * m, fs)
+        g[j] = dot_seq(Js + j * m, fs, m)
 
 
 def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] lb_,
@@ -1545,7 +862,7 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
             scale_inv[j] = 1.0 / xsv[j]
     _jac_copy(J0, m, n, Jc)
     if linear:
-        cost = 0.5 * _dot(m, f, f)
+        cost = 0.5 * dot_seq(f, f, m)
     else:
         cost = _rho_rows(rho, f_arr, m, r1, r2)
     with nogil:
@@ -1634,11 +951,11 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
             _fun_into(fun, xnew, n, m, fn)
             nfev += 1
             step_norm = enorm(n, p_h)
-            if not _all_finite(m, fn):
+            if not all_finite(fn, m):
                 delta = 0.25 * step_norm
                 continue
             if linear:
-                cost_new = 0.5 * _dot(m, fn, fn)
+                cost_new = 0.5 * dot_seq(fn, fn, m)
             else:
                 cost_new = _rho_rows(rho, fn_arr, m, r1, r2)
             actual = cost - cost_new
@@ -1706,45 +1023,7 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
 # ---------------------------------------------------------------------------
 # Helpers for the Python drivers (gn, trf) and for tests
 # ---------------------------------------------------------------------------
-cdef int qr_lstsq_c(int m, int n, double* A, double* c, int* jpvt, double* tau,
-                    double* work, int lwork, double* z, double* p,
-                    double rcond) noexcept nogil:
-    """``p = argmin ||A p + c||`` by pivoted QR (A column-major, ld ``m``; A and c
-    are overwritten); columns with ``|R_kk| <= rcond |R_00|`` are dropped (p = 0
-    there).  Returns the rank."""
-    cdef int i, j, rank = 0, k = n if n < m else m
-    cdef double t
-    for j in range(n):
-        p[j] = 0.0
-    if n == 0 or m == 0:
-        return 0
-    qr_factor(m, n, A, jpvt, tau, work, lwork)
-    apply_qt(m, k, A, tau, c, work, lwork)
-    for j in range(k):
-        if fabs(A[j + j * m]) > rcond * fabs(A[0]) and A[j + j * m] != 0.0:
-            rank += 1
-        else:
-            break
-    for j in range(rank - 1, -1, -1):
-        t = -c[j]
-        for i in range(j + 1, rank):
-            t -= A[j + i * m] * z[i]
-        z[j] = t / A[j + j * m]
-    for j in range(rank):
-        p[jpvt[j]] = z[j]
-    return rank
 
-
-cdef int qr_lwork(int m, int n):
-    """Workspace size for :func:`qr_lstsq_c` (dgeqp3's query, at least dormqr's)."""
-    cdef int lwork = -1, info = 0
-    cdef double wq = 0.0
-    cdef double a1 = 0.0, tau1 = 0.0
-    cdef int jp1 = 0
-    if m == 0 or n == 0:
-        return 1
-    dgeqp3(&m, &n, &a1, &m, &jp1, &tau1, &wq, &lwork, &info)
-    return max(<int> wq, n * 64 + 64)
 
 
 def qr_lstsq(J, f, double rcond=-1.0):
