@@ -25,6 +25,8 @@ cimport numpy as cnp
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemv, sgemv, dsyrk, ssyrk
 
+from ._vec cimport dot_lanes16
+
 import numpy as np
 
 cnp.import_array()
@@ -51,7 +53,7 @@ cdef double _ggn_product(const floating[:, ::1] J, const floating[::1] h, Py_ssi
     quadratic form is computed (``out`` untouched).
     """
     cdef Py_ssize_t m = J.shape[0], n = J.shape[1], i, j, b, nb
-    cdef double q = 0.0, s
+    cdef double q, s
     if m == 0 or n == 0:
         if not quad_only:
             for i in range(n):
@@ -73,8 +75,8 @@ cdef double _ggn_product(const floating[:, ::1] J, const floating[::1] h, Py_ssi
                 for j in range(K):
                     s += h[b * K * K + i * K + j] * u[b * K + j]
                 w[b * K + i] = <floating>(scale * s)
-    for i in range(m):
-        q += <double>u[i] * w[i]
+    # q = u . w, the quadratic form v^T J^T (scale H) J v
+    q = dot_lanes16(&u[0], &w[0], m)
     if quad_only:
         return q
     # out = J^T w + damping v
