@@ -37,6 +37,7 @@ ext_names = [
     "neurenix._ext._subproblems",
     "neurenix._ext._krylov",
     "neurenix._ext._lsq",
+    "neurenix._ext._natgrad",
 ]
 extensions = [
     Extension(

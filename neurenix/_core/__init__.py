@@ -24,4 +24,8 @@ validation
 first_order
     The first-order update rules (names, defaults, checks, kernel calls) shared
     by the :mod:`neurenix.optim` classes and ``minimize(method="adam")`` & co.
+natural_gradient
+    The Fisher / GGN operators, the damped CG solve, the Levenberg-Marquardt
+    damping rule and :class:`~.natural_gradient.SingularFisherError`, shared by
+    ``minimize(method="natural-gradient")`` and :class:`neurenix.optim.NaturalGradient`.
 """

@@ -26,6 +26,9 @@ from .gauss_newton import GaussNewton
 from .newton_cg import NewtonCG
 from .trust_region import TrustRegion
 from .lbfgs import LBFGS
+from .natural_gradient import NaturalGradient
+from .kfac import KFACLayer
+from .._core.natural_gradient import SingularFisherError
 
 __all__ = [
     "Parameter", "Optimizer", "required",
@@ -37,4 +40,5 @@ __all__ = [
     "schedules", "lr_scheduler", "HypergradientSGD", "HypergradientAdam",
     "lr_range_test", "LRRangeTestResult",
     "GaussNewton", "LBFGS", "NewtonCG", "TrustRegion",
+    "NaturalGradient", "KFACLayer", "SingularFisherError",
 ]

@@ -283,12 +283,8 @@ class Optimizer:
         loss
             What ``closure`` returned, or None.
         """
-        loss = None
-        if closure is not None:
-            loss = closure()
-        collected = self._collect()
-        if self.skip_nonfinite and not self._grads_finite(collected):
-            self.skipped_steps += 1
+        loss, collected = self._begin_step(closure)
+        if collected is None:
             return loss
         for group, bundles in collected:
             for b in bundles:
@@ -299,6 +295,18 @@ class Optimizer:
                     b.states.append(st)
                 self._update(group, b)
         return loss
+
+    def _begin_step(self, closure):
+        """Run ``closure`` and validate the gradients: ``(loss, collected)``, with
+        ``collected`` None when the step is skipped (``skip_nonfinite``)."""
+        loss = None
+        if closure is not None:
+            loss = closure()
+        collected = self._collect()
+        if self.skip_nonfinite and not self._grads_finite(collected):
+            self.skipped_steps += 1
+            return loss, None
+        return loss, collected
 
     def _init_state(self, p, group):
         """Fresh state dict of parameter ``p`` (subclasses override)."""

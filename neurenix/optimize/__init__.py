@@ -6,6 +6,8 @@ fields follow ``scipy.optimize``.
 from .._core.result import OptimizeResult, Status, MESSAGES, OptimizeWarning
 from ._minimize import minimize, register_method, Bounds, available_methods
 from ._lsq import least_squares, curve_fit
+from .._core.natural_gradient import SingularFisherError
 
 __all__ = ["OptimizeResult", "Status", "MESSAGES", "OptimizeWarning", "minimize",
-           "register_method", "Bounds", "available_methods", "least_squares", "curve_fit"]
+           "register_method", "Bounds", "available_methods", "least_squares", "curve_fit",
+           "SingularFisherError"]

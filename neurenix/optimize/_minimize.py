@@ -201,7 +201,8 @@ def _ensure_builtin():
         return
     _BUILTIN_LOADED = True
     import importlib
-    for mod in ("_lbfgs", "_bfgs", "_cg", "_first_order", "_newton", "_newton_cg", "_trustregion", "_lsq"):
+    for mod in ("_lbfgs", "_bfgs", "_cg", "_first_order", "_newton", "_newton_cg", "_trustregion", "_lsq",
+                "_natural_gradient"):
         try:
             importlib.import_module(f"neurenix.optimize.{mod}")
         except ModuleNotFoundError as e:
