@@ -6,6 +6,8 @@ fields follow ``scipy.optimize``.
 from ._result import OptimizeResult, Status, MESSAGES, OptimizeWarning
 from ._minimize import minimize, register_method, Bounds, available_methods
 from ._lsq import least_squares, curve_fit
+from ._legacy import fmin_l_bfgs_b, fmin_bfgs, fmin_cg, fmin_ncg, leastsq
 
 __all__ = ["OptimizeResult", "Status", "MESSAGES", "OptimizeWarning", "minimize",
-           "register_method", "Bounds", "available_methods", "least_squares", "curve_fit"]
+           "register_method", "Bounds", "available_methods", "least_squares", "curve_fit",
+           "fmin_l_bfgs_b", "fmin_bfgs", "fmin_cg", "fmin_ncg", "leastsq"]

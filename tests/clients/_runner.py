@@ -1,0 +1,203 @@
+"""Run client libraries' own test files with ``scipy.optimize`` unpatched and
+patched (:func:`neurenix.patch_scipy`), and compare the outcomes test by test.
+
+Used by ``tests/clients/test_client_suites.py`` (CI) and as a script for the
+timing table of ``docs/scipy_compat.md``::
+
+    python -m tests.clients._runner [sklearn|statsmodels|lmfit ...] [--full]
+
+Each run is one ``pytest`` subprocess with :mod:`tests.clients.plugin` loaded,
+which applies the patch (or not) before the client is imported and adds up the
+time spent inside the ``scipy.optimize`` calls.  The two modes of a client run
+side by side (two processes).
+
+Which tests
+-----------
+The issue (#13) names the files; ``SUITES`` lists them with, for CI, the
+deselections that keep a client under about a minute on two cores (``CI_DESELECT``,
+each with its reason).  ``--full`` runs the listed files whole.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: client -> (package, test paths relative to the package directory)
+SUITES = {
+    "sklearn": ("sklearn", [
+        "linear_model/tests/test_logistic.py",
+        "linear_model/tests/test_huber.py",
+        "linear_model/_glm/tests/test_glm.py",
+        "gaussian_process/tests/test_gpr.py",
+        "gaussian_process/tests/test_gpc.py",
+        "neural_network/tests/test_mlp.py",
+        "neighbors/tests/test_nca.py",
+        "tests/test_calibration.py",
+    ]),
+    "statsmodels": ("statsmodels", [
+        "base/tests/test_optimize.py",
+        "discrete/tests/test_discrete.py",
+        "discrete/tests/test_count_model.py",
+        "tsa/arima/tests/test_model.py",
+        "tsa/holtwinters/tests/test_holtwinters.py",
+        "distributions/copula/tests/test_copula.py",
+        "distributions/copula/tests/test_model.py",
+    ]),
+    "lmfit": ("lmfit", ["<sdist>/tests"]),
+}
+
+#: client -> pytest ``-k`` expression deselecting slow tests in CI, with the reason
+CI_DESELECT = {
+    "sklearn": ("", ""),
+    "statsmodels": ("", ""),
+    "lmfit": ("", ""),
+}
+
+
+def package_dir(pkg):
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def lmfit_tests(cache=None):
+    """The ``tests`` folder of the installed lmfit's sdist (lmfit's wheel ships
+    no tests), downloaded once with pip into ``cache``."""
+    import lmfit
+    version = lmfit.__version__
+    cache = Path(cache or os.environ.get("NEURENIX_CLIENT_CACHE")
+                 or Path.home() / ".cache" / "neurenix-clients")
+    dest = cache / f"lmfit-{version}"
+    if not (dest / "tests").is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
+                        "--no-deps", "--quiet", f"lmfit=={version}", "-d", str(cache)],
+                       check=True, timeout=300)
+        with tarfile.open(cache / f"lmfit-{version}.tar.gz") as tf:
+            members = [m for m in tf.getmembers()
+                       if m.name.startswith(f"lmfit-{version}/tests/")]
+            tf.extractall(cache, members=members, filter="data")
+    return dest / "tests"
+
+
+def test_paths(client):
+    pkg, rel = SUITES[client]
+    if client == "lmfit":
+        return [str(lmfit_tests())]
+    base = package_dir(pkg)
+    return [str(base / r) for r in rel if (base / r).exists()]
+
+
+def start(client, mode, workdir, full=False, extra=()):
+    """Start one pytest subprocess; returns (Popen, junit path, times path)."""
+    junit = Path(workdir) / f"{client}-{mode}.xml"
+    times = Path(workdir) / f"{client}-{mode}.json"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "tests.clients.plugin",
+           "-p", "no:cacheprovider", f"--junitxml={junit}", "-W", "ignore::DeprecationWarning",
+           *test_paths(client)]
+    k = CI_DESELECT[client][0]
+    if k and not full:
+        cmd += ["-k", k]
+    cmd += list(extra)
+    env = dict(os.environ, NEURENIX_CLIENT_MODE=mode, NEURENIX_CLIENT_TIMES=str(times),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    log = open(Path(workdir) / f"{client}-{mode}.log", "w")
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc._log = log
+    return proc, junit, times
+
+
+def outcomes(junit):
+    """``{test id: "passed"|"failed"|"skipped"}`` from a JUnit XML report."""
+    out = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        tid = f"{case.get('classname')}::{case.get('name')}"
+        tags = {child.tag for child in case}
+        if tags & {"failure", "error"}:
+            out[tid] = "failed"
+        elif "skipped" in tags:
+            out[tid] = "skipped"
+        else:
+            out[tid] = "passed"
+    return out
+
+
+def compare(client, workdir=None, full=False, timeout=1500, extra=()):
+    """Run ``client``'s tests in both modes; returns a dict with the outcomes,
+    the tests that pass only with SciPy (``regressions``), the pass counts, the
+    wall time of each run and the time inside the optimizer calls."""
+    workdir = Path(workdir or tempfile.mkdtemp(prefix=f"nx-{client}-"))
+    runs = {}
+    t0 = time.perf_counter()
+    for mode in ("scipy", "neurenix"):
+        runs[mode] = start(client, mode, workdir, full, extra) + (time.perf_counter(),)
+    report = {"client": client, "workdir": str(workdir)}
+    for mode, (proc, junit, times, started) in runs.items():
+        try:
+            proc.wait(timeout=max(1.0, timeout - (time.perf_counter() - t0)))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc._log.close()
+        report[f"{mode}_wall_s"] = time.perf_counter() - started
+        res = outcomes(junit)
+        report[mode] = res
+        report[f"{mode}_passed"] = sum(v == "passed" for v in res.values())
+        report[f"{mode}_failed"] = sum(v == "failed" for v in res.values())
+        with open(times) as fh:
+            t = json.load(fh)
+        report[f"{mode}_optimizer_s"] = t["seconds"]
+        report[f"{mode}_calls"] = t["calls"]
+    report["regressions"] = sorted(k for k, v in report["scipy"].items()
+                                   if v == "passed" and report["neurenix"].get(k) != "passed")
+    report["fixed"] = sorted(k for k, v in report["neurenix"].items()
+                             if v == "passed" and report["scipy"].get(k) != "passed")
+    return report
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("clients", nargs="*", default=list(SUITES))
+    ap.add_argument("--full", action="store_true", help="no CI deselection")
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--json", default=None, help="write the reports here")
+    a = ap.parse_args(argv)
+    reports = []
+    for client in a.clients:
+        wd = None
+        if a.workdir:
+            wd = Path(a.workdir) / client
+            wd.mkdir(parents=True, exist_ok=True)
+        r = compare(client, wd, full=a.full)
+        reports.append(r)
+        ts = sum(r["scipy_optimizer_s"].values())
+        tn = sum(r["neurenix_optimizer_s"].values())
+        print(f"{client}: passed scipy {r['scipy_passed']} / neurenix {r['neurenix_passed']}; "
+              f"failed scipy {r['scipy_failed']} / neurenix {r['neurenix_failed']}; "
+              f"only-neurenix failures {len(r['regressions'])}; wall "
+              f"{r['scipy_wall_s']:.0f} s / {r['neurenix_wall_s']:.0f} s; inside optimizer "
+              f"calls {ts:.2f} s / {tn:.2f} s", flush=True)
+        for tid in r["regressions"]:
+            print("   ", tid)
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump([{k: v for k, v in r.items() if k not in ("scipy", "neurenix")}
+                       for r in reports], fh, indent=1)
+    return reports
+
+
+if __name__ == "__main__":
+    main()
