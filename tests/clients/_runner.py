@@ -6,7 +6,7 @@ timing table of ``docs/scipy_compat.md``::
 
     python -m tests.clients._runner [sklearn|statsmodels|lmfit ...] [--full]
 
-Each run is one ``pytest`` subprocess with :mod:`tests.clients.plugin` loaded,
+Each run is one ``pytest`` subprocess with :mod:`neurenix_client_plugin` (``tests/clients/neurenix_client_plugin.py``) loaded,
 which applies the patch (or not) before the client is imported and adds up the
 time spent inside the ``scipy.optimize`` calls.  The two modes of a client run
 side by side (two processes).
@@ -78,14 +78,16 @@ def lmfit_tests(cache=None):
     cache = Path(cache or os.environ.get("NEURENIX_CLIENT_CACHE")
                  or Path.home() / ".cache" / "neurenix-clients")
     dest = cache / f"lmfit-{version}"
-    if not (dest / "tests").is_dir():
+    if not (dest / "tests").is_dir() or not (dest / "examples").is_dir():
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
                         "--no-deps", "--quiet", f"lmfit=={version}", "-d", str(cache)],
                        check=True, timeout=300)
         with tarfile.open(cache / f"lmfit-{version}.tar.gz") as tf:
+            # the tests read data files from the sdist's examples folder
             members = [m for m in tf.getmembers()
-                       if m.name.startswith(f"lmfit-{version}/tests/")]
+                       if m.name.startswith((f"lmfit-{version}/tests/",
+                                             f"lmfit-{version}/examples/"))]
             tf.extractall(cache, members=members, filter="data")
     return dest / "tests"
 
@@ -102,7 +104,7 @@ def start(client, mode, workdir, full=False, extra=()):
     """Start one pytest subprocess; returns (Popen, junit path, times path)."""
     junit = Path(workdir) / f"{client}-{mode}.xml"
     times = Path(workdir) / f"{client}-{mode}.json"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "tests.clients.plugin",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "neurenix_client_plugin",
            "-p", "no:cacheprovider", f"--junitxml={junit}", "-W", "ignore::DeprecationWarning",
            *test_paths(client)]
     k = CI_DESELECT[client][0]
@@ -110,7 +112,8 @@ def start(client, mode, workdir, full=False, extra=()):
         cmd += ["-k", k]
     cmd += list(extra)
     env = dict(os.environ, NEURENIX_CLIENT_MODE=mode, NEURENIX_CLIENT_TIMES=str(times),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "clients"), str(ROOT),
+                                           os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     log = open(Path(workdir) / f"{client}-{mode}.log", "w")
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)

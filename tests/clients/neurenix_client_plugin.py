@@ -1,6 +1,8 @@
 """pytest plugin for running a client library's own tests against neurenix.
 
-Loaded with ``-p tests.clients.plugin`` (the worktree root on ``sys.path``).
+Loaded with ``-p neurenix_client_plugin`` (``tests/clients`` on ``sys.path``; the
+module is not imported as part of the ``tests`` package, so that a client's own
+``tests`` package, lmfit's, can be imported).
 ``NEURENIX_CLIENT_MODE=neurenix`` applies :func:`neurenix.patch_scipy` before any
 client module is imported; ``scipy`` (the default) leaves SciPy in place.  In
 both modes every patchable ``scipy.optimize`` function is wrapped by a timer
@@ -15,6 +17,9 @@ import time
 
 _TIMES = {}
 _CALLS = {}
+#: test node id -> [optimizer calls, seconds inside them, test duration]
+_PER_TEST = {}
+_CURRENT = [None]
 _DEPTH = threading.local()
 
 
@@ -28,9 +33,14 @@ def _timed(name, fn):
         try:
             return fn(*args, **kwargs)
         finally:
-            _TIMES[name] = _TIMES.get(name, 0.0) + time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            _TIMES[name] = _TIMES.get(name, 0.0) + dt
             _CALLS[name] = _CALLS.get(name, 0) + 1
             _DEPTH.n = 0
+            rec = _PER_TEST.get(_CURRENT[0])
+            if rec is not None:
+                rec[0] += 1
+                rec[1] += dt
     wrapper.__wrapped__ = fn
     wrapper.__name__ = getattr(fn, "__name__", name)
     wrapper.__doc__ = getattr(fn, "__doc__", None)
@@ -56,6 +66,47 @@ def pytest_configure(config):
     config._neurenix_mode = mode
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """``NEURENIX_CLIENT_SELECT``: a file of test ids (``path-relative::name``, one a
+    line, paths relative to the client's package or test folder); only those
+    run.  Ids that the installed client does not have are ignored."""
+    path = os.environ.get("NEURENIX_CLIENT_SELECT")
+    if not path:
+        return
+    with open(path) as fh:
+        wanted = {line.strip() for line in fh if line.strip() and not line.startswith("#")}
+    keep, drop = [], []
+    for item in items:
+        (keep if _short_id(item.nodeid) in wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _short_id(nodeid):
+    """A node id without the part of the path above the client's test folders."""
+    path, sep, rest = nodeid.partition("::")
+    parts = path.replace(os.sep, "/").split("/")
+    for anchor in ("sklearn", "statsmodels", "tests"):
+        if anchor in parts:
+            i = len(parts) - 1 - parts[::-1].index(anchor)
+            parts = parts[i:]
+            break
+    return "/".join(parts) + sep + rest
+
+
+def pytest_runtest_setup(item):
+    _CURRENT[0] = _short_id(item.nodeid)
+    _PER_TEST[_CURRENT[0]] = [0, 0.0, time.perf_counter()]
+
+
+def pytest_runtest_teardown(item, nextitem):
+    rec = _PER_TEST.get(_CURRENT[0])
+    if rec is not None:
+        rec[2] = time.perf_counter() - rec[2]
+    _CURRENT[0] = None
+
+
 def pytest_report_header(config):
     return f"neurenix client run: scipy.optimize routed to {config._neurenix_mode}"
 
@@ -65,4 +116,4 @@ def pytest_unconfigure(config):
     if path:
         with open(path, "w") as fh:
             json.dump({"mode": getattr(config, "_neurenix_mode", None), "seconds": _TIMES,
-                       "calls": _CALLS}, fh, indent=1, sort_keys=True)
+                       "calls": _CALLS, "tests": _PER_TEST}, fh, indent=1, sort_keys=True)
