@@ -21,6 +21,12 @@ __all__ = ["save", "load", "CheckpointError"]
 
 _MAGIC = "neurenix-checkpoint"
 _VERSION = 1
+#: deepest nesting :func:`load` accepts (a state_dict is 4-5 levels deep)
+_MAX_DEPTH = 100
+#: default cap on a checkpoint's size
+_MAX_BYTES = 16 * 2 ** 30
+#: temporary files of :func:`save` are ``.<target name>.tmp-<pid>-<random>.npz``
+_TMP_INFIX = ".tmp-"
 
 
 class CheckpointError(ValueError):
@@ -59,28 +65,109 @@ def _encode(obj, arrays):
                     "(arrays and plain Python values only)")
 
 
-def _decode(node, arrays):
+def _decode(node, arrays, depth):
+    if depth > _MAX_DEPTH:
+        raise CheckpointError(f"structure nested deeper than {_MAX_DEPTH} levels")
+    depth += 1
     if isinstance(node, list):
-        return [_decode(v, arrays) for v in node]
+        return [_decode(v, arrays, depth) for v in node]
     if isinstance(node, dict):
-        if "__f__" in node:
-            return float(node["__f__"])
-        if "__d__" in node:
+        if len(node) != 1:
+            raise CheckpointError(f"malformed node with keys {sorted(node)[:5]}")
+        (tag, body), = node.items()
+        if tag == "__f__":
+            if not isinstance(body, str):
+                raise CheckpointError("malformed float node")
+            return float(body)
+        if tag == "__d__":
             out = {}
-            for k, v in node["__d__"]:
-                key = k["__i__"] if isinstance(k, dict) else k
-                out[key] = _decode(v, arrays)
+            for item in body:
+                if not isinstance(item, list) or len(item) != 2:
+                    raise CheckpointError("malformed dict item")
+                k, v = item
+                if isinstance(k, dict):
+                    if set(k) != {"__i__"} or type(k["__i__"]) is not int:
+                        raise CheckpointError("malformed dict key")
+                    key = k["__i__"]
+                elif isinstance(k, str):
+                    key = k
+                else:
+                    raise CheckpointError("malformed dict key")
+                out[key] = _decode(v, arrays, depth)
             return out
-        if "__t__" in node:
-            return tuple(_decode(v, arrays) for v in node["__t__"])
-        if "__a__" in node:
-            return arrays[f"a{int(node['__a__'])}"]
-        raise CheckpointError("unknown node in checkpoint structure")
-    return node
+        if tag == "__t__":
+            if not isinstance(body, list):
+                raise CheckpointError("malformed tuple node")
+            return tuple(_decode(v, arrays, depth) for v in body)
+        if tag == "__a__":
+            if type(body) is not int or f"a{body}" not in arrays:
+                raise CheckpointError(f"array reference {body!r} names no array in the file")
+            return arrays[f"a{body}"]
+        raise CheckpointError(f"unknown node {tag!r} in checkpoint structure")
+    if node is None or isinstance(node, (bool, int, str)):
+        return node
+    raise CheckpointError(f"unexpected value of type {type(node).__name__} in the structure")
+
+
+def _depth_checked_encode(obj, arrays):
+    try:
+        return _encode(obj, arrays)
+    except RecursionError:
+        raise TypeError("obj: structure nested too deeply to save") from None
+
+
+def _clean_orphans(directory, base):
+    """Remove temporary files of earlier :func:`save` calls on the same target whose
+    process is gone (killed between writing and renaming, e.g. by ``kill -9``)."""
+    prefix = f".{base}{_TMP_INFIX}"
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".npz")):
+            continue
+        pid = name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        pid = int(pid)
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue                          # its writer is alive: leave it
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue                          # alive under another user, or unknown
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
+def _fsync_dir(directory):
+    """Make the rename durable: fsync the directory entry (POSIX; a no-op where a
+    directory cannot be opened, e.g. on Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save(obj, path):
     """Write ``obj`` (arrays and plain values, nested) to ``path`` atomically.
+
+    The file is written under a temporary name in the same directory, flushed and
+    fsync'ed, renamed over ``path``, and the directory is fsync'ed so that the rename
+    survives a power loss. Temporary files left by an earlier writer of the same
+    ``path`` that was killed (its process no longer exists) are removed.
 
     Parameters
     ----------
@@ -90,11 +177,14 @@ def save(obj, path):
     """
     path = os.fspath(path)
     arrays = []
-    meta = {"magic": _MAGIC, "version": _VERSION, "root": _encode(obj, arrays)}
+    meta = {"magic": _MAGIC, "version": _VERSION, "root": _depth_checked_encode(obj, arrays)}
     entries = {f"a{i}": a for i, a in enumerate(arrays)}
     entries["__neurenix__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    base = os.path.basename(path)
+    _clean_orphans(directory, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}{_TMP_INFIX}{os.getpid()}-", suffix=".npz",
+                               dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **entries)
@@ -107,20 +197,46 @@ def save(obj, path):
         except OSError:
             pass
         raise
+    _fsync_dir(directory)
 
 
-def load(path):
+def load(path, *, max_bytes=_MAX_BYTES):
     """Read a checkpoint written by :func:`save`; never executes code.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    max_bytes : int, optional
+        Refuse files (and archive members) larger than this (default 16 GiB): a cap
+        against files crafted to exhaust memory.
 
     Raises
     ------
     CheckpointError (a ValueError)
-        When ``path`` is truncated, corrupt, or not a neurenix checkpoint.
+        When ``path`` is truncated, corrupt, not a neurenix checkpoint, holds compressed
+        members (:func:`save` never writes any, and a compressed member can inflate
+        without bound), members that overlap or claim more bytes than the file holds, a
+        malformed structure, or nesting deeper than 100 levels.
     """
     path = os.fspath(path)
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise CheckpointError(f"path: {path!r} is {size} bytes, over max_bytes={max_bytes}")
     with open(path, "rb") as f:
         raw = f.read()
     try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            infos = zf.infolist()
+            total = 0
+            for info in infos:
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise CheckpointError(f"path: {path!r} has a compressed member "
+                                          f"{info.filename!r}; neurenix checkpoints store "
+                                          "members uncompressed (refused: decompression bomb)")
+                total += info.file_size
+            if total > len(raw):
+                raise CheckpointError(f"path: {path!r}: its members claim {total} bytes, more "
+                                      f"than the file's {len(raw)} (overlapping members)")
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             if "__neurenix__" not in z.files:
                 raise CheckpointError(f"path: {path!r} is not a neurenix checkpoint")
@@ -130,11 +246,21 @@ def load(path):
             if meta.get("version") != _VERSION:
                 raise CheckpointError(f"path: {path!r} has unsupported checkpoint version "
                                       f"{meta.get('version')!r}")
+            if "root" not in meta:
+                raise CheckpointError(f"path: {path!r} has no 'root' in its structure")
             arrays = {name: z[name] for name in z.files if name != "__neurenix__"}
     except CheckpointError:
         raise
+    except RecursionError:
+        raise CheckpointError(f"path: {path!r}: its structure is nested too deeply") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
             json.JSONDecodeError) as exc:
         raise CheckpointError(f"path: {path!r} is truncated, corrupt or not a neurenix "
                               f"checkpoint ({type(exc).__name__}: {exc})") from None
-    return _decode(meta["root"], arrays)
+    try:
+        return _decode(meta["root"], arrays, 0)
+    except CheckpointError as exc:
+        raise CheckpointError(f"path: {path!r}: {exc}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"path: {path!r}: malformed checkpoint structure "
+                              f"({type(exc).__name__}: {exc})") from None

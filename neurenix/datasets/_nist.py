@@ -12,6 +12,7 @@ Datasets, Nonlinear Regression, https://www.itl.nist.gov/div898/strd/nls/nls_mai
 """
 import os
 import re
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -224,6 +225,7 @@ def _parse(path):
 
 
 _CACHE = {}
+_ARRAY_FIELDS = ("x", "y", "target", "start1", "start2", "certified_values", "certified_std_dev")
 
 
 def nist_strd_names():
@@ -262,6 +264,10 @@ def nist_strd(name=None):
     key = lookup.get(name.lower())
     if key is None:
         raise ValueError(f"name must be one of {names}, got {name!r}")
-    if key not in _CACHE:
-        _CACHE[key] = _parse(os.path.join(_DIR, key + ".dat"))
-    return _CACHE[key]
+    cached = _CACHE.get(key)
+    if cached is None:
+        cached = _CACHE[key] = _parse(os.path.join(_DIR, key + ".dat"))
+        for f in _ARRAY_FIELDS:
+            getattr(cached, f).setflags(write=False)
+    # every call gets its own arrays: changing one caller's problem never changes another's
+    return dataclasses.replace(cached, **{f: getattr(cached, f).copy() for f in _ARRAY_FIELDS})

@@ -37,6 +37,8 @@ class AdaGrad(Optimizer):
     learning and stochastic optimization", JMLR 12.
     """
 
+    _state_keys = frozenset({"step", "sum"})
+
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, *, maximize=False,
                  skip_nonfinite=False):

@@ -24,6 +24,8 @@ class MomentSpec:
 class _AdamFamily(Optimizer):
     """Adam-style optimizers sharing the fused ``adam`` kernel."""
 
+    _state_keys = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
+
     spec = MomentSpec()
 
     def __init__(self, params, lr, betas, eps, weight_decay, amsgrad, maximize,

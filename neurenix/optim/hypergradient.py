@@ -55,6 +55,10 @@ def _dot(g, u):
 class _Hypergradient:
     """Mixin: adapts ``group["lr"]`` by hypergradient descent around the base step."""
 
+    @property
+    def _state_keys(self):
+        return super()._state_keys | {_DIR}
+
     def _check_group(self, group):
         super()._check_group(group)
         check_nonneg(group["hypergrad_lr"], "hypergrad_lr")

@@ -37,6 +37,8 @@ class LAMB(Optimizer):
     minutes", ICLR (arXiv:1904.00962, 2019).
     """
 
+    _state_keys = frozenset({"step", "exp_avg", "exp_avg_sq", "trust_ratio"})
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01,
                  bias_correction=True, *, skip_nonfinite=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,

@@ -37,6 +37,8 @@ class LARS(Optimizer):
     networks", arXiv:1708.03888.
     """
 
+    _state_keys = frozenset({"momentum_buffer", "trust_ratio"})
+
     def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=5e-4,
                  trust_coefficient=1e-3, eps=1e-8, *, skip_nonfinite=False):
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,

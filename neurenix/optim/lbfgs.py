@@ -209,6 +209,27 @@ class LBFGS(Optimizer):
         if float(np.max(np.abs(flat_grad))) <= tolerance_grad:
             return orig_loss
 
+        # An exception in the closure (or Ctrl-C) must not leave the parameters at a trial
+        # point of the line search or the state between iterations: each completed
+        # iteration is committed (parameters and state), and an exception rolls back to
+        # the last commit before propagating, so the optimizer stays usable.
+        committed = (self._clone_param(), dict(state))
+        try:
+            return self._iterate(closure, state, orig_loss, loss, flat_grad, current_evals, lr,
+                                 max_iter, max_eval, tolerance_grad, tolerance_change,
+                                 line_search_fn, history_size, committed)
+        except BaseException:
+            params, saved = committed
+            evals = state["func_evals"]         # the calls made are still counted
+            self._set_param(params)
+            state.clear()
+            state.update(saved)
+            state["func_evals"] = evals
+            raise
+
+    def _iterate(self, closure, state, orig_loss, loss, flat_grad, current_evals, lr, max_iter,
+                 max_eval, tolerance_grad, tolerance_change, line_search_fn, history_size,
+                 committed):
         d = state.get("d")
         t = state.get("t")
         old_dirs = state.get("old_dirs")
@@ -217,6 +238,8 @@ class LBFGS(Optimizer):
         H_diag = state.get("H_diag")
         prev_flat_grad = state.get("prev_flat_grad")
         prev_loss = state.get("prev_loss")
+        if old_dirs is not None:          # mutated in place below: not the committed lists
+            old_dirs, old_stps, ro = list(old_dirs), list(old_stps), list(ro)
 
         n_iter = 0
         while n_iter < max_iter:
@@ -267,6 +290,12 @@ class LBFGS(Optimizer):
                     ls_func_evals = 1
             current_evals += ls_func_evals
             state["func_evals"] += ls_func_evals
+            state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
+                         prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
+            committed[0][:] = self._clone_param()
+            committed[1].clear()
+            committed[1].update(state)
+            committed[1].update(old_dirs=list(old_dirs), old_stps=list(old_stps), ro=list(ro))
             if n_iter == max_iter:
                 break
             if current_evals >= max_eval:
@@ -278,19 +307,15 @@ class LBFGS(Optimizer):
             if abs(loss - prev_loss) < tolerance_change:
                 break
 
-        state["d"] = d
-        state["t"] = t
-        state["old_dirs"] = old_dirs
-        state["old_stps"] = old_stps
-        state["ro"] = ro
-        state["H_diag"] = H_diag
-        state["prev_flat_grad"] = prev_flat_grad
-        state["prev_loss"] = prev_loss
+        state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
+                     prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
         return orig_loss
 
     @staticmethod
-    def _cast_state(p, key, val):
+    def _cast_state(p, key, val, index=None):
         # flat vectors (d, prev_flat_grad) have the size of all parameters together
         if isinstance(val, np.ndarray):
+            if not np.all(np.isfinite(val)):
+                raise ValueError(f"state_dict: state entry {key!r} contains non-finite values")
             return np.array(val, copy=True)
-        return Optimizer._cast_state(p, key, val)
+        return Optimizer._cast_state(p, key, val, index)

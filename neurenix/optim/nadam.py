@@ -34,6 +34,8 @@ class NAdam(Optimizer):
     Dozat (2016), "Incorporating Nesterov momentum into Adam", ICLR workshop.
     """
 
+    _state_keys = frozenset({"step", "mu_product", "exp_avg", "exp_avg_sq"})
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, maximize=False,
                  skip_nonfinite=False):

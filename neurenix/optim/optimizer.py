@@ -31,6 +31,57 @@ _GROUP_EXTRA_KEYS = frozenset({
 })
 
 
+#: what a known state entry must hold: "count" a non-negative integer (int or an integral
+#: float, as torch keeps ``step`` as a float tensor), "scalar" a finite real, "array" a finite
+#: array of the parameter's shape, "nonneg" a finite array >= 0 (second moments, accumulators)
+_STATE_KINDS = {
+    "step": "count", "func_evals": "count", "n_iter": "count", "n_hessp": "count",
+    "cg_iters": "count",
+    "exp_avg": "array", "momentum_buffer": "array", "grad_avg": "array", "hypergrad_dir": "array",
+    "exp_avg_sq": "nonneg", "max_exp_avg_sq": "nonneg", "square_avg": "nonneg", "sum": "nonneg",
+    "mu_product": "scalar", "trust_ratio": "scalar",
+}
+
+
+def _check_state_value(key, val, kind, index):
+    """``val`` checked against the kind of state entry ``key``; raise naming the entry."""
+    where = f"state_dict: state entry {key!r}" + ("" if index is None else f" of parameter {index!r}")
+    if kind == "count":
+        if hasattr(val, "shape") and tuple(val.shape) == ():
+            val = np.asarray(val).item() if isinstance(val, (np.ndarray, np.generic)) else float(val)
+        if isinstance(val, bool) or not isinstance(val, (int, float)):
+            raise ValueError(f"{where} must be a non-negative integer, got {val!r}")
+        if isinstance(val, float):
+            if not (math.isfinite(val) and val == int(val)):
+                raise ValueError(f"{where} must be a non-negative integer, got {val!r}")
+            val = int(val)
+        if val < 0:
+            raise ValueError(f"{where} must be a non-negative integer, got {val!r}")
+        return val
+    if kind == "scalar":
+        if hasattr(val, "shape") and tuple(val.shape) == ():
+            val = np.asarray(val).item() if isinstance(val, (np.ndarray, np.generic)) else float(val)
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
+            raise ValueError(f"{where} must be a finite real number, got {val!r}")
+        return val
+    if val is None and key == "momentum_buffer":       # SGD's buffer before the first step
+        return val
+    if not hasattr(val, "shape") or not hasattr(val, "dtype"):
+        raise ValueError(f"{where} must be an array, got {type(val).__name__}")
+    a = val if isinstance(val, np.ndarray) else None
+    if a is None:
+        from ..backend import to_numpy
+        a = to_numpy(val)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{where} must be a real array, got dtype {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{where} contains non-finite values")
+    if kind == "nonneg" and a.size and np.min(a) < 0:
+        raise ValueError(f"{where} must be >= 0 everywhere (a second moment or accumulator), "
+                         f"found {np.min(a)!r}; are two state entries swapped?")
+    return val
+
+
 class _Required:
     def __repr__(self):
         return "<required parameter>"
@@ -294,6 +345,15 @@ class Optimizer:
                                  f"parameters, this optimizer's has {len(group['params'])}")
             for k, p in zip(saved["params"], group["params"]):
                 id_map[int(k)] = p
+            missing = sorted(set(self.defaults) - set(saved))
+            unknown = sorted(set(saved) - set(self.defaults) - {"params"} - _GROUP_EXTRA_KEYS)
+            if missing or unknown:
+                what = (f"lacks option(s) {missing}" if missing else "") + \
+                    (" and " if missing and unknown else "") + \
+                    (f"has option(s) {unknown} that {type(self).__name__} does not take"
+                     if unknown else "")
+                raise ValueError(f"state_dict: param group {gi} {what} (is it the state_dict "
+                                 f"of another optimizer?)")
             g = copy.deepcopy({k: v for k, v in saved.items() if k != "params"})
             for k in ("betas",):
                 if k in g and isinstance(g[k], list):
@@ -312,12 +372,26 @@ class Optimizer:
                 raise ValueError(f"state_dict: state refers to unknown parameter {k!r}") from None
             if not isinstance(st, dict):
                 raise ValueError(f"state_dict: state of parameter {k!r} must be a dict")
-            new_state[p] = {key: self._cast_state(p, key, val) for key, val in st.items()}
+            if self._state_keys is not None:
+                extra = sorted(map(str, set(st) - self._state_keys))
+                if extra:
+                    raise ValueError(f"state_dict: state of parameter {k!r} has entr"
+                                     f"{'ies' if len(extra) > 1 else 'y'} {extra} that "
+                                     f"{type(self).__name__} does not keep (is it the "
+                                     f"state_dict of another optimizer?)")
+            new_state[p] = {key: self._cast_state(p, key, val, k) for key, val in st.items()}
         self.state = new_state
         self.param_groups = new_groups
 
+    #: the state entries this optimizer keeps (None: not declared, entries not checked by
+    #: name); entries whose name is in ``_STATE_KINDS`` are checked by kind whatever the class
+    _state_keys = None
+
     @staticmethod
-    def _cast_state(p, key, val):
+    def _cast_state(p, key, val, index=None):
+        kind = _STATE_KINDS.get(key)
+        if kind is not None:
+            val = _check_state_value(key, val, kind, index)
         if val is None or isinstance(val, (bool, int, float, str)):
             return val
         if isinstance(val, (list, tuple, dict)):

@@ -35,6 +35,8 @@ class RAdam(Optimizer):
     learning rate and beyond", ICLR.
     """
 
+    _state_keys = frozenset({"step", "exp_avg", "exp_avg_sq"})
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  decoupled_weight_decay=False, *, maximize=False, skip_nonfinite=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,

@@ -35,6 +35,8 @@ class RMSProp(Optimizer):
     neural networks", arXiv:1308.0850.
     """
 
+    _state_keys = frozenset({"step", "square_avg", "momentum_buffer", "grad_avg"})
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, centered=False, *, maximize=False, skip_nonfinite=False):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,

@@ -47,6 +47,8 @@ class SGD(Optimizer):
     array([0.8, 0.8, 0.8])
     """
 
+    _state_keys = frozenset({"momentum_buffer"})
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, *, maximize=False, skip_nonfinite=False):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,

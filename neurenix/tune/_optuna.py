@@ -183,6 +183,15 @@ def _run_study(optuna, objective, space, n_trials, sampler, pruner, mode, seed, 
 
     try:
         study.optimize(run, n_trials=n_trials, catch=())
+    except KeyboardInterrupt:
+        # Optuna records the running trial as failed and re-raises; the finished ones
+        # are kept in the study and returned here
+        if records and records[-1].status == "complete":
+            records[-1].status = "interrupted"
+        kept = [r for r in records if r.value is not None]
+        if not kept:
+            raise
+        return TuneResult(kept, mode, "optuna", study=study, interrupted=True)
     finally:
         bar.close()
     return TuneResult(records, mode, "optuna", study=study)

@@ -50,7 +50,9 @@ class Trial:
     steps : int
         Steps (resource) the run was given.
     status : str
-        ``"complete"``, ``"pruned"`` (stopped early by a halving or pruner).
+        ``"complete"``, ``"pruned"`` (stopped early by a halving or pruner) or
+        ``"interrupted"`` (running, or not yet run to its budget, when the search was
+        stopped with Ctrl-C).
     seed : int or None
         The seed passed to the objective.
     history : list of float
@@ -91,13 +93,19 @@ class TuneResult:
     method : str
     study : optuna.Study or None
         The Optuna study for :func:`~neurenix.tune.optuna_search`.
+    interrupted : bool
+        True when the search was stopped by ``KeyboardInterrupt`` (Ctrl-C): the result
+        then holds every trial that had reported a value, finished or not (those cut
+        short have ``status == "interrupted"``), and the best is taken among the
+        finished ones when there are any.
     """
 
-    def __init__(self, trials, mode, method, study=None):
+    def __init__(self, trials, mode, method, study=None, interrupted=False):
         self.trials = list(trials)
         self.mode = mode
         self.method = method
         self.study = study
+        self.interrupted = bool(interrupted)
         complete = [t for t in self.trials if t.status == "complete" and t.value is not None]
         pool = complete or [t for t in self.trials if t.value is not None]
         if not pool:
@@ -202,6 +210,9 @@ def _as_float(value, what):
 class _Run:
     """A trial in progress: a generator advanced step by step, or a value."""
 
+    #: True once the run reached the budget the search gives it
+    done = False
+
     def __init__(self, objective, trial, wants_seed):
         self.trial = trial
         out = objective(trial.config, seed=trial.seed) if wants_seed else objective(trial.config)
@@ -245,23 +256,45 @@ def _pos_int(name, v, minimum=1):
     return int(v)
 
 
-def _evaluate_all(objective, configs, mode, seed, max_resource, progress, label):
+def _interrupted_result(trials, runs, mode, method, bar):
+    """The result of a search stopped by Ctrl-C: unfinished runs closed and marked,
+    trials that never reported dropped; re-raises when no trial has a value."""
+    for run in runs:
+        if run.trial.status == "complete" and not run.done:
+            run.trial.status = "interrupted"
+        run.close()
+    bar.close()
+    kept = [t for t in trials if t.value is not None]
+    if not kept:
+        raise KeyboardInterrupt
+    return TuneResult(kept, mode, method, interrupted=True)
+
+
+def _evaluate_all(objective, configs, mode, seed, max_resource, progress, label, method):
     wants = _wants_seed(objective)
     _, seeds = _streams(seed)
     bar = _Progress(len(configs), label, progress, mode)
     trials = []
-    for i, cfg in enumerate(configs):
-        t = Trial(number=i, config=cfg, seed=next(seeds))
-        run = _Run(objective, t, wants)
-        if run.gen is not None:
-            run.advance(max_resource if max_resource is not None else math.inf)
-            run.close()
-            if t.value is None:
-                raise RuntimeError(f"objective: trial {i} yielded no value")
-        trials.append(t)
-        bar.update(t.value)
+    run = None
+    try:
+        for i, cfg in enumerate(configs):
+            t = Trial(number=i, config=cfg, seed=next(seeds))
+            trials.append(t)
+            run = None
+            t.status = "interrupted"            # until it has run to its budget
+            run = _Run(objective, t, wants)
+            if run.gen is not None:
+                run.advance(max_resource if max_resource is not None else math.inf)
+                run.close()
+                if t.value is None:
+                    raise RuntimeError(f"objective: trial {i} yielded no value")
+            t.status = "complete"
+            run.done = True
+            bar.update(t.value)
+    except KeyboardInterrupt:
+        return _interrupted_result(trials, [run] if run is not None else [], mode, method, bar)
     bar.close()
-    return trials
+    return TuneResult(trials, mode, method)
 
 
 def random_search(objective, space, n_trials=20, *, mode="min", seed=None, max_resource=None,
@@ -295,8 +328,8 @@ def random_search(objective, space, n_trials=20, *, mode="min", seed=None, max_r
         max_resource = _pos_int("max_resource", max_resource)
     rng, _ = _streams(seed)
     configs = [_space.sample(space, rng) for _ in range(n_trials)]
-    trials = _evaluate_all(objective, configs, mode, seed, max_resource, progress, "random")
-    return TuneResult(trials, mode, "random")
+    return _evaluate_all(objective, configs, mode, seed, max_resource, progress, "random",
+                         "random")
 
 
 def grid_search(objective, space, *, num=5, mode="min", seed=None, max_resource=None,
@@ -313,8 +346,7 @@ def grid_search(objective, space, *, num=5, mode="min", seed=None, max_resource=
     if max_resource is not None:
         max_resource = _pos_int("max_resource", max_resource)
     configs = _space.grid(space, num)
-    trials = _evaluate_all(objective, configs, mode, seed, max_resource, progress, "grid")
-    return TuneResult(trials, mode, "grid")
+    return _evaluate_all(objective, configs, mode, seed, max_resource, progress, "grid", "grid")
 
 
 def _halving(runs, rungs, keep, mode, bar):
@@ -335,6 +367,7 @@ def _halving(runs, rungs, keep, mode, bar):
             run.close()
         active = active[:keep[i]]
     for run in active:
+        run.done = True
         run.close()
 
 
@@ -398,8 +431,15 @@ def successive_halving(objective, space, n_trials=27, *, min_resource=1, max_res
     bar = _Progress(total, "halving", progress, mode)
     trials = [Trial(number=i, config=_space.sample(space, rng), seed=next(seeds))
               for i in range(n_trials)]
-    runs = [_Run(objective, t, wants) for t in trials]
-    _halving(runs, rungs, keep, mode, bar)
+    runs = []
+    try:
+        for t in trials:
+            runs.append(_Run(objective, t, wants))
+        _halving(runs, rungs, keep, mode, bar)
+    except KeyboardInterrupt:
+        for t in trials[len(runs):]:
+            t.status = "interrupted"
+        return _interrupted_result(trials, runs, mode, "successive_halving", bar)
     bar.close()
     return TuneResult(trials, mode, "successive_halving")
 
@@ -470,14 +510,25 @@ def hyperband(objective, space, max_resource=81, *, eta=3, min_resource=1, mode=
     total = sum(n_i for _, rungs in brackets for n_i, _ in rungs)
     bar = _Progress(total, "hyperband", progress, mode)
     trials = []
-    for s, rungs in brackets:
-        n0 = rungs[0][0]
-        batch = [Trial(number=len(trials) + i, config=_space.sample(space, rng),
-                       seed=next(seeds), bracket=s) for i in range(n0)]
-        trials.extend(batch)
-        runs = [_Run(objective, t, wants) for t in batch]
-        keep = [max(1, n_i // eta) for n_i, _ in rungs]
-        _halving(runs, [r for _, r in rungs], keep, mode, bar)
+    runs = []
+    batch = []
+    try:
+        for s, rungs in brackets:
+            n0 = rungs[0][0]
+            batch = [Trial(number=len(trials) + i, config=_space.sample(space, rng),
+                           seed=next(seeds), bracket=s) for i in range(n0)]
+            trials.extend(batch)
+            runs = []
+            for t in batch:
+                runs.append(_Run(objective, t, wants))
+            keep = [max(1, n_i // eta) for n_i, _ in rungs]
+            _halving(runs, [r for _, r in rungs], keep, mode, bar)
+    except KeyboardInterrupt:
+        started = {id(r.trial) for r in runs}
+        for t in batch:
+            if id(t) not in started:
+                t.status = "interrupted"
+        return _interrupted_result(trials, runs, mode, "hyperband", bar)
     bar.close()
     return TuneResult(trials, mode, "hyperband")
 

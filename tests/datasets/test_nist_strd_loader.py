@@ -83,3 +83,17 @@ def test_bad_name():
         nist_strd("nope")
     with pytest.raises(TypeError, match="name"):
         nist_strd(3)
+
+
+def test_each_call_gets_its_own_arrays():
+    # issue #16: the loader returned one shared cached object; a caller changing its
+    # problem silently changed every later caller's
+    from neurenix.datasets import nist_strd
+    a = nist_strd("Misra1a")
+    ref = a.certified_values.copy()
+    a.certified_values[:] = 0.0
+    a.y[:] = -1.0
+    b = nist_strd("Misra1a")
+    np.testing.assert_array_equal(b.certified_values, ref)
+    assert np.all(b.y > 0)
+    assert b.certified_values is not a.certified_values

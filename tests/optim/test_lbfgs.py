@@ -254,3 +254,46 @@ def test_max_eval_counts_line_search_evaluations_as_torch():
     assert st["func_evals"] == calls[0]
     assert 10 <= calls[0] <= 10 + 24
     assert st["n_iter"] < 100
+
+
+# ------------------------------------------------------------ exceptions in the closure (#16)
+def _lbfgs_problem(fail_at, line_search_fn):
+    A = np.diag([1.0, 10.0, 100.0])
+    w = Parameter(np.array([1.0, -1.0, 0.5]))
+    calls = {"n": 0}
+
+    def closure():
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise KeyboardInterrupt
+        w.grad = A @ w.data
+        return 0.5 * float(w.data @ A @ w.data)
+    return w, closure, calls
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+@pytest.mark.parametrize("fail_at", [2, 3, 5, 8])
+def test_exception_in_closure_rolls_back_to_last_iteration_and_stays_usable(fail_at,
+                                                                             line_search_fn):
+    # reference: the same run without the failure, one iteration per step
+    w_ref, closure_ref, _ = _lbfgs_problem(10 ** 9, line_search_fn)
+    ref = LBFGS([w_ref], lr=0.5, max_iter=1, line_search_fn=line_search_fn)
+    points = [w_ref.data.copy()]
+    for _ in range(12):
+        ref.step(closure_ref)
+        points.append(w_ref.data.copy())
+
+    w, closure, calls = _lbfgs_problem(fail_at, line_search_fn)
+    opt = LBFGS([w], lr=0.5, max_iter=1, line_search_fn=line_search_fn)
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(12):
+            opt.step(closure)
+    # parameters sit at a completed iterate, never at a line-search trial point
+    assert any(np.array_equal(w.data, p) for p in points)
+    st = opt.state[w]
+    assert st["n_iter"] == 0 or st.get("d") is not None
+    # the optimizer goes on from there (the failed step is simply retried)
+    start = closure()
+    for _ in range(30):
+        opt.step(closure)
+    assert closure() < 1e-6 * start

@@ -328,22 +328,22 @@ def test_gn_cython_loop_matches_numpy_reference(loss):
 def _trf_python_loop(y, x0, bounds, loss, f_scale, x_scale, jac):
     """Run the Python trust-region reflective loop (the sparse / LinearOperator
     driver) on a dense problem: the reference the Cython loop must agree with."""
-    from neurenix.optimize import _lsq
+    from neurenix.optimize._lsq import common, trf
     x0 = np.array(x0, dtype=float)
-    lb, ub = _lsq._prepare_bounds(bounds, 3)
+    lb, ub = common._prepare_bounds(bounds, 3)
     f0 = exp_res(x0, y)
     jf = (lambda p: exp_jac(p, y)) if jac == "analytic" else None
-    prob = _lsq._Problem(lambda p: exp_res(p, y), jf, jac, lb, ub, None, f0.size, 3)
+    prob = common._Problem(lambda p: exp_res(p, y), jf, jac, lb, ub, None, f0.size, 3)
     x = x0
     if np.isfinite(lb).any() or np.isfinite(ub).any():
-        x = _lsq._strictly_feasible(x0, lb, ub)
+        x = common._strictly_feasible(x0, lb, ub)
         if np.any(x != x0):
             f0 = prob.f(x)
             prob.nfev -= 1
     J = prob.J(x, f0, None)
     xs = x_scale if isinstance(x_scale, str) else np.full(3, float(x_scale))
-    return _lsq._solve_trf_py(prob, x, f0, J, _lsq._Loss(loss, f_scale, f0.size), 1e-10,
-                              1e-10, 1e-10, 300, xs, None, 0)
+    return trf._solve_trf_py(prob, x, f0, J, common._Loss(loss, f_scale, f0.size), 1e-10,
+                             1e-10, 1e-10, 300, xs, None, 0)
 
 
 @pytest.mark.parametrize("bounds", [(-np.inf, np.inf), ([0.0, 1.5, -1.0], [2.0, 5.0, 1.0]),
