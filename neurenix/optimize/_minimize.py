@@ -56,6 +56,7 @@ from .._ext._lbfgs import prepare_box as _prepare_box
 from ._driver import Driver
 from ._objective import ScalarObjective, as_float_array
 from ._result import OptimizeResult, OptimizeWarning, Status, make_result
+from ._delegate import DELEGATED, delegated_method, delegate_minimize, has_constraints
 
 __all__ = ["minimize", "register_method", "Bounds", "available_methods", "METHODS"]
 
@@ -166,11 +167,13 @@ def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, 
 
 def available_methods():
     """Display names of the registered methods."""
+    _ensure_builtin()
     seen = []
     for m in METHODS.values():
         if m.name not in seen:
             seen.append(m.name)
-    return seen
+    # SciPy's methods that minimize hands to SciPy
+    return seen + [name for name in DELEGATED if name not in seen]
 
 
 def _lookup(method):
@@ -236,9 +239,9 @@ _LSQ_STATUS = {0: Status.MAXFUN, 1: Status.GTOL, 2: Status.FTOL, 3: Status.XTOL,
 def prepare_bounds(bounds, n, dtype):
     """``bounds`` as a :class:`Bounds` with float arrays (lb, ub) of length n, or None.
 
-    Accepts a sequence of ``(lo, hi)`` pairs (None meaning unbounded) or any
-    object with ``lb``/``ub`` attributes.  Raises ``ValueError`` naming
-    ``bounds`` on a wrong length, NaN, or ``lo > hi``.
+    Accepts a sequence of ``(lo, hi)`` pairs (None or NaN meaning unbounded, as
+    in SciPy) or any object with ``lb``/``ub`` attributes.  Raises ``ValueError``
+    naming ``bounds`` on a wrong length or ``lo > hi``.
     """
     if bounds is None:
         return None
@@ -269,8 +272,10 @@ def prepare_bounds(bounds, n, dtype):
                 raise ValueError(f"bounds[{i}] must be a (min, max) pair, got {pr!r}") from None
             lb[i] = -np.inf if lo is None else float(lo)
             ub[i] = np.inf if hi is None else float(hi)
+    # a NaN bound is no bound on that side (SciPy's L-BFGS-B reads it so)
     if np.isnan(lb).any() or np.isnan(ub).any():
-        raise ValueError("bounds must not contain NaN")
+        lb = np.where(np.isnan(lb), -np.inf, lb)
+        ub = np.where(np.isnan(ub), np.inf, ub)
     bad = np.flatnonzero(lb > ub)
     if bad.size:
         i = int(bad[0])
@@ -288,7 +293,14 @@ def _box(bounds, x0):
     lb = getattr(bounds, "lb", _NOATTR)
     ub = getattr(bounds, "ub", _NOATTR)
     if lb is not _NOATTR and ub is not _NOATTR:
-        out = _prepare_box(lb, ub, x0)
+        try:
+            out = _prepare_box(lb, ub, x0)
+        except ValueError as e:
+            # a NaN bound: the NumPy path reads it as no bound (SciPy's rule);
+            # the compiled pass raises before it modifies x0
+            if "NaN" not in str(e):
+                raise
+            out = None
         if out is not None:
             return Bounds(out[0], out[1]), out[2]
     b = prepare_bounds(bounds, x0.size, x0.dtype)
@@ -328,7 +340,7 @@ def _check_tol(tol):
 
 # ----------------------------------------------------------------- minimize
 def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bounds=None,
-             tol=None, callback=None, options=None):
+             constraints=(), tol=None, callback=None, options=None):
     """Minimize a scalar function of one or more variables (``scipy.optimize.minimize``).
 
     Parameters
@@ -337,15 +349,19 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         ``fun(x, *args) -> float``; with ``jac=True`` it returns ``(f, g)``.
     x0 : array_like, shape (n,)
         Initial guess; float32 stays float32, other real types become float64.
-        Projected into ``bounds`` when outside them (with an ``OptimizeWarning``).
+        Clipped into ``bounds`` when outside them, silently (as SciPy).
     args : tuple
         Extra arguments of ``fun``, ``jac``, ``hess``, ``hessp``.
     method : str or callable, optional
         ``"L-BFGS"`` (aliases ``"L-BFGS-B"``, ``"lbfgs"``), ``"BFGS"``, ``"CG"``,
         the first-order rules (``"sgd"``, ``"adam"``, ...) and whatever else is
-        registered (:func:`available_methods`).  Default: ``"BFGS"``, or
-        ``"L-BFGS-B"`` when ``bounds`` is given (SciPy's rule).  A callable is
-        called as ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=,
+        registered (:func:`available_methods`).  SciPy's ``"Nelder-Mead"``,
+        ``"Powell"``, ``"TNC"``, ``"COBYLA"``, ``"COBYQA"``, ``"SLSQP"`` and
+        ``"trust-constr"`` are delegated to ``scipy.optimize.minimize`` with the
+        arguments unchanged (:mod:`neurenix.optimize._delegate`).  Default (SciPy's
+        rule): ``"SLSQP"`` when ``constraints`` are given, else ``"L-BFGS-B"``
+        when ``bounds`` are given, else ``"BFGS"``.  A callable is called as
+        ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=, constraints=,
         callback=, **options)`` and must return an :class:`OptimizeResult`.
     jac : callable, True, None, "2-point" or "3-point"
         Gradient: a function, ``True`` (``fun`` returns ``(f, g)``), or finite
@@ -353,6 +369,11 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     hess, hessp : callable, optional
         Hessian / Hessian-vector product for the methods that use them.
     bounds : sequence of (min, max) pairs or Bounds, optional
+    constraints : dict, sequence of dicts or SciPy constraint objects, optional
+        For the delegated constrained methods (``SLSQP``, ``COBYLA``,
+        ``COBYQA``, ``trust-constr``).  The native methods cannot handle
+        constraints: given any, they warn (``RuntimeWarning``, as SciPy) and
+        ignore them; the default ``()`` means none.
     tol : float, optional
         Mapped to each method's own tolerance(s) (e.g. ``gtol`` and ``ftol`` of
         L-BFGS-B, ``gtol`` of BFGS and CG).
@@ -374,6 +395,16 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         ``KeyboardInterrupt`` during the run returns the best point so far
         with ``status == Status.INTERRUPTED``.
     """
+    constrained = has_constraints(constraints)
+    if method is None:
+        method = "SLSQP" if constrained else "L-BFGS-B" if bounds is not None else "BFGS"
+    if isinstance(method, str):
+        scipy_name = delegated_method(method)
+        if scipy_name is not None:
+            if not isinstance(args, tuple):
+                args = (args,)
+            return delegate_minimize(fun, x0, args, method, jac, hess, hessp, bounds,
+                                     constraints, tol, callback, options)
     x0 = as_float_array(x0, "x0")
     if not isinstance(args, tuple):
         args = (args,)
@@ -387,12 +418,13 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         if tol is not None:
             options.setdefault("tol", tol)
         return method(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=bounds,
-                      callback=callback, **options)
-    if method is None:
-        method = "L-BFGS-B" if bounds is not None else "BFGS"
+                      constraints=constraints, callback=callback, **options)
     if not isinstance(method, str):
         raise TypeError(f"method must be a string or a callable, got {type(method).__name__}")
     m = _lookup(method)
+    if constrained:
+        warnings.warn(f"Method {method} cannot handle constraints.", RuntimeWarning,
+                      stacklevel=2)
 
     if not m.hess and (hess is not None or hessp is not None):
         for what, given in (("hess", hess), ("hessp", hessp)):
@@ -403,13 +435,12 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     b = None
     if bounds is not None:
         if not m.bounds:
-            warnings.warn(f"Method {m.name} cannot handle bounds; they are ignored.",
-                          OptimizeWarning, stacklevel=2)
+            # SciPy's warning (category and text); the bounds are ignored
+            warnings.warn(f"Method {method} cannot handle bounds.", RuntimeWarning,
+                          stacklevel=2)
         else:
-            b, outside = _box(bounds, x0)
-            if outside:
-                warnings.warn("Initial guess is not within the specified bounds; it is "
-                              "projected onto them.", OptimizeWarning, stacklevel=2)
+            # x0 outside the bounds is clipped into them silently, as SciPy's L-BFGS-B
+            b, _ = _box(bounds, x0)
 
     # options: split driver-level ones, warn about unknown ones, map tol
     maxtime = fd_step = None
