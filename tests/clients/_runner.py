@@ -78,16 +78,16 @@ def lmfit_tests(cache=None):
     cache = Path(cache or os.environ.get("NEURENIX_CLIENT_CACHE")
                  or Path.home() / ".cache" / "neurenix-clients")
     dest = cache / f"lmfit-{version}"
-    if not (dest / "tests").is_dir() or not (dest / "examples").is_dir():
+    if not all((dest / d).is_dir() for d in ("tests", "examples", "NIST_STRD")):
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
                         "--no-deps", "--quiet", f"lmfit=={version}", "-d", str(cache)],
                        check=True, timeout=300)
         with tarfile.open(cache / f"lmfit-{version}.tar.gz") as tf:
-            # the tests read data files from the sdist's examples folder
+            # the tests read data files from the sdist's examples and NIST_STRD
             members = [m for m in tf.getmembers()
-                       if m.name.startswith((f"lmfit-{version}/tests/",
-                                             f"lmfit-{version}/examples/"))]
+                       if m.name.startswith(tuple(f"lmfit-{version}/{d}/" for d in
+                                                  ("tests", "examples", "NIST_STRD")))]
             tf.extractall(cache, members=members, filter="data")
     return dest / "tests"
 
