@@ -54,8 +54,9 @@ import numpy as np
 
 from .._ext._lbfgs import prepare_box as _prepare_box
 from ._driver import Driver
-from ._objective import ScalarObjective, as_float_array
+from ._objective import ScalarObjective, NonFiniteStart, as_float_array
 from ._result import OptimizeResult, OptimizeWarning, Status, make_result
+from ._scipy_status import to_scipy
 from ._delegate import DELEGATED, delegated_method, delegate_minimize, has_constraints
 
 __all__ = ["minimize", "register_method", "Bounds", "available_methods", "METHODS"]
@@ -459,8 +460,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             options["maxtime"] = maxtime
         if disp:
             options["disp"] = disp
-        return m.func(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=b,
-                      callback=callback, **options)
+        return to_scipy(m.name, m.func(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
+                                       bounds=b, callback=callback, **options))
     unknown = sorted(k for k in options if k not in m.options) if options else None
     if unknown:
         warnings.warn(f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning,
@@ -476,8 +477,14 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
 
     if fd_step is not None and not (isinstance(fd_step, numbers.Real) and fd_step > 0):
         raise ValueError(f"options['finite_diff_rel_step'] must be > 0, got {fd_step!r}")
-    obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, fd_step=fd_step,
-                          share_x0=m.x0_read_only)
+    try:
+        obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
+                              fd_step=fd_step, share_x0=m.x0_read_only)
+    except NonFiniteStart as e:
+        # SciPy returns a result (no exception) when f(x0) is not finite
+        return to_scipy(m.name, make_result(
+            Status.NONFINITE, x=x0, fun=e.f, jac=np.full(x0.size, np.nan, dtype=x0.dtype),
+            nit=0, nfev=1, njev=0))
     if disp:
         # the limits only size the progress bar
         maxiter = options.get("maxiter", m.options.get("maxiter"))
@@ -496,10 +503,13 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         driver.record(x0, obj._f if obj._x is not None else obj.fun(x0))
     try:
         if options:
-            return m.func(obj, x0, bounds=b, driver=driver, **options)
-        return m.func(obj, x0, bounds=b, driver=driver)
+            res = m.func(obj, x0, bounds=b, driver=driver, **options)
+        else:
+            res = m.func(obj, x0, bounds=b, driver=driver)
     except KeyboardInterrupt:
-        return driver.interrupted()
+        res = driver.interrupted()
+    # SciPy's status and message for the method; the Status goes to res.reason
+    return to_scipy(m.name, res)
 
 register_method("gauss-newton", _minimize_gauss_newton, aliases=("gaussnewton", "gn"),
                 tol=("ftol", "xtol", "gtol"), raw=True, hess=False)
