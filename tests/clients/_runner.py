@@ -106,6 +106,9 @@ def start(client, mode, workdir, full=False, extra=()):
     times = Path(workdir) / f"{client}-{mode}.json"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "neurenix_client_plugin",
            "-p", "no:cacheprovider", f"--junitxml={junit}", "-W", "ignore::DeprecationWarning",
+           # statsmodels' own pytest settings ask for plugins (pytest-randomly) it
+           # does not install; the client's conftest files still apply
+           "-o", "addopts=",
            *test_paths(client)]
     k = CI_DESELECT[client][0]
     if k and not full:
