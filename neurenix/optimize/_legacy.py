@@ -20,6 +20,7 @@ from scipy import linalg
 
 from ._minimize import minimize
 from ._lsq import least_squares
+from ._result import OptimizeResult
 
 __all__ = ["fmin_l_bfgs_b", "fmin_bfgs", "fmin_cg", "fmin_ncg", "leastsq"]
 
@@ -129,6 +130,7 @@ def fmin_l_bfgs_b(func, x0, fprime=None, args=(), approx_grad=0, bounds=None, m=
         L-BFGS-B status: 0 converged, 1 too many evaluations or iterations,
         2 stopped for another reason; ``task`` is the message).
     """
+    x0 = np.asarray(x0).ravel()            # as SciPy's L-BFGS-B
     if approx_grad:
         counter = _Counted(func, args)
         fun, jac = counter, counter.gradient(epsilon)
@@ -150,12 +152,38 @@ def fmin_l_bfgs_b(func, x0, fprime=None, args=(), approx_grad=0, bounds=None, m=
     return res.x, res.fun, d
 
 
+def _first_then(g0, x0, jac):
+    """``jac`` that returns ``g0`` (already computed at ``x0``) on its first call
+    at ``x0``, so that the gradient at the start is not evaluated twice."""
+    state = [True]
+
+    def grad(x):
+        if state[0]:
+            state[0] = False
+            if np.array_equal(x, x0):
+                return g0
+        return jac(x)
+    return grad
+
+
 def _fmin_first_order(method, f, x0, fprime, args, gtol, norm, epsilon, maxiter,
                       full_output, disp, retall, callback, c1, c2):
     if norm != np.inf:
         raise ValueError(f"norm: only norm=np.inf (the max-norm of the gradient, SciPy's "
                          f"default) is supported, got {norm!r}")
+    x0 = np.asarray(x0).flatten()         # SciPy's fmin_* flatten x0
     fun, jac, counter = _objective(f, fprime, args, epsilon)
+    if fprime is not None:
+        g0 = np.atleast_1d(np.asarray(fprime(x0.copy(), *args)))
+        if g0.shape != x0.shape and np.max(np.abs(g0), initial=0.0) <= gtol:
+            # SciPy tests max|g(x0)| <= gtol before it uses g as a vector, so a
+            # gradient of the wrong shape that is small enough ends the run at x0
+            res = OptimizeResult(x=x0, fun=float(counter(x0)), jac=g0, nit=0, njev=1,
+                                 hess_inv=np.eye(x0.size), status=0,
+                                 message="Optimization terminated successfully.")
+            _report(res, disp, counter.ncalls, 1)
+            return res, counter.ncalls, 1, ([x0.copy()] if retall else None)
+        jac = _first_then(g0, x0, jac)
     cb, allvecs = _history(callback, retall, x0)
     opts = {"gtol": gtol, "c1": c1, "c2": c2}
     if maxiter is not None:
@@ -218,6 +246,7 @@ def fmin_ncg(f, x0, fprime, fhess_p=None, fhess=None, args=(), avextol=1e-5,
     ``epsilon``.  Returns ``xopt`` or, with ``full_output``, ``(xopt, fopt,
     fcalls, gcalls, hcalls, warnflag)``; ``retall`` appends the iterates.
     """
+    x0 = np.asarray(x0).flatten()
     counter = _Counted(f, args)
     jac = (lambda x: fprime(x, *args))
     hess = (lambda x: fhess(x, *args)) if fhess is not None else None
