@@ -20,9 +20,11 @@ those: every module in ``sys.modules`` whose global names refer to one of the
 SciPy functions *by identity* gets neurenix's function under the same name, and
 :func:`unpatch_scipy` puts SciPy's back.  Modules imported while the patch is
 active bind neurenix's function directly (the namespace is patched) and are
-restored the same way.  SciPy's own modules and neurenix's are never rebound:
-SciPy's internal callers (``basinhopping``, ``shgo``, ``dual_annealing`` ...)
-keep calling SciPy, and neurenix's delegation to SciPy keeps reaching SciPy.
+restored the same way.  SciPy's own modules and neurenix's are never rebound, so
+neurenix's delegation to SciPy keeps reaching SciPy; a SciPy function that looks
+the name up in the ``scipy.optimize`` namespace at call time (``basinhopping``'s
+local minimizer) gets neurenix's while the patch is active, one that bound it at
+import (``shgo``, ``dual_annealing``) keeps SciPy's.
 Bindings made in other ways (``my_min = minimize`` inside a function, a
 reference stored in a class attribute or a ``functools.partial``) are not seen;
 patch before importing such code, or pass ``rebind=False`` to patch only the

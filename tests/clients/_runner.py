@@ -13,9 +13,10 @@ side by side (two processes).
 
 Which tests
 -----------
-The issue (#13) names the files; ``SUITES`` lists them with, for CI, the
-deselections that keep a client under about a minute on two cores (``CI_DESELECT``,
-each with its reason).  ``--full`` runs the listed files whole.
+The issue (#13) names the files; ``SUITES`` lists them.  CI runs, of each
+client, the selection in ``selection/<client>.txt`` (see :func:`make_selection`):
+the tests that call a patched function, within a time budget.  ``--full`` runs
+the listed files whole.
 """
 import argparse
 import importlib.util
@@ -55,12 +56,19 @@ SUITES = {
     "lmfit": ("lmfit", ["<sdist>/tests"]),
 }
 
-#: client -> pytest ``-k`` expression deselecting slow tests in CI, with the reason
+#: client -> pytest ``-k`` expression deselecting tests everywhere, with the reason
 CI_DESELECT = {
     "sklearn": ("", ""),
     "statsmodels": ("", ""),
     "lmfit": ("", ""),
 }
+
+#: the CI selection of each client: ``selection/<client>.txt`` (test ids, one a
+#: line), written by ``--make-selection`` from a full run: the tests that call a
+#: patched ``scipy.optimize`` function (the others cannot tell SciPy from
+#: neurenix), fastest first, up to a time budget per client
+SELECTION_DIR = Path(__file__).resolve().parent / "selection"
+BUDGET_S = {"sklearn": 75.0, "statsmodels": 45.0, "lmfit": 60.0}
 
 
 def package_dir(pkg):
@@ -111,10 +119,14 @@ def start(client, mode, workdir, full=False, extra=()):
            "-o", "addopts=",
            *test_paths(client)]
     k = CI_DESELECT[client][0]
-    if k and not full:
+    if k:
         cmd += ["-k", k]
     cmd += list(extra)
+    select = {}
+    if not full and (SELECTION_DIR / f"{client}.txt").exists():
+        select = {"NEURENIX_CLIENT_SELECT": str(SELECTION_DIR / f"{client}.txt")}
     env = dict(os.environ, NEURENIX_CLIENT_MODE=mode, NEURENIX_CLIENT_TIMES=str(times),
+               **select,
                PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "clients"), str(ROOT),
                                            os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -174,13 +186,44 @@ def compare(client, workdir=None, full=False, timeout=1500, extra=()):
     return report
 
 
+def make_selection(client, times_json, budget_s=None):
+    """Write ``selection/<client>.txt`` from a full run's timing file (the SciPy
+    mode's ``<client>-scipy.json``): the tests that called a patched function,
+    fastest first, while their summed duration stays within the budget."""
+    with open(times_json) as fh:
+        per_test = json.load(fh)["tests"]
+    budget = BUDGET_S[client] if budget_s is None else budget_s
+    users = sorted((rec[2], tid) for tid, rec in per_test.items() if rec[0] > 0)
+    keep, total = [], 0.0
+    for dur, tid in users:
+        if total + dur > budget:
+            continue
+        keep.append(tid)
+        total += dur
+    SELECTION_DIR.mkdir(exist_ok=True)
+    with open(SELECTION_DIR / f"{client}.txt", "w") as fh:
+        fh.write(f"# {client}: {len(keep)} of the {len(users)} tests that call a patched "
+                 f"scipy.optimize function ({len(per_test)} run), {total:.0f} s of "
+                 f"{sum(d for d, _ in users):.0f} s; made by tests/clients/_runner.py "
+                 "--make-selection\n")
+        fh.write("\n".join(sorted(keep)) + "\n")
+    return keep
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clients", nargs="*", default=list(SUITES))
     ap.add_argument("--full", action="store_true", help="no CI deselection")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--json", default=None, help="write the reports here")
+    ap.add_argument("--make-selection", metavar="TIMES_JSON", default=None,
+                    help="write selection/<client>.txt from a full SciPy-mode timing file")
     a = ap.parse_args(argv)
+    if a.make_selection:
+        for client in a.clients:
+            keep = make_selection(client, a.make_selection)
+            print(f"{client}: {len(keep)} tests selected")
+        return []
     reports = []
     for client in a.clients:
         wd = None
