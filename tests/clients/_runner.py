@@ -179,6 +179,7 @@ def compare(client, workdir=None, full=False, timeout=1500, extra=()):
             t = json.load(fh)
         report[f"{mode}_optimizer_s"] = t["seconds"]
         report[f"{mode}_calls"] = t["calls"]
+        report[f"{mode}_counts"] = t.get("counts", {})
     report["regressions"] = sorted(k for k, v in report["scipy"].items()
                                    if v == "passed" and report["neurenix"].get(k) != "passed")
     report["fixed"] = sorted(k for k, v in report["neurenix"].items()
@@ -239,6 +240,9 @@ def main(argv=None):
               f"only-neurenix failures {len(r['regressions'])}; wall "
               f"{r['scipy_wall_s']:.0f} s / {r['neurenix_wall_s']:.0f} s; inside optimizer "
               f"calls {ts:.2f} s / {tn:.2f} s", flush=True)
+        for key in sorted(set(r["scipy_counts"]) | set(r["neurenix_counts"])):
+            print(f"    {key}: scipy {r['scipy_counts'].get(key)} / neurenix "
+                  f"{r['neurenix_counts'].get(key)}")
         for tid in r["regressions"]:
             print("   ", tid)
     if a.json:

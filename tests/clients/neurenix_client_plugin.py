@@ -17,6 +17,8 @@ import time
 
 _TIMES = {}
 _CALLS = {}
+#: "minimize.nit" / "minimize.nfev" ... -> totals over the session
+_COUNTS = {}
 #: test node id -> [optimizer calls, seconds inside them, test duration]
 _PER_TEST = {}
 _CURRENT = [None]
@@ -31,7 +33,14 @@ def _timed(name, fn):
         _DEPTH.n = 1
         t0 = time.perf_counter()
         try:
-            return fn(*args, **kwargs)
+            res = fn(*args, **kwargs)
+            if isinstance(res, dict):
+                # iterations and evaluations (SciPy vs neurenix on the same problems)
+                for key in ("nit", "nfev"):
+                    v = res.get(key)
+                    if isinstance(v, (int,)) or hasattr(v, "__index__"):
+                        _COUNTS[f"{name}.{key}"] = _COUNTS.get(f"{name}.{key}", 0) + int(v)
+            return res
         finally:
             dt = time.perf_counter() - t0
             _TIMES[name] = _TIMES.get(name, 0.0) + dt
@@ -77,26 +86,28 @@ def pytest_collection_modifyitems(session, config, items):
         wanted = {line.strip() for line in fh if line.strip() and not line.startswith("#")}
     keep, drop = [], []
     for item in items:
-        (keep if _short_id(item.nodeid) in wanted else drop).append(item)
+        (keep if _short_id(item) in wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
 
-def _short_id(nodeid):
-    """A node id without the part of the path above the client's test folders."""
-    path, sep, rest = nodeid.partition("::")
-    parts = path.replace(os.sep, "/").split("/")
+def _short_id(item):
+    """The test's id from the client's package folder (``sklearn/...``,
+    ``statsmodels/...``) or, for lmfit's sdist, from its ``tests`` folder:
+    the same whatever the working directory or rootdir."""
+    parts = list(item.path.parts)
     for anchor in ("sklearn", "statsmodels", "tests"):
         if anchor in parts:
             i = len(parts) - 1 - parts[::-1].index(anchor)
             parts = parts[i:]
             break
+    _, sep, rest = item.nodeid.partition("::")
     return "/".join(parts) + sep + rest
 
 
 def pytest_runtest_setup(item):
-    _CURRENT[0] = _short_id(item.nodeid)
+    _CURRENT[0] = _short_id(item)
     _PER_TEST[_CURRENT[0]] = [0, 0.0, time.perf_counter()]
 
 
@@ -116,4 +127,4 @@ def pytest_unconfigure(config):
     if path:
         with open(path, "w") as fh:
             json.dump({"mode": getattr(config, "_neurenix_mode", None), "seconds": _TIMES,
-                       "calls": _CALLS, "tests": _PER_TEST}, fh, indent=1, sort_keys=True)
+                       "calls": _CALLS, "counts": _COUNTS, "tests": _PER_TEST}, fh, indent=1, sort_keys=True)
