@@ -32,6 +32,7 @@ ext_names = [
     "neurenix._ext._first_order",
     "neurenix._ext._linesearch",
     "neurenix._ext._evaluator",
+    "neurenix._ext._status",
     "neurenix._ext._lbfgs",
     "neurenix._ext._krylov",
     "neurenix._ext._lsq",

@@ -5,7 +5,7 @@ cimport numpy as cnp
 
 @cython.final
 cdef class Evaluator:
-    cdef object obj, fun, jac, args, scalar
+    cdef object obj, fun, jac, args, dtype
     cdef int mode, typenum
     cdef bint noargs, absolute
     cdef Py_ssize_t n

@@ -1,26 +1,84 @@
 # cython: language_level=3
-"""The objective evaluator of the compiled ``minimize`` loops.
+"""The objective evaluator of the compiled ``minimize`` loops, and the checks of
+what a user's objective returns.
+
+:func:`check_scalar` and :func:`check_vector` validate the value and gradient
+returned by a user's ``fun``/``jac`` (a real scalar; an array of ``x``'s
+shape, errors naming the callable).  They are the one home of these checks:
+:class:`neurenix._core.objective.ScalarObjective` calls them, and so does
+:class:`Evaluator` behind its fast paths for a Python / NumPy float and a
+C-contiguous array of ``x``'s dtype.
 
 One class, :class:`Evaluator`, calls the user's ``fun``/``jac`` from Cython
 for both compiled drivers -- the quasi-Newton loop of :mod:`._lbfgs`
 (L-BFGS(-B), BFGS, CG: f and g together, :meth:`Evaluator.evaluate`) and the
 second-order loops of :mod:`._krylov` (Newton-CG, trust regions: f and g
 apart, :meth:`Evaluator.f_at` / :meth:`Evaluator.g_at`; the Hessian access
-lives in ``_krylov.Problem``, which holds one of these).  It follows
-:class:`neurenix.optimize._objective.ScalarObjective`: every user call gets a
-fresh copy of ``x`` (as SciPy's wrappers pass ``np.copy(x)``), and what comes
-back is validated with the wrapper's own checks (a real scalar; an array of
-``x``'s shape, errors naming the argument), behind a fast path for a Python /
-NumPy float and a C-contiguous array of ``x``'s dtype.
+lives in ``_krylov.Problem``, which holds one of these).  It is the compiled
+twin of :class:`~neurenix._core.objective.ScalarObjective`: every user call
+gets a fresh copy of ``x`` (as SciPy's wrappers pass ``np.copy(x)``), and
+what comes back goes through the same checks.
+
+This module imports nothing from the rest of neurenix.
 """
+import numbers
+
+import numpy as np
+
 cimport numpy as cnp
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from libc.string cimport memcpy
 
 cnp.import_array()
 
-#: neurenix.optimize._objective._scalar (the wrapper's scalar check), set on first use
-_scalar_check = None
+
+cdef double _check_scalar(object value, str what) except? -1.0:
+    cdef cnp.ndarray a
+    if PyFloat_Check(value):            # float and numpy.float64: the common case
+        return PyFloat_AS_DOUBLE(value)
+    if cnp.PyArray_Check(value):
+        a = <cnp.ndarray>value
+        if cnp.PyArray_SIZE(a) != 1:
+            raise ValueError(f"{what} must return a scalar, got an array of shape {np.shape(value)}")
+        value = a.reshape(())[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{what} must return a real scalar, got {type(value).__name__}")
+    return float(value)
+
+
+def check_scalar(value, what="fun"):
+    """``value`` (what ``what`` returned) as a Python float.
+
+    A real scalar or an array of size 1; ``ValueError`` for a larger array,
+    ``TypeError`` for anything else (bools included), naming ``what``.
+    """
+    return _check_scalar(value, what)
+
+
+cdef object _check_vector(object value, Py_ssize_t n, object dtype, str what):
+    cdef cnp.ndarray a
+    if cnp.PyArray_CheckExact(value):
+        a = <cnp.ndarray>value
+        if (cnp.PyArray_NDIM(a) == 1 and cnp.PyArray_DIM(a, 0) == n
+                and cnp.PyArray_STRIDE(a, 0) == cnp.PyArray_ITEMSIZE(a)
+                and (<object>cnp.PyArray_DESCR(a) is dtype or a.dtype == dtype)):
+            return a                    # already what the methods need (the common case)
+    g = np.asarray(value)
+    if g.shape != (n,):
+        if g.size == n and g.ndim <= 2:
+            g = g.reshape(n)
+        else:
+            raise ValueError(f"{what} must return an array of shape ({n},), got {g.shape}")
+    return np.ascontiguousarray(g, dtype=dtype)
+
+
+def check_vector(value, Py_ssize_t n, dtype, what="jac"):
+    """``value`` (what ``what`` returned) as a C-contiguous array of shape ``(n,)``
+    and type ``dtype``: returned as is when it already is one, else converted
+    (an array of ``n`` elements in up to two dimensions is flattened);
+    ``ValueError`` naming ``what`` for another size."""
+    return _check_vector(value, n, dtype, what)
 
 
 cdef inline cnp.ndarray _copy(cnp.ndarray a):
@@ -28,7 +86,8 @@ cdef inline cnp.ndarray _copy(cnp.ndarray a):
 
 
 cdef class Evaluator:
-    """Evaluates f and g of a ``ScalarObjective`` ``obj`` and counts the calls.
+    """Evaluates f and g of a :class:`~neurenix._core.objective.ScalarObjective`
+    ``obj`` and counts the calls.
 
     ``mode`` 0: ``fun`` returns ``(f, g)``; 1: separate ``fun`` and ``jac``;
     2: through the objective (``obj.fun_and_grad`` / ``obj.fun`` /
@@ -51,18 +110,14 @@ cdef class Evaluator:
 
     def __init__(self, obj, int mode, fun, jac, tuple args, int typenum, Py_ssize_t n,
                  bint absolute=True):
-        global _scalar_check
-        if _scalar_check is None:       # imported once (an import statement per call costs)
-            from neurenix.optimize._objective import _scalar
-            _scalar_check = _scalar
         self.obj = obj
         self.mode = mode
         self.fun = fun
         self.jac = jac
         self.args = args
         self.noargs = len(args) == 0
-        self.scalar = _scalar_check
         self.typenum = typenum
+        self.dtype = cnp.PyArray_DescrFromType(typenum)
         self.n = n
         self.absolute = absolute
         if absolute:
@@ -91,7 +146,7 @@ cdef class Evaluator:
     cdef double fval(self, object fo) except? -1.0:
         if PyFloat_Check(fo):           # float and numpy.float64
             return PyFloat_AS_DOUBLE(fo)
-        return self.scalar(fo, None, "fun")
+        return _check_scalar(fo, "fun")
 
     cdef int gval(self, object go, cnp.ndarray g) except -1:
         """Validate a gradient and copy it into ``g``."""
@@ -102,7 +157,7 @@ cdef class Evaluator:
                     and cnp.PyArray_DIM(a, 0) == self.n and cnp.PyArray_IS_C_CONTIGUOUS(a)):
                 memcpy(cnp.PyArray_DATA(g), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(g))
                 return 0
-        a = self.obj._check_grad(go)
+        a = _check_vector(go, self.n, self.dtype, "jac")
         memcpy(cnp.PyArray_DATA(g), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(g))
         return 0
 

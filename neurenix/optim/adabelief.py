@@ -1,5 +1,6 @@
 """AdaBelief (Zhuang et al. 2020) on the Adam kernel."""
-from .adam import _AdamFamily, MomentSpec
+from .._core.first_order import RULES
+from .adam import _AdamFamily
 
 __all__ = ["AdaBelief"]
 
@@ -38,7 +39,7 @@ class AdaBelief(_AdamFamily):
     gradients", NeurIPS.
     """
 
-    spec = MomentSpec(belief=True)
+    rule = RULES["adabelief"]
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0,
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False,

@@ -1,13 +1,12 @@
 """AdaGrad (Duchi, Hazan & Singer 2011), PyTorch's ``torch.optim.Adagrad``."""
-import numpy as np
-
-from .optimizer import Optimizer
-from ._validation import check_lr, check_nonneg, check_bool
+from .._core.first_order import RULES
+from .._core.validation import check_nonneg
+from .optimizer import RuleOptimizer
 
 __all__ = ["AdaGrad", "Adagrad"]
 
 
-class AdaGrad(Optimizer):
+class AdaGrad(RuleOptimizer):
     r"""AdaGrad: per-coordinate steps scaled by the root of the summed squared gradients.
 
     :math:`s_t = s_{t-1} + g_t^2`, :math:`\theta_t = \theta_{t-1} - \tilde\gamma_t\,
@@ -37,6 +36,7 @@ class AdaGrad(Optimizer):
     learning and stochastic optimization", JMLR 12.
     """
 
+    rule = RULES["adagrad"]
     _state_keys = frozenset({"step", "sum"})
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
@@ -52,29 +52,11 @@ class AdaGrad(Optimizer):
             for p in group["params"]:
                 self.state[p] = self._init_state(p, group)
 
-    def _check_group(self, group):
-        check_lr(group["lr"])
-        check_nonneg(group["lr_decay"], "lr_decay")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_nonneg(group["initial_accumulator_value"], "initial_accumulator_value")
-        check_nonneg(group["eps"], "eps")
-        check_bool(group["maximize"], "maximize")
-
-    def _init_state(self, p, group):
-        return {"step": 0, "sum": self._zeros_like(p, float(group["initial_accumulator_value"]))}
-
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         for p in group["params"]:
             self.state.setdefault(p, self._init_state(p, group))
-
-    def _update(self, group, b):
-        steps = self._advance_steps(b)
-        sc = (group["lr"] / (1.0 + (steps - 1.0) * group["lr_decay"]))[:, None]
-        b.kernels.adagrad(b.data, b.grads, b.state_list("sum"), np.ascontiguousarray(sc),
-                          float(group["weight_decay"]), float(group["eps"]),
-                          bool(group["maximize"]))
 
 
 Adagrad = AdaGrad

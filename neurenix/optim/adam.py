@@ -1,32 +1,16 @@
 """Adam and AdamW: one moment-based recipe (:class:`MomentSpec`), one kernel."""
-from dataclasses import dataclass
-
-import numpy as np
-
-from .optimizer import Optimizer
-from ._validation import check_lr, check_nonneg, check_betas, check_bool
+from .._core.first_order import RULES, MomentSpec
+from .optimizer import RuleOptimizer
 
 __all__ = ["MomentSpec", "Adam", "AdamW"]
 
 
-@dataclass(frozen=True)
-class MomentSpec:
-    """Which variant of the first/second-moment update a class runs.
+class _AdamFamily(RuleOptimizer):
+    """Adam-style optimizers sharing the fused ``adam`` kernel (the rule's
+    :class:`MomentSpec` says which variant)."""
 
-    decoupled : weight decay applied to the parameter (AdamW), not added to the gradient.
-    belief : the second moment tracks :math:`(g - m)^2` (AdaBelief).
-    """
-
-    decoupled: bool = False
-    belief: bool = False
-
-
-class _AdamFamily(Optimizer):
-    """Adam-style optimizers sharing the fused ``adam`` kernel."""
-
+    rule = RULES["adam"]
     _state_keys = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
-
-    spec = MomentSpec()
 
     def __init__(self, params, lr, betas, eps, weight_decay, amsgrad, maximize,
                  decoupled_weight_decay, skip_nonfinite):
@@ -34,41 +18,6 @@ class _AdamFamily(Optimizer):
                         amsgrad=amsgrad, maximize=maximize,
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
-
-    def _check_group(self, group):
-        check_lr(group["lr"])
-        group["betas"] = check_betas(group["betas"])
-        check_nonneg(group["eps"], "eps")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_bool(group["amsgrad"], "amsgrad")
-        check_bool(group["maximize"], "maximize")
-        check_bool(group["decoupled_weight_decay"], "decoupled_weight_decay")
-
-    def _init_state(self, p, group):
-        st = {"step": 0, "exp_avg": self._zeros_like(p), "exp_avg_sq": self._zeros_like(p)}
-        if group["amsgrad"]:
-            st["max_exp_avg_sq"] = self._zeros_like(p)
-        return st
-
-    def _update(self, group, b):
-        beta1, beta2 = group["betas"]
-        lr = float(group["lr"])
-        wd = float(group["weight_decay"])
-        amsgrad = bool(group["amsgrad"])
-        if amsgrad:
-            for p, st in zip(b.params, b.states):
-                if "max_exp_avg_sq" not in st:
-                    st["max_exp_avg_sq"] = self._zeros_like(p)
-        steps = self._advance_steps(b)
-        sc = np.empty((len(steps), 3))
-        sc[:, 0] = lr / (1.0 - beta1 ** steps)
-        sc[:, 1] = np.sqrt(1.0 - beta2 ** steps)
-        sc[:, 2] = 1.0 - lr * wd
-        decoupled = bool(group["decoupled_weight_decay"]) or self.spec.decoupled
-        b.kernels.adam(b.data, b.grads, b.state_list("exp_avg"), b.state_list("exp_avg_sq"),
-                       b.state_list("max_exp_avg_sq") if amsgrad else None, sc, beta1, beta2,
-                       float(group["eps"]), wd, decoupled, self.spec.belief,
-                       bool(group["maximize"]))
 
 
 class Adam(_AdamFamily):
@@ -130,7 +79,7 @@ class AdamW(_AdamFamily):
     Loshchilov & Hutter (2019), "Decoupled weight decay regularization", ICLR.
     """
 
-    spec = MomentSpec(decoupled=True)
+    rule = RULES["adamw"]
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, skip_nonfinite=False):

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..backend import array_namespace, kernels_for
 from .parameter import Parameter
-from ._validation import _real
+from .._core.validation import _real
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "grad_norm"]
 

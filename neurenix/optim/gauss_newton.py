@@ -27,7 +27,7 @@ import numpy as np
 
 from .._ext import _lsq as _k
 from .optimizer import Optimizer
-from ._validation import check_lr, check_nonneg, check_positive
+from .._core.validation import check_lr, check_nonneg, check_positive
 
 __all__ = ["GaussNewton"]
 

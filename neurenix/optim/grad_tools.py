@@ -6,7 +6,7 @@ import numpy as np
 from ..backend import array_namespace, device_of
 from .optimizer import Optimizer
 from .parameter import Parameter
-from ._validation import _real
+from .._core.validation import _real
 
 __all__ = ["GradientAccumulator", "GradientNoise", "add_gradient_noise_", "grads_finite"]
 

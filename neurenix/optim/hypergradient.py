@@ -38,7 +38,7 @@ from ..backend import array_namespace
 from .adam import Adam
 from .optimizer import Optimizer
 from .sgd import SGD
-from ._validation import check_nonneg
+from .._core.validation import check_nonneg
 
 __all__ = ["HypergradientSGD", "HypergradientAdam"]
 

@@ -1,13 +1,11 @@
 """LAMB (You et al. 2019): layer-wise adaptive moments for large-batch training."""
-import numpy as np
-
-from .optimizer import Optimizer
-from ._validation import check_lr, check_nonneg, check_betas, check_bool
+from .._core.first_order import RULES
+from .optimizer import RuleOptimizer
 
 __all__ = ["LAMB"]
 
 
-class LAMB(Optimizer):
+class LAMB(RuleOptimizer):
     r"""LAMB: AdamW's direction, rescaled per parameter by a trust ratio.
 
     Algorithm 2 of You et al. (2019), with :math:`\phi` the identity:
@@ -37,6 +35,7 @@ class LAMB(Optimizer):
     minutes", ICLR (arXiv:1904.00962, 2019).
     """
 
+    rule = RULES["lamb"]
     _state_keys = frozenset({"step", "exp_avg", "exp_avg_sq", "trust_ratio"})
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01,
@@ -44,29 +43,3 @@ class LAMB(Optimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         bias_correction=bias_correction)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
-
-    def _check_group(self, group):
-        check_lr(group["lr"])
-        group["betas"] = check_betas(group["betas"])
-        check_nonneg(group["eps"], "eps")
-        check_nonneg(group["weight_decay"], "weight_decay")
-        check_bool(group["bias_correction"], "bias_correction")
-
-    def _init_state(self, p, group):
-        return {"step": 0, "exp_avg": self._zeros_like(p), "exp_avg_sq": self._zeros_like(p)}
-
-    def _update(self, group, b):
-        beta1, beta2 = group["betas"]
-        steps = self._advance_steps(b)
-        sc = np.empty((len(steps), 3))
-        sc[:, 0] = float(group["lr"])
-        if group["bias_correction"]:
-            sc[:, 1] = 1.0 / (1.0 - beta1 ** steps)
-            sc[:, 2] = np.sqrt(1.0 - beta2 ** steps)
-        else:
-            sc[:, 1:] = 1.0
-        trust = b.kernels.lamb(b.data, b.grads, b.state_list("exp_avg"),
-                               b.state_list("exp_avg_sq"), sc, beta1, beta2,
-                               float(group["eps"]), float(group["weight_decay"]))
-        for st, t in zip(b.states, trust):
-            st["trust_ratio"] = float(t)

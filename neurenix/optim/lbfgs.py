@@ -5,8 +5,9 @@ import numbers
 import numpy as np
 
 from .._ext import _lbfgs as _kernel
+from .._core.linesearch import scalar_search_wolfe
 from .optimizer import Optimizer
-from ._validation import check_lr, check_nonneg
+from .._core.validation import check_lr, check_nonneg
 
 __all__ = ["LBFGS"]
 
@@ -161,7 +162,6 @@ class LBFGS(Optimizer):
         return q
 
     def _strong_wolfe(self, closure, t, d, loss, flat_grad, gtd, max_ls=25):
-        from ..optimize._linesearch import scalar_search_wolfe
         x0 = self._clone_param()
         cache = {}
 

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from . import schedules as S
-from ._validation import _real
+from .._core.validation import _real
 
 __all__ = ["lr_range_test", "LRRangeTestResult"]
 

@@ -44,7 +44,7 @@ from bisect import bisect_right
 from collections import Counter
 
 from . import schedules as S
-from ._validation import _real, check_nonneg, check_unit
+from .._core.validation import _real, check_nonneg, check_unit
 
 __all__ = [
     "LRScheduler", "ScheduleLR", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR",

@@ -3,7 +3,7 @@
 The algorithm is the one of ``minimize(method="Newton-CG")``
 (:mod:`neurenix.optimize._newton_cg`): the same Cython CG loop
 (:func:`neurenix._ext._krylov.cg_newton`), the same Hessian access
-(:class:`neurenix.optimize._subproblems.HessianOperator`) and the same
+(:class:`neurenix._core.subproblems.HessianOperator`) and the same
 Moré-Thuente strong-Wolfe search (:func:`neurenix._ext._krylov.wolfe_search`); this module only maps the parameters of one
 group to a flat vector and the closure to an objective.
 """
@@ -12,72 +12,13 @@ import numbers
 
 import numpy as np
 
-from .optimizer import Optimizer
-from ._validation import check_lr, check_positive, check_nonneg
 from .._ext import _krylov
-from ..optimize._objective import ScalarObjective
-from ..optimize._subproblems import HessianOperator, make_problem
+from .._core.subproblems import HessianOperator, make_problem
+from .._core.validation import check_lr, check_nonneg
+from .optimizer import Optimizer
+from ._flat import FlatClosure
 
 __all__ = ["NewtonCG"]
-
-
-class _FlatClosure:
-    """The parameters of one group as a flat vector, the closure as ``(f, g)`` of it,
-    and a user ``hvp(v)`` as ``hessp(x, v)``."""
-
-    def __init__(self, params, hvp):
-        self.params = params
-        self.dtype = params[0].data.dtype
-        for i, p in enumerate(params):
-            if not isinstance(p.data, np.ndarray):
-                raise TypeError("params: second-order optimizers work on NumPy parameters only")
-            if p.data.dtype != self.dtype:
-                raise TypeError(f"params: parameter {i} has dtype {p.data.dtype}, expected "
-                                f"{self.dtype} (all parameters must share a dtype)")
-        self.sizes = [p.data.size for p in params]
-        self.n = sum(self.sizes)
-        self.hvp = hvp
-        self.closure = None
-
-    def get(self):
-        return np.concatenate([p.data.ravel() for p in self.params]).astype(self.dtype, copy=False)
-
-    def set(self, x):
-        i = 0
-        for p, k in zip(self.params, self.sizes):
-            p.data[...] = x[i:i + k].reshape(p.data.shape)
-            i += k
-
-    def _grad(self):
-        out = np.empty(self.n, dtype=self.dtype)
-        i = 0
-        for j, (p, k) in enumerate(zip(self.params, self.sizes)):
-            if p.grad is None:
-                raise ValueError(f"closure must fill the gradient of every parameter "
-                                 f"(parameter {j} has grad None)")
-            g = np.asarray(p.grad)
-            if g.shape != p.data.shape:
-                raise ValueError(f"grad of parameter {j} has shape {g.shape}, expected "
-                                 f"{p.data.shape}")
-            out[i:i + k] = g.ravel()
-            i += k
-        return out
-
-    def fun(self, x):
-        self.set(x)
-        loss = self.closure()
-        f = float(np.asarray(loss).reshape(()))
-        return f, self._grad()
-
-    def hessp(self, x, v):
-        self.set(x)
-        return self.hvp(v)
-
-    def objective(self, closure, x):
-        self.closure = closure
-        return ScalarObjective(self.fun, x, jac=True,
-                               hessp=None if self.hvp is None else self.hessp,
-                               check_x0=False)
 
 
 def _check_int(name, v, lo=1):
@@ -137,7 +78,7 @@ class NewtonCG(Optimizer):
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("params: NewtonCG supports only one param group")
-        self._flat = _FlatClosure(self.param_groups[0]["params"], hvp)
+        self._flat = FlatClosure(self.param_groups[0]["params"], hvp)
         self.hvp = hvp
 
     def _check_group(self, group):

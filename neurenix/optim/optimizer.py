@@ -19,10 +19,11 @@ import math
 import numpy as np
 
 from ..backend import array_namespace, kernels_for, dtype_name, KERNEL_DTYPES, is_foreign_array
+from .._core.first_order import zeros_like, advance_steps
+from .._core.validation import check_lr
 from .parameter import Parameter
-from ._validation import check_lr
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "RuleOptimizer", "required"]
 
 # keys that LR schedulers and users attach to param groups
 _GROUP_EXTRA_KEYS = frozenset({
@@ -425,20 +426,28 @@ class Optimizer:
     # helpers for subclasses -------------------------------------------------
     @staticmethod
     def _zeros_like(p, fill=0.0):
-        d = p.data
-        if isinstance(d, np.ndarray):
-            out = np.empty_like(d, order="C")
-            out.fill(fill)
-            return out
-        xp = array_namespace(d)
-        from ..backend import device_of
-        return xp.full(tuple(d.shape), fill, dtype=d.dtype, device=device_of(d))
+        """A new state array like parameter ``p`` (see :func:`~neurenix._core.first_order.zeros_like`)."""
+        return zeros_like(p.data, fill)
 
     @staticmethod
     def _advance_steps(bundle):
         """Increment ``state["step"]`` of every parameter; return steps (float64)."""
-        steps = np.empty(len(bundle.states))
-        for i, st in enumerate(bundle.states):
-            st["step"] = s = st["step"] + 1
-            steps[i] = s
-        return steps
+        return advance_steps(bundle.states)
+
+
+class RuleOptimizer(Optimizer):
+    """An optimizer that runs one first-order rule (:class:`neurenix._core.first_order.Rule`):
+    the rule checks a group's hyperparameters, creates the state and makes the step
+    (one fused kernel call per group); this class only maps groups onto it."""
+
+    #: the :class:`~neurenix._core.first_order.Rule` (set by each subclass)
+    rule = None
+
+    def _check_group(self, group):
+        self.rule.check(group)
+
+    def _init_state(self, p, group):
+        return self.rule.init_state(p.data, group)
+
+    def _update(self, group, b):
+        self.rule.update(b.kernels, b.data, b.grads, b.states, group)

@@ -32,7 +32,7 @@ import math
 import numbers
 from bisect import bisect_right
 
-from ._validation import _real, check_positive, check_nonneg
+from .._core.validation import _real, check_positive, check_nonneg
 
 __all__ = [
     # closed forms

@@ -2,18 +2,18 @@
 
 One :meth:`TrustRegion.step` is one iteration of the loop of
 :func:`neurenix.optimize._trustregion.trust_region_loop`: the same subproblem
-classes (:mod:`neurenix.optimize._subproblems`: Steihaug CG, GLTR, Moré-Sorensen),
-the same radius update (:func:`~neurenix.optimize._trustregion.update_radius`)
+classes (:mod:`neurenix._core.subproblems`: Steihaug CG, GLTR, Moré-Sorensen),
+the same radius update (:func:`~neurenix._core.trust_radius.update_radius`)
 and the same option checks; the radius is kept in the optimizer state.
 """
 import math
 
 import numpy as np
 
+from .._core.subproblems import HessianOperator, SteihaugCG, KrylovGLTR, ExactMoreSorensen
+from .._core.trust_radius import check_trust_options, update_radius
 from .optimizer import Optimizer
-from .newton_cg import _FlatClosure
-from ..optimize._subproblems import HessianOperator, SteihaugCG, KrylovGLTR, ExactMoreSorensen
-from ..optimize._trustregion import check_trust_options, update_radius
+from ._flat import FlatClosure
 
 __all__ = ["TrustRegion"]
 
@@ -71,7 +71,7 @@ class TrustRegion(Optimizer):
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("params: TrustRegion supports only one param group")
-        self._flat = _FlatClosure(self.param_groups[0]["params"], hvp)
+        self._flat = FlatClosure(self.param_groups[0]["params"], hvp)
         self.hvp = hvp
 
     def _check_group(self, group):

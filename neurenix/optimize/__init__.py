@@ -3,7 +3,7 @@
 Port SciPy code by changing the import: names, signatures, defaults and result
 fields follow ``scipy.optimize``.
 """
-from ._result import OptimizeResult, Status, MESSAGES, OptimizeWarning
+from .._core.result import OptimizeResult, Status, MESSAGES, OptimizeWarning
 from ._minimize import minimize, register_method, Bounds, available_methods
 from ._lsq import least_squares, curve_fit
 from ._legacy import fmin_l_bfgs_b, fmin_bfgs, fmin_cg, fmin_ncg, leastsq

@@ -11,7 +11,7 @@ status codes, messages and warnings.  The result is returned as neurenix's
 """
 import numpy as np
 
-from ._result import OptimizeResult
+from .._core.result import OptimizeResult
 
 __all__ = ["DELEGATED", "delegated_method", "delegate_minimize", "has_constraints"]
 

@@ -5,7 +5,7 @@
 raised by it, the wall-time limit ``maxtime``, the ``disp`` progress line and
 progress bar, the best point seen (returned on ``KeyboardInterrupt``), and the
 assembly of the final :class:`OptimizeResult` with the call counters of the
-:class:`~neurenix.optimize._objective.ScalarObjective`.
+:class:`~neurenix._core.objective.ScalarObjective`.
 
 A method calls :meth:`Driver.iteration` once per completed iteration and
 stops when it returns a :class:`Status`; it builds its result with
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ._result import Status, OptimizeResult, _ROWS, _row
+from .._core.result import Status, OptimizeResult, ROWS, status_row
 
 __all__ = ["Driver", "wants_intermediate_result"]
 
@@ -187,9 +187,9 @@ class Driver:
         """The final :class:`OptimizeResult`: status/success/message from the table,
         counters from the objective."""
         obj = self.obj
-        row = _ROWS.get(status) if type(status) is int or type(status) is Status else None
+        row = ROWS.get(status) if type(status) is int or type(status) is Status else None
         if row is None:
-            row = _row(status)
+            row = status_row(status)
         # make_result's fields, stored one by one (cheaper than a keyword call;
         # the same keys in the same order: status ... nhev, the method's, jac)
         res = _new_result(OptimizeResult)

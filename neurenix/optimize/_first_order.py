@@ -1,8 +1,9 @@
 """First-order rules as ``minimize`` methods (``"adam"``, ``"sgd"``, ...).
 
-Each method drives the matching :mod:`neurenix.optim` optimizer (and so the
-same fused kernel) on a single parameter that views the iterate: there is no
-second copy of any update rule here.
+Each method runs the update rule of the :mod:`neurenix.optim` class of the same
+name (:data:`neurenix._core.first_order.RULES`: the same hyperparameters,
+defaults, checks, state and fused kernel call) on the one flat iterate: there is
+no second copy of any update rule here.
 
 Options
 -------
@@ -34,36 +35,24 @@ The result's ``x`` is the last iterate (as a training loop would leave it);
 such as Adam often hover around a minimizer without meeting a tight ``gtol``;
 then ``maxiter`` ends the run (``success=False``).
 """
-import inspect
 import math
 import numbers
 
 import numpy as np
 
-from .. import optim as _optim
+from ..backend import kernels_for
+from .._core.first_order import RULES
+from .._core.result import Status
 from ._minimize import register_method
-from ._result import Status
 
 __all__ = ["FIRST_ORDER"]
 
-#: method name -> optimizer class
-FIRST_ORDER = {
-    "sgd": _optim.SGD, "adagrad": _optim.Adagrad, "rmsprop": _optim.RMSprop,
-    "adam": _optim.Adam, "adamw": _optim.AdamW, "nadam": _optim.NAdam,
-    "radam": _optim.RAdam, "adabelief": _optim.AdaBelief, "lamb": _optim.LAMB,
-    "lars": _optim.LARS,
-}
+#: method name -> update rule (:class:`neurenix._core.first_order.Rule`)
+FIRST_ORDER = RULES
 
 
-def _hyper(cls):
-    sig = inspect.signature(cls.__init__)
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.name not in ("self", "params", "skip_nonfinite")
-            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-
-
-def _make(name, cls):
-    hyper = _hyper(cls)
+def _make(name, rule):
+    hyper = rule.defaults
 
     def _minimize_first_order(obj, x0, *, bounds, driver, **options):
         maxiter = options.pop("maxiter", 1000)
@@ -83,13 +72,15 @@ def _make(name, cls):
         schedule = lr if callable(lr) else None
         kw = dict(options)
         kw["lr"] = float(schedule(0)) if schedule is not None else lr
-        x = np.array(x0, copy=True)
-        p = _optim.Parameter(x)
+        group = rule.group(kw)
         try:
-            opt = cls([p], **kw)
+            rule.check(group)
         except (TypeError, ValueError) as e:
             raise type(e)(f"options: {e}") from None
-        group = opt.param_groups[0]
+        x = np.array(x0, copy=True)
+        data = [x]
+        states = [rule.init_state(x, group)]
+        kernels = kernels_for(np, x.dtype)
         f, g = obj.fun_and_grad(x)
         driver.record(x, f, g)
         nit = 0
@@ -110,8 +101,7 @@ def _make(name, cls):
                     raise ValueError(f"options['lr'] schedule returned {v!r} at step {nit}; "
                                      "expected a finite number >= 0")
                 group["lr"] = float(v)
-            p.grad = g
-            opt.step()
+            rule.update(kernels, data, [g], states, group)
             nit += 1
             f, g = obj.fun_and_grad(x)
             if not (math.isfinite(f) and np.all(np.isfinite(g))):
@@ -124,12 +114,13 @@ def _make(name, cls):
         return driver.result(status, x, f, g, nit)
 
     _minimize_first_order.__name__ = f"_minimize_{name}"
-    _minimize_first_order.__doc__ = (f"``minimize(method={name!r})``: drives "
-                                     f":class:`neurenix.optim.{cls.__name__}`; see the module doc.")
+    _minimize_first_order.__doc__ = (f"``minimize(method={name!r})``: the update rule of "
+                                     f"``neurenix.optim``'s class of that name; see the module "
+                                     f"doc.")
     opts = dict(hyper)
     opts.update(maxiter=1000, maxfun=None, gtol=1e-5)
     register_method(name, _minimize_first_order, tol=("gtol",), options=opts, hess=False)
 
 
-for _name, _cls in FIRST_ORDER.items():
-    _make(_name, _cls)
+for _name, _rule in FIRST_ORDER.items():
+    _make(_name, _rule)

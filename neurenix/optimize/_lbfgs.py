@@ -11,28 +11,18 @@ Moré & Thuente (1994), "Line search algorithms with guaranteed sufficient
 decrease", ACM TOMS 20(3).
 """
 import math
-import numbers
 import warnings
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from .._ext import _lbfgs as _k
-from .._ext._evaluator import Evaluator as _Evaluator
+from .._core.objective import make_evaluator
+from .._core.result import BY_CODE as _BY_CODE
+from .._core.validation import int_option as _int_opt, real_option as _real_opt
 from ._minimize import register_method
-from ._result import Status, _BY_CODE
 
-__all__ = ["LbfgsInvHessProduct", "check_options"]
-
-_MODES = {"combined": 0, "callable": 1}
-
-
-def make_evaluator(obj):
-    """The compiled loop's view of a :class:`ScalarObjective`."""
-    mode = _MODES.get(obj.mode, 2)
-    return _Evaluator(obj, mode, obj._fun, obj._jac, obj.args,
-                      obj.dtype.num, obj.n)
-
+__all__ = ["LbfgsInvHessProduct"]
 
 #: SciPy's default absolute finite-difference step of BFGS and CG (``eps``)
 EPSILON = float(np.sqrt(np.finfo(float).eps))
@@ -41,40 +31,19 @@ EPSILON = float(np.sqrt(np.finfo(float).eps))
 _NO_LIMIT = 2 ** 62
 
 
-def _int_opt(name, v, lo, none_ok=False):
-    if type(v) is int and v >= lo:      # the common case
-        return v
-    if v is None and none_ok:
-        return None
+def _limit_opt(name, v, lo):
+    """An iteration or evaluation limit: an integer ``>= lo`` or ``inf`` (SciPy
+    accepts it: no limit)."""
     if isinstance(v, float) and v == math.inf:
         return _NO_LIMIT
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"options['{name}'] must be an integer, got {type(v).__name__}")
-    if v < lo:
-        raise ValueError(f"options['{name}'] must be >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _real_opt(name, v, lo=0.0, hi=None, open_lo=False):
-    if type(v) is float and (v > lo if open_lo else v >= lo) and (hi is None or v < hi):
-        return v                        # the common case (NaN fails the comparisons)
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or np.isnan(v):
-        raise TypeError(f"options['{name}'] must be a real number, got {v!r}")
-    v = float(v)
-    if v < lo or (open_lo and v == lo) or (hi is not None and v >= hi):
-        rng = f"({lo}, {hi})" if hi is not None else (f"> {lo}" if open_lo else f">= {lo}")
-        raise ValueError(f"options['{name}'] must be {rng}, got {v!r}")
-    return v
-
-
-check_options = (_int_opt, _real_opt)
+    return _int_opt(name, v, lo)
 
 
 def _gtol_maxiter_wolfe(n, gtol, maxiter, c1, c2):
     """The options shared by BFGS and CG: ``gtol >= 0``, ``maxiter`` (default
     ``200 * n``), the Wolfe constants ``0 < c1 < c2 < 1``."""
     gtol = _real_opt("gtol", gtol)
-    maxiter = 200 * n if maxiter is None else _int_opt("maxiter", maxiter, 0)
+    maxiter = 200 * n if maxiter is None else _limit_opt("maxiter", maxiter, 0)
     c1 = _real_opt("c1", c1, 0.0, 1.0, open_lo=True)
     c2 = _real_opt("c2", c2, 0.0, 1.0, open_lo=True)
     if not c1 < c2:
@@ -186,9 +155,10 @@ def _start(obj, x0, driver):
     :func:`~neurenix.optimize._minimize.register_method`) the cache is read
     directly, else through ``fun_and_grad`` (bitwise comparison).  x0 is
     never modified here, nor by the loops below (they run on a copy)."""
-    if obj._xg is x0 and obj._x is x0:
-        f = obj._f
-        g = obj._g
+    cx, cf, cxg, cg = obj.cache()
+    if cxg is x0 and cx is x0:
+        f = cf
+        g = cg
     else:
         f, g = obj.fun_and_grad(x0)
     g = g.copy() if type(g) is np.ndarray and g.dtype == x0.dtype else \
@@ -213,8 +183,7 @@ def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
         lo, hi = bounds.lb, bounds.ub
     status, nit, f, state = _k.run(ev, x, g, float(f), method, lo=lo, hi=hi, driver=driver,
                                    report=driver.active, **kw)
-    # the objective's cache must not claim stale values
-    obj._x = obj._xg = None
+    obj.reset_cache()          # the loop evaluated around the cache
     return _BY_CODE[status], nit, f, x, g, state
 
 
@@ -243,8 +212,8 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
         m = _int_opt("maxcor", maxcor, 1)
         ftol = _real_opt("ftol", ftol)
         gtol = _real_opt("gtol", gtol)
-        maxfun = _int_opt("maxfun", maxfun, 0)
-        maxiter = _int_opt("maxiter", maxiter, 0)
+        maxfun = _limit_opt("maxfun", maxfun, 0)
+        maxiter = _limit_opt("maxiter", maxiter, 0)
         maxls = _int_opt("maxls", maxls, 1)
         if maxiter == 0:
             maxiter = 1         # SciPy's L-BFGS-B tests the limit after an iteration
@@ -280,8 +249,7 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     else:
         status, nit, f, st = _k.run(ev, x, g, f, 3, ftol=ftol, maxiter=maxiter, maxfun=maxfun,
                                     c1=1e-3, xtol=0.1, lo=lo, hi=hi, boxed=boxed)
-    # the objective's cache must not claim stale values
-    obj._x = obj._xg = None
+    obj.reset_cache()          # the loop evaluated around the cache
     hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"],
                                                 x0.dtype, x0.shape[0], st["count"])
     return driver.result(_BY_CODE[status], x, f, g, nit, hess_inv=hess_inv)

@@ -20,7 +20,7 @@ from scipy import linalg
 
 from ._minimize import minimize
 from ._lsq import least_squares
-from ._result import OptimizeResult
+from .._core.result import OptimizeResult
 
 __all__ = ["fmin_l_bfgs_b", "fmin_bfgs", "fmin_cg", "fmin_ncg", "leastsq"]
 

@@ -12,7 +12,7 @@ Driver-side methods (the default, ``raw=False``) have the signature::
         ...
         return driver.result(status, x, f, g, nit, **extra)  # an OptimizeResult
 
-- ``obj`` is a :class:`~neurenix.optimize._objective.ScalarObjective` (cached
+- ``obj`` is a :class:`~neurenix._core.objective.ScalarObjective` (cached
   f/g, counters, finite differences, ``hessp``); ``obj.fun(x0)`` has already
   been evaluated and validated (its value is cached).
 - ``x0`` is a fresh 1-D float32/float64 array (projected into the bounds);
@@ -53,9 +53,9 @@ import warnings
 import numpy as np
 
 from .._ext._lbfgs import prepare_box as _prepare_box
+from .._core.objective import ScalarObjective, NonFiniteStart, as_float_array
+from .._core.result import OptimizeWarning, Status, make_result, LSQ_TO_STATUS
 from ._driver import Driver
-from ._objective import ScalarObjective, NonFiniteStart, as_float_array
-from ._result import OptimizeResult, OptimizeWarning, Status, make_result
 from ._scipy_status import to_scipy
 from ._delegate import DELEGATED, delegated_method, delegate_minimize, has_constraints
 
@@ -225,15 +225,10 @@ def _minimize_gauss_newton(fun, x0, args=(), jac=None, hess=None, hessp=None, bo
     r = impl(fun, x0, args=args, jac=jac, callback=callback, **options)
     # least_squares' status codes -> this package's Status table, so that a
     # ``minimize`` result reads the same whatever the method
-    st = _LSQ_STATUS.get(int(r.status))
+    st = LSQ_TO_STATUS.get(int(r.status))
     if st is not None:
         r.update(make_result(st))
     return r
-
-
-#: scipy.optimize.least_squares status -> Status
-_LSQ_STATUS = {0: Status.MAXFUN, 1: Status.GTOL, 2: Status.FTOL, 3: Status.XTOL, 4: Status.FTOL,
-               -2: Status.CALLBACK}
 
 
 # ------------------------------------------------------------------ bounds
@@ -495,12 +490,13 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     else:
         driver = Driver(obj, x0, callback=callback, maxtime=maxtime, method=m.name)
     # the objective has just evaluated x0 (check_x0) and caches that value
-    if obj._x is x0:
+    cx, cf, _, _ = obj.cache()
+    if cx is x0:
         # cached on x0 itself: the method never modifies x0, so the driver keeps it
         # too (``record`` would copy it)
-        driver.best_f = obj._f
+        driver.best_f = cf
     else:
-        driver.record(x0, obj._f if obj._x is not None else obj.fun(x0))
+        driver.record(x0, cf if cx is not None else obj.fun(x0))
     try:
         if options:
             res = m.func(obj, x0, bounds=b, driver=driver, **options)

@@ -27,8 +27,9 @@ import math
 import numbers
 
 from .._ext import _krylov
-from ._result import Status
-from ._subproblems import make_problem
+from .._core.result import as_status
+from .._core.subproblems import make_problem
+from .._core.validation import check_positive_option as _check_positive
 
 #: forcing test of the inner CG: False, 2-norms as N&W 7.1 prints it,
 #: ``||r|| <= min(0.5, sqrt||g||) ||g||``; True, 1-norms as SciPy's Newton-CG.
@@ -37,18 +38,7 @@ from ._subproblems import make_problem
 #: more products in total, and more products per iteration at n >= 100.
 _L1_FORCING = False
 
-#: status code -> Status (the enum call by value costs more than a dict look-up)
-_STATUS = {int(s): s for s in Status}
-
 __all__ = ["_minimize_newton_cg"]
-
-
-def _check_positive(name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v):
-        raise TypeError(f"{name} must be a real number, got {v!r}")
-    if not v > 0:
-        raise ValueError(f"{name} must be > 0, got {v!r}")
-    return float(v)
 
 
 def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, eps=None,
@@ -117,7 +107,7 @@ def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, e
     extra = {"nhessp": prob.products()}
     if return_all:
         extra["allvecs"] = allvecs
-    return driver.result(_STATUS[status] if status in _STATUS else Status(status),
+    return driver.result(as_status(status),
                          x, f, g, k, **extra)
 
 

@@ -29,7 +29,7 @@ neurenix's extra stops (``maxtime``, Ctrl-C) have no SciPy code: they get the
 method's "other" code (2 for L-BFGS-B and BFGS-like methods, 2 for the trust
 regions) with neurenix's own message.
 """
-from ._result import Status, MESSAGES
+from .._core.result import Status, MESSAGES
 
 __all__ = ["scipy_row", "to_scipy"]
 

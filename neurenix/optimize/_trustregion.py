@@ -2,7 +2,7 @@
 
 ``trust-ncg`` (Steihaug-Toint CG), ``trust-krylov`` (GLTR), ``trust-exact``
 (Moré-Sorensen) and ``dogleg`` share :func:`trust_region_loop`; they differ in
-the subproblem class only (:mod:`neurenix.optimize._subproblems`).
+the subproblem class only (:mod:`neurenix._core.subproblems`).
 ``"trust-region"`` is a friendly name for the default subproblem (Steihaug CG,
 the one that needs only Hessian-vector products).
 
@@ -21,56 +21,17 @@ Hessian for ``dogleg`` (``Status.INDEFINITE``), on the callback's
 ``StopIteration`` or ``maxtime``.  A trial point where ``fun`` is not finite
 is treated as a failed step (the radius shrinks).
 """
-import math
 import numbers
 
 import numpy as np
 
-from ._result import Status
 from .._ext import _krylov
-from ._subproblems import (NotPositiveDefinite, SteihaugCG, KrylovGLTR, ExactMoreSorensen,
-                           Dogleg, make_problem)
-
-#: status code -> Status (the enum call by value costs more than a dict look-up)
-_STATUS = {int(s): s for s in Status}
+from .._core.result import as_status
+from .._core.subproblems import (NotPositiveDefinite, SteihaugCG, KrylovGLTR,
+                                 ExactMoreSorensen, Dogleg, make_problem)
+from .._core.trust_radius import check_trust_options, update_radius
 
 __all__ = ["trust_region_loop", "check_trust_options", "update_radius"]
-
-
-def _real(name, value):
-    if type(value) is float or type(value) is int:      # the common case, without ABC checks
-        v = float(value)
-        if math.isnan(v):
-            raise ValueError(f"{name} must not be NaN")
-        return v
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if math.isnan(v):
-        raise ValueError(f"{name} must not be NaN")
-    return v
-
-
-def check_trust_options(initial_trust_radius, max_trust_radius, eta, gtol):
-    """Validate SciPy's trust-region options; errors name the argument."""
-    r0 = _real("initial_trust_radius", initial_trust_radius)
-    if not 0 < r0 < math.inf:
-        raise ValueError(f"initial_trust_radius must be > 0 and finite, got {initial_trust_radius!r}")
-    rmax = _real("max_trust_radius", max_trust_radius)
-    if not rmax > 0:
-        raise ValueError(f"max_trust_radius must be > 0, got {max_trust_radius!r}")
-    if r0 > rmax:
-        raise ValueError(f"initial_trust_radius ({r0}) must be <= max_trust_radius ({rmax})")
-    e = _real("eta", eta)
-    if not 0.0 <= e < 0.25:
-        raise ValueError(f"eta must be in [0, 0.25), got {eta!r}")
-    gt = _real("gtol", gtol)
-    if not gt >= 0:
-        raise ValueError(f"gtol must be >= 0, got {gtol!r}")
-    return r0, rmax, e, gt
-
-
-update_radius = _krylov.update_radius
 
 
 def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
@@ -139,7 +100,7 @@ def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
     extra = {"nhessp": prob.products(), "trust_radius": radius}
     if return_all:
         extra["allvecs"] = allvecs
-    return driver.result(_STATUS[status] if status in _STATUS else Status(status),
+    return driver.result(as_status(status),
                          x, f, g, k, **extra)
 
 

@@ -6,7 +6,7 @@ import scipy.optimize as so
 
 from neurenix.optimize import minimize, Bounds, Status
 from neurenix.optimize._lbfgs import LbfgsInvHessProduct
-from neurenix.optimize._linesearch import scalar_search_wolfe, line_search
+from neurenix._core.linesearch import scalar_search_wolfe, line_search
 from neurenix._ext import _lbfgs as K
 
 from ._problems import CASES, x0_for, rosen_chained, rosen_uncoupled, quadratic

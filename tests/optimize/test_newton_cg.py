@@ -112,8 +112,8 @@ def test_eps_is_scipys_finite_difference_step():
 
 def test_eps_product_formula():
     # the first CG product at x0 along -g equals SciPy's approx_fhess_p
-    from neurenix.optimize._objective import ScalarObjective
-    from neurenix.optimize._subproblems import make_problem
+    from neurenix._core.objective import ScalarObjective
+    from neurenix._core.subproblems import make_problem
     x0 = rosen_x0(4)
     obj = ScalarObjective(so.rosen, x0, jac=so.rosen_der)
     prob = make_problem(obj, eps=1e-3)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from neurenix.optimize._objective import ScalarObjective, as_float_array
+from neurenix._core.objective import ScalarObjective, as_float_array
 
 from ._problems import rosen_chained, trigonometric
 
@@ -72,3 +72,38 @@ def test_bad_returns():
 def test_integer_x0_becomes_float64_float32_kept():
     assert as_float_array([1, 2]).dtype == np.float64
     assert as_float_array(np.ones(2, np.float32)).dtype == np.float32
+
+
+def test_public_cache_api():
+    x = np.array([0.3, -0.2, 0.1])
+    obj = ScalarObjective(rosen_chained, x, jac=True, share_x0=True)
+    cx, cf, cxg, cg = obj.cache()
+    assert cx is x and cxg is x and cf == rosen_chained(x)[0]
+    assert np.array_equal(cg, rosen_chained(x)[1])
+    saved = obj.cache()
+    obj.fun(x + 1.0)                               # moves the cache
+    assert obj.cache()[0] is not x
+    obj.restore_cache(saved)
+    assert obj.cache()[0] is x and obj.nfev == 2
+    obj.fun(x)                                     # served from the restored cache
+    assert obj.nfev == 2
+    obj.reset_cache()
+    assert obj.cache()[0] is None and obj.cache()[2] is None
+    obj.fun(x)
+    assert obj.nfev == 3
+    fun, jac, hess, hessp = obj.callables()
+    assert fun is rosen_chained and jac is None and hess is None and hessp is None
+
+
+def test_hessp_return_checked():
+    x = np.array([0.3, -0.2, 0.1])
+    p = np.ones(3)
+    good = ScalarObjective(rosen_chained, x, jac=True,
+                           hessp=lambda x, p: (2.0 * p).reshape(3, 1))    # a column: accepted
+    assert np.array_equal(good.hessp(x, p), 2.0 * p)
+    bad = ScalarObjective(rosen_chained, x, jac=True, hessp=lambda x, p: np.ones(4))
+    with pytest.raises(ValueError, match=r"hessp must return an array of shape \(3,\)"):
+        bad.hessp(x, p)
+    nan = ScalarObjective(rosen_chained, x, jac=True, hessp=lambda x, p: np.full(3, np.nan))
+    with pytest.raises(ValueError, match="hessp returned non-finite"):
+        nan.hessp(x, p)

@@ -8,7 +8,7 @@ import pytest
 
 from neurenix.optimize import minimize, Bounds
 from neurenix.optimize import _lbfgs
-from neurenix.optimize._result import Status
+from neurenix.optimize import Status
 
 from ._problems import rosen_chained, x0_for
 
@@ -112,7 +112,7 @@ def test_options_equal_to_defaults_give_the_same_run():
 
 def test_result_fields_and_duplicate_field_error():
     from neurenix.optimize._driver import Driver
-    from neurenix.optimize._objective import ScalarObjective
+    from neurenix._core.objective import ScalarObjective
     x0 = np.zeros(2)
     obj = ScalarObjective(lambda x: rosen_chained(x), x0, jac=True)
     d = Driver(obj, x0)

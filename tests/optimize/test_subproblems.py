@@ -4,7 +4,7 @@ import pytest
 from scipy.optimize import brentq
 
 from neurenix._ext import _krylov
-from neurenix.optimize._subproblems import (SteihaugCG, KrylovGLTR, ExactMoreSorensen, Dogleg,
+from neurenix._core.subproblems import (SteihaugCG, KrylovGLTR, ExactMoreSorensen, Dogleg,
                                             NotPositiveDefinite)
 
 

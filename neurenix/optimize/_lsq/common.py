@@ -17,8 +17,8 @@ from scipy import sparse
 from scipy.sparse.linalg import LinearOperator
 
 from ..._ext import _lsq as _k
-from .._result import OptimizeResult
-from .._objective import as_float_array
+from ..._core.result import OptimizeResult
+from ..._core.objective import as_float_array
 
 EPS = np.finfo(float).eps
 

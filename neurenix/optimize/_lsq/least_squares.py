@@ -11,23 +11,13 @@ import numbers
 import numpy as np
 from scipy import sparse
 
-from .._result import OptimizeResult
+from ..._core.result import OptimizeResult, LSQ_MESSAGES
 from .common import (EPS, LOSSES, _Loss, _Problem, _as_x0, _check_jac, _check_tol,
                      _prepare_bounds, _residuals, _wrap)
 from .gn import _solve_gn
 from .lm import _solve_lm
 from .trf import _solve_trf
 
-#: SciPy's ``least_squares`` termination messages (its texts: the contract)
-LSQ_MESSAGES = {
-    -2: "Stopped because `callback` function raised `StopIteration` or returned `True`",
-    -1: "Improper input parameters status returned from `leastsq`",
-    0: "The maximum number of function evaluations is exceeded.",
-    1: "`gtol` termination condition is satisfied.",
-    2: "`ftol` termination condition is satisfied.",
-    3: "`xtol` termination condition is satisfied.",
-    4: "Both `ftol` and `xtol` termination conditions are satisfied.",
-}
 
 
 _METHODS = ("lm", "gn", "trf", "dogbox")

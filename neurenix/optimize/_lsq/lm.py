@@ -11,7 +11,7 @@ residuals, the Jacobian and the callback.
 import numpy as np
 
 from ..._ext import _lsq as _k
-from .._result import OptimizeResult
+from ..._core.result import OptimizeResult
 from .common import _check_jac
 
 # MINPACK's info -> SciPy's least_squares status (6/7/8: the same tests hit at

@@ -1,4 +1,11 @@
-"""The objective wrapper shared by every ``minimize`` method.
+"""The objective: one wrapper of a user's scalar function for every solver.
+
+Used by every ``minimize`` method, by the closure-driven second-order
+optimizers of :mod:`neurenix.optim` (through a thin adapter that flattens the
+parameters) and, as its compiled twin :class:`neurenix._ext._evaluator.Evaluator`
+(:func:`make_evaluator`), by the compiled loops.  The checks of what the user's
+callables return are the compiled ones (:func:`~neurenix._ext._evaluator.check_scalar`,
+:func:`~neurenix._ext._evaluator.check_vector`), shared by both.
 
 :class:`ScalarObjective` evaluates ``fun`` (and ``jac``, ``hess``, ``hessp``),
 caches f and g at the last point, counts calls (``nfev``, ``njev``, ``nhev``),
@@ -12,13 +19,14 @@ central (``"3-point"``) differences with steps scaled to the dtype's precision
 differences of the gradient.
 """
 import math
-import numbers
 
 import numpy as np
 
+from .._ext._evaluator import Evaluator, check_scalar, check_vector
 from .._ext._lbfgs import same_point as _same_point, all_finite as _all_finite
 
-__all__ = ["ScalarObjective", "NonFiniteStart", "as_float_array", "FD_METHODS"]
+__all__ = ["ScalarObjective", "NonFiniteStart", "as_float_array", "make_evaluator", "fd_steps",
+           "FD_METHODS"]
 
 FD_METHODS = ("2-point", "3-point", "cs")
 
@@ -29,6 +37,21 @@ _EPS = {np.dtype(np.float64): float(np.finfo(np.float64).eps),
 
 #: (dtype, mode) -> (default finite-difference step, Hessian-vector step)
 _STEPS = {}
+
+
+def fd_steps(dtype, mode="2-point"):
+    """``(h, t)``: the default relative finite-difference step of a gradient by
+    ``mode`` (``sqrt(eps)`` for ``"2-point"``, ``eps ** (1/3)`` for
+    ``"3-point"``) and the relative step of a Hessian-vector product
+    (``sqrt(eps)``), ``eps`` being ``dtype``'s machine epsilon."""
+    steps = _STEPS.get((dtype, mode))
+    if steps is None:
+        eps = _EPS.get(dtype)
+        if eps is None:
+            eps = float(np.finfo(dtype).eps)
+        steps = (eps ** 0.5 if mode != "3-point" else eps ** (1.0 / 3.0), eps ** 0.5)
+        _STEPS[(dtype, mode)] = steps
+    return steps
 
 
 def as_float_array(x0, name="x0"):
@@ -51,18 +74,6 @@ def as_float_array(x0, name="x0"):
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} must contain only finite values")
     return x
-
-
-def _scalar(value, dtype, what):
-    if isinstance(value, float):        # float and numpy.float64: the common case
-        return float(value)
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise ValueError(f"{what} must return a scalar, got an array of shape {value.shape}")
-        value = value.reshape(())[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"{what} must return a real scalar, got {type(value).__name__}")
-    return float(value)
 
 
 class NonFiniteStart(ValueError):
@@ -126,8 +137,6 @@ class ScalarObjective:
         self.args = args
         self.dtype = x0.dtype
         self.n = x0.size
-        self._shape = (self.n,)
-        self._strides = (x0.itemsize,)
         if jac is True:
             self.mode = "combined"
         elif callable(jac):
@@ -148,11 +157,7 @@ class ScalarObjective:
             self._hessp = hessp
         steps = _STEPS.get((self.dtype, self.mode))
         if steps is None:
-            eps = _EPS.get(self.dtype)
-            if eps is None:
-                eps = float(np.finfo(self.dtype).eps)
-            steps = (eps ** 0.5 if self.mode != "3-point" else eps ** (1.0 / 3.0), eps ** 0.5)
-            _STEPS[(self.dtype, self.mode)] = steps
+            steps = fd_steps(self.dtype, self.mode)
         if fd_step is None:
             self.fd_step = steps[0]
         else:
@@ -184,20 +189,8 @@ class ScalarObjective:
                 f, g = out
             except (TypeError, ValueError):
                 raise TypeError("fun must return a pair (f, g) when jac is True") from None
-            return _scalar(f, self.dtype, "fun"), self._check_grad(g)
-        return _scalar(out, self.dtype, "fun"), None
-
-    def _check_grad(self, g):
-        if type(g) is np.ndarray and (g.dtype is self.dtype or g.dtype == self.dtype) \
-                and g.shape == self._shape and g.strides == self._strides:
-            return g                    # already what the methods need (the common case)
-        g = np.asarray(g)
-        if g.shape != (self.n,):
-            if g.size == self.n and g.ndim <= 2:
-                g = g.reshape(self.n)
-            else:
-                raise ValueError(f"jac must return an array of shape ({self.n},), got {g.shape}")
-        return np.ascontiguousarray(g, dtype=self.dtype)
+            return check_scalar(f, "fun"), check_vector(g, self.n, self.dtype, "jac")
+        return check_scalar(out, "fun"), None
 
     def _same(self, x, y):
         """Whether ``x`` is the cached point ``y``: a bitwise comparison in C for
@@ -206,6 +199,30 @@ class ScalarObjective:
             return False
         r = _same_point(x, y)
         return np.array_equal(x, y) if r is None else r
+
+    # ---------------------------------------------------------------- cache
+    def cache(self):
+        """``(x, f, xg, g)``: the point whose value is cached and that value, the
+        point whose gradient is cached and that gradient (None where nothing is
+        cached).  The points are the arrays the cache holds (a method registered
+        ``x0_read_only`` finds ``x0`` itself there: test with ``is``); do not
+        modify them."""
+        return self._x, self._f, self._xg, self._g
+
+    def restore_cache(self, state):
+        """Put back a cache returned by :meth:`cache`."""
+        self._x, self._f, self._xg, self._g = state
+
+    def reset_cache(self):
+        """Forget the cached value and gradient (after a loop that evaluated the
+        function without this wrapper's cache, so that it claims no stale values)."""
+        self._x = self._xg = None
+
+    def callables(self):
+        """``(fun, jac, hess, hessp)``: the user's callables (``jac`` None unless
+        it is a callable; ``fun`` returns ``(f, g)`` when :attr:`mode` is
+        ``"combined"``), for the compiled loops that call them directly."""
+        return self._fun, self._jac, self._hess, self._hessp
 
     def fun(self, x):
         """f(x), cached at the last point."""
@@ -229,7 +246,8 @@ class ScalarObjective:
             self.fun(x)
             return self._g
         if self.mode == "callable":
-            g = self._check_grad(self._jac(np.array(x, copy=True), *self.args))
+            g = check_vector(self._jac(np.array(x, copy=True), *self.args), self.n, self.dtype,
+                             "jac")
             self.njev += 1
         else:
             g = self._fd_grad(x)
@@ -307,18 +325,12 @@ class ScalarObjective:
         """Hessian-vector product: user ``hessp``, ``hess(x) @ p``, or finite
         differences of the gradient."""
         if self._hessp is not None:
-            out = np.asarray(self._hessp(np.array(x, copy=True), np.array(p, copy=True),
-                                         *self.args))
+            out = self._hessp(np.array(x, copy=True), np.array(p, copy=True), *self.args)
             self.nhev += 1
-            if out.shape != (self.n,):
-                if out.size == self.n:
-                    out = out.reshape(self.n)
-                else:
-                    raise ValueError(f"hessp must return an array of shape ({self.n},), "
-                                     f"got {out.shape}")
+            out = check_vector(out, self.n, self.dtype, "hessp")
             if not np.all(np.isfinite(out)):
                 raise ValueError("hessp returned non-finite values")
-            return np.ascontiguousarray(out, dtype=self.dtype)
+            return out
         if self._hess is not None:
             H = self.hess(x)
             return np.ascontiguousarray(H @ p, dtype=self.dtype).reshape(self.n)
@@ -336,11 +348,22 @@ class ScalarObjective:
         return ((gt - g0) / t).astype(self.dtype, copy=False)
 
     def _grad_uncached(self, x):
-        sx, sf, sg, sxg = self._x, self._f, self._g, self._xg
+        saved = self.cache()
         g = self.grad(x).copy()
-        # restore the cache at the main iterate
-        self._x, self._f, self._g, self._xg = sx, sf, sg, sxg
+        self.restore_cache(saved)       # the cache stays at the main iterate
         return g
+
+
+_EVAL_MODES = {"combined": 0, "callable": 1}
+
+
+def make_evaluator(obj):
+    """The compiled quasi-Newton loop's view of a :class:`ScalarObjective`: an
+    :class:`~neurenix._ext._evaluator.Evaluator` calling the user's ``fun``/``jac``
+    directly (through the objective for finite-difference gradients), with
+    absolute counters (:meth:`Evaluator.sync` writes them back)."""
+    return Evaluator(obj, _EVAL_MODES.get(obj.mode, 2), obj._fun, obj._jac, obj.args,
+                     obj.dtype.num, obj.n)
 
 
 def _one_sided_in_bounds(x, h, lb, ub):

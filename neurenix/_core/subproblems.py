@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from .._ext import _krylov
+from .objective import _EVAL_MODES
 
 __all__ = ["HessianOperator", "SteihaugCG", "KrylovGLTR", "ExactMoreSorensen", "Dogleg",
            "NotPositiveDefinite", "SUBPROBLEMS", "make_problem"]
@@ -150,12 +151,9 @@ class HessianOperator:
         return D
 
 
-_EVAL_MODES = {"combined": 0, "callable": 1}
-
-
 def make_problem(obj, *, dense=False, eps=None):
     """The compiled loops' view (:class:`neurenix._ext._krylov.Problem`) of a
-    :class:`~neurenix.optimize._objective.ScalarObjective`.
+    :class:`~neurenix._core.objective.ScalarObjective`.
 
     Hessian products come from the user's ``hessp`` called directly when it is
     given (and ``hess`` is not); from a :class:`HessianOperator` per point
@@ -165,6 +163,7 @@ def make_problem(obj, *, dense=False, eps=None):
     ``g`` go straight to the user's ``fun``/``jac`` when those are callables,
     otherwise through the objective (finite-difference gradients).
     """
+    fun, jac, hess, hessp = obj.callables()
     mode = _EVAL_MODES.get(obj.mode, 2)
     if obj.has_hessian or dense:
         hmode = 1
@@ -184,10 +183,9 @@ def make_problem(obj, *, dense=False, eps=None):
         # made a dense C-contiguous matrix of the working dtype
         return HessianOperator(obj, None, check_symmetry=first, H=H)
 
-    return _krylov.Problem(obj, mode, hmode, obj._fun, getattr(obj, "_jac", None),
-                           obj._hessp, tuple(obj.args), hop_factory,
+    return _krylov.Problem(obj, mode, hmode, fun, jac, hessp, tuple(obj.args), hop_factory,
                            0.0 if eps is None else float(eps), obj.n, obj.dtype,
-                           hess=obj._hess if dense else None, dense_fallback=dense_fallback)
+                           hess=hess if dense else None, dense_fallback=dense_fallback)
 
 
 class _Subproblem:

@@ -1,0 +1,21 @@
+# The status codes of the compiled minimize loops: the values of
+# neurenix.optimize.Status (neurenix/_core/result.py holds the table of success flags and
+# messages; tests/test_architecture.py checks that the two agree).  A loop cimports them:
+#     from ._status cimport *
+cdef enum:
+    S_RUNNING = -1          # internal: the loop goes on
+    S_SUCCESS = 0
+    S_MAXITER = 1
+    S_MAXFUN = 2
+    S_LINESEARCH = 3
+    S_NONFINITE = 4
+    S_CALLBACK = 5
+    S_MAXTIME = 6
+    S_INTERRUPTED = 7
+    S_GTOL = 8
+    S_FTOL = 9
+    S_XTOL = 10
+    S_TRUST_RADIUS = 11
+    S_NOT_DESCENT = 12
+    S_INDEFINITE = 13
+    S_PRECISION = 14
