@@ -1623,8 +1623,10 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if task == MT_CONVERGED:
                     break
                 if task != MT_FG:
-                    # a warning: accept the last trial when it decreased f enough
-                    if not (f <= fold + cfg.c1 * stp * dg) or not (f <= fold):
+                    # a warning: accept the last trial when it decreased f enough;
+                    # BFGS fails, as SciPy's line_search_wolfe1 (its stp is None)
+                    if method == 1 or not (f <= fold + cfg.c1 * stp * dg) \
+                            or not (f <= fold):
                         lsfail = 1
                     break
                 if ev.nfev >= cfg.maxfun:

@@ -326,12 +326,20 @@ def leastsq(func, x0, args=(), Dfun=None, full_output=False, col_deriv=False,
         if maxfev == 0:
             maxfev = 100 * (n + 1)
         max_nfev = maxfev
+    if n == 0:
+        f0 = np.atleast_1d(np.asarray(func(x0.copy(), *args), dtype=float))
+        return _leastsq_degenerate(x0, f0, n, full_output, ftol, xtol, gtol, maxfev)
     diff_step = None if epsfcn is None else float(np.sqrt(max(epsfcn, np.finfo(float).eps)))
     x_scale = "jac" if diag is None else 1.0 / np.asarray(diag, dtype=float)
-    # SciPy's leastsq default gtol=0 disables the gradient test: None here
-    res = least_squares(func, x0, jac=jac, method="lm", ftol=ftol, xtol=xtol,
-                        gtol=gtol if gtol else None,
-                        max_nfev=max_nfev, diff_step=diff_step, x_scale=x_scale, args=args)
+    try:
+        res = _lm(func, x0, jac, ftol, xtol, gtol, max_nfev, diff_step, x_scale, args)
+    except ValueError as e:
+        if "not finite" not in str(e):
+            raise
+        f0 = np.atleast_1d(np.asarray(func(x0.copy(), *args), dtype=float))
+        if np.all(np.isfinite(f0)):
+            raise
+        return _leastsq_degenerate(x0, f0, n, full_output, ftol, xtol, gtol, maxfev)
     info = _INFO.get(int(res.status), 0)
     mesg = _leastsq_messages(ftol, xtol, gtol, maxfev)[info]
     if not full_output:
@@ -353,11 +361,41 @@ def leastsq(func, x0, args=(), Dfun=None, full_output=False, col_deriv=False,
             cov_x = invR @ invR.T
         except (linalg.LinAlgError, ValueError):
             cov_x = None
-    infodict = {"fvec": fvec, "nfev": int(res.nfev), "fjac": np.ascontiguousarray(qr.T),
+    # MINPACK counts the finite-difference evaluations too: n per Jacobian, one
+    # Jacobian per iteration
+    nfev = int(res.nfev) + (n * int(res.nit) if Dfun is None else 0)
+    infodict = {"fvec": fvec, "nfev": nfev, "fjac": np.ascontiguousarray(qr.T),
                 "ipvt": piv.astype(np.int32), "qtf": q_t_f}
     if Dfun is not None:
         infodict["njev"] = res.njev
     return res.x, cov_x, infodict, mesg, info
+
+
+def _lm(func, x0, jac, ftol, xtol, gtol, max_nfev, diff_step, x_scale, args):
+    # SciPy's leastsq default gtol=0 disables the gradient test: None here
+    return least_squares(func, x0, jac=jac, method="lm", ftol=ftol, xtol=xtol,
+                         gtol=gtol if gtol else None, max_nfev=max_nfev,
+                         diff_step=diff_step, x_scale=x_scale, args=args)
+
+
+def _leastsq_degenerate(x0, f0, n, full_output, ftol, xtol, gtol, maxfev):
+    """SciPy's (MINPACK's) outcome where there is nothing to iterate: no variable
+    (``info`` 0, "Improper input parameters.") or non-finite residuals at ``x0``
+    (MINPACK's tests all fail on NaN and it stops with ``info`` 4 at ``x0``)."""
+    m = f0.size
+    info = 0 if n == 0 else 4
+    mesg = _leastsq_messages(ftol, xtol, gtol, maxfev)[info]
+    if not full_output:
+        if info == 0:
+            raise TypeError(mesg)
+        return x0, info
+    if n == 0:
+        infodict = {"fvec": f0, "nfev": 0, "fjac": np.empty((0, m)),
+                    "ipvt": np.empty(0, dtype=np.int32), "qtf": np.empty(0)}
+        return x0, None, infodict, mesg, info
+    infodict = {"fvec": f0, "nfev": 1 + n, "fjac": np.full((n, m), np.nan),
+                "ipvt": np.arange(n, dtype=np.int32), "qtf": np.full(n, np.nan)}
+    return x0, np.full((n, n), np.nan), infodict, mesg, info
 
 
 def _pivoted_qr(J):

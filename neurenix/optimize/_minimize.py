@@ -185,7 +185,7 @@ def _lookup(method):
     key = _canon(method)
     m = METHODS.get(key)
     if m is None:
-        raise ValueError(f"method: unknown solver {method!r}; available: "
+        raise ValueError(f"Unknown solver {method!r} (method); available: "
                          f"{', '.join(sorted(available_methods()))}")
     m.resolve()
     _RESOLVED[method] = m

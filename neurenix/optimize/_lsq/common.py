@@ -198,6 +198,8 @@ def _residuals(fun, x, m=None, where="x0"):
         f = np.atleast_1d(f)
     if m is not None and f.size != m:
         raise ValueError(f"fun returned {f.size} residuals, expected {m}")
+    if not f.flags.writeable:
+        f = f.copy()            # e.g. a view of a pandas Series: the kernels write
     return f
 
 
