@@ -66,7 +66,7 @@ CI_DESELECT = {
 #: the CI selection of each client: ``selection/<client>.txt`` (test ids, one a
 #: line), written by ``--make-selection`` from a full run: the tests that call a
 #: patched ``scipy.optimize`` function (the others cannot tell SciPy from
-#: neurenix), fastest first, up to a time budget per client
+#: neurenix): those in ``ALWAYS``, then the fastest, up to a time budget per client
 SELECTION_DIR = Path(__file__).resolve().parent / "selection"
 BUDGET_S = {"sklearn": 75.0, "statsmodels": 45.0, "lmfit": 60.0}
 
@@ -161,16 +161,26 @@ def compare(client, workdir=None, full=False, timeout=1500, extra=()):
     for mode in ("scipy", "neurenix"):
         runs[mode] = start(client, mode, workdir, full, extra) + (time.perf_counter(),)
     report = {"client": client, "workdir": str(workdir)}
-    for mode, (proc, junit, times, started) in runs.items():
-        try:
-            proc.wait(timeout=max(1.0, timeout - (time.perf_counter() - t0)))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
+    ended = {}
+    try:
+        while len(ended) < len(runs):       # each run's own end time
+            for mode, (proc, _, _, started) in runs.items():
+                if mode not in ended and proc.poll() is not None:
+                    ended[mode] = time.perf_counter() - started
+            if time.perf_counter() - t0 > timeout:
+                raise subprocess.TimeoutExpired("pytest", timeout)
+            time.sleep(0.2)
+    except BaseException:
+        for proc, *_ in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        raise
+    finally:
+        for proc, *_ in runs.values():
             proc._log.close()
-        report[f"{mode}_wall_s"] = time.perf_counter() - started
+    for mode, (proc, junit, times, started) in runs.items():
+        report[f"{mode}_wall_s"] = ended[mode]
         res = outcomes(junit)
         report[mode] = res
         report[f"{mode}_passed"] = sum(v == "passed" for v in res.values())
@@ -187,6 +197,22 @@ def compare(client, workdir=None, full=False, timeout=1500, extra=()):
     return report
 
 
+#: tests that failed with neurenix before issue #13 was fixed: always selected
+#: (substrings of test ids), whatever their duration
+ALWAYS = {
+    "sklearn": ("test_logistic_glmnet", "test_newton_cholesky_fallback_to_lbfgs",
+                "test_logistic_regression_callback_support", "test_linalg_warning_with_newton",
+                "test_gpr_correct_error_message", "test_warning_bounds"),
+    "statsmodels": ("TestMNLogitLBFGSBaseZero", "TestNegativeBinomialGeometricBFGS",
+                    "test_issue_339", "test_mnlogit_factor", "TestFrankCopula",
+                    "test_holt_damp_fit", "test_alternative_minimizers", "test_valid_bounds",
+                    "test_mnlogit_float_name", "test_summary_after_remove_data"),
+    "lmfit": ("test_basinhopping_solver_options", "test_confidence_2d",
+              "test_model_nan_policy", "test_coercion_of_input_data",
+              "test_parameters_usersyms", "test_default_max_nfev"),
+}
+
+
 def make_selection(client, times_json, budget_s=None):
     """Write ``selection/<client>.txt`` from a full run's timing file (the SciPy
     mode's ``<client>-scipy.json``): the tests that called a patched function,
@@ -196,8 +222,13 @@ def make_selection(client, times_json, budget_s=None):
     budget = BUDGET_S[client] if budget_s is None else budget_s
     users = sorted((rec[2], tid) for tid, rec in per_test.items() if rec[0] > 0)
     keep, total = [], 0.0
+    always = ALWAYS.get(client, ())
     for dur, tid in users:
-        if total + dur > budget:
+        if any(a in tid for a in always):
+            keep.append(tid)
+            total += dur
+    for dur, tid in users:
+        if tid in keep or total + dur > budget:
             continue
         keep.append(tid)
         total += dur
@@ -209,6 +240,22 @@ def make_selection(client, times_json, budget_s=None):
                  "--make-selection\n")
         fh.write("\n".join(sorted(keep)) + "\n")
     return keep
+
+
+def markdown_table(reports):
+    """The docs' table: pass counts and the time inside the optimizer calls."""
+    rows = ["| client | tests run | passed: SciPy / neurenix | fail only with neurenix "
+            "| inside optimizer calls: SciPy / neurenix (s) | ratio | minimize nfev: SciPy "
+            "/ neurenix |", "|---|---|---|---|---|---|---|"]
+    for r in reports:
+        ts = sum(r["scipy_optimizer_s"].values())
+        tn = sum(r["neurenix_optimizer_s"].values())
+        ns = r["scipy_counts"].get("minimize.nfev")
+        nn = r["neurenix_counts"].get("minimize.nfev")
+        rows.append(f"| {r['client']} | {len(r['scipy'])} | {r['scipy_passed']} / "
+                    f"{r['neurenix_passed']} | {len(r['regressions'])} | {ts:.1f} / {tn:.1f} "
+                    f"| {tn / ts if ts else float('nan'):.2f} | {ns} / {nn} |")
+    return "\n".join(rows)
 
 
 def main(argv=None):
@@ -245,6 +292,7 @@ def main(argv=None):
                   f"{r['neurenix_counts'].get(key)}")
         for tid in r["regressions"]:
             print("   ", tid)
+    print(markdown_table(reports))
     if a.json:
         with open(a.json, "w") as fh:
             json.dump([{k: v for k, v in r.items() if k not in ("scipy", "neurenix")}
