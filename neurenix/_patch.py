@@ -46,9 +46,30 @@ _ORIGINALS = {}
 _STACK = []
 
 
+#: name -> the routing function installed by the patch (one object per name)
+_PROXIES = {}
+
+
 def _replacements(names):
+    """The functions the patch installs: thin forwarders to neurenix's (with its
+    name, docstring and signature), distinct objects so that unpatching restores
+    exactly the bindings the patch made and never a module's own
+    ``from neurenix.optimize import minimize``."""
+    import functools
     from . import optimize as nx
-    return {name: getattr(nx, name) for name in names}
+    out = {}
+    for name in names:
+        proxy = _PROXIES.get(name)
+        if proxy is None:
+            target = getattr(nx, name)
+
+            def proxy(*args, _target=target, **kwargs):
+                return _target(*args, **kwargs)
+            proxy = functools.wraps(target)(proxy)
+            proxy._neurenix_patch = True
+            _PROXIES[name] = proxy
+        out[name] = proxy
+    return out
 
 
 def _skip_module(modname):
@@ -209,10 +230,9 @@ def unpatch_scipy():
 def is_patched(name="minimize"):
     """Whether ``scipy.optimize.<name>`` is currently routed to neurenix."""
     import scipy.optimize as so
-    from . import optimize as nx
     if name not in PATCHABLE:
         raise ValueError(f"name must be one of {PATCHABLE}, got {name!r}")
-    return getattr(so, name) is getattr(nx, name)
+    return getattr(getattr(so, name), "_neurenix_patch", False)
 
 
 def scipy_original(name):

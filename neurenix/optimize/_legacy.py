@@ -326,8 +326,13 @@ def leastsq(func, x0, args=(), Dfun=None, full_output=False, col_deriv=False,
         if maxfev == 0:
             maxfev = 100 * (n + 1)
         max_nfev = maxfev
+    # SciPy checks the output's shape with one call at x0 before MINPACK starts
+    # (a call client code can see in its own counters, as lmfit's nfev)
+    f0 = np.atleast_1d(np.asarray(func(x0.copy(), *args), dtype=float))
+    if n > f0.size:
+        raise TypeError(f"Improper input: func input vector length N={n} must not exceed "
+                        f"func output vector length M={f0.size}")
     if n == 0:
-        f0 = np.atleast_1d(np.asarray(func(x0.copy(), *args), dtype=float))
         return _leastsq_degenerate(x0, f0, n, full_output, ftol, xtol, gtol, maxfev)
     diff_step = None if epsfcn is None else float(np.sqrt(max(epsfcn, np.finfo(float).eps)))
     x_scale = "jac" if diag is None else 1.0 / np.asarray(diag, dtype=float)
@@ -336,7 +341,6 @@ def leastsq(func, x0, args=(), Dfun=None, full_output=False, col_deriv=False,
     except ValueError as e:
         if "not finite" not in str(e):
             raise
-        f0 = np.atleast_1d(np.asarray(func(x0.copy(), *args), dtype=float))
         if np.all(np.isfinite(f0)):
             raise
         return _leastsq_degenerate(x0, f0, n, full_output, ftol, xtol, gtol, maxfev)
