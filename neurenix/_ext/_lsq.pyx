@@ -59,7 +59,8 @@ cnp.import_array()
 cdef object _vec(object value, Py_ssize_t m, str what):
     cdef cnp.ndarray a = np.asarray(value, dtype=np.float64)
     if a.ndim > 1:
-        raise ValueError(f"{what} must return at most 1-D array_like, got shape {np.shape(a)}")
+        raise ValueError(f"{what} must return the residual vector (at most 1-D "
+                         f"array_like), got shape {np.shape(a)}")
     if a.ndim == 0:
         a = a.reshape(1)
     if a.shape[0] != m:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..._ext import _lsq as _k
 from ..._core.result import OptimizeResult
-from .common import _check_jac
+from ..._core.residuals import check_jacobian
 
 # MINPACK's info -> SciPy's least_squares status (6/7/8: the same tests hit at
 # machine precision)
@@ -46,7 +46,7 @@ def _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev, x_s
         pass      # the last Jacobian evaluated was at the solution: reuse it
     elif jac_user is not None:
         # the Jacobian at the solution, for result.jac (as SciPy); not fed to a kernel
-        J = _check_jac(jac_user(x.copy()), f.size, x.size, False, check_finite=False)
+        J = check_jacobian(jac_user(x.copy()), f.size, x.size, check_finite=False)
         njev += 1
     else:
         J = _k.fd_columns(f_user, x, f, _k.fd_steps(x, fd_method, diff_step),

@@ -25,7 +25,8 @@ from scipy import sparse
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, lsmr
 
 from ..._ext import _lsq as _k
-from .common import (_active_mask, _callback_stop, _check_jac, _cl_scaling, _col_scaled,
+from ..._core.residuals import check_jacobian
+from .common import (_active_mask, _callback_stop, _cl_scaling, _col_scaled,
                      _colnorms, _grad, _intersect_ball, _minimize_1d, _model, _result,
                      _scale_for_loss, _step_to_bound, _strictly_feasible)
 
@@ -132,8 +133,8 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
             if not np.all(np.isfinite(f)):
                 raise ValueError("fun: residuals at x0 (moved inside the bounds) are "
                                  "not finite")
-            J0 = None if prob.jac_user is None else _check_jac(
-                prob.jac_user(x.copy()), prob.m, n, True)
+            J0 = None if prob.jac_user is None else check_jacobian(
+                prob.jac_user(x.copy()), prob.m, n, allow_sparse=True, where="x0")
     J = prob.J(x, f, J0)
     if sparse.issparse(J) or isinstance(J, LinearOperator):
         return _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale,
