@@ -13,10 +13,13 @@ import numpy as np
 from ..._ext import _lsq as _k
 from ..._core.result import OptimizeResult
 from ..._core.residuals import check_jacobian
+from ..._ext._status import LSQ_CODES as _L      # least_squares' codes, the one table
 
 # MINPACK's info -> SciPy's least_squares status (6/7/8: the same tests hit at
 # machine precision)
-_FROM_MINPACK = {1: 2, 2: 3, 3: 4, 4: 1, 5: 0, 6: 2, 7: 3, 8: 1, -2: -2}
+_FROM_MINPACK = {1: _L["FTOL"], 2: _L["XTOL"], 3: _L["FTOL_XTOL"], 4: _L["GTOL"],
+                 5: _L["MAXFEV"], 6: _L["FTOL"], 7: _L["XTOL"], 8: _L["GTOL"],
+                 -2: _L["CALLBACK"]}
 
 
 

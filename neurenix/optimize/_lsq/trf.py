@@ -25,6 +25,7 @@ from scipy import sparse
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, lsmr
 
 from ..._ext import _lsq as _k
+from ..._ext._status import LSQ_CODES as _L      # least_squares' codes, the one table
 from ..._core.residuals import check_jacobian
 from .common import (_active_mask, _callback_stop, _cl_scaling, _col_scaled,
                      _colnorms, _grad, _intersect_ball, _minimize_1d, _model, _result,
@@ -185,9 +186,9 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
             v, dv = _cl_scaling(x, g, lb, ub)
         g_norm = float(np.max(np.abs(g * v)))
         if g_norm < gtol:
-            status = 1
+            status = _L["GTOL"]
         if prob.nfev >= max_nfev and status is None:
-            status = 0
+            status = _L["MAXFEV"]
         if status is not None:
             break
         # the distance to a bound, in units of the variable's scale
@@ -234,11 +235,11 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
             ftol_ok = actual >= 0 and actual < ftol * cost and ratio > 0.25
             xtol_ok = dx_norm < xtol * (xtol + np.linalg.norm(x))
             if ftol_ok and xtol_ok:
-                status = 4
+                status = _L["FTOL_XTOL"]
             elif ftol_ok:
-                status = 2
+                status = _L["FTOL"]
             elif xtol_ok:
-                status = 3
+                status = _L["XTOL"]
             if status is not None:
                 break
         nit += 1
@@ -255,11 +256,11 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
             if verbose == 2:
                 print(f"trf it {nit}: cost={cost:.6e} nfev={prob.nfev}")
             if status is None and _callback_stop(callback, x, f, cost):
-                status = -2
+                status = _L["CALLBACK"]
         if status is not None:
             break
         if prob.nfev >= max_nfev:
-            status = 0
+            status = _L["MAXFEV"]
             break
     if bounded:
         v, _ = _cl_scaling(x, g, lb, ub)
