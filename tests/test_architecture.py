@@ -4,7 +4,10 @@
   <- ``distributed``, and ``backend`` <- ``autograd`` <- {``nn``, ``data``}; ``optim``/``optimize``
   never import each other, and nothing below imports the layers above (read from the source: every
   ``import``/``from`` statement, top-level or inside a function);
-- the compiled loops' status codes (``_ext/_status.pxd``) are ``Status``'s;
+- every top-level module has a layer (checkpoint, datasets, tune, demo included), and
+  relative imports are resolved against the importing file's own package;
+- the compiled loops' status codes (``_ext/_status.pxd``) are ``Status``'s and
+  ``least_squares``' (``LSQ_MESSAGES``), and no ``_ext`` file keeps its own copy;
 - each first-order rule's defaults are its ``optim`` class's signature defaults;
 - the compiled objective checks (``check_scalar``/``check_vector``) behave as documented.
 """
