@@ -4,7 +4,10 @@
   <- ``distributed``, and ``backend`` <- ``autograd`` <- {``nn``, ``data``}; ``optim``/``optimize``
   never import each other, and nothing below imports the layers above (read from the source: every
   ``import``/``from`` statement, top-level or inside a function);
-- the compiled loops' status codes (``_ext/_status.pxd``) are ``Status``'s;
+- every top-level module has a layer (checkpoint, datasets, tune, demo included), and
+  relative imports are resolved against the importing file's own package;
+- the compiled loops' status codes (``_ext/_status.pxd``) are ``Status``'s and
+  ``least_squares``' (``LSQ_MESSAGES``), and no ``_ext`` file keeps its own copy;
 - each first-order rule's defaults are its ``optim`` class's signature defaults;
 - the compiled objective checks (``check_scalar``/``check_vector``) behave as documented.
 """
@@ -19,7 +22,7 @@ import pytest
 import neurenix
 from neurenix import optim
 from neurenix._core.first_order import RULES
-from neurenix._core.result import STATUS_TABLE, MESSAGES, BY_CODE, Status
+from neurenix._core.result import STATUS_TABLE, MESSAGES, BY_CODE, Status, LSQ_MESSAGES
 from neurenix._ext import _status
 from neurenix._ext._evaluator import check_scalar, check_vector
 
@@ -38,56 +41,112 @@ ALLOWED = {
     "nn": {"autograd", "backend", "optim"},
     "data": {"autograd", "backend"},
     "distributed": {"_core", "backend", "checkpoint", "optim", "optimize"},
+    # leaves: checkpoint files, the certified data sets, hyperparameter search (any
+    # objective), the plain-NumPy reference rules of the tests and the demo
+    "checkpoint": {"backend"},
+    "datasets": set(),
+    "tune": set(),
+    "_numpy_reference": set(),
+    # patch_scipy: routes scipy.optimize to neurenix.optimize
+    "_patch": {"optimize"},
+    # the demo script is an application on top of everything
+    "demo": {"optim", "optimize", "nn", "data", "datasets", "autograd", "backend",
+             "_numpy_reference"},
 }
 
 
-def _imported_packages(path, package):
-    """The top-level neurenix subpackages that ``path`` imports (absolute or relative)."""
+def _resolve(path, dots, name):
+    """The absolute dotted name of ``from <dots><name> import ...`` written in ``path``."""
+    # a package's __init__ counts as a module inside it: one dot is the package itself
+    parts = ["neurenix", *path.relative_to(PKG).with_suffix("").parts]
+    base = parts[:len(parts) - dots]           # the importing module's package, then up
+    return ".".join(base + ([name] if name else []))
+
+
+def _top(dotted):
+    """``neurenix.<top>...`` -> ``<top>`` (None for anything outside neurenix)."""
+    bits = dotted.split(".")
+    return bits[1] if bits[0] == "neurenix" and len(bits) > 1 else None
+
+
+def _imported_packages(path):
+    """The top-level neurenix subpackages/modules that ``path`` imports (absolute or
+    relative, resolved against the file's own module path)."""
     text = path.read_text()
     found = set()
     if path.suffix in (".pyx", ".pxd"):
         for m in re.finditer(r"^\s*(?:from|c?import)\s+(\.*)([\w.]*)", text, re.M):
             dots, name = m.groups()
-            if dots:
-                found.add(package if len(dots) == 1 else name.split(".")[0])
-            elif name.startswith("neurenix."):
-                found.add(name.split(".")[1])
-        return found
+            found.add(_top(_resolve(path, len(dots), name) if dots else name))
+        return found - {None}
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
-            for a in node.names:
-                if a.name.startswith("neurenix."):
-                    found.add(a.name.split(".")[1])
+            found.update(_top(a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            mod = node.module or ""
-            if node.level == 0:
-                if mod.startswith("neurenix."):
-                    found.add(mod.split(".")[1])
-                elif mod == "neurenix":
-                    found.update(a.name for a in node.names)
-            elif node.level == 1:
-                found.add(package)
+            mod = _resolve(path, node.level, node.module) if node.level else (node.module or "")
+            if mod == "neurenix":           # from neurenix import optim / from . import nn
+                found.update(a.name for a in node.names)
             else:
-                # from .. import x / from ..x import y (depth 2 inside a subpackage)
-                found.add(mod.split(".")[0] if mod else node.names[0].name)
-    return found
+                found.add(_top(mod))
+    return found - {None}
+
+
+def _top_level():
+    """Every top-level subpackage and module of neurenix, with its source files."""
+    out = {}
+    for p in sorted(PKG.iterdir()):
+        if p.is_dir() and (p / "__init__.py").exists():
+            out[p.name] = [q for q in sorted(p.rglob("*")) if q.suffix in (".py", ".pyx", ".pxd")]
+        elif p.suffix == ".py" and p.stem != "__init__":
+            out[p.stem] = [p]
+    return out
+
+
+def test_every_top_level_module_has_a_layer():
+    assert set(_top_level()) == set(ALLOWED)
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_imports_flow_one_way(package):
     bad = []
-    for path in sorted((PKG / package).rglob("*")):
-        if path.suffix not in (".py", ".pyx", ".pxd"):
-            continue
-        for dep in _imported_packages(path, package) - {package}:
+    for path in _top_level().get(package, []):
+        for dep in _imported_packages(path) - {package}:
             if dep not in ALLOWED[package]:
                 bad.append(f"{path.relative_to(PKG)} imports neurenix.{dep}")
     assert not bad, "\n".join(bad)
 
 
+def test_import_resolution():
+    """The resolver on relative imports at each depth (a wrong one would hide a bad edge)."""
+    trf = PKG / "optimize" / "_lsq" / "trf.py"
+    assert _resolve(trf, 3, "_ext") == "neurenix._ext"
+    assert _resolve(trf, 2, "_driver") == "neurenix.optimize._driver"
+    assert _resolve(trf, 1, "common") == "neurenix.optimize._lsq.common"
+    assert _resolve(PKG / "optimize" / "_lsq" / "__init__.py", 1, "") == "neurenix.optimize._lsq"
+    assert _resolve(PKG / "checkpoint.py", 1, "backend") == "neurenix.backend"
+    assert _imported_packages(PKG / "checkpoint.py") == {"backend"}
+    assert "optim" in _imported_packages(PKG / "demo.py")
+
+
 def test_compiled_status_codes_are_status():
     assert _status.CODES == {s.name: int(s) for s in Status}
     assert _status.RUNNING not in BY_CODE
+
+
+def test_compiled_lsq_codes_are_least_squares():
+    assert set(_status.LSQ_CODES.values()) == set(LSQ_MESSAGES)
+    assert _status.LSQ_RUNNING not in LSQ_MESSAGES
+
+
+def test_no_private_status_enum():
+    """Every compiled loop takes its status codes from ``_status.pxd`` (no second copy)."""
+    bad = []
+    for path in sorted((PKG / "_ext").glob("*.p[xy][xd]")):
+        if path.stem == "_status":
+            continue
+        if re.search(r"^\s+[SL]_[A-Z_]+\s*=\s*-?\d+", path.read_text(), re.M):
+            bad.append(path.name)
+    assert not bad, bad
 
 
 def test_one_status_table():

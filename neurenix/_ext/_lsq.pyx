@@ -44,6 +44,7 @@ from libc.float cimport DBL_MAX
 from scipy.linalg.cython_lapack cimport dgeqp3, dormqr
 
 from ._vec cimport dot_seq, dot_lanes8h, all_finite
+from ._status cimport *          # least_squares' status codes L_* (SciPy's)
 from ._minpack cimport (DWARF, EPSMCH, LONG, enorm, enorm_cols, enorm_mp, qr_factor,
                         apply_qt, qrfac, qrsolv)
 from ._lsq_steps cimport (lmpar, qr_lstsq_c, qr_lwork, _select_step, _model, _matvec,
@@ -58,7 +59,8 @@ cnp.import_array()
 cdef object _vec(object value, Py_ssize_t m, str what):
     cdef cnp.ndarray a = np.asarray(value, dtype=np.float64)
     if a.ndim > 1:
-        raise ValueError(f"{what} must return at most 1-D array_like, got shape {np.shape(a)}")
+        raise ValueError(f"{what} must return the residual vector (at most 1-D "
+                         f"array_like), got shape {np.shape(a)}")
     if a.ndim == 0:
         a = a.reshape(1)
     if a.shape[0] != m:
@@ -564,7 +566,7 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
     """
     cdef int n = x0.shape[0], m = f0.shape[0]
     cdef Py_ssize_t i, j, nfev = nfev0
-    cdef int status = -100, nit = 0, lwork, rank
+    cdef int status = L_RUNNING, nit = 0, lwork, rank
     cdef bint linear = rho is None, accepted, ftol_ok, xtol_ok, finite
     cdef double cost, cost_new = 0.0, cost_old = 0.0, dF = 0.0, slope, t, gmax, pn, xn
     cdef double dxn, rcond = EPSMCH * (m if m > n else n), w, dj
@@ -615,7 +617,7 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
                 if fabs(g[j]) > gmax:
                     gmax = fabs(g[j])
         if gmax <= gtol:
-            status = 1
+            status = L_GTOL
             break
         with nogil:
             if xscale is None:
@@ -687,17 +689,17 @@ def gn_solve(prob_f, prob_J, double[::1] x0, double[::1] f0, J0, rho, double fto
         xtol_ok = (not accepted and nfev < max_nfev) \
             or dxn < xtol * (xtol + enorm(n, x))
         if ftol_ok and xtol_ok:
-            status = 4
+            status = L_FTOL_XTOL
         elif ftol_ok:
-            status = 2
+            status = L_FTOL
         elif xtol_ok:
-            status = 3
+            status = L_XTOL
         elif nfev >= max_nfev:
-            status = 0
-        if status != -100:
+            status = L_MAXFEV
+        if status != L_RUNNING:
             break
         if callback is not None and callback(_new_vec(n, x), _new_vec(m, f), cost):
-            status = -2
+            status = L_CALLBACK
             break
     return x_arr, f_arr, J_arr.T, cost, status, nit, nfev
 
@@ -795,7 +797,7 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
     """
     cdef int n = x0.shape[0], m = f0.shape[0], ma = m + n, lwork
     cdef Py_ssize_t i, j, nfev = nfev0, njev = 1
-    cdef int status = -100, nit = 0
+    cdef int status = L_RUNNING, nit = 0
     cdef bint linear = rho is None, bounded = False, jac_scale = xscale is None
     cdef bint finite, ftol_ok, xtol_ok, moved
     cdef double cost, cost_new = 0.0, delta, g_norm, theta, actual, predicted, ratio
@@ -895,10 +897,10 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
                 if t > g_norm:
                     g_norm = t
         if g_norm < gtol:
-            status = 1
-        if nfev >= max_nfev and status == -100:
-            status = 0
-        if status != -100:
+            status = L_GTOL
+        if nfev >= max_nfev and status == L_RUNNING:
+            status = L_MAXFEV
+        if status != L_RUNNING:
             break
         with nogil:
             for j in range(n):
@@ -973,12 +975,12 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
             ftol_ok = actual >= 0.0 and actual < ftol * cost and ratio > 0.25
             xtol_ok = dx_norm < xtol * (xtol + enorm(n, x))
             if ftol_ok and xtol_ok:
-                status = 4
+                status = L_FTOL_XTOL
             elif ftol_ok:
-                status = 2
+                status = L_FTOL
             elif xtol_ok:
-                status = 3
-            if status != -100:
+                status = L_XTOL
+            if status != L_RUNNING:
                 break
         nit += 1
         if actual > 0.0:
@@ -1001,13 +1003,13 @@ def trf_solve(fun, jac, fdjac, double[::1] x0, double[::1] f0, J0, double[::1] l
                             scale_inv[j] = w1[j]
             if verbose == 2:
                 print(f"trf it {nit}: cost={cost:.6e} nfev={nfev}")
-            if status == -100 and callback is not None and \
+            if status == L_RUNNING and callback is not None and \
                     callback(_new_vec(n, x), _new_vec(m, f), cost):
-                status = -2
-        if status != -100:
+                status = L_CALLBACK
+        if status != L_RUNNING:
             break
         if nfev >= max_nfev:
-            status = 0
+            status = L_MAXFEV
             break
     if bounded:
         _cl_scaling(n, x, g, lb, ub, v, dv)

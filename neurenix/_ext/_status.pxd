@@ -19,3 +19,15 @@ cdef enum:
     S_NOT_DESCENT = 12
     S_INDEFINITE = 13
     S_PRECISION = 14
+
+# least_squares' status codes (SciPy's; the messages are neurenix._core.result.LSQ_MESSAGES,
+# checked by tests/test_architecture.py)
+cdef enum:
+    L_RUNNING = -100        # internal: the loop goes on
+    L_CALLBACK = -2         # the callback asked to stop
+    L_IMPROPER = -1         # improper input parameters
+    L_MAXFEV = 0            # max_nfev reached
+    L_GTOL = 1
+    L_FTOL = 2
+    L_XTOL = 3
+    L_FTOL_XTOL = 4

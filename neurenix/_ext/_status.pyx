@@ -13,3 +13,12 @@ CODES = {
 
 #: the internal "still running" code (never returned)
 RUNNING = S_RUNNING
+
+#: ``least_squares``' codes (``L_*`` in ``_status.pxd``): name -> code
+LSQ_CODES = {
+    "CALLBACK": L_CALLBACK, "IMPROPER": L_IMPROPER, "MAXFEV": L_MAXFEV, "GTOL": L_GTOL,
+    "FTOL": L_FTOL, "XTOL": L_XTOL, "FTOL_XTOL": L_FTOL_XTOL,
+}
+
+#: the internal "still running" code of the least-squares loops (never returned)
+LSQ_RUNNING = L_RUNNING

@@ -46,11 +46,11 @@ import numpy as np
 
 cnp.import_array()
 
-# return codes of the CG loops
-CG_CONVERGED = 0        # residual <= tol
-CG_NEGATIVE_CURVATURE = 1
-CG_MAXITER = 2
-CG_BOUNDARY = 3         # Steihaug: the step reached the trust-region boundary
+# return codes of the CG loops: the C_* of _subproblems.pxd, under their Python names
+CG_CONVERGED = C_CONVERGED              # residual <= tol
+CG_NEGATIVE_CURVATURE = C_NEGATIVE
+CG_MAXITER = C_MAXITER
+CG_BOUNDARY = C_BOUNDARY                # Steihaug: the step reached the trust-region boundary
 
 
 # The two CG kernels below sum in the lanes16 order of _vec.pxd (sixteen partial

@@ -15,6 +15,25 @@ def _lerp(a, b, w):
     return b - (b - a) * (1.0 - w)
 
 
+def _signed_decayed(p, g, weight_decay, decay, decoupled, maximize):
+    """The Adam family's direction ``d`` (``-g`` when maximizing, plus ``weight_decay p``
+    when the decay is coupled) and the parameter after decoupled decay (``p decay``)."""
+    d = -g if maximize else g
+    pj = p
+    if decoupled:
+        pj = p * decay
+    elif weight_decay != 0:
+        d = d + weight_decay * p
+    return d, pj
+
+
+def _moments(m, v, d, beta1, beta2):
+    """Adam's moment updates in place: ``m = lerp(m, d, 1 - beta1)``,
+    ``v = beta2 v + (1 - beta2) d^2``."""
+    m[...] = _lerp(m, d, 1.0 - beta1)
+    v[...] = beta2 * v + (1.0 - beta2) * d * d
+
+
 class GenericKernels:
     """Kernel table over namespace ``xp``."""
 
@@ -78,12 +97,7 @@ class GenericKernels:
         xp = self.xp
         for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
             step_size, bc2_sqrt, decay = (float(sc[i, 0]), float(sc[i, 1]), float(sc[i, 2]))
-            d = -g if maximize else g
-            pj = p
-            if decoupled:
-                pj = p * decay
-            elif weight_decay != 0:
-                d = d + weight_decay * p
+            d, pj = _signed_decayed(p, g, weight_decay, decay, decoupled, maximize)
             m[...] = _lerp(m, d, 1.0 - beta1)
             if belief:
                 r = d - m
@@ -104,14 +118,8 @@ class GenericKernels:
         xp = self.xp
         for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
             bc2, c_grad, c_m, decay = (float(x) for x in sc[i, :4])
-            d = -g if maximize else g
-            pj = p
-            if decoupled:
-                pj = p * decay
-            elif weight_decay != 0:
-                d = d + weight_decay * p
-            m[...] = _lerp(m, d, 1.0 - beta1)
-            v[...] = beta2 * v + (1.0 - beta2) * d * d
+            d, pj = _signed_decayed(p, g, weight_decay, decay, decoupled, maximize)
+            _moments(m, v, d, beta1, beta2)
             denom = xp.sqrt(v / bc2) + eps
             pj = pj - c_grad * (d / denom)
             p[...] = pj - c_m * (m / denom)
@@ -122,14 +130,8 @@ class GenericKernels:
         xp = self.xp
         for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
             lr, bc1, bc2_sqrt, rect, rectify, decay = (float(x) for x in sc[i, :6])
-            d = -g if maximize else g
-            pj = p
-            if decoupled:
-                pj = p * decay
-            elif weight_decay != 0:
-                d = d + weight_decay * p
-            m[...] = _lerp(m, d, 1.0 - beta1)
-            v[...] = beta2 * v + (1.0 - beta2) * d * d
+            d, pj = _signed_decayed(p, g, weight_decay, decay, decoupled, maximize)
+            _moments(m, v, d, beta1, beta2)
             u = (m / bc1) * lr
             if rectify:
                 u = u * (bc2_sqrt / (xp.sqrt(v) + eps)) * rect
@@ -144,8 +146,7 @@ class GenericKernels:
         trust = np.ones(len(params))
         for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
             lr, inv_bc1, bc2_sqrt = (float(x) for x in sc[i, :3])
-            m[...] = _lerp(m, g, 1.0 - beta1)
-            v[...] = beta2 * v + (1.0 - beta2) * g * g
+            _moments(m, v, g, beta1, beta2)
             r = (m * inv_bc1) / (xp.sqrt(v) / bc2_sqrt + eps) + weight_decay * p
             pn = float(xp.sqrt(xp.sum(xp.astype(p, xp.float64) ** 2)))
             rn = float(xp.sqrt(xp.sum(xp.astype(r, xp.float64) ** 2)))

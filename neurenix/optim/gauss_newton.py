@@ -27,6 +27,7 @@ import numpy as np
 
 from .._ext import _lsq as _k
 from .optimizer import Optimizer
+from .._core.residuals import check_jacobian, check_residuals
 from .._core.validation import check_lr, check_nonneg, check_positive
 
 __all__ = ["GaussNewton"]
@@ -107,21 +108,12 @@ class GaussNewton(Optimizer):
 
     @staticmethod
     def _residual(closure):
-        r = np.asarray(closure(), dtype=np.float64)
-        if r.ndim > 1:
-            raise ValueError(f"closure must return the residual vector (1-D), got shape "
-                             f"{r.shape}")
-        return np.atleast_1d(r)
+        return check_residuals(closure(), what="closure")
 
     def _jac(self, closure, theta, r):
         n = theta.size
         if self.jacobian is not None:
-            J = np.asarray(self.jacobian(), dtype=np.float64)
-            if J.shape != (r.size, n):
-                raise ValueError(f"jacobian must return shape ({r.size}, {n}), got {J.shape}")
-            if not np.isfinite(J).all():
-                raise ValueError("jacobian returned non-finite values")
-            return J
+            return check_jacobian(self.jacobian(), r.size, n, what="jacobian")
         # SciPy's forward-difference step rule (neurenix._ext._lsq.fd_steps) with the
         # epsilon of the least precise parameter dtype, rounded to a step the
         # parameters can hold; the columns by the shared kernel (fd_columns)

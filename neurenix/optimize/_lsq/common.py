@@ -19,6 +19,7 @@ from scipy.sparse.linalg import LinearOperator
 from ..._ext import _lsq as _k
 from ..._core.result import OptimizeResult
 from ..._core.objective import as_float_array
+from ..._core.residuals import check_jacobian, check_residuals
 
 EPS = np.finfo(float).eps
 
@@ -189,37 +190,6 @@ def _wrap(fn, args, kwargs):
     return lambda x: fn(x, *args, **kwargs)
 
 
-def _residuals(fun, x, m=None, where="x0"):
-    f = fun(x)
-    if not (type(f) is np.ndarray and f.dtype == np.float64 and f.ndim == 1):
-        f = np.asarray(f, dtype=np.float64)
-        if f.ndim > 1:
-            raise ValueError(f"fun must return at most 1-D array_like, got shape {f.shape}")
-        f = np.atleast_1d(f)
-    if m is not None and f.size != m:
-        raise ValueError(f"fun returned {f.size} residuals, expected {m}")
-    if not f.flags.writeable:
-        f = f.copy()            # e.g. a view of a pandas Series: the kernels write
-    return f
-
-
-def _check_jac(J, m, n, allow_sparse, check_finite=True):
-    if sparse.issparse(J) or isinstance(J, LinearOperator):
-        if not allow_sparse:
-            raise ValueError("jac: sparse or LinearOperator Jacobians need method='trf'")
-        if J.shape != (m, n):
-            raise ValueError(f"jac must return shape ({m}, {n}), got {J.shape}")
-        return J.tocsr() if sparse.issparse(J) else J
-    J = np.asarray(J, dtype=np.float64)
-    if J.shape != (m, n):
-        raise ValueError(f"jac must return an array of shape ({m}, {n}), got shape "
-                         f"{J.shape}")
-    if check_finite and not np.isfinite(J).all():
-        raise ValueError("jac returned non-finite values at x0")
-    return J
-
-
-
 # ---------------------------------------------------------------------------
 # Problem wrapper of the Python drivers (gn, trf)
 # ---------------------------------------------------------------------------
@@ -237,14 +207,15 @@ class _Problem:
 
     def f(self, x):
         self.nfev += 1
-        return _residuals(self.fun, x.copy(), self.m)
+        return check_residuals(self.fun(x.copy()), self.m)
 
     def J(self, x, f, first=None):
         if self.jac_user is not None:
             self.njev += 1
             if first is not None:
                 return first
-            return _check_jac(self.jac_user(x.copy()), self.m, self.n, True)
+            return check_jacobian(self.jac_user(x.copy()), self.m, self.n,
+                                  allow_sparse=True)
         return self.fd_jac(x, f)
 
     def fd_jac(self, x, f):
@@ -253,7 +224,7 @@ class _Problem:
             # Curtis-Powell-Reid differencing; the result is a sparse matrix
             from scipy.optimize._numdiff import approx_derivative
             return sparse.csr_matrix(approx_derivative(
-                lambda z: _residuals(self.fun, z, self.m), x, method=self.fd,
+                lambda z: check_residuals(self.fun(z), self.m), x, method=self.fd,
                 rel_step=self.diff_step, f0=f, bounds=(self.lb, self.ub),
                 sparsity=self.sparsity))
         h = _k.fd_steps(x, self.fd, self.diff_step)

@@ -12,8 +12,9 @@ import numpy as np
 from scipy import sparse
 
 from ..._core.result import OptimizeResult, LSQ_MESSAGES
-from .common import (EPS, LOSSES, _Loss, _Problem, _as_x0, _check_jac, _check_tol,
-                     _prepare_bounds, _residuals, _wrap)
+from ..._core.residuals import check_jacobian, check_residuals
+from .common import (EPS, LOSSES, _Loss, _Problem, _as_x0, _check_tol, _prepare_bounds,
+                     _wrap)
 from .gn import _solve_gn
 from .lm import _solve_lm
 from .trf import _solve_trf
@@ -211,7 +212,7 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
 
     f_user = _wrap(fun, args, kwargs)
     jac_user = _wrap(jac, args, kwargs) if callable(jac) else None
-    f0 = _residuals(f_user, x0.copy())
+    f0 = check_residuals(f_user(x0.copy()))
     m = f0.size
     if method != "lm" and not np.isfinite(f0).all():     # lm: checked by the kernel
         raise ValueError("fun: residuals at x0 are not finite")
@@ -222,8 +223,8 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
     if jac_user is not None:
         J0 = jac_user(x0.copy())
         # lm: the kernel checks finiteness when it copies J0
-        J0 = _check_jac(J0, m, n, allow_sparse=(method == "trf"),
-                        check_finite=(method != "lm"))
+        J0 = check_jacobian(J0, m, n, allow_sparse=(method == "trf"),
+                            check_finite=(method != "lm"), where="x0")
         if tr_solver == "exact" and not isinstance(J0, np.ndarray):
             raise ValueError("tr_solver='exact' works only with dense Jacobian matrices.")
     sparsity = None

@@ -12,11 +12,14 @@ import numpy as np
 
 from ..._ext import _lsq as _k
 from ..._core.result import OptimizeResult
-from .common import _check_jac
+from ..._core.residuals import check_jacobian
+from ..._ext._status import LSQ_CODES as _L      # least_squares' codes, the one table
 
 # MINPACK's info -> SciPy's least_squares status (6/7/8: the same tests hit at
 # machine precision)
-_FROM_MINPACK = {1: 2, 2: 3, 3: 4, 4: 1, 5: 0, 6: 2, 7: 3, 8: 1, -2: -2}
+_FROM_MINPACK = {1: _L["FTOL"], 2: _L["XTOL"], 3: _L["FTOL_XTOL"], 4: _L["GTOL"],
+                 5: _L["MAXFEV"], 6: _L["FTOL"], 7: _L["XTOL"], 8: _L["GTOL"],
+                 -2: _L["CALLBACK"]}
 
 
 
@@ -46,7 +49,7 @@ def _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev, x_s
         pass      # the last Jacobian evaluated was at the solution: reuse it
     elif jac_user is not None:
         # the Jacobian at the solution, for result.jac (as SciPy); not fed to a kernel
-        J = _check_jac(jac_user(x.copy()), f.size, x.size, False, check_finite=False)
+        J = check_jacobian(jac_user(x.copy()), f.size, x.size, check_finite=False)
         njev += 1
     else:
         J = _k.fd_columns(f_user, x, f, _k.fd_steps(x, fd_method, diff_step),

@@ -25,7 +25,9 @@ from scipy import sparse
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, lsmr
 
 from ..._ext import _lsq as _k
-from .common import (_active_mask, _callback_stop, _check_jac, _cl_scaling, _col_scaled,
+from ..._ext._status import LSQ_CODES as _L      # least_squares' codes, the one table
+from ..._core.residuals import check_jacobian
+from .common import (_active_mask, _callback_stop, _cl_scaling, _col_scaled,
                      _colnorms, _grad, _intersect_ball, _minimize_1d, _model, _result,
                      _scale_for_loss, _step_to_bound, _strictly_feasible)
 
@@ -150,8 +152,8 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
             if not np.all(np.isfinite(f)):
                 raise ValueError("fun: residuals at x0 (moved inside the bounds) are "
                                  "not finite")
-            J0 = None if prob.jac_user is None else _check_jac(
-                prob.jac_user(x.copy()), prob.m, n, True)
+            J0 = None if prob.jac_user is None else check_jacobian(
+                prob.jac_user(x.copy()), prob.m, n, allow_sparse=True, where="x0")
     J = prob.J(x, f, J0)
     if sparse.issparse(J) or isinstance(J, LinearOperator) or tr_solver == "lsmr" \
             or verbose == 2:
@@ -214,9 +216,9 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
         if verbose == 2:
             print_row(nit, prob.nfev, cost, reduction, step_norm, g_norm)
         if g_norm < gtol:
-            status = 1
+            status = _L["GTOL"]
         if prob.nfev >= max_nfev and status is None:
-            status = 0
+            status = _L["MAXFEV"]
         if status is not None:
             break
         # the distance to a bound, in units of the variable's scale
@@ -263,11 +265,11 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
             ftol_ok = actual >= 0 and actual < ftol * cost and ratio > 0.25
             xtol_ok = dx_norm < xtol * (xtol + np.linalg.norm(x))
             if ftol_ok and xtol_ok:
-                status = 4
+                status = _L["FTOL_XTOL"]
             elif ftol_ok:
-                status = 2
+                status = _L["FTOL"]
             elif xtol_ok:
-                status = 3
+                status = _L["XTOL"]
             if status is not None:
                 break
         nit += 1
@@ -282,7 +284,7 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
             if jac_scale:
                 scale_inv = np.maximum(scale_inv, _colnorms(Js))
             if status is None and _callback_stop(callback, x, f, cost):
-                status = -2
+                status = _L["CALLBACK"]
         reduction = max(actual, 0.0)
         if actual <= 0:
             step_norm = 0.0
@@ -293,7 +295,7 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
                           float(np.max(np.abs(g_end))))
             break
         if prob.nfev >= max_nfev:
-            status = 0
+            status = _L["MAXFEV"]
             break
     if bounded:
         v, _ = _cl_scaling(x, g, lb, ub)
