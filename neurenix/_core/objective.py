@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .._ext._evaluator import Evaluator, check_scalar, check_vector
+from .._ext._evaluator import Evaluator, check_scalar, check_vector, time_is_up
 from .._ext._lbfgs import same_point as _same_point, all_finite as _all_finite
 
 __all__ = ["ScalarObjective", "as_float_array", "make_evaluator", "fd_steps", "FD_METHODS"]
@@ -60,7 +60,12 @@ def as_float_array(x0, name="x0"):
         if not _all_finite(x):
             raise ValueError(f"{name} must contain only finite values")
         return x
-    x = np.asarray(x0)
+    try:
+        x = np.asarray(x0)
+    except (ValueError, TypeError) as e:
+        # a ragged nested sequence, or an object NumPy cannot take as an array
+        raise ValueError(f"{name} must be a 1-D array of real numbers; it could not be "
+                         f"converted to one ({e})") from None
     if x.dtype.kind == "c":
         raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
     if x.dtype not in (np.float32, np.float64):
@@ -109,6 +114,10 @@ class ScalarObjective:
     _jac = None
     _hess = None
     _hessp = None
+    #: the run's wall-clock deadline (``time.perf_counter`` scale), set by the
+    #: driver of a run with ``maxtime``; 0: none.  Checked before each call of
+    #: ``fun`` (:class:`~neurenix._ext._evaluator.MaxTimeExceeded`).
+    deadline = 0.0
 
     def __init__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, fd_step=None,
                  check_x0=True, share_x0=False):
@@ -160,6 +169,8 @@ class ScalarObjective:
 
     # ----------------------------------------------------------- evaluation
     def _call(self, x):
+        if self.deadline:
+            time_is_up(self.deadline)
         # a fresh copy per call, as SciPy: the user may keep or modify the argument
         out = self._fun(x.copy() if type(x) is np.ndarray else np.array(x, copy=True), *self.args)
         self.nfev += 1
@@ -282,6 +293,8 @@ class ScalarObjective:
         """Hessian-vector product: user ``hessp``, ``hess(x) @ p``, or finite
         differences of the gradient."""
         if self._hessp is not None:
+            if self.deadline:
+                time_is_up(self.deadline)
             out = self._hessp(np.array(x, copy=True), np.array(p, copy=True), *self.args)
             self.nhev += 1
             out = check_vector(out, self.n, self.dtype, "hessp")
