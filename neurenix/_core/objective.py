@@ -25,7 +25,8 @@ import numpy as np
 from .._ext._evaluator import Evaluator, check_scalar, check_vector, time_is_up
 from .._ext._lbfgs import same_point as _same_point, all_finite as _all_finite
 
-__all__ = ["ScalarObjective", "as_float_array", "make_evaluator", "fd_steps", "FD_METHODS"]
+__all__ = ["ScalarObjective", "as_float_array", "make_evaluator", "fd_steps", "FD_METHODS",
+           "check_finite_grad"]
 
 FD_METHODS = ("2-point", "3-point", "cs")
 
@@ -249,6 +250,14 @@ class ScalarObjective:
         f = self.fun(x)
         return f, self.grad(x)
 
+    def start(self, x0):
+        """``(f, g)`` at the starting point, with ``ValueError`` naming ``jac``
+        when the gradient there is not finite (the methods' first check: a NaN
+        gradient is otherwise blamed on whatever uses it first, e.g. ``hessp``)."""
+        f, g = self.fun_and_grad(x0)
+        check_finite_grad(g)
+        return f, g
+
     def _fd_grad(self, x):
         f0 = self.fun(x)
         n = self.n
@@ -322,6 +331,12 @@ class ScalarObjective:
         g = self.grad(x).copy()
         self.restore_cache(saved)       # the cache stays at the main iterate
         return g
+
+
+def check_finite_grad(g):
+    """``ValueError`` naming ``jac`` when the gradient at x0 is not finite."""
+    if not _all_finite(g):
+        raise ValueError("jac returned non-finite values at x0")
 
 
 _EVAL_MODES = {"combined": 0, "callable": 1}

@@ -55,8 +55,22 @@ cnp.import_array()
 # ---------------------------------------------------------------------------
 # Calls into Python (validated conversions)
 # ---------------------------------------------------------------------------
+cpdef object as_real(object value, str what):
+    """``value`` (what the user's ``what`` returned) as a float64 array;
+    ``TypeError`` naming ``what`` for complex values (whose imaginary part a
+    conversion would drop silently; SciPy's ``lm`` refuses them too) or for
+    values that are not numbers."""
+    a = np.asarray(value)
+    if a.dtype.kind == "c":
+        raise TypeError(f"{what} must return real values, got complex dtype {a.dtype}")
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must return real numbers, got dtype {a.dtype}") from None
+
+
 cdef object _vec(object value, Py_ssize_t m, str what):
-    cdef cnp.ndarray a = np.asarray(value, dtype=np.float64)
+    cdef cnp.ndarray a = as_real(value, what)
     if a.ndim > 1:
         raise ValueError(f"{what} must return at most 1-D array_like, got shape {np.shape(a)}")
     if a.ndim == 0:
@@ -122,7 +136,7 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A,
     if _plain(v, 2):
         J = <cnp.ndarray> v
     else:
-        J = np.asarray(v, dtype=np.float64)
+        J = as_real(v, "jac")
     if J.ndim != 2 or J.shape[0] != m or J.shape[1] != n:
         raise ValueError(f"jac must return an array of shape ({m}, {n}), got shape "
                          f"{np.shape(J)}")

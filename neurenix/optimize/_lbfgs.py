@@ -15,7 +15,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from .._ext import _lbfgs as _k
-from .._core.objective import make_evaluator
+from .._core.objective import make_evaluator, check_finite_grad
 from .._core.result import BY_CODE as _BY_CODE
 from .._core.validation import int_option as _int_opt, real_option as _real_opt
 from ._minimize import register_method
@@ -147,8 +147,7 @@ def _start(obj, x0, driver):
         f, g = obj.fun_and_grad(x0)
     g = g.copy() if type(g) is np.ndarray and g.dtype == x0.dtype else \
         np.array(g, dtype=x0.dtype, copy=True)
-    if not _k.all_finite(g):
-        raise ValueError("jac returned non-finite values at x0")
+    check_finite_grad(g)
     if driver.best_f == f and driver.best_g is None:
         # minimize recorded x0 (or a copy) with this f: only the gradient is new
         driver.best_g = g.copy()

@@ -94,7 +94,7 @@ def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, e
     if isinstance(cg_maxiter, bool) or not isinstance(cg_maxiter, numbers.Integral) \
             or cg_maxiter < 1:
         raise ValueError(f"cg_maxiter must be an integer >= 1, got {cg_maxiter!r}")
-    f, g = obj.fun_and_grad(x0)
+    f, g = obj.start(x0)
     prob = make_problem(obj, eps=eps)
     allvecs = [x0.copy()] if return_all else None
     try:

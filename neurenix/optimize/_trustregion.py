@@ -88,7 +88,7 @@ def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
             return subproblem(x, f, g, hop, **sub_kwargs)
     prob = make_problem(obj, dense=kind in (_krylov.SUB_PYTHON, _krylov.SUB_EXACT,
                                             _krylov.SUB_DOGLEG))
-    f, g = obj.fun_and_grad(x0)
+    f, g = obj.start(x0)
     allvecs = [x0.copy()] if return_all else None
     try:
         status, k, f, radius, x, g = _krylov.trust_region(

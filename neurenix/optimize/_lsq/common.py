@@ -82,10 +82,13 @@ class _Loss:
         z = (f / self.c) ** 2
         r = self.fn(z)
         if self.callable:
-            r = np.asarray(r, dtype=np.float64)
+            r = _k.as_real(r, "loss")
             if r.shape != (3, self.m):
                 raise ValueError(f"loss must return an array of shape (3, {self.m}), got "
                                  f"{r.shape}")
+            if not np.isfinite(r).all():
+                raise ValueError("loss returned non-finite values (rho, rho' and rho'' "
+                                 "must be finite)")
         r = np.array(r, dtype=np.float64)
         r[0] *= self.c ** 2
         r[2] /= self.c ** 2
@@ -192,7 +195,7 @@ def _wrap(fn, args, kwargs):
 def _residuals(fun, x, m=None, where="x0"):
     f = fun(x)
     if not (type(f) is np.ndarray and f.dtype == np.float64 and f.ndim == 1):
-        f = np.asarray(f, dtype=np.float64)
+        f = _k.as_real(f, "fun")
         if f.ndim > 1:
             raise ValueError(f"fun must return at most 1-D array_like, got shape {f.shape}")
         f = np.atleast_1d(f)
@@ -208,7 +211,7 @@ def _check_jac(J, m, n, allow_sparse, check_finite=True):
         if J.shape != (m, n):
             raise ValueError(f"jac must return shape ({m}, {n}), got {J.shape}")
         return J.tocsr() if sparse.issparse(J) else J
-    J = np.asarray(J, dtype=np.float64)
+    J = _k.as_real(J, "jac")
     if J.shape != (m, n):
         raise ValueError(f"jac must return an array of shape ({m}, {n}), got shape "
                          f"{J.shape}")
