@@ -3,16 +3,20 @@
 
 ``status`` keeps SciPy's integers: -2 callback stop, -1 bad input, 0 ``max_nfev``,
 1 ``gtol``, 2 ``ftol``, 3 ``xtol``, 4 ``ftol`` and ``xtol``; ``success`` is
-``status > 0``.
+``status > 0``.  Two codes of this package's own: -3, interrupted by
+``KeyboardInterrupt`` (the best point evaluated so far is returned), and -4, the
+wall-time limit of ``minimize(method="gauss-newton", options={"maxtime": ...})``.
 """
 import math
 import numbers
+import time
 
 import numpy as np
 
 from ..._core.result import OptimizeResult, LSQ_MESSAGES
-from .common import (EPS, LOSSES, _Loss, _Problem, _as_x0, _check_jac, _check_tol,
-                     _prepare_bounds, _residuals, _wrap)
+from ..._ext._evaluator import MaxTimeExceeded, time_is_up
+from .common import (EPS, LOSSES, _Loss, _Problem, _active_mask, _as_x0, _check_jac,
+                     _check_tol, _prepare_bounds, _residuals, _wrap)
 from .gn import _solve_gn
 from .lm import _solve_lm
 from .trf import _solve_trf
@@ -76,7 +80,11 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
     -------
     OptimizeResult
         ``x, cost, fun, jac, grad, optimality, active_mask, nfev, njev, nit,
-        status, message, success``.  ``lm``: ``nfev`` counts as MINPACK (the
+        status, message, success``.  ``KeyboardInterrupt`` during the run
+        returns the point of lowest cost evaluated so far with ``status = -3``
+        (``success`` False); ``jac`` and ``grad`` are then None and
+        ``optimality`` NaN (nothing is evaluated after the interrupt), ``nfev``
+        counts every call of ``fun`` (finite differences included).  ``lm``: ``nfev`` counts as MINPACK (the
         evaluation at ``x0`` plus one per trial point; a trial point equal to the
         previous one reuses its residuals, as in SciPy), ``njev`` every ``jac``
         call including the one at the solution for ``jac`` (SciPy's ``lm`` omits
@@ -90,6 +98,56 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
        gradient method for large-scale bound-constrained minimization problems",
        SIAM J. Sci. Comput. 21(1), 1999, pp. 1-23.
     """
+    return _least_squares(fun, x0, jac, bounds, method, ftol, xtol, gtol, x_scale, loss,
+                          f_scale, max_nfev, diff_step, args, kwargs, callback, verbose)
+
+
+class _Watch:
+    """The residual function as the solvers call it: remembers the evaluated point
+    of lowest cost (returned after ``KeyboardInterrupt``) and, with a deadline
+    (``time.perf_counter`` scale), raises ``MaxTimeExceeded`` before a call once
+    it has passed."""
+
+    def __init__(self, fun, lossf, deadline):
+        self.fun = fun
+        self.lossf = lossf
+        self.deadline = deadline
+        self.nfev = 0
+        self.best_cost = math.inf
+        self.best_x = self.best_f = None
+
+    def __call__(self, x):
+        if self.deadline:
+            time_is_up(self.deadline)
+        f = self.fun(x)
+        self.nfev += 1
+        if type(f) is np.ndarray and f.dtype == np.float64 and f.ndim == 1 \
+                and x.dtype == np.float64:
+            cost = 0.5 * float(f @ f) if self.lossf is None else self.lossf.cost(f)
+            if cost < self.best_cost:           # False for NaN
+                self.best_cost = cost
+                self.best_x = x.copy()
+                self.best_f = f.copy()
+        return f
+
+    def result(self, status, lb, ub):
+        """The best point so far as a result (``status`` -3 or -4), or None when no
+        finite cost was evaluated."""
+        if self.best_x is None:
+            return None
+        x = self.best_x
+        return OptimizeResult(
+            x=x, cost=self.best_cost, fun=self.best_f, jac=None, grad=None,
+            optimality=math.nan,
+            active_mask=np.zeros(x.size, dtype=int) if lb is None else _active_mask(x, lb, ub),
+            nfev=self.nfev, njev=None, nit=None, status=status)
+
+
+def _least_squares(fun, x0, jac, bounds, method, ftol, xtol, gtol, x_scale, loss, f_scale,
+                   max_nfev, diff_step, args, kwargs, callback, verbose, maxtime=None):
+    """:func:`least_squares` (its arguments in order), plus ``maxtime`` (seconds of
+    wall time, ``minimize(method="gauss-newton")``'s option)."""
+    t0 = time.perf_counter()
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
     if not isinstance(method, str) or method.lower() not in _METHODS:
@@ -165,7 +223,14 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
         if not np.all(np.isfinite(diff_step)):
             raise ValueError("diff_step must be finite")
 
-    f_user = _wrap(fun, args, kwargs)
+    if maxtime is not None:
+        if isinstance(maxtime, bool) or not isinstance(maxtime, numbers.Real):
+            raise TypeError(f"maxtime must be a number of seconds, got {type(maxtime).__name__}")
+        if not maxtime > 0:
+            raise ValueError(f"maxtime must be > 0, got {maxtime!r}")
+    watch = _Watch(_wrap(fun, args, kwargs), None,
+                   0.0 if maxtime is None else t0 + float(maxtime))
+    f_user = watch
     jac_user = _wrap(jac, args, kwargs) if callable(jac) else None
     f0 = _residuals(f_user, x0.copy())
     m = f0.size
@@ -181,20 +246,34 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
         J0 = _check_jac(J0, m, n, allow_sparse=(method == "trf"),
                         check_finite=(method != "lm"))
 
-    if method == "lm":
-        res = _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev,
-                        x_scale, diff_step, callback)
-    else:
-        lossf = _Loss(loss, f_scale, m)
-        if lb is None:
-            lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
-        prob = _Problem(f_user, jac_user, jac, lb, ub, diff_step, m, n)
-        if method == "gn":
-            res = _solve_gn(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev, x_scale,
-                            callback, verbose)
+    try:
+        if method == "lm":
+            res = _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev,
+                            x_scale, diff_step, callback)
         else:
-            res = _solve_trf(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev, x_scale,
-                             callback, verbose)
+            lossf = _Loss(loss, f_scale, m)
+            if not lossf.linear:
+                # rank the evaluated points by the robust cost (x0's included)
+                watch.lossf = lossf
+                watch.best_cost = lossf.cost(f0)
+            if lb is None:
+                lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
+            prob = _Problem(f_user, jac_user, jac, lb, ub, diff_step, m, n)
+            if method == "gn":
+                res = _solve_gn(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev, x_scale,
+                                callback, verbose)
+            else:
+                res = _solve_trf(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev,
+                                 x_scale, callback, verbose)
+    except KeyboardInterrupt:
+        res = watch.result(-3, lb, ub)
+        if res is None:
+            raise
+    except MaxTimeExceeded:
+        watch.deadline = 0.0
+        res = watch.result(-4, lb, ub)
+        if res is None:
+            raise
     res.message = LSQ_MESSAGES[res.status]
     res.success = res.status > 0
     if verbose >= 1:
@@ -215,6 +294,7 @@ def _minimize_gauss_newton(fun, x0, args=(), jac=None, callback=None, **options)
     ``result.residuals`` and ``result.jac_residuals`` hold ``f`` and ``J``.
     """
     options = dict(options)
+    maxtime = options.pop("maxtime", None)
     if "maxfev" in options:
         options["max_nfev"] = options.pop("maxfev")
     if "maxiter" in options:
@@ -233,7 +313,11 @@ def _minimize_gauss_newton(fun, x0, args=(), jac=None, callback=None, **options)
     if callback is not None:
         def cb(r):
             return callback(OptimizeResult(x=r.x, fun=r.cost))
-    r = least_squares(fun, x0, jac=jac, method=inner, args=args, callback=cb, **options)
+    o = {"ftol": 1e-8, "xtol": 1e-8, "gtol": 1e-8, "x_scale": None, "loss": "linear",
+         "f_scale": 1.0, "max_nfev": None, "diff_step": None, **options}
+    r = _least_squares(fun, x0, jac, (-np.inf, np.inf), inner, o["ftol"], o["xtol"],
+                       o["gtol"], o["x_scale"], o["loss"], o["f_scale"], o["max_nfev"],
+                       o["diff_step"], args, None, cb, 0, maxtime=maxtime)
     out = OptimizeResult(x=r.x, fun=r.cost, jac=r.grad, nit=r.get("nit"), nfev=r.nfev,
                          njev=r.njev, status=r.status, success=r.success,
                          message=r.message, residuals=r.fun, jac_residuals=r.jac)
