@@ -14,7 +14,7 @@ from . import tune  # noqa: E402
 from .autograd import (Tensor, tensor, no_grad, enable_grad, set_grad_enabled,  # noqa: E402
                        is_grad_enabled, float32, float64, int32, int64)
 from . import nn, data  # noqa: E402
-from .nn.init import manual_seed  # noqa: E402
+from .autograd.random import manual_seed  # noqa: E402
 
 __all__ = ["optim", "optimize", "tune", "set_num_threads", "get_num_threads", "num_threads", "__version__"]
 __all__ += ["nn", "data", "Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled",

@@ -1,7 +1,8 @@
 """The package's layering (docs/architecture.md) and the single homes it relies on.
 
-- imports flow one way: ``_ext`` <- ``backend`` <- ``_core`` <- {``optim``, ``optimize``},
-  and ``optim``/``optimize`` never import each other (read from the source: every
+- imports flow one way: ``_ext`` <- ``backend`` <- ``_core`` <- {``optim``, ``optimize``}
+  <- ``distributed``, and ``backend`` <- ``autograd`` <- {``nn``, ``data``}; ``optim``/``optimize``
+  never import each other, and nothing below imports the layers above (read from the source: every
   ``import``/``from`` statement, top-level or inside a function);
 - the compiled loops' status codes (``_ext/_status.pxd``) are ``Status``'s;
 - each first-order rule's defaults are its ``optim`` class's signature defaults;
@@ -31,6 +32,12 @@ ALLOWED = {
     "_core": {"_ext", "backend"},
     "optim": {"_core", "backend", "_ext", "checkpoint"},
     "optimize": {"_core", "backend", "_ext"},
+    # the layers above: autograd on backend arrays; nn's Parameter is an optim.Parameter;
+    # data batches into tensors; distributed wraps optimizers and objectives
+    "autograd": {"backend"},
+    "nn": {"autograd", "backend", "optim"},
+    "data": {"autograd", "backend"},
+    "distributed": {"_core", "backend", "checkpoint", "optim", "optimize"},
 }
 
 
@@ -132,3 +139,14 @@ def test_check_vector():
     assert check_vector([[1.0], [2.0], [3.0]], 3, np.dtype(np.float64)).shape == (3,)
     with pytest.raises(ValueError, match=r"jac must return an array of shape \(3,\)"):
         check_vector(np.ones(4), 3, np.dtype(np.float64))
+
+
+def test_vector_check_refuses_complex_and_object_returns():
+    # one vector check for jac, hessp, hess @ d and subproblem steps (issue #18/#16): a
+    # complex return was silently cast (imaginary part dropped) by one of the two copies
+    with pytest.raises(TypeError, match="hessp must return a real array"):
+        check_vector(np.ones(3, dtype=complex), 3, np.dtype(np.float64), "hessp")
+    from neurenix.optimize import minimize
+    with pytest.raises(TypeError, match="hessp must return a real array"):
+        minimize(lambda x: float(x @ x), np.ones(3), jac=lambda x: 2 * x,
+                 hessp=lambda x, p: (2 * p).astype(complex), method="trust-ncg")

@@ -3,6 +3,10 @@ cimport cython
 cimport numpy as cnp
 
 
+# the one check of a vector returned by a user callable (jac, hessp, hess @ d, a subproblem step)
+cdef object _check_vector(object value, Py_ssize_t n, object dtype, str what)
+
+
 @cython.final
 cdef class Evaluator:
     cdef object obj, fun, jac, args, dtype

@@ -71,6 +71,8 @@ cdef object _check_vector(object value, Py_ssize_t n, object dtype, str what):
             g = g.reshape(n)
         else:
             raise ValueError(f"{what} must return an array of shape ({n},), got {g.shape}")
+    if g.dtype.kind not in "fiub":
+        raise TypeError(f"{what} must return a real array, got dtype {g.dtype}")
     return np.ascontiguousarray(g, dtype=dtype)
 
 

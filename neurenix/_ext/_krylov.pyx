@@ -58,18 +58,8 @@ globals().update({_name: getattr(_subproblems, _name)
 
 cnp.import_array()
 
-# status codes (values of neurenix.optimize.Status)
-cdef enum:
-    S_RUNNING = -1
-    S_MAXITER = 1
-    S_LINESEARCH = 3
-    S_GTOL = 8
-    S_XTOL = 10
-    S_TRUST_RADIUS = 11
-    S_INDEFINITE = 13
-    S_PRECISION = 14
-    S_MAXTIME = 6
-    S_INTERRUPTED = 7
+# status codes: the one compiled table (values of neurenix.optimize.Status)
+from ._status cimport *
 
 # subproblem kinds of :func:`trust_region`
 SUB_CG = 0
@@ -83,7 +73,7 @@ SUB_DOGLEG = 4
 # Hessian access and evaluation
 # --------------------------------------------------------------------------
 cdef class Problem(_Hess):
-    """The compiled loops' view of a :class:`~neurenix.optimize._objective.ScalarObjective`.
+    """The compiled loops' view of a :class:`~neurenix._core.objective.ScalarObjective`.
 
     ``f`` and ``g`` come from the shared evaluator of the compiled ``minimize``
     loops (:class:`neurenix._ext._evaluator.Evaluator`, held as ``ev``, with
@@ -91,7 +81,7 @@ cdef class Problem(_Hess):
     ``fun`` and ``jac``; 2: through ``obj.fun``/``obj.grad`` (finite-difference
     gradients, with the objective's cache).  ``hmode`` 0: the user's
     ``hessp(x, p, *args)``; 1: a
-    :class:`~neurenix.optimize._subproblems.HessianOperator` made by
+    :class:`~neurenix._core.subproblems.HessianOperator` made by
     ``hop_factory(x, first)`` at each new point (``hess`` matrices, the
     objective's finite-difference products, dense assembly); 2: SciPy's
     finite difference ``(g(x + eps p) - g(x)) / eps`` with an absolute step

@@ -58,19 +58,8 @@ BFGS = 1
 CG = 2
 LBFGSB = 3
 
-# status codes (values of neurenix.optimize.Status)
-cdef enum:
-    S_RUNNING = -1
-    S_MAXITER = 1
-    S_MAXFUN = 2
-    S_LINESEARCH = 3
-    S_NONFINITE = 4
-    S_CALLBACK = 5
-    S_MAXTIME = 6
-    S_INTERRUPTED = 7
-    S_GTOL = 8
-    S_FTOL = 9
-    S_PRECISION = 14
+# status codes: the one compiled table (values of neurenix.optimize.Status)
+from ._status cimport *
 
 
 

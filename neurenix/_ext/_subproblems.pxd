@@ -39,7 +39,13 @@ cdef inline cnp.ndarray _empty(Py_ssize_t n, int typenum):
 
 
 
-cdef object _as_vector(object out, Py_ssize_t n, int typenum, str name)
+from ._evaluator cimport _check_vector
+
+
+cdef inline object _as_vector(object out, Py_ssize_t n, int typenum, str name):
+    """``out`` as a C-contiguous ``(n,)`` array of type ``typenum``: the objective's one
+    vector check (``_evaluator._check_vector``), keyed by type number."""
+    return _check_vector(out, n, cnp.PyArray_DescrFromType(typenum), name)
 cdef bint _vec_finite(cnp.ndarray a)
 
 

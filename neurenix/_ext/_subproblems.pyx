@@ -40,6 +40,8 @@ from ._dense cimport (BAND_RATIO, DenseState, _bandwidth, _factor_shifted, _potr
                       _lsolve, _row_dot, _quad_form, _dense_bounds, _smallest_sv,
                       _leading_singular_shift, _safeguard, _asym, nxk_asym_d, nxk_asym_f)
 
+from ._evaluator cimport _check_vector
+
 import numpy as np
 
 cnp.import_array()
@@ -117,23 +119,6 @@ def _dtype_of(floating[::1] x):
         return np.float64
     else:
         return np.float32
-
-
-cdef object _as_vector(object out, Py_ssize_t n, int typenum, str name):
-    """``out`` as a C-contiguous 1-D array of length ``n`` and type ``typenum``
-    (no copy when it already is one); ValueError naming ``name`` otherwise."""
-    cdef cnp.ndarray a
-    if cnp.PyArray_Check(out):
-        a = <cnp.ndarray>out
-        if (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_NDIM(a) == 1
-                and cnp.PyArray_DIM(a, 0) == n and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-            return a
-    a = np.asarray(out)
-    if a.size != n or a.ndim > 2:
-        raise ValueError(f"{name} must return an array of shape ({n},), got {np.shape(out)}")
-    if a.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must return a real array, got dtype {a.dtype}")
-    return np.ascontiguousarray(a.reshape(n), dtype=cnp.PyArray_DescrFromType(typenum))
 
 
 cdef bint _vec_finite(cnp.ndarray a):

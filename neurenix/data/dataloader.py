@@ -7,7 +7,7 @@ import numpy as np
 from ..autograd import Tensor, tensor
 from ..autograd._tensor import _to_namespace_of
 from ..backend import array_namespace, is_foreign_array
-from ..nn.init import default_generator
+from ..autograd.random import default_generator
 from .dataset import TensorDataset
 
 __all__ = ["DataLoader", "default_collate"]

@@ -18,30 +18,7 @@ from ..backend import array_namespace, device_of, to_namespace
 __all__ = ["manual_seed", "default_generator", "uniform_", "zeros_", "ones_",
            "kaiming_uniform_", "calculate_gain"]
 
-_default = [np.random.default_rng()]
-
-
-def manual_seed(seed):
-    """Seed the generator that initializes parameters (``torch.manual_seed``).
-
-    Parameters
-    ----------
-    seed : int
-
-    Returns
-    -------
-    numpy.random.Generator
-        The new default generator.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    _default[0] = np.random.default_rng(int(seed))
-    return _default[0]
-
-
-def default_generator():
-    """The generator used when ``generator=None``."""
-    return _default[0]
+from ..autograd.random import _default, default_generator, manual_seed  # noqa: E402,F401
 
 
 def _gen(generator):
