@@ -94,6 +94,9 @@ def check_positive_option(name, v):
 #: the largest iteration/evaluation count passed on to a compiled loop: larger
 #: integers (``maxiter=10**30``, which SciPy accepts) are clipped to it silently
 MAX_COUNT = 2 ** 62
+#: the same for the counts that compiled loops keep in a C ``int`` (line-search
+#: evaluations, subproblem iterations)
+MAX_INT = 2 ** 31 - 1
 
 
 # ``minimize`` options: errors read ``options['name'] must be ...``

@@ -17,7 +17,7 @@ from scipy.sparse.linalg import LinearOperator
 from .._ext import _lbfgs as _k
 from .._core.objective import make_evaluator, check_finite_grad
 from .._core.result import BY_CODE as _BY_CODE
-from .._core.validation import int_option as _int_opt, real_option as _real_opt
+from .._core.validation import int_option as _int_opt, real_option as _real_opt, MAX_INT
 from ._minimize import register_method
 
 __all__ = ["LbfgsInvHessProduct"]
@@ -192,7 +192,10 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
         gtol = _real_opt("gtol", gtol)
         maxfun = _int_opt("maxfun", maxfun, 0)
         maxiter = _int_opt("maxiter", maxiter, 0)
-        maxls = _int_opt("maxls", maxls, 1)
+        maxls = min(_int_opt("maxls", maxls, 1), MAX_INT)
+        # no more pairs are ever stored than iterations are made: a larger memory
+        # (maxcor=10**30, which SciPy accepts) would only be allocated and unused
+        m = min(m, maxiter + 1)
     lo = hi = None
     boxed = -1
     if bounds is not None:

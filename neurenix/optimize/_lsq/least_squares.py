@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from ..._core.result import OptimizeResult, LSQ_MESSAGES
+from ..._core.validation import MAX_COUNT
 from ..._ext._evaluator import MaxTimeExceeded, time_is_up
 from .common import (EPS, LOSSES, _Loss, _Problem, _active_mask, _as_x0, _check_jac,
                      _check_tol, _prepare_bounds, _residuals, _wrap)
@@ -215,7 +216,7 @@ def _least_squares(fun, x0, jac, bounds, method, ftol, xtol, gtol, x_scale, loss
         if isinstance(max_nfev, bool) or not isinstance(max_nfev, numbers.Integral) \
                 or max_nfev <= 0:
             raise ValueError(f"max_nfev must be a positive integer or None, got {max_nfev!r}")
-        max_nfev = int(max_nfev)
+        max_nfev = min(int(max_nfev), MAX_COUNT)   # SciPy accepts any integer
     else:
         max_nfev = 100 * n
     if diff_step is not None:
