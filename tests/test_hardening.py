@@ -336,37 +336,62 @@ def test_maxtime_large_cg_returns_promptly():
 
 # ------------------------------------------------------------------ fuzzing
 _METHODS = ["L-BFGS-B", "BFGS", "CG", "Newton-CG", "trust-ncg", "trust-krylov",
-            "trust-exact", "dogleg", "adam", "sgd", "gauss-newton", "nope", 3, None]
-_NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
-                     st.integers(-10 ** 30, 10 ** 30), st.none(), st.text(max_size=2),
-                     st.booleans())
-_OPTIONS = st.one_of(
-    st.none(), st.integers(), st.text(max_size=3),
-    st.dictionaries(st.sampled_from(["maxiter", "gtol", "ftol", "xtol", "eps", "maxcor",
-                                     "maxls", "c1", "c2", "lr", "initial_trust_radius",
-                                     "max_trust_radius", "eta", "maxtime", "disp",
-                                     "unknown", "finite_diff_rel_step", "maxfun"]),
-                    _NUMBERS, max_size=3))
-_X0 = st.one_of(
-    st.lists(st.floats(-5, 5, width=64), min_size=0, max_size=4),
-    st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=1),
-                       st.lists(st.floats(-1, 1), max_size=2)), min_size=1, max_size=3),
-    st.floats(-3, 3))
-_BOUNDS = st.one_of(st.none(), st.just([(np.inf, np.inf)]),
-                    st.lists(st.tuples(st.one_of(st.none(), st.floats(allow_nan=True)),
-                                       st.one_of(st.none(), st.floats(allow_nan=True))),
-                             max_size=4),
-                    st.integers())
+            "trust-exact", "dogleg", "adam", "sgd", "gauss-newton"]
+#: anything a user might pass where a number belongs
+_JUNK = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                  st.integers(-10 ** 30, 10 ** 30), st.none(), st.text(max_size=2),
+                  st.booleans(), st.lists(st.integers(), max_size=2))
+_FLOATS = st.floats(-5, 5, width=64)
+_OPTION_VALUES = {
+    "maxiter": st.integers(0, 20), "gtol": st.floats(0, 1), "ftol": st.floats(0, 1),
+    "xtol": st.floats(1e-12, 1), "maxcor": st.integers(1, 12), "maxls": st.integers(1, 30),
+    "c1": st.floats(1e-6, 0.4), "c2": st.floats(0.5, 0.99), "lr": st.floats(1e-4, 1),
+    "initial_trust_radius": st.floats(1e-3, 10), "max_trust_radius": st.floats(10, 1e3),
+    "eta": st.floats(0, 0.2), "maxtime": st.floats(0.5, 5),
+    "finite_diff_rel_step": st.floats(1e-10, 1e-2), "maxfun": st.integers(1, 100)}
+_GOOD = {
+    "x0": st.lists(_FLOATS, min_size=1, max_size=4),
+    "bounds": st.one_of(st.none(), st.lists(
+        st.tuples(st.one_of(st.none(), st.floats(-10, -6)), st.one_of(st.none(), st.floats(6, 10))),
+        min_size=4, max_size=4)),
+    "options": st.fixed_dictionaries({}, optional=_OPTION_VALUES),
+    "jac": st.sampled_from([None, "grad", "3-point"]),
+    "tol": st.one_of(st.none(), st.floats(0, 1e-2)),
+}
+_BAD = {
+    "method": st.sampled_from(["nope", 3, "", b"BFGS"]),
+    "x0": st.one_of(st.lists(_FLOATS, max_size=0), st.floats(-3, 3),
+                    st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                                       st.text(max_size=1), st.lists(_FLOATS, max_size=2)),
+                             min_size=1, max_size=3),
+                    st.lists(st.lists(_FLOATS, min_size=2, max_size=2), min_size=2, max_size=2)),
+    "bounds": st.one_of(st.just([(np.inf, np.inf)] * 4), st.just([(-np.inf, -np.inf)] * 4),
+                        st.integers(), st.lists(st.tuples(_JUNK, _JUNK), max_size=5),
+                        st.just(Bounds([0, 0, 0, 0], [-1, 1, 1, 1]))),
+    "options": st.one_of(st.integers(), st.text(max_size=3),
+                         st.dictionaries(st.sampled_from(sorted(_OPTION_VALUES) + ["bogus"]),
+                                         _JUNK, min_size=1, max_size=2)),
+    "jac": st.sampled_from(["bad", "4-point", "wrong-length", "nan"]),
+    "tol": st.one_of(st.floats(max_value=-1e-300), st.just(float("nan")), _JUNK),
+}
 _ALLOWED = (ValueError, TypeError)
-_FUZZ = settings(max_examples=60, deadline=2000, derandomize=True,
+_FUZZ = settings(max_examples=150, deadline=2000, derandomize=True, database=None,
                  suppress_health_check=list(HealthCheck))
 
 
+def _draw(data, bad, name, good):
+    """The argument ``name``: from its bad values when it is the one chosen to be
+    bad, else a valid one (one bad argument at most, so most examples reach a
+    solver and every bad one is met alone)."""
+    return data.draw(_BAD[name] if bad == name else good, label=name)
+
+
 def _well_formed(r):
-    assert isinstance(r.status, (int, np.integer)) or r.status is not None
+    assert isinstance(r.status, (int, np.integer))
     assert isinstance(r.success, (bool, np.bool_))
-    assert isinstance(r.message, str)
+    assert isinstance(r.message, str) and r.message
     assert np.asarray(r.x).ndim == 1
+    assert isinstance(r.fun, (float, np.floating))
 
 
 def _quad(x):
@@ -382,63 +407,99 @@ def _lsq_res(x):
     return np.concatenate([x - 0.5, [np.sum(x) ** 2]])
 
 
+def _lsq_jac(x):
+    x = np.asarray(x)
+    return np.vstack([np.eye(x.size), 2 * np.sum(x) * np.ones((1, x.size))])
+
+
+_JACS = {"grad": _quad_grad, "bad": 7, "wrong-length": lambda x: np.ones(np.size(x) + 1),
+         "nan": lambda x: np.full(np.size(x), np.nan)}
+
+
 @_FUZZ
-@given(method=st.sampled_from(_METHODS), x0=_X0, bounds=_BOUNDS, options=_OPTIONS,
-       jac=st.sampled_from([None, "grad", "3-point", "bad"]),
-       tol=st.one_of(st.none(), st.floats(allow_nan=True), st.just(-1.0)))
-def test_fuzz_minimize(method, x0, bounds, options, jac, tol):
+@given(data=st.data())
+def test_fuzz_minimize(data):
+    bad = data.draw(st.sampled_from([None, None, None, *_BAD]), label="bad")
+    method = _draw(data, bad, "method", st.sampled_from(_METHODS))
+    x0 = _draw(data, bad, "x0", _GOOD["x0"])
+    bounds = _draw(data, bad, "bounds", _GOOD["bounds"])
+    if isinstance(bounds, list) and bad != "bounds":
+        bounds = bounds[:np.size(x0)]
+    options = _draw(data, bad, "options", _GOOD["options"])
     if isinstance(options, dict):
-        # keep each example short: a bounded number of iterations and of seconds
+        # every example short: a bounded number of iterations
         options = dict(options)
         mi = options.get("maxiter")
-        if not (isinstance(mi, int) and not isinstance(mi, bool) and 0 <= mi <= 20):
+        if not (type(mi) is int and 0 <= mi <= 20):
             options["maxiter"] = 20
-        if method == "gauss-newton":
-            options.pop("maxiter")
-    jac = {"grad": _quad_grad, "bad": 7}.get(jac, jac)
-    fun = _lsq_res if method == "gauss-newton" else _quad
-    if method == "gauss-newton" and jac is _quad_grad:
-        jac = None
+    jac = _JACS.get(_draw(data, bad, "jac", _GOOD["jac"]))
+    tol = _draw(data, bad, "tol", _GOOD["tol"])
+    fun = _quad
+    if method == "gauss-newton":
+        fun = _lsq_res
+        jac = _lsq_jac if jac is _quad_grad else jac
+        if isinstance(options, dict):
+            # gauss-newton counts residual evaluations
+            options = {k: v for k, v in options.items()
+                       if k in ("ftol", "xtol", "gtol", "maxtime")}
+            options["max_nfev"] = 40
     kw = dict(method=method, jac=jac, bounds=bounds, options=options, tol=tol)
     if method in ("trust-exact", "dogleg"):
         kw["hess"] = lambda x: np.diag(2 + 12 * np.asarray(x) ** 2)
+    if method in ("Newton-CG", "trust-ncg", "trust-krylov"):
+        kw["hessp"] = lambda x, p: (2 + 12 * np.asarray(x) ** 2) * p
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             r = minimize(fun, x0, **kw)
         except _ALLOWED:
             return
-        except MemoryError:
-            return
+    assert bad != "method", bad
     _well_formed(r)
+
+
+_LSQ_GOOD = {
+    "method": st.sampled_from(["lm", "trf", "gn"]),
+    "bounds": st.one_of(st.just((-np.inf, np.inf)), st.just((-10.0, 10.0)),
+                        st.tuples(st.floats(-10, -6), st.floats(6, 10))),
+    "loss": st.sampled_from(["linear", "huber", "soft_l1", "cauchy", "arctan"]),
+    "f_scale": st.floats(0.1, 10), "max_nfev": st.one_of(st.none(), st.integers(1, 50)),
+    "ftol": st.one_of(st.none(), st.floats(1e-12, 1e-2)),
+    "xtol": st.floats(1e-12, 1e-2), "gtol": st.floats(1e-12, 1e-2),
+    "x_scale": st.one_of(st.none(), st.just("jac"), st.floats(0.1, 10)),
+    "jac": st.sampled_from(["2-point", "3-point", "cs", "callable", "sparse"]),
+}
+_LSQ_BAD = {
+    "method": st.sampled_from(["dogbox", None, 1]),
+    "bounds": st.one_of(st.tuples(_JUNK, _JUNK), st.just((np.inf, np.inf)), st.just((1.0, 0.0))),
+    "loss": st.sampled_from(["bad", None, 2]),
+    "f_scale": _JUNK, "max_nfev": _JUNK, "ftol": _JUNK, "xtol": _JUNK, "gtol": _JUNK,
+    "x_scale": st.one_of(_JUNK, st.just("bad"), st.just([1.0, -1.0])),
+    "jac": st.sampled_from(["bad", "complex", "nan", "wrong-shape"]),
+}
 
 
 @_FUZZ
-@given(method=st.sampled_from(["lm", "trf", "gn", "dogbox", None]), x0=_X0,
-       bounds=st.one_of(st.just((-np.inf, np.inf)), st.tuples(_NUMBERS, _NUMBERS)),
-       loss=st.sampled_from(["linear", "huber", "soft_l1", "cauchy", "arctan", "bad", None]),
-       f_scale=_NUMBERS, max_nfev=_NUMBERS, tols=st.tuples(_NUMBERS, _NUMBERS, _NUMBERS),
-       x_scale=st.one_of(st.none(), st.just("jac"), _NUMBERS),
-       jac=st.sampled_from(["2-point", "3-point", "cs", "callable", "sparse", "bad"]))
-def test_fuzz_least_squares(method, x0, bounds, loss, f_scale, max_nfev, tols, x_scale, jac):
-    if not (isinstance(max_nfev, int) and not isinstance(max_nfev, bool)
-            and 0 <= max_nfev <= 50):
-        max_nfev = 50 if max_nfev is None or isinstance(max_nfev, (int, float)) else max_nfev
-
-    def J(x):
-        x = np.asarray(x)
-        return np.vstack([np.eye(x.size), 2 * np.sum(x) * np.ones((1, x.size))])
-    jac = {"callable": J, "sparse": lambda x: sparse.csr_matrix(J(x)), "bad": 5}.get(jac, jac)
+@given(data=st.data())
+def test_fuzz_least_squares(data):
+    bad = data.draw(st.sampled_from([None, None, None, "x0", *_LSQ_BAD]), label="bad")
+    x0 = data.draw(_BAD["x0"] if bad == "x0" else _GOOD["x0"], label="x0")
+    kw = {k: data.draw(_LSQ_BAD[k] if bad == k else v, label=k) for k, v in _LSQ_GOOD.items()}
+    if kw["max_nfev"] is None or (type(kw["max_nfev"]) is int and kw["max_nfev"] > 50):
+        kw["max_nfev"] = 50
+    kw["jac"] = {"callable": _lsq_jac, "sparse": lambda x: sparse.csr_matrix(_lsq_jac(x)),
+                 "bad": 5, "complex": lambda x: _lsq_jac(x) * 1j,
+                 "nan": lambda x: _lsq_jac(x) * np.nan,
+                 "wrong-shape": lambda x: _lsq_jac(x)[:-1]}.get(kw["jac"], kw["jac"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            r = least_squares(_lsq_res, x0, jac=jac, bounds=bounds, method=method, loss=loss,
-                              f_scale=f_scale, max_nfev=max_nfev, ftol=tols[0], xtol=tols[1],
-                              gtol=tols[2], x_scale=x_scale)
+            r = least_squares(_lsq_res, x0, **kw)
         except _ALLOWED:
             return
-    _well_formed(r)
+    assert bad not in ("method", "loss"), bad
     assert r.status in (-2, -1, 0, 1, 2, 3, 4)
+    assert np.asarray(r.x).ndim == 1 and isinstance(r.message, str)
     assert np.isfinite(r.cost)
 
 
@@ -448,7 +509,7 @@ _HYPER = st.dictionaries(
     st.sampled_from(["lr", "momentum", "weight_decay", "betas", "eps", "dampening",
                      "nesterov", "alpha", "lr_decay", "amsgrad", "trust_coefficient",
                      "max_iter", "history_size", "momentum_decay", "bogus"]),
-    st.one_of(_NUMBERS, st.tuples(_NUMBERS, _NUMBERS)), max_size=3)
+    st.one_of(_JUNK, st.floats(0, 1), st.tuples(st.floats(0, 1), st.floats(0, 1)), st.tuples(_JUNK, _JUNK)), max_size=3)
 
 
 def _snapshot(opt, params):
