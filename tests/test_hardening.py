@@ -537,6 +537,24 @@ def _snapshot(opt, params):
                           else vv for kk, vv in v.items()} for k, v in opt.state.items()}))
 
 
+def _refused_unchanged(opt, params, closure, state_only):
+    """Take a step; when it is refused (ValueError/TypeError), check that the
+    parameters and the state (and, unless ``state_only``, the groups) are as
+    before.  Returns whether it was refused."""
+    before = _snapshot(opt, params)
+    try:
+        opt.step(closure)
+    except _ALLOWED:
+        after = _snapshot(opt, params)
+        for a, b in zip(before[0], after[0]):
+            np.testing.assert_array_equal(a, b)
+        assert before[2] == after[2]
+        if not state_only:
+            assert before[1] == after[1]
+        return True
+    return False
+
+
 @_FUZZ
 @given(name=st.sampled_from(_OPTIMIZERS), hyper=_HYPER,
        bad=st.sampled_from(["nan grad", "lr", "none"]),
@@ -556,14 +574,7 @@ def test_fuzz_optimizers(name, hyper, bad, shape):
     # one ordinary step: either accepted or refused before any change
     for p in params:
         p.grad = 2 * p.data
-    before = _snapshot(opt, params)
-    try:
-        opt.step(closure)
-    except _ALLOWED:
-        after = _snapshot(opt, params)
-        for a, b in zip(before[0], after[0]):
-            np.testing.assert_array_equal(a, b)
-        assert before[1:] == after[1:]
+    if _refused_unchanged(opt, params, closure, state_only=False):
         return
     # then a step with bad input, which must be refused with nothing changed
     if bad == "nan grad":
@@ -577,11 +588,4 @@ def test_fuzz_optimizers(name, hyper, bad, shape):
         closure_bad = closure
     else:
         return
-    before = _snapshot(opt, params)
-    try:
-        opt.step(closure_bad)
-    except _ALLOWED:
-        after = _snapshot(opt, params)
-        for a, b in zip(before[0], after[0]):
-            np.testing.assert_array_equal(a, b)
-        assert before[2] == after[2]
+    _refused_unchanged(opt, params, closure_bad, state_only=True)

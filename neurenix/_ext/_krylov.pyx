@@ -521,12 +521,8 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
                     if xt[i] != x[i]:
                         unchanged = False
                         break
-            tmp = x_arr
-            x_arr = xt_arr
-            xt_arr = tmp
-            tmp = g_arr
-            g_arr = gt_arr
-            gt_arr = tmp
+            x_arr, xt_arr = xt_arr, x_arr       # accept the trial point
+            g_arr, gt_arr = gt_arr, g_arr
             x = <floating*>cnp.PyArray_DATA(x_arr)
             xt = <floating*>cnp.PyArray_DATA(xt_arr)
             g = <floating*>cnp.PyArray_DATA(g_arr)
@@ -558,12 +554,8 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
                         if isfinite(f_new) and f_new <= f:
                             if not got:
                                 prob.ev.g_at(xt_arr, gt_arr)
-                            tmp = x_arr
-                            x_arr = xt_arr
-                            xt_arr = tmp
-                            tmp = g_arr
-                            g_arr = gt_arr
-                            gt_arr = tmp
+                            x_arr, xt_arr = xt_arr, x_arr
+                            g_arr, gt_arr = gt_arr, g_arr
                             f = f_new
                             k += 1
                             if allvecs is not None:
