@@ -19,3 +19,6 @@ from .autograd.random import manual_seed  # noqa: E402
 __all__ = ["optim", "optimize", "tune", "set_num_threads", "get_num_threads", "num_threads", "__version__"]
 __all__ += ["nn", "data", "Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled",
             "is_grad_enabled", "manual_seed", "float32", "float64", "int32", "int64"]
+from ._patch import patch_scipy, unpatch_scipy  # noqa: E402
+
+__all__ += ["patch_scipy", "unpatch_scipy"]

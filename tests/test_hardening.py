@@ -189,7 +189,8 @@ def test_sparse_trf_degenerate_jacobians(fmt, J, bounds, x_scale):
     assert r.status in (0, 1, 2, 3, 4) and np.all(np.isfinite(r.x))
     dense = least_squares(lambda x: x - 1, np.zeros(3), jac=lambda x: J, bounds=bounds,
                           x_scale=x_scale, method="trf")
-    np.testing.assert_allclose(r.x, dense.x, atol=1e-8)
+    # (sparse Jacobians default to tr_solver="lsmr", dense ones to "exact", as SciPy)
+    np.testing.assert_allclose(r.x, dense.x, atol=1e-4)
 
 
 CURVE_FIT_ERRORS = [
@@ -252,7 +253,7 @@ def test_ctrl_c_returns_the_best_point(method, callback):
          else {})
     r = minimize(_interrupting(rosen, 15), X0, jac=rosen_der, method=method,
                  callback=(lambda xk: None) if callback else None, **kw)
-    assert r.status == Status.INTERRUPTED and not r.success
+    assert r.reason == Status.INTERRUPTED and not r.success
     assert "KeyboardInterrupt" in r.message
     # progress was made and is returned: not x0, and f is the value at x
     assert r.fun < rosen(X0)
@@ -277,7 +278,7 @@ def test_ctrl_c_least_squares(method, loss):
 
 def test_ctrl_c_gauss_newton_minimize():
     r = minimize(_interrupting(_rosen_res, 9), X0, method="gauss-newton")
-    assert r.status == Status.INTERRUPTED and not r.success
+    assert r.reason == Status.INTERRUPTED and not r.success
     assert r.fun <= 0.5 * float(_rosen_res(X0) @ _rosen_res(X0))
 
 
@@ -307,7 +308,7 @@ def test_maxtime_inside_an_iteration(method):
     fun, calls = _sleeping(rosen, 4, 0.1)
     kw = {"hess": rosen_hess} if method == "trust-exact" else {}
     r = minimize(fun, X0, jac=rosen_der, method=method, options={"maxtime": 0.05}, **kw)
-    assert r.status == Status.MAXTIME and not r.success
+    assert r.reason == Status.MAXTIME and not r.success
     assert calls["n"] == 4
     assert r.fun <= rosen(X0)
 
@@ -318,14 +319,14 @@ def test_maxtime_inside_the_inner_cg_loop():
     x0 = np.tile(X0, 50)
     r = minimize(rosen, x0, jac=rosen_der, hessp=hp, method="Newton-CG",
                  options={"maxtime": 0.05})
-    assert r.status == Status.MAXTIME
+    assert r.reason == Status.MAXTIME
     assert calls["n"] == 2
 
 
 def test_maxtime_gauss_newton():
     fun, calls = _sleeping(_rosen_res, 3, 0.1)
     r = minimize(fun, X0, method="gauss-newton", options={"maxtime": 0.05})
-    assert r.status == Status.MAXTIME and not r.success
+    assert r.reason == Status.MAXTIME and not r.success
     assert calls["n"] == 3
 
 
@@ -347,7 +348,7 @@ def test_maxtime_large_cg_returns_promptly():
             state["t"] = state["n"]
         return out
     r = minimize(slow, np.ones(10 ** 5), jac=True, method="CG", options={"maxtime": 0.2})
-    assert r.status in (Status.MAXTIME, Status.GTOL, Status.SUCCESS)
+    assert r.reason in (Status.MAXTIME, Status.GTOL, Status.SUCCESS)
     assert state.get("late", 0) == 0
 
 
@@ -487,7 +488,7 @@ _LSQ_GOOD = {
     "jac": st.sampled_from(["2-point", "3-point", "cs", "callable", "sparse"]),
 }
 _LSQ_BAD = {
-    "method": st.sampled_from(["dogbox", None, 1]),
+    "method": st.sampled_from(["nope", None, 1]),
     "bounds": st.one_of(st.tuples(_JUNK, _JUNK), st.just((np.inf, np.inf)), st.just((1.0, 0.0))),
     "loss": st.sampled_from(["bad", None, 2]),
     "f_scale": _JUNK, "max_nfev": _JUNK, "ftol": _JUNK, "xtol": _JUNK, "gtol": _JUNK,

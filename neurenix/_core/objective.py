@@ -25,8 +25,8 @@ import numpy as np
 from .._ext._evaluator import Evaluator, check_scalar, check_vector, time_is_up
 from .._ext._lbfgs import same_point as _same_point, all_finite as _all_finite
 
-__all__ = ["ScalarObjective", "as_float_array", "make_evaluator", "fd_steps", "FD_METHODS",
-           "check_finite_grad"]
+__all__ = ["ScalarObjective", "NonFiniteStart", "as_float_array", "make_evaluator", "fd_steps",
+           "FD_METHODS", "check_finite_grad"]
 
 FD_METHODS = ("2-point", "3-point", "cs")
 
@@ -81,6 +81,15 @@ def as_float_array(x0, name="x0"):
     return x
 
 
+class NonFiniteStart(ValueError):
+    """``fun(x0)`` is not finite (``.f`` holds the value): ``minimize`` turns it into
+    a result, as SciPy (status ``NONFINITE``)."""
+
+    def __init__(self, message, f):
+        super().__init__(message)
+        self.f = f
+
+
 class ScalarObjective:
     """Wrapper of a scalar objective with cached value/gradient and call counters.
 
@@ -115,6 +124,13 @@ class ScalarObjective:
     _jac = None
     _hess = None
     _hessp = None
+    #: SciPy's absolute finite-difference step (the ``eps`` option of BFGS, CG and
+    #: L-BFGS-B, see :meth:`use_abs_step`); None: the relative steps
+    abs_step = None
+    #: (lb, ub) that the forward-difference steps keep within, or None
+    fd_bounds = None
+    #: whether the user gave ``finite_diff_rel_step``
+    rel_step_given = False
     #: the run's wall-clock deadline (``time.perf_counter`` scale), set by the
     #: driver of a run with ``maxtime``; 0: none.  Checked before each call of
     #: ``fun`` (:class:`~neurenix._ext._evaluator.MaxTimeExceeded`).
@@ -151,7 +167,11 @@ class ScalarObjective:
         steps = _STEPS.get((self.dtype, self.mode))
         if steps is None:
             steps = fd_steps(self.dtype, self.mode)
-        self.fd_step = steps[0] if fd_step is None else float(fd_step)
+        if fd_step is None:
+            self.fd_step = steps[0]
+        else:
+            self.fd_step = float(fd_step)
+            self.rel_step_given = True
         self._hvp_step = steps[1]
         if check_x0:
             if share_x0:
@@ -166,7 +186,7 @@ class ScalarObjective:
             else:
                 f = self.fun(x0)
             if not math.isfinite(f):
-                raise ValueError(f"fun returned a non-finite value ({f}) at x0")
+                raise NonFiniteStart(f"fun returned a non-finite value ({f}) at x0", f)
 
     # ----------------------------------------------------------- evaluation
     def _call(self, x):
@@ -265,6 +285,12 @@ class ScalarObjective:
         xt = np.array(x, dtype=self.dtype, copy=True)
         sign = np.where(x >= 0, 1.0, -1.0)
         h = self.fd_step * sign * np.maximum(1.0, np.abs(x))
+        if self.abs_step is not None:
+            # SciPy's absolute step; where it vanishes against x, the relative one
+            ha = np.full(n, self.abs_step)
+            h = np.where((x + ha) - x == 0, h, ha)
+        if self.fd_bounds is not None and self.mode != "3-point":
+            h = _one_sided_in_bounds(x, h, *self.fd_bounds)
         for i in range(n):
             xi = xt[i]
             if self.mode == "3-point":
@@ -282,6 +308,22 @@ class ScalarObjective:
                 g[i] = (fp - f0) / hh
             xt[i] = xi
         return g
+
+    def use_abs_step(self, eps, bounds=None):
+        """Finite-difference gradients with SciPy's absolute step ``eps`` (the
+        ``eps`` option of BFGS, CG and L-BFGS-B: SciPy differentiates with it
+        whenever no gradient function is given), unless the user set
+        ``finite_diff_rel_step``; with ``bounds`` (an object with ``lb``/``ub``)
+        the forward steps stay inside them, as SciPy's ``approx_derivative``."""
+        if self.mode not in ("2-point", "3-point"):
+            return
+        if not self.rel_step_given:
+            eps = float(eps)
+            if not (math.isfinite(eps) and eps != 0.0):
+                raise ValueError(f"options['eps'] must be a finite non-zero number, got {eps!r}")
+            self.abs_step = eps
+        if bounds is not None:
+            self.fd_bounds = (np.asarray(bounds.lb, dtype=float), np.asarray(bounds.ub, dtype=float))
 
     # ------------------------------------------------------------ Hessian
     @property
@@ -349,3 +391,24 @@ def make_evaluator(obj):
     absolute counters (:meth:`Evaluator.sync` writes them back)."""
     return Evaluator(obj, _EVAL_MODES.get(obj.mode, 2), obj._fun, obj._jac, obj.args,
                      obj.dtype.num, obj.n)
+
+
+def _one_sided_in_bounds(x, h, lb, ub):
+    """Forward-difference steps adjusted to the bounds as SciPy's
+    ``approx_derivative`` does for ``"2-point"``: a step that leaves the box is
+    reversed when the reversed one fits, otherwise it is shrunk to the larger
+    distance to a bound."""
+    lower = x - lb
+    upper = ub - x
+    xh = x + h
+    violated = (xh < lb) | (xh > ub)
+    if not violated.any():
+        return h
+    h = h.copy()
+    fitting = np.abs(h) <= np.maximum(lower, upper)
+    h[violated & fitting] *= -1
+    forward = (upper >= lower) & ~fitting
+    h[forward] = upper[forward]
+    backward = (upper < lower) & ~fitting
+    h[backward] = -lower[backward]
+    return h

@@ -152,17 +152,17 @@ def make_result(status, **fields):
     return OptimizeResult(status=row[0], success=row[1], message=row[2], **fields)
 
 
-#: ``least_squares`` status code -> message (SciPy's ``least_squares`` codes)
+#: ``least_squares`` status code -> message (SciPy's codes and texts: the contract)
 LSQ_MESSAGES = {
     -4: "Maximum wall time (maxtime) has been exceeded; best point so far returned.",
     -3: "Interrupted by the user (KeyboardInterrupt); best point so far returned.",
-    -2: "Stopped: the callback asked to stop (raised StopIteration or returned True).",
-    -1: "Improper input parameters.",
-    0: "The maximum number of function evaluations (max_nfev) was reached.",
-    1: "Converged: the gtol condition on the gradient is satisfied.",
-    2: "Converged: the ftol condition on the cost reduction is satisfied.",
-    3: "Converged: the xtol condition on the step size is satisfied.",
-    4: "Converged: both the ftol and the xtol conditions are satisfied.",
+    -2: "Stopped because `callback` function raised `StopIteration` or returned `True`",
+    -1: "Improper input parameters status returned from `leastsq`",
+    0: "The maximum number of function evaluations is exceeded.",
+    1: "`gtol` termination condition is satisfied.",
+    2: "`ftol` termination condition is satisfied.",
+    3: "`xtol` termination condition is satisfied.",
+    4: "Both `ftol` and `xtol` termination conditions are satisfied.",
 }
 
 #: ``least_squares`` status code -> :class:`Status` (``minimize(method="gauss-newton")``)

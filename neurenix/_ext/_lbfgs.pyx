@@ -15,8 +15,8 @@ Moré–Thuente strong-Wolfe line search of :mod:`neurenix._ext._linesearch`:
   breakpoint search of Section 4 (Algorithm CP), and the direct primal
   subspace minimization of Section 5.1, with the projection-then-check step of
   Morales & Nocedal (2011), "Remark on Algorithm 778".
-- ``BFGS``: dense inverse-Hessian update (Nocedal & Wright eq. 6.17), scaled
-  by eq. 6.20 before the first update.
+- ``BFGS``: dense inverse-Hessian update (Nocedal & Wright eq. 6.17) from
+  :math:`H_0 = I`, SciPy's trial step, no restart: SciPy's iterates.
 - ``CG``: Polak–Ribière+ nonlinear conjugate gradients (Nocedal & Wright
   eq. 5.45), restarted with steepest descent when the direction is not a
   sufficient descent direction.
@@ -343,12 +343,10 @@ cdef inline bint _restart(int method, Py_ssize_t* count, int* bfgs_fresh,
     """After a failed direction or line search: drop the quasi-Newton information and
     say so (the caller retries along the steepest-descent direction), or return False
     when it was already dropped (the failure is final).  L-BFGS(-B) (methods 0, 3)
-    forgets its pairs, BFGS (1) resets H to the scaled identity, CG (2) restarts."""
+    forgets its pairs, CG (2) restarts.  BFGS (1) never restarts: a failed line
+    search ends the run (precision loss), as in SciPy's BFGS."""
     if (method == 0 or method == 3) and count[0] > 0:
         count[0] = 0
-        return True
-    if method == 1 and not bfgs_fresh[0]:
-        bfgs_fresh[0] = 1
         return True
     if method == 2 and not cg_restart[0]:
         cg_restart[0] = 1
@@ -502,9 +500,9 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     stp = min(1.0 / dnorm, stpmax)
                 else:
                     stp = min(1.0, stpmax)
-            elif method == 1 and not bfgs_fresh:
-                stp = 1.0
             else:
+                # BFGS and CG: SciPy's first trial step (line_search_wolfe1),
+                # min(1, 1.01 * 2 (f_k - f_{k-1}) / g.d), 1 when that is not positive
                 stp = 1.01 * 2.0 * (f - fprev) / dg
                 if not (stp > 0.0) or stp > 1.0:
                     stp = 1.0
@@ -553,8 +551,10 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if task == MT_CONVERGED:
                     break
                 if task != MT_FG:
-                    # a warning: accept the last trial when it decreased f enough
-                    if not (f <= fold + cfg.c1 * stp * dg) or not (f <= fold):
+                    # a warning: accept the last trial when it decreased f enough;
+                    # BFGS fails, as SciPy's line_search_wolfe1 (its stp is None)
+                    if method == 1 or not (f <= fold + cfg.c1 * stp * dg) \
+                            or not (f <= fold):
                         lsfail = 1
                     break
                 if ev.nfev >= cfg.maxfun:
@@ -611,7 +611,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 yy = dot_lanes8(d, d, n)
                 if sy > cfg.eps * yy and yy > 0.0:
                     if bfgs_fresh:
-                        a = sy / yy     # H0 = (s.y / y.y) I  (Nocedal & Wright eq. 6.20)
+                        a = 1.0         # H0 = I, as SciPy's BFGS (no eq. 6.20 scaling)
                         for i in range(n):
                             for k in range(n):
                                 H[i * n + k] = 0.0

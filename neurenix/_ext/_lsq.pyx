@@ -187,7 +187,7 @@ cdef int _fd_into(object fun, double* x, Py_ssize_t n, const double* f0, Py_ssiz
     """
     cdef Py_ssize_t i, j
     cdef double xj, hj
-    cdef double[::1] fp, fm
+    cdef const double[::1] fp, fm     # read-only results of fun are fine
     cdef cnp.ndarray xa = np.empty(n, dtype=np.float64)
     cdef double[::1] xv = xa
     cdef cnp.ndarray xc

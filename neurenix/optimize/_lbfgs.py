@@ -10,6 +10,8 @@ Morales & Nocedal (2011), "Remark on Algorithm 778", ACM TOMS 38(1).
 Moré & Thuente (1994), "Line search algorithms with guaranteed sufficient
 decrease", ACM TOMS 20(3).
 """
+import math
+import warnings
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
@@ -22,12 +24,26 @@ from ._minimize import register_method
 
 __all__ = ["LbfgsInvHessProduct"]
 
+#: SciPy's default absolute finite-difference step of BFGS and CG (``eps``)
+EPSILON = float(np.sqrt(np.finfo(float).eps))
+
+#: ``maxiter``/``maxfun = inf`` (accepted, as SciPy): a limit never reached
+_NO_LIMIT = 2 ** 62
+
+
+def _limit_opt(name, v, lo):
+    """An iteration or evaluation limit: an integer ``>= lo`` or ``inf`` (SciPy
+    accepts it: no limit)."""
+    if isinstance(v, float) and v == math.inf:
+        return _NO_LIMIT
+    return _int_opt(name, v, lo)
+
 
 def _gtol_maxiter_wolfe(n, gtol, maxiter, c1, c2):
     """The options shared by BFGS and CG: ``gtol >= 0``, ``maxiter`` (default
     ``200 * n``), the Wolfe constants ``0 < c1 < c2 < 1``."""
     gtol = _real_opt("gtol", gtol)
-    maxiter = 200 * n if maxiter is None else _int_opt("maxiter", maxiter, 0)
+    maxiter = 200 * n if maxiter is None else _limit_opt("maxiter", maxiter, 0)
     c1 = _real_opt("c1", c1, 0.0, 1.0, open_lo=True)
     c2 = _real_opt("c2", c2, 0.0, 1.0, open_lo=True)
     if not c1 < c2:
@@ -171,14 +187,19 @@ def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
 
 
 def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503131e-09,
-                     gtol=1e-5, maxfun=15000, maxiter=15000, maxls=20):
+                     gtol=1e-5, maxfun=15000, maxiter=15000, maxls=20, eps=1e-8,
+                     iprint=None):
     """L-BFGS (two-loop recursion) or, with bounds, L-BFGS-B.
 
     Options (SciPy's names and defaults): ``maxcor`` (m, stored pairs),
     ``ftol`` (stop when :math:`(f_k - f_{k+1})/\\max(|f_k|,|f_{k+1}|,1) \\le ftol`),
     ``gtol`` (stop when the projected gradient's largest component is
     :math:`\\le gtol`), ``maxfun``, ``maxiter``, ``maxls`` (line-search
-    evaluations per iteration).  ``tol`` sets ``ftol`` and ``gtol``.
+    evaluations per iteration), ``eps`` (absolute step of the finite-difference
+    gradient when no ``jac`` function is given, as SciPy; the steps stay in the
+    bounds), ``iprint`` (accepted with SciPy's ``DeprecationWarning`` and, as in
+    SciPy >= 1.15, without effect).  ``tol`` sets ``ftol`` and ``gtol``.  As in SciPy, ``maxiter=0``
+    still runs one iteration and ``maxiter``/``maxfun`` may be ``inf``.
     Line search: Moré–Thuente with ``ftol=1e-3, gtol=0.9, xtol=0.1`` as in
     L-BFGS-B.  The result's ``hess_inv`` is an :class:`LbfgsInvHessProduct`.
     """
@@ -190,12 +211,21 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
         m = _int_opt("maxcor", maxcor, 1)
         ftol = _real_opt("ftol", ftol)
         gtol = _real_opt("gtol", gtol)
-        maxfun = _int_opt("maxfun", maxfun, 0)
-        maxiter = _int_opt("maxiter", maxiter, 0)
+        maxfun = _limit_opt("maxfun", maxfun, 0)
+        maxiter = _limit_opt("maxiter", maxiter, 0)
         maxls = min(_int_opt("maxls", maxls, 1), MAX_INT)
+        if maxiter == 0:
+            maxiter = 1         # SciPy's L-BFGS-B tests the limit after an iteration
         # no more pairs are ever stored than iterations are made: a larger memory
         # (maxcor=10**30, which SciPy accepts) would only be allocated and unused
         m = min(m, maxiter + 1)
+    if iprint is not None:
+        # SciPy >= 1.15 ignores it too (its Fortran printout is gone) and warns so
+        warnings.warn("scipy.optimize: The `disp` and `iprint` options of the L-BFGS-B "
+                      "solver are deprecated and will be removed in SciPy 1.18.0.",
+                      DeprecationWarning, stacklevel=3)
+    if obj.mode != "callable" and obj.mode != "combined":
+        obj.use_abs_step(eps, bounds)
     lo = hi = None
     boxed = -1
     if bounds is not None:

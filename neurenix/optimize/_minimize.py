@@ -54,12 +54,14 @@ import warnings
 import numpy as np
 
 from .._ext._lbfgs import prepare_box as _prepare_box
-from .._core.objective import ScalarObjective, as_float_array
+from .._core.objective import ScalarObjective, NonFiniteStart, as_float_array
 from .._core.result import OptimizeWarning, Status, make_result, LSQ_TO_STATUS
 from .._ext._evaluator import MaxTimeExceeded
 from .._core.validation import MAX_COUNT
 from .._ext._lbfgs import _infinite_bound_msg
 from ._driver import Driver
+from ._scipy_status import to_scipy
+from ._delegate import DELEGATED, delegated_method, delegate_minimize, has_constraints
 
 __all__ = ["minimize", "register_method", "Bounds", "available_methods", "METHODS"]
 
@@ -170,11 +172,13 @@ def register_method(name, func, aliases=(), *, tol=(), bounds=False, raw=False, 
 
 def available_methods():
     """Display names of the registered methods."""
+    _ensure_builtin()
     seen = []
     for m in METHODS.values():
         if m.name not in seen:
             seen.append(m.name)
-    return seen
+    # SciPy's methods that minimize hands to SciPy
+    return seen + [name for name in DELEGATED if name not in seen]
 
 
 def _lookup(method):
@@ -185,7 +189,7 @@ def _lookup(method):
     key = _canon(method)
     m = METHODS.get(key)
     if m is None:
-        raise ValueError(f"method: unknown solver {method!r}; available: "
+        raise ValueError(f"Unknown solver {method!r} (method); available: "
                          f"{', '.join(sorted(available_methods()))}")
     m.resolve()
     _RESOLVED[method] = m
@@ -236,9 +240,9 @@ def _minimize_gauss_newton(fun, x0, args=(), jac=None, hess=None, hessp=None, bo
 def prepare_bounds(bounds, n, dtype):
     """``bounds`` as a :class:`Bounds` with float arrays (lb, ub) of length n, or None.
 
-    Accepts a sequence of ``(lo, hi)`` pairs (None meaning unbounded) or any
-    object with ``lb``/``ub`` attributes.  Raises ``ValueError`` naming
-    ``bounds`` on a wrong length, NaN, or ``lo > hi``.
+    Accepts a sequence of ``(lo, hi)`` pairs (None or NaN meaning unbounded, as
+    in SciPy) or any object with ``lb``/``ub`` attributes.  Raises ``ValueError``
+    naming ``bounds`` on a wrong length or ``lo > hi``.
     """
     if bounds is None:
         return None
@@ -269,8 +273,10 @@ def prepare_bounds(bounds, n, dtype):
                 raise ValueError(f"bounds[{i}] must be a (min, max) pair, got {pr!r}") from None
             lb[i] = -np.inf if lo is None else float(lo)
             ub[i] = np.inf if hi is None else float(hi)
+    # a NaN bound is no bound on that side (SciPy's L-BFGS-B reads it so)
     if np.isnan(lb).any() or np.isnan(ub).any():
-        raise ValueError("bounds must not contain NaN")
+        lb = np.where(np.isnan(lb), -np.inf, lb)
+        ub = np.where(np.isnan(ub), np.inf, ub)
     bad = np.flatnonzero(lb > ub)
     if bad.size:
         i = int(bad[0])
@@ -292,7 +298,14 @@ def _box(bounds, x0):
     lb = getattr(bounds, "lb", _NOATTR)
     ub = getattr(bounds, "ub", _NOATTR)
     if lb is not _NOATTR and ub is not _NOATTR:
-        out = _prepare_box(lb, ub, x0)
+        try:
+            out = _prepare_box(lb, ub, x0)
+        except ValueError as e:
+            # a NaN bound: the NumPy path reads it as no bound (SciPy's rule);
+            # the compiled pass raises before it modifies x0
+            if "NaN" not in str(e):
+                raise
+            out = None
         if out is not None:
             return Bounds(out[0], out[1]), out[2]
     b = prepare_bounds(bounds, x0.size, x0.dtype)
@@ -335,7 +348,7 @@ def _check_tol(tol):
 
 # ----------------------------------------------------------------- minimize
 def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bounds=None,
-             tol=None, callback=None, options=None):
+             constraints=(), tol=None, callback=None, options=None):
     """Minimize a scalar function of one or more variables (``scipy.optimize.minimize``).
 
     Parameters
@@ -344,15 +357,19 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         ``fun(x, *args) -> float``; with ``jac=True`` it returns ``(f, g)``.
     x0 : array_like, shape (n,)
         Initial guess; float32 stays float32, other real types become float64.
-        Projected into ``bounds`` when outside them (with an ``OptimizeWarning``).
+        Clipped into ``bounds`` when outside them, silently (as SciPy).
     args : tuple
         Extra arguments of ``fun``, ``jac``, ``hess``, ``hessp``.
     method : str or callable, optional
         ``"L-BFGS"`` (aliases ``"L-BFGS-B"``, ``"lbfgs"``), ``"BFGS"``, ``"CG"``,
         the first-order rules (``"sgd"``, ``"adam"``, ...) and whatever else is
-        registered (:func:`available_methods`).  Default: ``"BFGS"``, or
-        ``"L-BFGS-B"`` when ``bounds`` is given (SciPy's rule).  A callable is
-        called as ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=,
+        registered (:func:`available_methods`).  SciPy's ``"Nelder-Mead"``,
+        ``"Powell"``, ``"TNC"``, ``"COBYLA"``, ``"COBYQA"``, ``"SLSQP"`` and
+        ``"trust-constr"`` are delegated to ``scipy.optimize.minimize`` with the
+        arguments unchanged (:mod:`neurenix.optimize._delegate`).  Default (SciPy's
+        rule): ``"SLSQP"`` when ``constraints`` are given, else ``"L-BFGS-B"``
+        when ``bounds`` are given, else ``"BFGS"``.  A callable is called as
+        ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=, constraints=,
         callback=, **options)`` and must return an :class:`OptimizeResult`.
     jac : callable, True, None, "2-point" or "3-point"
         Gradient: a function, ``True`` (``fun`` returns ``(f, g)``), or finite
@@ -360,6 +377,11 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     hess, hessp : callable, optional
         Hessian / Hessian-vector product for the methods that use them.
     bounds : sequence of (min, max) pairs or Bounds, optional
+    constraints : dict, sequence of dicts or SciPy constraint objects, optional
+        For the delegated constrained methods (``SLSQP``, ``COBYLA``,
+        ``COBYQA``, ``trust-constr``).  The native methods cannot handle
+        constraints: given any, they warn (``RuntimeWarning``, as SciPy) and
+        ignore them; the default ``()`` means none.
     tol : float, optional
         Mapped to each method's own tolerance(s) (e.g. ``gtol`` and ``ftol`` of
         L-BFGS-B, ``gtol`` of BFGS and CG).
@@ -381,6 +403,16 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         ``KeyboardInterrupt`` during the run returns the best point so far
         with ``status == Status.INTERRUPTED``.
     """
+    constrained = has_constraints(constraints)
+    if method is None:
+        method = "SLSQP" if constrained else "L-BFGS-B" if bounds is not None else "BFGS"
+    if isinstance(method, str):
+        scipy_name = delegated_method(method)
+        if scipy_name is not None:
+            if not isinstance(args, tuple):
+                args = (args,)
+            return delegate_minimize(fun, x0, args, method, jac, hess, hessp, bounds,
+                                     constraints, tol, callback, options)
     x0 = as_float_array(x0, "x0")
     if x0.size == 0:
         raise ValueError("x0 must have at least one element")
@@ -399,12 +431,13 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         if tol is not None:
             options.setdefault("tol", tol)
         return method(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=bounds,
-                      callback=callback, **options)
-    if method is None:
-        method = "L-BFGS-B" if bounds is not None else "BFGS"
+                      constraints=constraints, callback=callback, **options)
     if not isinstance(method, str):
         raise TypeError(f"method must be a string or a callable, got {type(method).__name__}")
     m = _lookup(method)
+    if constrained:
+        warnings.warn(f"Method {method} cannot handle constraints.", RuntimeWarning,
+                      stacklevel=2)
 
     if not m.hess and (hess is not None or hessp is not None):
         for what, given in (("hess", hess), ("hessp", hessp)):
@@ -415,13 +448,12 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     b = None
     if bounds is not None:
         if not m.bounds:
-            warnings.warn(f"Method {m.name} cannot handle bounds; they are ignored.",
-                          OptimizeWarning, stacklevel=2)
+            # SciPy's warning (category and text); the bounds are ignored
+            warnings.warn(f"Method {method} cannot handle bounds.", RuntimeWarning,
+                          stacklevel=2)
         else:
-            b, outside = _box(bounds, x0)
-            if outside:
-                warnings.warn("Initial guess is not within the specified bounds; it is "
-                              "projected onto them.", OptimizeWarning, stacklevel=2)
+            # x0 outside the bounds is clipped into them silently, as SciPy's L-BFGS-B
+            b, _ = _box(bounds, x0)
 
     # options: split driver-level ones, warn about unknown ones, map tol
     maxtime = fd_step = None
@@ -440,8 +472,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             options["maxtime"] = maxtime
         if disp:
             options["disp"] = disp
-        return m.func(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=b,
-                      callback=callback, **options)
+        return to_scipy(m.name, m.func(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
+                                       bounds=b, callback=callback, **options))
     unknown = sorted(k for k in options if k not in m.options) if options else None
     if unknown:
         warnings.warn(f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning,
@@ -457,8 +489,14 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
 
     if fd_step is not None and not (isinstance(fd_step, numbers.Real) and fd_step > 0):
         raise ValueError(f"options['finite_diff_rel_step'] must be > 0, got {fd_step!r}")
-    obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, fd_step=fd_step,
-                          share_x0=m.x0_read_only)
+    try:
+        obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
+                              fd_step=fd_step, share_x0=m.x0_read_only)
+    except NonFiniteStart as e:
+        # SciPy returns a result (no exception) when f(x0) is not finite
+        return to_scipy(m.name, make_result(
+            Status.NONFINITE, x=x0, fun=e.f, jac=np.full(x0.size, np.nan, dtype=x0.dtype),
+            nit=0, nfev=1, njev=0))
     if disp:
         # the limits only size the progress bar
         maxiter = options.get("maxiter", m.options.get("maxiter"))
@@ -478,13 +516,16 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         driver.record(x0, cf if cx is not None else obj.fun(x0))
     try:
         if options:
-            return m.func(obj, x0, bounds=b, driver=driver, **options)
-        return m.func(obj, x0, bounds=b, driver=driver)
+            res = m.func(obj, x0, bounds=b, driver=driver, **options)
+        else:
+            res = m.func(obj, x0, bounds=b, driver=driver)
     except KeyboardInterrupt:
-        return driver.interrupted()
+        res = driver.interrupted()
     except MaxTimeExceeded:
         # maxtime passed inside an iteration (a line search, an inner loop)
-        return driver.interrupted(Status.MAXTIME)
+        res = driver.interrupted(Status.MAXTIME)
+    # SciPy's status and message for the method; the Status goes to res.reason
+    return to_scipy(m.name, res)
 
 register_method("gauss-newton", _minimize_gauss_newton, aliases=("gaussnewton", "gn"),
                 tol=("ftol", "xtol", "gtol"), raw=True, hess=False)

@@ -208,7 +208,7 @@ def test_failures_raise_on_every_rank_without_hanging():
     assert any(ln.startswith("lsq rank 3: ValueError: jac(x) must return") for ln in lines)
     for r in (1, 2, 3):
         assert P.has(lines, f"method rank {r}: DistributedError [0] the root (rank 0) failed: "
-                            "ValueError: method: unknown solver")
+                            "ValueError: Unknown solver")
         assert P.has(lines, f"callback rank {r}: DistributedError [0]")
     assert sum(ln.startswith("lsq rank") and "DistributedError [3]" in ln for ln in lines) == 3
     assert not any("no error" in ln for ln in lines), out

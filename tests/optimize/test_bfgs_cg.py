@@ -60,4 +60,4 @@ def test_cg_maxiter_status():
     x0 = x0_for("rosen_chained", 10)
     r = minimize(lambda x: (so.rosen(x), so.rosen_der(x)), x0, jac=True, method="CG",
                  options={"maxiter": 5})
-    assert r.status == Status.MAXITER and r.nit == 5 and not r.success
+    assert r.reason == Status.MAXITER and r.nit == 5 and not r.success

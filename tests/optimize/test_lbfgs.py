@@ -21,7 +21,7 @@ def test_matches_scipy_unconstrained(name, f, n):
     assert r.fun == pytest.approx(s.fun, rel=1e-4, abs=1e-7)
     if s.fun < 1e-6:        # unique global minimiser reached by both
         np.testing.assert_allclose(r.x, s.x, atol=2e-3)
-    assert np.max(np.abs(r.jac)) <= 1e-5 or r.status == Status.FTOL
+    assert np.max(np.abs(r.jac)) <= 1e-5 or r.reason == Status.FTOL
     assert r.nfev <= 1.1 * s.nfev + 2
 
 
@@ -57,7 +57,7 @@ def test_bounded_quadratic_closed_form():
     r = minimize(quadratic, np.clip(np.zeros(n), lo, hi), args=(d,), jac=True,
                  bounds=Bounds(lo, hi), options={"gtol": 1e-10, "ftol": 0})
     np.testing.assert_allclose(r.x, np.clip(1 / d, lo, hi), atol=1e-8)
-    assert r.status in (Status.GTOL, Status.FTOL)
+    assert r.reason in (Status.GTOL, Status.FTOL)
 
 
 def test_half_bounded_and_infinite_bounds():
@@ -207,7 +207,7 @@ def test_nonfinite_everywhere_gives_status_not_crash():
             return np.nan, np.full_like(x, np.nan)
         return float(x @ x), 2 * x
     r = minimize(f, np.ones(2), jac=True, method="L-BFGS", options={"maxls": 5})
-    assert not r.success and r.status == Status.NONFINITE
+    assert not r.success and r.reason == Status.NONFINITE
     np.testing.assert_array_equal(r.x, np.ones(2))
     assert len(calls) < 20
 
@@ -268,7 +268,7 @@ def test_counters_exact_after_callback_stop_and_interrupt(method):
         if intermediate_result.nit == 5:
             raise StopIteration
     r = minimize(fun, x0_for("rosen_chained", 8), jac=True, method=method, callback=cb)
-    assert r.status == Status.CALLBACK and r.nit == 5
+    assert r.reason == Status.CALLBACK and r.nit == 5
     assert r.nfev == r.njev == calls[0]
 
     calls[0] = 0
@@ -279,7 +279,7 @@ def test_counters_exact_after_callback_stop_and_interrupt(method):
             raise KeyboardInterrupt
         return rosen_chained(x)
     r = minimize(fun_interrupt, x0_for("rosen_chained", 8), jac=True, method=method)
-    assert r.status == Status.INTERRUPTED
+    assert r.reason == Status.INTERRUPTED
     assert r.nfev == calls[0] - 1     # the interrupted call returned nothing (as SciPy counts)
 
 

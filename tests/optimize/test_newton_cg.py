@@ -40,7 +40,7 @@ def test_no_false_success_far_from_minimum():
     # an iteration budget too small: no success claimed
     r2 = minimize(so.rosen, x0, jac=so.rosen_der, hessp=so.rosen_hess_prod,
                   method="Newton-CG", options={"maxiter": 30})
-    assert not r2.success and r2.status == Status.MAXITER
+    assert not r2.success and r2.reason == Status.MAXITER
 
 
 def test_large_rosenbrock_reports_honestly():
@@ -144,7 +144,7 @@ def test_xtol_stop_takes_the_confirming_newton_step(xtol):
     x0 = rosen_x0(10)
     r = minimize(so.rosen, x0, jac=so.rosen_der, hess=so.rosen_hess, method="Newton-CG",
                  options={"xtol": xtol, "gtol": 0.0, "return_all": True})
-    assert r.status == Status.XTOL and r.success
+    assert r.reason == Status.XTOL and r.success
     last, prev = r.allvecs[-1], r.allvecs[-2]
     np.testing.assert_array_equal(last, r.x)
     assert np.abs(last - 1).max() < 0.2 * np.abs(prev - 1).max()

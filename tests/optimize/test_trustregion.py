@@ -31,7 +31,7 @@ def test_rosenbrock_matches_scipy(method, n, record_property):
     record_property("scipy", (s.nit, s.nfev, s.nhev))
     if method == "dogleg" and n == 10:
         # the Hessian at x0 is indefinite: both stop without success
-        assert not r.success and r.status == Status.INDEFINITE and not s.success
+        assert not r.success and r.reason == Status.INDEFINITE and not s.success
         return
     assert r.success, r.message
     np.testing.assert_allclose(r.x, s.x, atol=1e-4)
@@ -157,7 +157,7 @@ def test_callback_and_stopiteration():
 
     r = minimize(so.rosen, rosen_x0(4), jac=so.rosen_der, hess=so.rosen_hess,
                  method="trust-exact", callback=cb)
-    assert r.status == Status.CALLBACK and not r.success and r.nit == 3
+    assert r.reason == Status.CALLBACK and not r.success and r.nit == 3
 
 
 def test_friendly_name():
@@ -316,7 +316,7 @@ def test_trust_exact_subproblem_maxiter():
                   options={"subproblem_maxiter": 1})
     assert r1.fun < so.rosen(x0)
     assert r1.success == (np.linalg.norm(r1.jac) < 1e-4)
-    assert r1.success or r1.status == Status.MAXITER
+    assert r1.success or r1.reason == Status.MAXITER
 
 
 @pytest.mark.parametrize("method", ["trust-exact", "dogleg"])

@@ -201,6 +201,8 @@ def _residuals(fun, x, m=None, where="x0"):
         f = np.atleast_1d(f)
     if m is not None and f.size != m:
         raise ValueError(f"fun returned {f.size} residuals, expected {m}")
+    if not f.flags.writeable:
+        f = f.copy()            # e.g. a view of a pandas Series: the kernels write
     return f
 
 
@@ -225,7 +227,8 @@ def _check_jac(J, m, n, allow_sparse, check_finite=True):
 # Problem wrapper of the Python drivers (gn, trf)
 # ---------------------------------------------------------------------------
 class _Problem:
-    def __init__(self, fun, jac_user, jac, lb, ub, diff_step, m, n):
+    def __init__(self, fun, jac_user, jac, lb, ub, diff_step, m, n, sparsity=None):
+        self.sparsity = sparsity      # (structure, groups) of jac_sparsity, or None
         self.fun = fun
         self.jac_user = jac_user
         self.fd = jac if isinstance(jac, str) else None
@@ -248,6 +251,14 @@ class _Problem:
         return self.fd_jac(x, f)
 
     def fd_jac(self, x, f):
+        if self.sparsity is not None:
+            # grouped columns (jac_sparsity): SciPy's approx_derivative does the
+            # Curtis-Powell-Reid differencing; the result is a sparse matrix
+            from scipy.optimize._numdiff import approx_derivative
+            return sparse.csr_matrix(approx_derivative(
+                lambda z: _residuals(self.fun, z, self.m), x, method=self.fd,
+                rel_step=self.diff_step, f0=f, bounds=(self.lb, self.ub),
+                sparsity=self.sparsity))
         h = _k.fd_steps(x, self.fd, self.diff_step)
         central = np.full(self.n, self.fd == "3-point")
         if self.fd != "cs" and (np.any(np.isfinite(self.lb)) or np.any(np.isfinite(self.ub))):

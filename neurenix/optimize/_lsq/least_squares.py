@@ -12,6 +12,7 @@ import numbers
 import time
 
 import numpy as np
+from scipy import sparse
 
 from ..._core.result import OptimizeResult, LSQ_MESSAGES
 from ..._core.validation import MAX_COUNT
@@ -24,19 +25,21 @@ from .trf import _solve_trf
 
 
 
-_METHODS = ("lm", "gn", "trf")
+_METHODS = ("lm", "gn", "trf", "dogbox")
+_TR_SOLVERS = (None, "exact", "lsmr")
 
 
 
-def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
+def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf",
                   ftol=1e-8, xtol=1e-8, gtol=1e-8, x_scale=None, loss="linear",
-                  f_scale=1.0, max_nfev=None, diff_step=None, args=(), kwargs=None,
-                  callback=None, verbose=0):
+                  f_scale=1.0, diff_step=None, tr_solver=None, tr_options=None,
+                  jac_sparsity=None, max_nfev=None, verbose=0, args=(), kwargs=None,
+                  callback=None):
     """Solve a nonlinear least-squares problem ``min 0.5 * sum(rho(f_i(x)**2))``.
 
-    SciPy's signature and semantics (``scipy.optimize.least_squares``); the
-    default method here is ``"lm"`` as the project's interface specifies (SciPy's
-    default is ``"trf"``).
+    SciPy's signature (argument order included), defaults and semantics
+    (``scipy.optimize.least_squares``): the default method is ``"trf"``;
+    ``"dogbox"`` is delegated to SciPy's ``least_squares`` unchanged.
 
     Parameters
     ----------
@@ -50,7 +53,9 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
         matrix or ``LinearOperator`` (then the subproblem uses LSMR).
     bounds : (lb, ub) or Bounds
         Only ``"trf"`` handles bounds; ``x0`` must lie inside them.
-    method : {"lm", "gn", "trf"}
+    method : {"trf", "lm", "gn", "dogbox"}
+        ``"trf"`` (default), ``"lm"`` (MINPACK's iteration), ``"gn"``
+        (neurenix's Gauss-Newton), ``"dogbox"`` (SciPy's, delegated).
     ftol, xtol, gtol : float or None
         Termination tolerances (None disables a test; not all may be None for lm).
         ``lm``: MINPACK's tests. ``gn``/``trf``: ``dF < ftol * F`` (with a good
@@ -69,13 +74,33 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
         as in SciPy 1.17's ``lm``).  Default ``100 * n``.
     diff_step : array_like, optional
         Relative finite-difference step.
+    tr_solver : {None, "exact", "lsmr"}
+        ``trf``'s trust-region subproblem solver, as SciPy: ``"exact"`` (dense
+        Jacobians: Moré's LM-parameter search on the augmented matrix, the
+        compiled loop) or ``"lsmr"`` (the Gauss-Newton direction by
+        ``scipy.sparse.linalg.lsmr`` and the exact solution in the 2-D subspace
+        it spans with the gradient).  None: ``"exact"`` for a dense Jacobian,
+        ``"lsmr"`` for a sparse matrix, a ``LinearOperator`` or ``jac_sparsity``.
+    tr_options : dict, optional
+        ``"lsmr"``: keyword arguments of ``lsmr`` (``atol``, ``btol``,
+        ``maxiter``, ...) and ``regularize`` (default True: SciPy's Tikhonov
+        term from the best step along the gradient).  ``"exact"``: ignored, as
+        in SciPy.
+    jac_sparsity : array_like or sparse matrix (m, n), optional
+        Sparsity structure of the Jacobian for finite differences: columns that
+        share no row are differenced together (Curtis, Powell & Reid 1974), so
+        one evaluation serves a whole group; the Jacobian is then sparse and
+        ``tr_solver`` defaults to ``"lsmr"``.  Not with ``lm``.
     args, kwargs : extra arguments of ``fun`` and ``jac``.
     callback : callable ``callback(intermediate_result)``, optional
         Called after every accepted step with an :class:`OptimizeResult` holding
         ``x`` and ``cost``; raising ``StopIteration`` or returning True stops
         (``status = -2``).
     verbose : {0, 1, 2}
-        1 prints the termination report, 2 also one line per iteration (gn, trf).
+        SciPy's printout: 1 the termination message and the line
+        ``Function evaluations ..., initial cost ..., final cost ...,
+        first-order optimality ...``; 2 also SciPy's per-iteration table
+        (``trf``, ``gn``).
 
     Returns
     -------
@@ -99,8 +124,11 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="lm",
        gradient method for large-scale bound-constrained minimization problems",
        SIAM J. Sci. Comput. 21(1), 1999, pp. 1-23.
     """
-    return _least_squares(fun, x0, jac, bounds, method, ftol, xtol, gtol, x_scale, loss,
-                          f_scale, max_nfev, diff_step, args, kwargs, callback, verbose)
+    return _least_squares(fun, x0, jac=jac, bounds=bounds, method=method, ftol=ftol,
+                          xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss, f_scale=f_scale,
+                          diff_step=diff_step, tr_solver=tr_solver, tr_options=tr_options,
+                          jac_sparsity=jac_sparsity, max_nfev=max_nfev, verbose=verbose,
+                          args=args, kwargs=kwargs, callback=callback)
 
 
 class _Watch:
@@ -144,16 +172,38 @@ class _Watch:
             nfev=self.nfev, njev=None, nit=None, status=status)
 
 
-def _least_squares(fun, x0, jac, bounds, method, ftol, xtol, gtol, x_scale, loss, f_scale,
-                   max_nfev, diff_step, args, kwargs, callback, verbose, maxtime=None):
-    """:func:`least_squares` (its arguments in order), plus ``maxtime`` (seconds of
-    wall time, ``minimize(method="gauss-newton")``'s option)."""
+def _least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf",
+                   ftol=1e-8, xtol=1e-8, gtol=1e-8, x_scale=None, loss="linear",
+                   f_scale=1.0, diff_step=None, tr_solver=None, tr_options=None,
+                   jac_sparsity=None, max_nfev=None, verbose=0, args=(), kwargs=None,
+                   callback=None, maxtime=None):
+    """:func:`least_squares`, plus ``maxtime`` (seconds of wall time,
+    ``minimize(method="gauss-newton")``'s option)."""
     t0 = time.perf_counter()
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
     if not isinstance(method, str) or method.lower() not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     method = method.lower()
+    if method == "dogbox":
+        # not implemented here: SciPy's own, with the arguments unchanged
+        from scipy.optimize._lsq.least_squares import least_squares as scipy_lsq
+        return OptimizeResult(scipy_lsq(
+            fun, x0, jac=jac, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
+            x_scale=x_scale, loss=loss, f_scale=f_scale, diff_step=diff_step,
+            tr_solver=tr_solver, tr_options=tr_options, jac_sparsity=jac_sparsity,
+            max_nfev=max_nfev, verbose=verbose, args=args, kwargs=kwargs, callback=callback))
+    if tr_solver not in _TR_SOLVERS:
+        raise ValueError(f"tr_solver must be None, 'exact' or 'lsmr', got {tr_solver!r}")
+    if tr_options is None:
+        tr_options = {}
+    elif not isinstance(tr_options, dict):
+        raise TypeError(f"tr_options must be a dict, got {type(tr_options).__name__}")
+    if jac_sparsity is not None:
+        if method == "lm":
+            raise ValueError("method='lm' does not support `jac_sparsity`.")
+        if tr_solver == "exact":
+            raise ValueError("tr_solver='exact' is incompatible with `jac_sparsity`.")
     if kwargs is None:
         kwargs = {}
     if not isinstance(args, tuple):
@@ -246,6 +296,14 @@ def _least_squares(fun, x0, jac, bounds, method, ftol, xtol, gtol, x_scale, loss
         # lm: the kernel checks finiteness when it copies J0
         J0 = _check_jac(J0, m, n, allow_sparse=(method == "trf"),
                         check_finite=(method != "lm"))
+        if tr_solver == "exact" and not isinstance(J0, np.ndarray):
+            raise ValueError("tr_solver='exact' works only with dense Jacobian matrices.")
+    sparsity = None
+    if jac_sparsity is not None and jac_user is None:
+        sparsity = _check_sparsity(jac_sparsity, m, n)
+    if method == "trf" and tr_solver is None:
+        tr_solver = "lsmr" if (sparsity is not None or (
+            J0 is not None and not isinstance(J0, np.ndarray))) else "exact"
 
     try:
         if method == "lm":
@@ -259,13 +317,14 @@ def _least_squares(fun, x0, jac, bounds, method, ftol, xtol, gtol, x_scale, loss
                 watch.best_cost = lossf.cost(f0)
             if lb is None:
                 lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
-            prob = _Problem(f_user, jac_user, jac, lb, ub, diff_step, m, n)
+            prob = _Problem(f_user, jac_user, jac, lb, ub, diff_step, m, n, sparsity=sparsity)
             if method == "gn":
                 res = _solve_gn(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev, x_scale,
                                 callback, verbose)
             else:
                 res = _solve_trf(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev,
-                                 x_scale, callback, verbose)
+                                 x_scale, callback, verbose, tr_solver=tr_solver,
+                                 tr_options=dict(tr_options))
     except KeyboardInterrupt:
         res = watch.result(-3, lb, ub)
         if res is None:
@@ -278,9 +337,23 @@ def _least_squares(fun, x0, jac, bounds, method, ftol, xtol, gtol, x_scale, loss
     res.message = LSQ_MESSAGES[res.status]
     res.success = res.status > 0
     if verbose >= 1:
-        print(f"{res.message} nfev={res.nfev}, cost={res.cost:.4e}, "
-              f"optimality={res.optimality:.2e}")
+        # SciPy's report
+        initial_cost = _Loss(loss, f_scale, m).cost(f0) if method != "lm" \
+            else 0.5 * float(f0 @ f0)
+        print(res.message)
+        print(f"Function evaluations {res.nfev}, initial cost {initial_cost:.4e}, "
+              f"final cost {res.cost:.4e}, first-order optimality {res.optimality:.2e}.")
     return res
+
+
+def _check_sparsity(jac_sparsity, m, n):
+    """``(structure, groups)`` for grouped finite differences: the structure as a
+    CSC matrix and SciPy's column grouping (``group_columns``, Curtis-Powell-Reid)."""
+    from scipy.optimize._numdiff import group_columns
+    S = jac_sparsity if sparse.issparse(jac_sparsity) else np.atleast_2d(jac_sparsity)
+    if S.shape != (m, n):
+        raise ValueError(f"jac_sparsity: expected shape {(m, n)}, got {S.shape}")
+    return sparse.csc_matrix(S), group_columns(S)
 
 
 def _minimize_gauss_newton(fun, x0, args=(), jac=None, callback=None, **options):
@@ -314,11 +387,8 @@ def _minimize_gauss_newton(fun, x0, args=(), jac=None, callback=None, **options)
     if callback is not None:
         def cb(r):
             return callback(OptimizeResult(x=r.x, fun=r.cost))
-    o = {"ftol": 1e-8, "xtol": 1e-8, "gtol": 1e-8, "x_scale": None, "loss": "linear",
-         "f_scale": 1.0, "max_nfev": None, "diff_step": None, **options}
-    r = _least_squares(fun, x0, jac, (-np.inf, np.inf), inner, o["ftol"], o["xtol"],
-                       o["gtol"], o["x_scale"], o["loss"], o["f_scale"], o["max_nfev"],
-                       o["diff_step"], args, None, cb, 0, maxtime=maxtime)
+    r = _least_squares(fun, x0, jac=jac, method=inner, args=args, callback=cb,
+                       maxtime=maxtime, **options)
     out = OptimizeResult(x=r.x, fun=r.cost, jac=r.grad, nit=r.get("nit"), nfev=r.nfev,
                          njev=r.njev, status=r.status, success=r.success,
                          message=r.message, residuals=r.fun, jac_residuals=r.jac)

@@ -82,27 +82,45 @@ def _select_step(x, Jh, diag_h, gh, p, p_h, d, delta, lb, ub, theta):
     return d * ag_h, ag_h, -ag_value
 
 
-def _tr_subproblem(Jh, fh, diag_h, delta):
+def _tr_subproblem(Jh, fh, diag_h, delta, gh=None, lsmr_options=None, regularize=False):
     """min ||Jh p + fh||^2 + p^T diag(diag_h) p subject to ||p|| <= delta.
 
     Dense: Moré's LM-parameter search on the augmented matrix (Cython kernel).
     Sparse / LinearOperator: Gauss-Newton direction by LSMR, then the exact
     trust-region solution in the 2-D subspace spanned by it and the gradient.
+    ``lsmr_options`` are passed to ``lsmr`` (``tr_options``); ``regularize``
+    adds SciPy's Tikhonov term ``-q_min / delta**2`` to ``diag_h``, where
+    ``q_min`` is the model's least value along ``-gh`` inside the region.
     """
     n = diag_h.size
-    if not (sparse.issparse(Jh) or isinstance(Jh, LinearOperator)):
+    if lsmr_options is None and not (sparse.issparse(Jh) or isinstance(Jh, LinearOperator)):
         Ja = np.vstack((Jh, np.diag(np.sqrt(diag_h))))
         fa = np.concatenate((fh, np.zeros(n)))
         p, _ = _k.lm_step(Ja, fa, np.ones(n), delta)
         return p
     op = aslinearoperator(Jh)
+    if regularize and gh is not None:
+        gnorm = float(np.linalg.norm(gh))
+        if gnorm > 0:
+            # the quadratic model along s = -gh: a t^2 + b t, t in [0, delta/|gh|]
+            Js = op.matvec(-gh)
+            a = 0.5 * (float(Js @ Js) + float((-gh * diag_h) @ -gh))
+            b = -gnorm ** 2
+            t_hi = delta / gnorm
+            ts = [0.0, t_hi]
+            if a != 0 and 0 < -0.5 * b / a < t_hi:
+                ts.append(-0.5 * b / a)
+            q_min = min(t * (a * t + b) for t in ts)
+            diag_h = diag_h - q_min / delta ** 2
     sq = np.sqrt(diag_h)
     aug = LinearOperator((op.shape[0] + n, n),
                          matvec=lambda v: np.concatenate((op.matvec(v), sq * v)),
                          rmatvec=lambda u: op.rmatvec(u[:op.shape[0]]) + sq * u[op.shape[0]:],
                          dtype=float)
     rhs = np.concatenate((-fh, np.zeros(n)))
-    gn = lsmr(aug, rhs, atol=1e-10, btol=1e-10, maxiter=max(2 * n, 100))[0]
+    opts = {"atol": 1e-10, "btol": 1e-10, "maxiter": max(2 * n, 100)} \
+        if lsmr_options is None else lsmr_options
+    gn = lsmr(aug, rhs, **opts)[0]
     g = op.rmatvec(fh)
     S = np.column_stack((g, gn))
     Q, R = np.linalg.qr(S)
@@ -114,7 +132,7 @@ def _tr_subproblem(Jh, fh, diag_h, delta):
 
 
 def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callback,
-               verbose):
+               verbose, tr_solver="exact", tr_options=None):
     """Trust-region reflective.  Dense Jacobians (user arrays or finite differences):
     the loop runs in Cython (:func:`neurenix._ext._lsq.trf_solve`), calling Python
     for the residuals, the Jacobian, the loss and the callback.  Sparse and
@@ -135,9 +153,16 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
             J0 = None if prob.jac_user is None else _check_jac(
                 prob.jac_user(x.copy()), prob.m, n, True)
     J = prob.J(x, f, J0)
-    if sparse.issparse(J) or isinstance(J, LinearOperator):
+    if sparse.issparse(J) or isinstance(J, LinearOperator) or tr_solver == "lsmr" \
+            or verbose == 2:
+        # (verbose=2: SciPy's per-iteration table is printed by the Python loop)
+        lsmr_options = None
+        regularize = False
+        if tr_solver == "lsmr":
+            lsmr_options = dict(tr_options or {})
+            regularize = bool(lsmr_options.pop("regularize", True))
         return _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale,
-                             callback, verbose)
+                             callback, verbose, lsmr_options, regularize)
     cb = None
     if callback is not None:
         def cb(xc, fc, cost):
@@ -153,7 +178,7 @@ def _solve_trf(prob, x, f, J0, loss, ftol, xtol, gtol, max_nfev, x_scale, callba
 
 
 def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, callback,
-                  verbose):
+                  verbose, lsmr_options=None, regularize=False):
     """The trust-region reflective loop in Python, for any Jacobian kind (used for
     sparse and ``LinearOperator`` Jacobians; ``J`` is the Jacobian at ``x``, which
     lies strictly inside the bounds)."""
@@ -179,10 +204,15 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
         delta = 1.0
     status = None
     nit = 0
+    reduction = step_norm = None        # of the last iteration (SciPy's table)
+    if verbose == 2:
+        print_header()
     while True:
         if bounded:
             v, dv = _cl_scaling(x, g, lb, ub)
         g_norm = float(np.max(np.abs(g * v)))
+        if verbose == 2:
+            print_row(nit, prob.nfev, cost, reduction, step_norm, g_norm)
         if g_norm < gtol:
             status = 1
         if prob.nfev >= max_nfev and status is None:
@@ -203,7 +233,7 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
         theta = max(0.995, 1.0 - g_norm)
         actual = -1.0
         while actual <= 0 and prob.nfev < max_nfev:
-            p_h = _tr_subproblem(Jh, fs, diag_h, delta)
+            p_h = _tr_subproblem(Jh, fs, diag_h, delta, gh, lsmr_options, regularize)
             p = d * p_h
             if bounded:
                 step, step_h, predicted = _select_step(x, Jh, diag_h, gh, p, p_h, d, delta,
@@ -251,11 +281,16 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
             g = _grad(Js, fs)
             if jac_scale:
                 scale_inv = np.maximum(scale_inv, _colnorms(Js))
-            if verbose == 2:
-                print(f"trf it {nit}: cost={cost:.6e} nfev={prob.nfev}")
             if status is None and _callback_stop(callback, x, f, cost):
                 status = -2
+        reduction = max(actual, 0.0)
+        if actual <= 0:
+            step_norm = 0.0
         if status is not None:
+            if verbose == 2:
+                g_end = g * _cl_scaling(x, g, lb, ub)[0] if bounded else g
+                print_row(nit, prob.nfev, cost, reduction, step_norm,
+                          float(np.max(np.abs(g_end))))
             break
         if prob.nfev >= max_nfev:
             status = 0
@@ -267,3 +302,16 @@ def _solve_trf_py(prob, x, f, J, loss, ftol, xtol, gtol, max_nfev, x_scale, call
     return _result(x, f, Js, g, cost, prob, status, nit, active=active,
                    optimality=np.max(np.abs(g * v)))
 
+
+def print_header():
+    """SciPy's ``verbose=2`` table header of ``least_squares``."""
+    print("{:^15}{:^15}{:^15}{:^15}{:^15}{:^15}".format(
+        "Iteration", "Total nfev", "Cost", "Cost reduction", "Step norm", "Optimality"))
+
+
+def print_row(iteration, nfev, cost, reduction, step_norm, optimality):
+    """One row of SciPy's ``verbose=2`` table (blank reduction and step norm on
+    the first row)."""
+    red = " " * 15 if reduction is None else f"{reduction:^15.2e}"
+    stp = " " * 15 if step_norm is None else f"{step_norm:^15.2e}"
+    print(f"{iteration:^15}{nfev:^15}{cost:^15.4e}{red}{stp}{optimality:^15.2e}")
