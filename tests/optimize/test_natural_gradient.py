@@ -101,7 +101,7 @@ def test_lr1_undamped_is_newton_is_irls(Prob):
     res = minimize(prob.fun, np.zeros(prob.X.shape[1]), jac=True, method="natural-gradient",
                    callback=lambda intermediate_result: seen.append(intermediate_result.x),
                    options=dict(ggn=prob.ggn, gtol=1e-13, **EXACT))
-    assert res.success and res.status == Status.GTOL
+    assert res.success and res.reason == Status.GTOL
     irls = dense_irls(prob, len(seen))
     for k, (a, b) in enumerate(zip(seen, irls)):   # every iterate is the IRLS iterate
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-11, err_msg=f"iterate {k + 1}")
@@ -303,6 +303,6 @@ def test_callback_stop_iteration_and_maxiter():
 
     r = minimize(prob.fun, np.zeros(3), jac=True, method="ngd", callback=cb,
                  options=dict(ggn=prob.ggn))
-    assert r.status == Status.CALLBACK and r.nit == 1 and not r.success
+    assert r.reason == Status.CALLBACK and r.nit == 1 and not r.success
     r = _run(prob, ggn=prob.ggn, maxiter=1)
-    assert r.status == Status.MAXITER and r.nit == 1
+    assert r.reason == Status.MAXITER and r.nit == 1
