@@ -49,7 +49,71 @@ from ._minpack cimport (DWARF, EPSMCH, LONG, enorm, enorm_cols, enorm_mp, qr_fac
 from ._lsq_steps cimport (lmpar, qr_lstsq_c, qr_lwork, _select_step, _model, _matvec,
                           _cl_scaling, _make_feasible, _step_to_bound)
 
+from time import perf_counter
+
+from ._evaluator import MaxTimeExceeded
+
 cnp.import_array()
+
+
+# ---------------------------------------------------------------------------
+# The residual function as the drivers call it (Ctrl-C and maxtime)
+# ---------------------------------------------------------------------------
+cdef class BestPoint:
+    """``fun`` as ``least_squares``' drivers call it: remembers the evaluated point
+    of lowest cost (what a run interrupted by ``KeyboardInterrupt`` returns) and,
+    with a ``deadline`` (``time.perf_counter`` scale; 0: none), raises
+    :class:`~neurenix._ext._evaluator.MaxTimeExceeded` before a call once it
+    has passed.  The cost is ``0.5 f.f``, or ``lossf.cost(f)`` with a robust
+    loss; only plain float64 vectors are ranked (complex-step points and
+    values the drivers will refuse are passed through).  The best point is
+    copied into buffers allocated once, so the bookkeeping costs one dot
+    product per call."""
+
+    cdef public object fun, lossf
+    cdef public double deadline, best_cost
+    cdef public Py_ssize_t nfev
+    cdef cnp.ndarray bx, bf
+
+    def __init__(self, fun, lossf=None, double deadline=0.0):
+        self.fun = fun
+        self.lossf = lossf
+        self.deadline = deadline
+        self.best_cost = INFINITY
+        self.nfev = 0
+
+    def __call__(self, x):
+        cdef cnp.ndarray a, xa
+        cdef Py_ssize_t m, n
+        cdef double c
+        if self.deadline != 0.0 and perf_counter() >= self.deadline:
+            raise MaxTimeExceeded("maxtime")
+        f = self.fun(x)
+        self.nfev += 1
+        if _plain(f, 1) and _plain(x, 1):
+            a = <cnp.ndarray>f
+            xa = <cnp.ndarray>x
+            m = cnp.PyArray_DIM(a, 0)
+            n = cnp.PyArray_DIM(xa, 0)
+            if self.lossf is None:
+                c = 0.5 * dot_seq(<double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(a), m)
+            else:
+                c = self.lossf.cost(f)
+            if c < self.best_cost:          # False for NaN
+                if self.bx is None or cnp.PyArray_DIM(self.bx, 0) != n:
+                    self.bx = np.empty(n)
+                if self.bf is None or cnp.PyArray_DIM(self.bf, 0) != m:
+                    self.bf = np.empty(m)
+                memcpy(cnp.PyArray_DATA(self.bx), cnp.PyArray_DATA(xa), n * sizeof(double))
+                memcpy(cnp.PyArray_DATA(self.bf), cnp.PyArray_DATA(a), m * sizeof(double))
+                self.best_cost = c
+        return f
+
+    def best(self):
+        """``(x, f, cost)`` of the best point evaluated (copies), or None."""
+        if self.bx is None:
+            return None
+        return self.bx.copy(), self.bf.copy(), self.best_cost
 
 
 # ---------------------------------------------------------------------------

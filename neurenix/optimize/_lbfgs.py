@@ -19,7 +19,7 @@ from scipy.sparse.linalg import LinearOperator
 from .._ext import _lbfgs as _k
 from .._core.objective import make_evaluator, check_finite_grad
 from .._core.result import BY_CODE as _BY_CODE
-from .._core.validation import int_option as _int_opt, real_option as _real_opt, MAX_INT
+from .._core.validation import int_option as _int_opt, real_option as _real_opt, MAX_INT, MAX_COUNT
 from ._minimize import register_method
 
 __all__ = ["LbfgsInvHessProduct"]
@@ -28,7 +28,7 @@ __all__ = ["LbfgsInvHessProduct"]
 EPSILON = float(np.sqrt(np.finfo(float).eps))
 
 #: ``maxiter``/``maxfun = inf`` (accepted, as SciPy): a limit never reached
-_NO_LIMIT = 2 ** 62
+_NO_LIMIT = MAX_COUNT           # (the clip of every count option)
 
 
 def _limit_opt(name, v, lo):

@@ -16,7 +16,8 @@ from scipy import sparse
 
 from ..._core.result import OptimizeResult, LSQ_MESSAGES
 from ..._core.validation import MAX_COUNT
-from ..._ext._evaluator import MaxTimeExceeded, time_is_up
+from ..._ext import _lsq as _k
+from ..._ext._evaluator import MaxTimeExceeded
 from .common import (EPS, LOSSES, _Loss, _Problem, _active_mask, _as_x0, _check_jac,
                      _check_tol, _prepare_bounds, _residuals, _wrap)
 from .gn import _solve_gn
@@ -131,45 +132,19 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
                           args=args, kwargs=kwargs, callback=callback)
 
 
-class _Watch:
-    """The residual function as the solvers call it: remembers the evaluated point
-    of lowest cost (returned after ``KeyboardInterrupt``) and, with a deadline
-    (``time.perf_counter`` scale), raises ``MaxTimeExceeded`` before a call once
-    it has passed."""
-
-    def __init__(self, fun, lossf, deadline):
-        self.fun = fun
-        self.lossf = lossf
-        self.deadline = deadline
-        self.nfev = 0
-        self.best_cost = math.inf
-        self.best_x = self.best_f = None
-
-    def __call__(self, x):
-        if self.deadline:
-            time_is_up(self.deadline)
-        f = self.fun(x)
-        self.nfev += 1
-        if type(f) is np.ndarray and f.dtype == np.float64 and f.ndim == 1 \
-                and x.dtype == np.float64:
-            cost = 0.5 * float(f @ f) if self.lossf is None else self.lossf.cost(f)
-            if cost < self.best_cost:           # False for NaN
-                self.best_cost = cost
-                self.best_x = x.copy()
-                self.best_f = f.copy()
-        return f
-
-    def result(self, status, lb, ub):
-        """The best point so far as a result (``status`` -3 or -4), or None when no
-        finite cost was evaluated."""
-        if self.best_x is None:
-            return None
-        x = self.best_x
-        return OptimizeResult(
-            x=x, cost=self.best_cost, fun=self.best_f, jac=None, grad=None,
-            optimality=math.nan,
-            active_mask=np.zeros(x.size, dtype=int) if lb is None else _active_mask(x, lb, ub),
-            nfev=self.nfev, njev=None, nit=None, status=status)
+def _best_result(watch, status, lb, ub):
+    """The best point evaluated so far (:class:`neurenix._ext._lsq.BestPoint`) as
+    a result with ``status`` -3 or -4, or None when no finite cost was evaluated:
+    nothing is evaluated after the interrupt, so ``jac`` and ``grad`` are None and
+    ``optimality`` NaN."""
+    best = watch.best()
+    if best is None:
+        return None
+    x, f, cost = best
+    return OptimizeResult(
+        x=x, cost=cost, fun=f, jac=None, grad=None, optimality=math.nan,
+        active_mask=np.zeros(x.size, dtype=int) if lb is None else _active_mask(x, lb, ub),
+        nfev=watch.nfev, njev=None, nit=None, status=status)
 
 
 def _least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf",
@@ -279,8 +254,8 @@ def _least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf
             raise TypeError(f"maxtime must be a number of seconds, got {type(maxtime).__name__}")
         if not maxtime > 0:
             raise ValueError(f"maxtime must be > 0, got {maxtime!r}")
-    watch = _Watch(_wrap(fun, args, kwargs), None,
-                   0.0 if maxtime is None else t0 + float(maxtime))
+    watch = _k.BestPoint(_wrap(fun, args, kwargs), None,
+                         0.0 if maxtime is None else t0 + float(maxtime))
     f_user = watch
     jac_user = _wrap(jac, args, kwargs) if callable(jac) else None
     f0 = _residuals(f_user, x0.copy())
@@ -326,12 +301,12 @@ def _least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf
                                  x_scale, callback, verbose, tr_solver=tr_solver,
                                  tr_options=dict(tr_options))
     except KeyboardInterrupt:
-        res = watch.result(-3, lb, ub)
+        res = _best_result(watch, -3, lb, ub)
         if res is None:
             raise
     except MaxTimeExceeded:
         watch.deadline = 0.0
-        res = watch.result(-4, lb, ub)
+        res = _best_result(watch, -4, lb, ub)
         if res is None:
             raise
     res.message = LSQ_MESSAGES[res.status]
