@@ -22,11 +22,11 @@ import math
 
 import numpy as np
 
-from .._ext._evaluator import Evaluator, check_scalar, check_vector
+from .._ext._evaluator import Evaluator, check_scalar, check_vector, time_is_up
 from .._ext._lbfgs import same_point as _same_point, all_finite as _all_finite
 
 __all__ = ["ScalarObjective", "NonFiniteStart", "as_float_array", "make_evaluator", "fd_steps",
-           "FD_METHODS"]
+           "FD_METHODS", "check_finite_grad"]
 
 FD_METHODS = ("2-point", "3-point", "cs")
 
@@ -61,7 +61,12 @@ def as_float_array(x0, name="x0"):
         if not _all_finite(x):
             raise ValueError(f"{name} must contain only finite values")
         return x
-    x = np.asarray(x0)
+    try:
+        x = np.asarray(x0)
+    except (ValueError, TypeError) as e:
+        # a ragged nested sequence, or an object NumPy cannot take as an array
+        raise ValueError(f"{name} must be a 1-D array of real numbers; it could not be "
+                         f"converted to one ({e})") from None
     if x.dtype.kind == "c":
         raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
     if x.dtype not in (np.float32, np.float64):
@@ -126,6 +131,10 @@ class ScalarObjective:
     fd_bounds = None
     #: whether the user gave ``finite_diff_rel_step``
     rel_step_given = False
+    #: the run's wall-clock deadline (``time.perf_counter`` scale), set by the
+    #: driver of a run with ``maxtime``; 0: none.  Checked before each call of
+    #: ``fun`` (:class:`~neurenix._ext._evaluator.MaxTimeExceeded`).
+    deadline = 0.0
 
     def __init__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, fd_step=None,
                  check_x0=True, share_x0=False):
@@ -181,6 +190,8 @@ class ScalarObjective:
 
     # ----------------------------------------------------------- evaluation
     def _call(self, x):
+        if self.deadline:
+            time_is_up(self.deadline)
         # a fresh copy per call, as SciPy: the user may keep or modify the argument
         out = self._fun(x.copy() if type(x) is np.ndarray else np.array(x, copy=True), *self.args)
         self.nfev += 1
@@ -259,6 +270,14 @@ class ScalarObjective:
         f = self.fun(x)
         return f, self.grad(x)
 
+    def start(self, x0):
+        """``(f, g)`` at the starting point, with ``ValueError`` naming ``jac``
+        when the gradient there is not finite (the methods' first check: a NaN
+        gradient is otherwise blamed on whatever uses it first, e.g. ``hessp``)."""
+        f, g = self.fun_and_grad(x0)
+        check_finite_grad(g)
+        return f, g
+
     def _fd_grad(self, x):
         f0 = self.fun(x)
         n = self.n
@@ -325,6 +344,8 @@ class ScalarObjective:
         """Hessian-vector product: user ``hessp``, ``hess(x) @ p``, or finite
         differences of the gradient."""
         if self._hessp is not None:
+            if self.deadline:
+                time_is_up(self.deadline)
             out = self._hessp(np.array(x, copy=True), np.array(p, copy=True), *self.args)
             self.nhev += 1
             out = check_vector(out, self.n, self.dtype, "hessp")
@@ -352,6 +373,12 @@ class ScalarObjective:
         g = self.grad(x).copy()
         self.restore_cache(saved)       # the cache stays at the main iterate
         return g
+
+
+def check_finite_grad(g):
+    """``ValueError`` naming ``jac`` when the gradient at x0 is not finite."""
+    if not _all_finite(g):
+        raise ValueError("jac returned non-finite values at x0")
 
 
 _EVAL_MODES = {"combined": 0, "callable": 1}

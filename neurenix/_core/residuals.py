@@ -11,6 +11,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import LinearOperator
 
+from .._ext._lsq import as_real
+
 __all__ = ["check_residuals", "check_jacobian"]
 
 
@@ -22,7 +24,7 @@ def check_residuals(f, m=None, what="fun"):
     or for a length other than ``m`` (when given).
     """
     if not (type(f) is np.ndarray and f.dtype == np.float64 and f.ndim == 1):
-        f = np.asarray(f, dtype=np.float64)
+        f = as_real(f, what)            # TypeError naming ``what`` for complex values
         if f.ndim > 1:
             raise ValueError(f"{what} must return the residual vector (at most 1-D "
                              f"array_like), got shape {f.shape}")
@@ -49,7 +51,7 @@ def check_jacobian(J, m, n, what="jac", allow_sparse=False, check_finite=True, w
         if J.shape != (m, n):
             raise ValueError(f"{what} must return shape ({m}, {n}), got {J.shape}")
         return J.tocsr() if sparse.issparse(J) else J
-    J = np.asarray(J, dtype=np.float64)
+    J = as_real(J, what)
     if J.shape != (m, n):
         raise ValueError(f"{what} must return an array of shape ({m}, {n}), got shape "
                          f"{J.shape}")

@@ -154,6 +154,8 @@ def make_result(status, **fields):
 
 #: ``least_squares`` status code -> message (SciPy's codes and texts: the contract)
 LSQ_MESSAGES = {
+    -4: "Maximum wall time (maxtime) has been exceeded; best point so far returned.",
+    -3: "Interrupted by the user (KeyboardInterrupt); best point so far returned.",
     -2: "Stopped because `callback` function raised `StopIteration` or returned `True`",
     -1: "Improper input parameters status returned from `leastsq`",
     0: "The maximum number of function evaluations is exceeded.",
@@ -165,4 +167,5 @@ LSQ_MESSAGES = {
 
 #: ``least_squares`` status code -> :class:`Status` (``minimize(method="gauss-newton")``)
 LSQ_TO_STATUS = {0: Status.MAXFUN, 1: Status.GTOL, 2: Status.FTOL, 3: Status.XTOL,
-                 4: Status.FTOL, -2: Status.CALLBACK}
+                 4: Status.FTOL, -2: Status.CALLBACK, -3: Status.INTERRUPTED,
+                 -4: Status.MAXTIME}

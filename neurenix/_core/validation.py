@@ -91,10 +91,19 @@ def check_positive_option(name, v):
     return float(v)
 
 
+#: the largest iteration/evaluation count passed on to a compiled loop: larger
+#: integers (``maxiter=10**30``, which SciPy accepts) are clipped to it silently
+MAX_COUNT = 2 ** 62
+#: the same for the counts that compiled loops keep in a C ``int`` (line-search
+#: evaluations, subproblem iterations)
+MAX_INT = 2 ** 31 - 1
+
+
 # ``minimize`` options: errors read ``options['name'] must be ...``
 def int_option(name, v, lo, none_ok=False):
-    """An integer option ``>= lo`` (or None when ``none_ok``)."""
-    if type(v) is int and v >= lo:      # the common case
+    """An integer option ``>= lo`` (or None when ``none_ok``), clipped to
+    :data:`MAX_COUNT`."""
+    if type(v) is int and lo <= v <= MAX_COUNT:      # the common case
         return v
     if v is None and none_ok:
         return None
@@ -102,7 +111,7 @@ def int_option(name, v, lo, none_ok=False):
         raise TypeError(f"options['{name}'] must be an integer, got {type(v).__name__}")
     if v < lo:
         raise ValueError(f"options['{name}'] must be >= {lo}, got {v!r}")
-    return int(v)
+    return min(int(v), MAX_COUNT)
 
 
 def real_option(name, v, lo=0.0, hi=None, open_lo=False):

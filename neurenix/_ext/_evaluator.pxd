@@ -14,6 +14,10 @@ cdef class Evaluator:
     cdef bint noargs, absolute
     cdef Py_ssize_t n
     cdef public Py_ssize_t nfev, njev, nhev
+    #: the run's wall-clock deadline (``time.perf_counter`` scale; 0: none)
+    cdef public double deadline
+
+    cdef int check_time(self) except -1
 
     cdef object call(self, object fn, object x)
     cdef double fval(self, object fo) except? -1.0

@@ -22,6 +22,7 @@ what comes back goes through the same checks.
 This module imports nothing from the rest of neurenix.
 """
 import numbers
+from time import perf_counter
 
 import numpy as np
 
@@ -83,6 +84,20 @@ def check_vector(value, Py_ssize_t n, dtype, what="jac"):
     return _check_vector(value, n, dtype, what)
 
 
+class MaxTimeExceeded(Exception):
+    """Raised before a call of the user's function once the run's wall-time limit
+    (``minimize``'s ``maxtime``) has passed, so that a limit is honoured inside
+    line searches and inner loops too; the drivers catch it and return the best
+    point so far with ``Status.MAXTIME``."""
+
+
+def time_is_up(double deadline):
+    """Raise :class:`MaxTimeExceeded` when ``deadline`` (``time.perf_counter``
+    scale; 0 means none) has passed."""
+    if deadline != 0.0 and perf_counter() >= deadline:
+        raise MaxTimeExceeded("maxtime")
+
+
 cdef inline cnp.ndarray _copy(cnp.ndarray a):
     return <cnp.ndarray>cnp.PyArray_NewCopy(a, cnp.NPY_CORDER)
 
@@ -126,6 +141,14 @@ cdef class Evaluator:
             self.nfev = obj.nfev
             self.njev = obj.njev
         self.nhev = 0
+        self.deadline = getattr(obj, "deadline", 0.0) or 0.0
+
+    cdef int check_time(self) except -1:
+        """Raise :class:`MaxTimeExceeded` once the deadline has passed (a clock
+        read only when a deadline is set)."""
+        if self.deadline != 0.0 and perf_counter() >= self.deadline:
+            raise MaxTimeExceeded("maxtime")
+        return 0
 
     cpdef sync(self):
         """Write the (absolute) counters back to the objective wrapper."""
@@ -141,6 +164,8 @@ cdef class Evaluator:
         self.nfev = self.njev = self.nhev = 0
 
     cdef object call(self, object fn, object x):
+        if self.deadline != 0.0:
+            self.check_time()
         if self.noargs:
             return fn(x)
         return fn(x, *self.args)

@@ -35,6 +35,7 @@ from libc.math cimport sqrt, fabs, isfinite, INFINITY
 from libc.string cimport memcpy
 
 from ._evaluator cimport Evaluator
+from ._evaluator import MaxTimeExceeded
 from ._vec cimport dot_lanes16, nrm2sq_lanes16, asum_lanes16, absmax
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
                            MT_CONVERGED, MT_ERROR)
@@ -188,6 +189,8 @@ cdef class Problem(_Hess):
 
     cdef object apply(self, object d):
         cdef cnp.ndarray a
+        if self.ev.deadline != 0.0:
+            self.ev.check_time()        # maxtime inside the CG / Lanczos inner loops
         if self.hmode != 1:
             self.nprod += 1
         if self.hmode == 0:
@@ -247,93 +250,104 @@ cdef object _tr(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_arr
         d_arr = _empty(n, prob.typenum)
         r = <floating*>cnp.PyArray_DATA(r_arr)
     gn = sqrt(nrm2sq_lanes16(g, n))
-    while True:
-        if gn < gtol:
-            status = S_GTOL
-            break
-        if k >= maxiter:
-            status = S_MAXITER
-            break
-        xn = sqrt(nrm2sq_lanes16(x, n))
-        if radius <= eps * (xn if xn > 1.0 else 1.0):
-            status = S_TRUST_RADIUS
-            break
-        if fresh:
-            # a new point: Hessian access made here, once the stopping tests have
-            # passed (no Hessian is evaluated at a point where the run ends)
-            if kind >= 3:
-                # set_point raises on a non-finite H (found in its one pass over H)
-                ds.set_point(prob.dense_at(x_arr, first), g_arr, first)
-            else:
-                prob.at(x_arr, g_arr, first)
-            if kind == 1:
-                if lz is None:
-                    lz = Lanczos(g_arr)
+    # Ctrl-C and maxtime (checked before each user call) end the run at the
+    # current iterate: x, f, g are consistent at every call into Python
+    try:
+        while True:
+            if gn < gtol:
+                status = S_GTOL
+                break
+            if k >= maxiter:
+                status = S_MAXITER
+                break
+            xn = sqrt(nrm2sq_lanes16(x, n))
+            if radius <= eps * (xn if xn > 1.0 else 1.0):
+                status = S_TRUST_RADIUS
+                break
+            if fresh:
+                # a new point: Hessian access made here, once the stopping tests have
+                # passed (no Hessian is evaluated at a point where the run ends)
+                if kind >= 3:
+                    # set_point raises on a non-finite H (found in its one pass over H)
+                    ds.set_point(prob.dense_at(x_arr, first), g_arr, first)
                 else:
-                    lz.reset(g_arr)
-            elif kind == 2:
-                sub = None
-                sub = factory(_copy(x_arr), f, _copy(g_arr), prob.hop)
-            fresh = False
-            first = False
-        # ---- subproblem
-        if kind == 0:
-            tol = (0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn
-            _steihaug(g, prob, d_arr, r, p, n, radius, tol, sub_maxiter, &hits, &model, &it)
-        elif kind == 1:
-            tol = ((0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn) if inexact else 1e-8 * gn
-            _gltr_solve(lz, prob, radius, tol, sub_maxiter, p, &hits, &model, &it)
-        elif kind >= 3:
-            if _ds_solve(ds, p, radius, kind == 4, &hits, &model) < 0:
-                status = S_INDEFINITE
+                    prob.at(x_arr, g_arr, first)
+                if kind == 1:
+                    if lz is None:
+                        lz = Lanczos(g_arr)
+                    else:
+                        lz.reset(g_arr)
+                elif kind == 2:
+                    sub = None
+                    sub = factory(_copy(x_arr), f, _copy(g_arr), prob.hop)
+                fresh = False
+                first = False
+            # ---- subproblem
+            if kind == 0:
+                tol = (0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn
+                _steihaug(g, prob, d_arr, r, p, n, radius, tol, sub_maxiter, &hits, &model, &it)
+            elif kind == 1:
+                tol = ((0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn) if inexact else 1e-8 * gn
+                _gltr_solve(lz, prob, radius, tol, sub_maxiter, p, &hits, &model, &it)
+            elif kind >= 3:
+                if _ds_solve(ds, p, radius, kind == 4, &hits, &model) < 0:
+                    status = S_INDEFINITE
+                    break
+            else:
+                try:
+                    res = sub.solve(radius)
+                except indefinite_exc:
+                    status = S_INDEFINITE
+                    break
+                step_o, hits_o = res
+                hits = bool(hits_o)
+                model = float(sub.model_value)
+                step_o = _as_vector(step_o, n, prob.typenum, "subproblem step")
+                pp = <floating*>cnp.PyArray_DATA(<cnp.ndarray>step_o)
+                memcpy(p, pp, n * sizeof(floating))
+            predicted = -model
+            if not predicted > 0.0:
+                status = S_PRECISION
                 break
-        else:
-            try:
-                res = sub.solve(radius)
-            except indefinite_exc:
-                status = S_INDEFINITE
-                break
-            step_o, hits_o = res
-            hits = bool(hits_o)
-            model = float(sub.model_value)
-            step_o = _as_vector(step_o, n, prob.typenum, "subproblem step")
-            pp = <floating*>cnp.PyArray_DATA(<cnp.ndarray>step_o)
-            memcpy(p, pp, n * sizeof(floating))
-        predicted = -model
-        if not predicted > 0.0:
-            status = S_PRECISION
-            break
-        # ---- trial point and ratio of actual to predicted reduction
-        for i in range(n):
-            xt[i] = <floating>(x[i] + p[i])
-        f_new = prob.ev.f_at(xt_arr, gt_arr, &got_g)
-        actual = f - f_new if isfinite(f_new) else -INFINITY
-        rho = actual / predicted
-        radius = update_radius_c(radius, rho, hits, rmax)
-        k += 1
-        if rho > eta:
-            tmp = x_arr
-            x_arr = xt_arr
-            xt_arr = tmp
-            x = <floating*>cnp.PyArray_DATA(x_arr)
-            xt = <floating*>cnp.PyArray_DATA(xt_arr)
-            f = f_new
-            if not got_g:
-                prob.ev.g_at(x_arr, gt_arr)
-            tmp = g_arr
-            g_arr = gt_arr
-            gt_arr = tmp
-            g = <floating*>cnp.PyArray_DATA(g_arr)
-            gn = sqrt(nrm2sq_lanes16(g, n))
-            if allvecs is not None:
-                allvecs.append(_copy(x_arr))
-            fresh = True
-        if driver is not None:
-            st = driver.iteration(k, x_arr, f, g_arr, step=sqrt(nrm2sq_lanes16(p, n)),
-                                  trust_radius=radius)
-            if st is not None:
-                status = int(st)
-                break
+            # ---- trial point and ratio of actual to predicted reduction
+            for i in range(n):
+                xt[i] = <floating>(x[i] + p[i])
+            f_new = prob.ev.f_at(xt_arr, gt_arr, &got_g)
+            actual = f - f_new if isfinite(f_new) else -INFINITY
+            rho = actual / predicted
+            radius = update_radius_c(radius, rho, hits, rmax)
+            k += 1
+            if rho > eta:
+                if not got_g:
+                    # before the swap: an interrupt in jac leaves x, f, g consistent
+                    prob.ev.g_at(xt_arr, gt_arr)
+                tmp = x_arr
+                x_arr = xt_arr
+                xt_arr = tmp
+                x = <floating*>cnp.PyArray_DATA(x_arr)
+                xt = <floating*>cnp.PyArray_DATA(xt_arr)
+                f = f_new
+                tmp = g_arr
+                g_arr = gt_arr
+                gt_arr = tmp
+                g = <floating*>cnp.PyArray_DATA(g_arr)
+                gn = sqrt(nrm2sq_lanes16(g, n))
+                if not isfinite(gn):
+                    raise ValueError("jac returned non-finite values at an accepted point "
+                                     "(where fun was finite)")
+                if allvecs is not None:
+                    allvecs.append(_copy(x_arr))
+                fresh = True
+            if driver is not None:
+                st = driver.iteration(k, x_arr, f, g_arr, step=sqrt(nrm2sq_lanes16(p, n)),
+                                      trust_radius=radius)
+                if st is not None:
+                    status = int(st)
+                    break
+    except KeyboardInterrupt:
+        status = S_INTERRUPTED
+    except MaxTimeExceeded:
+        status = S_MAXTIME
     return status, k, f, radius, x_arr, g_arr
 
 
@@ -419,9 +433,15 @@ cdef int _wolfe(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray xt_ar
             continue
         if not got:
             prob.ev.g_at(xt_arr, gt_arr)
+        dphi = dot_lanes16(gt, p, n)
+        if not isfinite(dphi):
+            # a non-finite gradient (g . p is NaN/inf whenever g has an inf or NaN):
+            # backtrack as for a non-finite f, so no such point is accepted
+            mt_nonfinite(&s, &stp)
+            have = False
+            continue
         have = True
         alpha = stp
-        dphi = dot_lanes16(gt, p, n)
         if ft <= f + eps_f and fabs(dphi) <= c2 * fabs(dphi0) and dphi0 < 0.0:
             alpha_out[0] = alpha
             f_out[0] = ft
@@ -454,107 +474,106 @@ cdef object _ncg(floating tag, Problem prob, cnp.ndarray x_arr, cnp.ndarray g_ar
     cdef double gn, tol, alpha = 0.0, f_new = 0.0
     cdef int status = S_RUNNING, cg, ok, cg2
     cdef bint small, full_newton, unchanged, minus_g, have_dir = False, got
-    while True:
-        if absmax(g, n) <= gtol:
-            status = S_GTOL
-            break
-        if k >= maxiter:
-            status = S_MAXITER
-            break
-        if have_dir:
-            # the accurate Newton step of the small-step check, at this same point
-            cg = C_CONVERGED
-            have_dir = False
-        else:
-            gn = asum_lanes16(g, n) if l1 else sqrt(nrm2sq_lanes16(g, n))
-            tol = (0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn
-            prob.at(x_arr, g_arr, k == 0)
-            cg = _cg_newton(g, prob, d_arr, r, p, n, tol, cg_maxiter, l1, &it)
-        minus_g = False
-        if not dot_lanes16(g, p, n) < 0.0:
-            # rounding made the CG iterate useless: fall back to steepest descent
-            for i in range(n):
-                p[i] = -g[i]
-            cg = C_NEGATIVE
-            minus_g = True
-        elif cg == C_NEGATIVE and it == 1:
-            minus_g = True          # the first CG direction, -g
-        ok = _wolfe(tag, prob, x_arr, xt_arr, gt_arr, f, g, p, c1, c2, 60, &alpha, &f_new)
-        if not ok and not (cg == C_NEGATIVE and minus_g):
-            # the (truncated) Newton direction failed: retry along steepest descent
-            for i in range(n):
-                p[i] = -g[i]
-            cg = C_NEGATIVE
-            ok = _wolfe(tag, prob, x_arr, xt_arr, gt_arr, f, g, p, c1, c2, 60, &alpha, &f_new)
-        if not ok:
-            status = S_LINESEARCH
-            break
-        k += 1
-        small = fabs(alpha) * asum_lanes16(p, n) / n <= xtol
-        full_newton = alpha == 1.0 and cg == C_CONVERGED
-        unchanged = f_new >= f
-        if unchanged:
-            for i in range(n):
-                if xt[i] != x[i]:
-                    unchanged = False
-                    break
-        tmp = x_arr
-        x_arr = xt_arr
-        xt_arr = tmp
-        tmp = g_arr
-        g_arr = gt_arr
-        gt_arr = tmp
-        x = <floating*>cnp.PyArray_DATA(x_arr)
-        xt = <floating*>cnp.PyArray_DATA(xt_arr)
-        g = <floating*>cnp.PyArray_DATA(g_arr)
-        f = f_new
-        if allvecs is not None:
-            allvecs.append(_copy(x_arr))
-        if driver is not None:
-            st = driver.iteration(k, x_arr, f, g_arr, step=fabs(alpha) * sqrt(nrm2sq_lanes16(p, n)))
-            if st is not None:
-                status = int(st)
-                break
-        if small and full_newton:
+    # Ctrl-C and maxtime (checked before each user call) end the run at the
+    # current iterate: x, f, g are consistent at every call into Python
+    try:
+        while True:
             if absmax(g, n) <= gtol:
                 status = S_GTOL
                 break
-            # verify with an accurate Newton step at the new point: near a
-            # non-degenerate minimizer its length estimates the remaining error
-            prob.at(x_arr, g_arr, False)
-            cg2 = _cg_newton(g, prob, d_arr, r, p, n, 1e-8 * sqrt(nrm2sq_lanes16(g, n)),
-                             cg_maxiter, False, &it)
-            if cg2 == C_CONVERGED:
-                if asum_lanes16(p, n) / n <= xtol:
-                    status = S_XTOL
-                    # take that small, accurate Newton step when it does not raise f:
-                    # the error left is then of second order in it
-                    for i in range(n):
-                        xt[i] = <floating>(x[i] + p[i])
-                    f_new = prob.ev.f_at(xt_arr, gt_arr, &got)
-                    if isfinite(f_new) and f_new <= f:
-                        if not got:
-                            prob.ev.g_at(xt_arr, gt_arr)
-                        tmp = x_arr
-                        x_arr = xt_arr
-                        xt_arr = tmp
-                        tmp = g_arr
-                        g_arr = gt_arr
-                        gt_arr = tmp
-                        f = f_new
-                        k += 1
-                        if allvecs is not None:
-                            allvecs.append(_copy(x_arr))
-                        if driver is not None:
-                            st = driver.iteration(k, x_arr, f, g_arr,
-                                                  step=sqrt(nrm2sq_lanes16(p, n)))
-                            if st is not None:
-                                status = int(st)
+            if k >= maxiter:
+                status = S_MAXITER
+                break
+            if have_dir:
+                # the accurate Newton step of the small-step check, at this same point
+                cg = C_CONVERGED
+                have_dir = False
+            else:
+                gn = asum_lanes16(g, n) if l1 else sqrt(nrm2sq_lanes16(g, n))
+                tol = (0.5 if sqrt(gn) > 0.5 else sqrt(gn)) * gn
+                prob.at(x_arr, g_arr, k == 0)
+                cg = _cg_newton(g, prob, d_arr, r, p, n, tol, cg_maxiter, l1, &it)
+            minus_g = False
+            if not dot_lanes16(g, p, n) < 0.0:
+                # rounding made the CG iterate useless: fall back to steepest descent
+                for i in range(n):
+                    p[i] = -g[i]
+                cg = C_NEGATIVE
+                minus_g = True
+            elif cg == C_NEGATIVE and it == 1:
+                minus_g = True          # the first CG direction, -g
+            ok = _wolfe(tag, prob, x_arr, xt_arr, gt_arr, f, g, p, c1, c2, 60, &alpha, &f_new)
+            if not ok and not (cg == C_NEGATIVE and minus_g):
+                # the (truncated) Newton direction failed: retry along steepest descent
+                for i in range(n):
+                    p[i] = -g[i]
+                cg = C_NEGATIVE
+                ok = _wolfe(tag, prob, x_arr, xt_arr, gt_arr, f, g, p, c1, c2, 60, &alpha, &f_new)
+            if not ok:
+                status = S_LINESEARCH
+                break
+            k += 1
+            small = fabs(alpha) * asum_lanes16(p, n) / n <= xtol
+            full_newton = alpha == 1.0 and cg == C_CONVERGED
+            unchanged = f_new >= f
+            if unchanged:
+                for i in range(n):
+                    if xt[i] != x[i]:
+                        unchanged = False
+                        break
+            x_arr, xt_arr = xt_arr, x_arr       # accept the trial point
+            g_arr, gt_arr = gt_arr, g_arr
+            x = <floating*>cnp.PyArray_DATA(x_arr)
+            xt = <floating*>cnp.PyArray_DATA(xt_arr)
+            g = <floating*>cnp.PyArray_DATA(g_arr)
+            f = f_new
+            if allvecs is not None:
+                allvecs.append(_copy(x_arr))
+            if driver is not None:
+                st = driver.iteration(k, x_arr, f, g_arr, step=fabs(alpha) * sqrt(nrm2sq_lanes16(p, n)))
+                if st is not None:
+                    status = int(st)
                     break
-                have_dir = not unchanged      # reuse it as the next direction
-        if unchanged:
-            status = S_PRECISION
-            break
+            if small and full_newton:
+                if absmax(g, n) <= gtol:
+                    status = S_GTOL
+                    break
+                # verify with an accurate Newton step at the new point: near a
+                # non-degenerate minimizer its length estimates the remaining error
+                prob.at(x_arr, g_arr, False)
+                cg2 = _cg_newton(g, prob, d_arr, r, p, n, 1e-8 * sqrt(nrm2sq_lanes16(g, n)),
+                                 cg_maxiter, False, &it)
+                if cg2 == C_CONVERGED:
+                    if asum_lanes16(p, n) / n <= xtol:
+                        status = S_XTOL
+                        # take that small, accurate Newton step when it does not raise f:
+                        # the error left is then of second order in it
+                        for i in range(n):
+                            xt[i] = <floating>(x[i] + p[i])
+                        f_new = prob.ev.f_at(xt_arr, gt_arr, &got)
+                        if isfinite(f_new) and f_new <= f:
+                            if not got:
+                                prob.ev.g_at(xt_arr, gt_arr)
+                            x_arr, xt_arr = xt_arr, x_arr
+                            g_arr, gt_arr = gt_arr, g_arr
+                            f = f_new
+                            k += 1
+                            if allvecs is not None:
+                                allvecs.append(_copy(x_arr))
+                            if driver is not None:
+                                st = driver.iteration(k, x_arr, f, g_arr,
+                                                      step=sqrt(nrm2sq_lanes16(p, n)))
+                                if st is not None:
+                                    status = int(st)
+                        break
+                    have_dir = not unchanged      # reuse it as the next direction
+            if unchanged:
+                status = S_PRECISION
+                break
+    except KeyboardInterrupt:
+        status = S_INTERRUPTED
+    except MaxTimeExceeded:
+        status = S_MAXTIME
     return status, k, f, x_arr, g_arr
 
 

@@ -42,6 +42,7 @@ from libc.string cimport memcpy, memcmp, memset
 import numpy as np
 
 from ._evaluator cimport Evaluator
+from ._evaluator import MaxTimeExceeded
 from ._vec cimport dot_lanes8, axpy, axpy_scale_dot_lanes8, absmax, all_finite as _all_finite
 from ._compact cimport (BP, BState, _slot, _width, _wcomb, _gram_shift, _gram_new_pair,
                         _block_flags)
@@ -167,6 +168,26 @@ cdef int _bound_src(object v, double* tmp, const double** p, Py_ssize_t* step,
     return 0
 
 
+cdef cnp.ndarray _bfgs_matrix(Py_ssize_t n, int typenum):
+    """The dense (n, n) inverse-Hessian approximation of BFGS, or a MemoryError
+    that says how large it is and what to use instead."""
+    try:
+        return cnp.PyArray_EMPTY(2, [n, n], typenum, 0)
+    except MemoryError:
+        size = float(n) * n * (8 if typenum == cnp.NPY_DOUBLE else 4) / 2.0 ** 30
+        raise MemoryError(
+            f"method BFGS stores a dense n x n inverse-Hessian matrix: n = {n} needs "
+            f"{size:.3g} GiB, which cannot be allocated; use method='L-BFGS-B', whose "
+            "memory grows linearly with n") from None
+
+
+def _infinite_bound_msg(a, b, i):
+    """The message for a bound pair that leaves no finite point (lb = +inf or ub = -inf)."""
+    which = f"lower bound is {a}" if a == INFINITY else f"upper bound is {b}"
+    return (f"bounds: invalid bounds for variable {i}: its {which}; a lower bound must be "
+            "< +inf and an upper bound > -inf")
+
+
 def prepare_box(lb, ub, cnp.ndarray x0):
     """Fast path of ``minimize``'s bounds handling for the common inputs.
 
@@ -205,6 +226,8 @@ def prepare_box(lb, ub, cnp.ndarray x0):
         b = pb[i * sb]
         if a > b:
             raise ValueError(f"bounds: lower bound {a} > upper bound {b} for variable {i}")
+        if a == INFINITY or b == -INFINITY:
+            raise ValueError(_infinite_bound_msg(a, b, i))
     lo = cnp.PyArray_EMPTY(1, [n], typenum, 0)
     hi = cnp.PyArray_EMPTY(1, [n], typenum, 0)
     if typenum == cnp.NPY_DOUBLE:
@@ -509,6 +532,10 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     status = S_INTERRUPTED
                     lsfail = 1
                     break
+                except MaxTimeExceeded:
+                    status = S_MAXTIME
+                    lsfail = 1
+                    break
                 nls += 1
                 # g . d is non-finite whenever g has an inf or a NaN (inf * 0 is NaN),
                 # so one pass gives both the slope and the finiteness test
@@ -694,7 +721,7 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     S = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
     Y = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
     rho = cnp.PyArray_ZEROS(1, [rr], cnp.NPY_DOUBLE, 0)
-    H = cnp.PyArray_EMPTY(2, [n, n], typenum, 0) if method == 1 else None
+    H = _bfgs_matrix(n, typenum) if method == 1 else None
     cfg.has_bounds = lo is not None
     cfg.boxed = 0
     alo = ahi = None

@@ -50,14 +50,92 @@ from ._minpack cimport (DWARF, EPSMCH, LONG, enorm, enorm_cols, enorm_mp, qr_fac
 from ._lsq_steps cimport (lmpar, qr_lstsq_c, qr_lwork, _select_step, _model, _matvec,
                           _cl_scaling, _make_feasible, _step_to_bound)
 
+from time import perf_counter
+
+from ._evaluator import MaxTimeExceeded
+
 cnp.import_array()
+
+
+# ---------------------------------------------------------------------------
+# The residual function as the drivers call it (Ctrl-C and maxtime)
+# ---------------------------------------------------------------------------
+cdef class BestPoint:
+    """``fun`` as ``least_squares``' drivers call it: remembers the evaluated point
+    of lowest cost (what a run interrupted by ``KeyboardInterrupt`` returns) and,
+    with a ``deadline`` (``time.perf_counter`` scale; 0: none), raises
+    :class:`~neurenix._ext._evaluator.MaxTimeExceeded` before a call once it
+    has passed.  The cost is ``0.5 f.f``, or ``lossf.cost(f)`` with a robust
+    loss; only plain float64 vectors are ranked (complex-step points and
+    values the drivers will refuse are passed through).  The best point is
+    copied into buffers allocated once, so the bookkeeping costs one dot
+    product per call."""
+
+    cdef public object fun, lossf
+    cdef public double deadline, best_cost
+    cdef public Py_ssize_t nfev
+    cdef cnp.ndarray bx, bf
+
+    def __init__(self, fun, lossf=None, double deadline=0.0):
+        self.fun = fun
+        self.lossf = lossf
+        self.deadline = deadline
+        self.best_cost = INFINITY
+        self.nfev = 0
+
+    def __call__(self, x):
+        cdef cnp.ndarray a, xa
+        cdef Py_ssize_t m, n
+        cdef double c
+        if self.deadline != 0.0 and perf_counter() >= self.deadline:
+            raise MaxTimeExceeded("maxtime")
+        f = self.fun(x)
+        self.nfev += 1
+        if _plain(f, 1) and _plain(x, 1):
+            a = <cnp.ndarray>f
+            xa = <cnp.ndarray>x
+            m = cnp.PyArray_DIM(a, 0)
+            n = cnp.PyArray_DIM(xa, 0)
+            if self.lossf is None:
+                c = 0.5 * dot_seq(<double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(a), m)
+            else:
+                c = self.lossf.cost(f)
+            if c < self.best_cost:          # False for NaN
+                if self.bx is None or cnp.PyArray_DIM(self.bx, 0) != n:
+                    self.bx = np.empty(n)
+                if self.bf is None or cnp.PyArray_DIM(self.bf, 0) != m:
+                    self.bf = np.empty(m)
+                memcpy(cnp.PyArray_DATA(self.bx), cnp.PyArray_DATA(xa), n * sizeof(double))
+                memcpy(cnp.PyArray_DATA(self.bf), cnp.PyArray_DATA(a), m * sizeof(double))
+                self.best_cost = c
+        return f
+
+    def best(self):
+        """``(x, f, cost)`` of the best point evaluated (copies), or None."""
+        if self.bx is None:
+            return None
+        return self.bx.copy(), self.bf.copy(), self.best_cost
 
 
 # ---------------------------------------------------------------------------
 # Calls into Python (validated conversions)
 # ---------------------------------------------------------------------------
+cpdef object as_real(object value, str what):
+    """``value`` (what the user's ``what`` returned) as a float64 array;
+    ``TypeError`` naming ``what`` for complex values (whose imaginary part a
+    conversion would drop silently; SciPy's ``lm`` refuses them too) or for
+    values that are not numbers."""
+    a = np.asarray(value)
+    if a.dtype.kind == "c":
+        raise TypeError(f"{what} must return real values, got complex dtype {a.dtype}")
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must return real numbers, got dtype {a.dtype}") from None
+
+
 cdef object _vec(object value, Py_ssize_t m, str what):
-    cdef cnp.ndarray a = np.asarray(value, dtype=np.float64)
+    cdef cnp.ndarray a = as_real(value, what)
     if a.ndim > 1:
         raise ValueError(f"{what} must return the residual vector (at most 1-D "
                          f"array_like), got shape {np.shape(a)}")
@@ -124,7 +202,7 @@ cdef int _jac_copy(object v, Py_ssize_t m, Py_ssize_t n, double* A,
     if _plain(v, 2):
         J = <cnp.ndarray> v
     else:
-        J = np.asarray(v, dtype=np.float64)
+        J = as_real(v, "jac")
     if J.ndim != 2 or J.shape[0] != m or J.shape[1] != n:
         raise ValueError(f"jac must return an array of shape ({m}, {n}), got shape "
                          f"{np.shape(J)}")

@@ -24,6 +24,8 @@ cdef enum:
 # checked by tests/test_architecture.py)
 cdef enum:
     L_RUNNING = -100        # internal: the loop goes on
+    L_MAXTIME = -4          # neurenix's: options maxtime reached (best point returned)
+    L_INTERRUPTED = -3      # neurenix's: KeyboardInterrupt (best point returned)
     L_CALLBACK = -2         # the callback asked to stop
     L_IMPROPER = -1         # improper input parameters
     L_MAXFEV = 0            # max_nfev reached

@@ -18,6 +18,7 @@ RUNNING = S_RUNNING
 LSQ_CODES = {
     "CALLBACK": L_CALLBACK, "IMPROPER": L_IMPROPER, "MAXFEV": L_MAXFEV, "GTOL": L_GTOL,
     "FTOL": L_FTOL, "XTOL": L_XTOL, "FTOL_XTOL": L_FTOL_XTOL,
+    "INTERRUPTED": L_INTERRUPTED, "MAXTIME": L_MAXTIME,
 }
 
 #: the internal "still running" code of the least-squares loops (never returned)

@@ -107,6 +107,10 @@ class Driver:
             if not maxtime > 0:
                 raise ValueError(f"maxtime must be > 0, got {maxtime!r}")
             maxtime = float(maxtime)
+            if obj is not None:
+                # checked before every call of the user's functions, so that the
+                # limit also holds inside line searches and inner loops
+                obj.deadline = self.t0 + maxtime
         self.callback = callback
         self.new_style = callback is not None and wants_intermediate_result(callback)
         self.maxtime = maxtime
@@ -215,11 +219,17 @@ class Driver:
                   f"         Gradient evaluations: {res.njev}", file=self.stream)
         return res
 
-    def interrupted(self):
-        """Result after ``KeyboardInterrupt``: the best point reported so far."""
+    def interrupted(self, status=Status.INTERRUPTED):
+        """Result after ``KeyboardInterrupt`` (or, with ``status=Status.MAXTIME``,
+        after the time limit passed inside an iteration): the best point reported
+        so far."""
         x = self.best_x
         f = self.best_f
         if not math.isfinite(f):
             x = np.array(x, copy=True)
-            f = self.obj.fun(x) if self.obj is not None else float("nan")
-        return self.result(Status.INTERRUPTED, x, f, self.best_g)
+            if self.obj is not None:
+                self.obj.deadline = 0.0         # that one evaluation is allowed
+                f = self.obj.fun(x)
+            else:
+                f = float("nan")
+        return self.result(status, x, f, self.best_g)

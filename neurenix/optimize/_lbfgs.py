@@ -17,9 +17,9 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from .._ext import _lbfgs as _k
-from .._core.objective import make_evaluator
+from .._core.objective import make_evaluator, check_finite_grad
 from .._core.result import BY_CODE as _BY_CODE
-from .._core.validation import int_option as _int_opt, real_option as _real_opt
+from .._core.validation import int_option as _int_opt, real_option as _real_opt, MAX_INT, MAX_COUNT
 from ._minimize import register_method
 
 __all__ = ["LbfgsInvHessProduct"]
@@ -28,7 +28,7 @@ __all__ = ["LbfgsInvHessProduct"]
 EPSILON = float(np.sqrt(np.finfo(float).eps))
 
 #: ``maxiter``/``maxfun = inf`` (accepted, as SciPy): a limit never reached
-_NO_LIMIT = 2 ** 62
+_NO_LIMIT = MAX_COUNT           # (the clip of every count option)
 
 
 def _limit_opt(name, v, lo):
@@ -163,8 +163,7 @@ def _start(obj, x0, driver):
         f, g = obj.fun_and_grad(x0)
     g = g.copy() if type(g) is np.ndarray and g.dtype == x0.dtype else \
         np.array(g, dtype=x0.dtype, copy=True)
-    if not _k.all_finite(g):
-        raise ValueError("jac returned non-finite values at x0")
+    check_finite_grad(g)
     if driver.best_f == f and driver.best_g is None:
         # minimize recorded x0 (or a copy) with this f: only the gradient is new
         driver.best_g = g.copy()
@@ -214,9 +213,12 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
         gtol = _real_opt("gtol", gtol)
         maxfun = _limit_opt("maxfun", maxfun, 0)
         maxiter = _limit_opt("maxiter", maxiter, 0)
-        maxls = _int_opt("maxls", maxls, 1)
+        maxls = min(_int_opt("maxls", maxls, 1), MAX_INT)
         if maxiter == 0:
             maxiter = 1         # SciPy's L-BFGS-B tests the limit after an iteration
+        # no more pairs are ever stored than iterations are made: a larger memory
+        # (maxcor=10**30, which SciPy accepts) would only be allocated and unused
+        m = min(m, maxiter + 1)
     if iprint is not None:
         # SciPy >= 1.15 ignores it too (its Fortran printout is gone) and warns so
         warnings.warn("scipy.optimize: The `disp` and `iprint` options of the L-BFGS-B "

@@ -47,6 +47,7 @@ and do everything themselves; they may be registered lazily as a
 """
 import inspect
 import math
+from collections.abc import Mapping
 import numbers
 import warnings
 
@@ -55,6 +56,9 @@ import numpy as np
 from .._ext._lbfgs import prepare_box as _prepare_box
 from .._core.objective import ScalarObjective, NonFiniteStart, as_float_array
 from .._core.result import OptimizeWarning, Status, make_result, LSQ_TO_STATUS
+from .._ext._evaluator import MaxTimeExceeded
+from .._core.validation import MAX_COUNT
+from .._ext._lbfgs import _infinite_bound_msg
 from ._driver import Driver
 from ._scipy_status import to_scipy
 from ._delegate import DELEGATED, delegated_method, delegate_minimize, has_constraints
@@ -277,6 +281,10 @@ def prepare_bounds(bounds, n, dtype):
     if bad.size:
         i = int(bad[0])
         raise ValueError(f"bounds: lower bound {lb[i]} > upper bound {ub[i]} for variable {i}")
+    bad = np.flatnonzero((lb == np.inf) | (ub == -np.inf))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(_infinite_bound_msg(float(lb[i]), float(ub[i]), i))
     return Bounds(lb.astype(dtype), ub.astype(dtype))
 
 
@@ -325,6 +333,9 @@ def _check_int_option(options, name):
         raise TypeError(f"options['{name}'] must be an integer, got {type(v).__name__}")
     if v < 0:
         raise ValueError(f"options['{name}'] must be >= 0, got {v!r}")
+    if v > MAX_COUNT:
+        # SciPy accepts any integer: a huge limit is clipped to one no run reaches
+        options[name] = MAX_COUNT
 
 
 def _check_tol(tol):
@@ -403,11 +414,16 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             return delegate_minimize(fun, x0, args, method, jac, hess, hessp, bounds,
                                      constraints, tol, callback, options)
     x0 = as_float_array(x0, "x0")
+    if x0.size == 0:
+        raise ValueError("x0 must have at least one element")
     if not isinstance(args, tuple):
         args = (args,)
-    options = {} if options is None else dict(options)
-    if not isinstance(options, dict):
-        raise TypeError("options must be a dict")
+    if options is None:
+        options = {}
+    elif isinstance(options, Mapping):
+        options = dict(options)
+    else:
+        raise TypeError(f"options must be a dict, got {type(options).__name__}")
     if tol is not None:
         tol = _check_tol(tol)
 
@@ -505,6 +521,9 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             res = m.func(obj, x0, bounds=b, driver=driver)
     except KeyboardInterrupt:
         res = driver.interrupted()
+    except MaxTimeExceeded:
+        # maxtime passed inside an iteration (a line search, an inner loop)
+        res = driver.interrupted(Status.MAXTIME)
     # SciPy's status and message for the method; the Status goes to res.reason
     return to_scipy(m.name, res)
 

@@ -29,7 +29,7 @@ import numbers
 from .._ext import _krylov
 from .._core.result import as_status
 from .._core.subproblems import make_problem
-from .._core.validation import check_positive_option as _check_positive
+from .._core.validation import check_positive_option as _check_positive, MAX_COUNT
 
 #: forcing test of the inner CG: False, 2-norms as N&W 7.1 prints it,
 #: ``||r|| <= min(0.5, sqrt||g||) ||g||``; True, 1-norms as SciPy's Newton-CG.
@@ -94,13 +94,13 @@ def _minimize_newton_cg(obj, x0, *, bounds=None, driver, xtol=1e-5, gtol=1e-5, e
     if isinstance(cg_maxiter, bool) or not isinstance(cg_maxiter, numbers.Integral) \
             or cg_maxiter < 1:
         raise ValueError(f"cg_maxiter must be an integer >= 1, got {cg_maxiter!r}")
-    f, g = obj.fun_and_grad(x0)
+    f, g = obj.start(x0)
     prob = make_problem(obj, eps=eps)
     allvecs = [x0.copy()] if return_all else None
     try:
         status, k, f, x, g = _krylov.newton_cg(
             prob, x0, g, f, xtol=xtol, gtol=float(gtol), maxiter=int(min(maxiter, 2**62)),
-            cg_maxiter=int(cg_maxiter), c1=c1, c2=c2, l1=_L1_FORCING,
+            cg_maxiter=int(min(cg_maxiter, MAX_COUNT)), c1=c1, c2=c2, l1=_L1_FORCING,
             driver=driver if driver.active else None, allvecs=allvecs)
     finally:
         prob.flush()

@@ -26,6 +26,7 @@ import numbers
 import numpy as np
 
 from .._ext import _krylov
+from .._core.validation import MAX_INT
 from .._core.result import as_status
 from .._core.subproblems import (NotPositiveDefinite, SteihaugCG, KrylovGLTR,
                                  ExactMoreSorensen, Dogleg, make_problem)
@@ -88,13 +89,13 @@ def trust_region_loop(obj, x0, driver, subproblem, *, initial_trust_radius=1.0,
             return subproblem(x, f, g, hop, **sub_kwargs)
     prob = make_problem(obj, dense=kind in (_krylov.SUB_PYTHON, _krylov.SUB_EXACT,
                                             _krylov.SUB_DOGLEG))
-    f, g = obj.fun_and_grad(x0)
+    f, g = obj.start(x0)
     allvecs = [x0.copy()] if return_all else None
     try:
         status, k, f, radius, x, g = _krylov.trust_region(
             prob, x0, g, f, kind, factory, NotPositiveDefinite, radius=radius,
             max_radius=rmax, eta=eta, gtol=gtol, maxiter=int(min(maxiter, 2**62)),
-            sub_maxiter=int(sub_maxiter), inexact=inexact, driver=driver if driver.active else None, allvecs=allvecs)
+            sub_maxiter=int(min(sub_maxiter, MAX_INT)), inexact=inexact, driver=driver if driver.active else None, allvecs=allvecs)
     finally:
         prob.flush()
     extra = {"nhessp": prob.products(), "trust_radius": radius}

@@ -83,10 +83,13 @@ class _Loss:
         z = (f / self.c) ** 2
         r = self.fn(z)
         if self.callable:
-            r = np.asarray(r, dtype=np.float64)
+            r = _k.as_real(r, "loss")
             if r.shape != (3, self.m):
                 raise ValueError(f"loss must return an array of shape (3, {self.m}), got "
                                  f"{r.shape}")
+            if not np.isfinite(r).all():
+                raise ValueError("loss returned non-finite values (rho, rho' and rho'' "
+                                 "must be finite)")
         r = np.array(r, dtype=np.float64)
         r[0] *= self.c ** 2
         r[2] /= self.c ** 2

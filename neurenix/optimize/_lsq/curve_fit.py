@@ -6,6 +6,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import LinearOperator
 
+from ..._ext import _lsq as _k
 from .common import _as_x0, _prepare_bounds
 from .least_squares import least_squares
 
@@ -59,20 +60,20 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False,
                          "check_finite)")
     if check_finite is None:
         check_finite = True
+    nparams, nrequired = _fit_parameters(f)
     if p0 is None:
-        import inspect
-        try:
-            sig = inspect.signature(f)
-        except (TypeError, ValueError):
+        if nparams is None:
             raise ValueError("p0: cannot determine the number of fit parameters from f's "
-                             "signature; pass p0") from None
-        params = [p for p in sig.parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if len(params) < 2:
+                             "signature; pass p0")
+        if nparams < 1:
             raise ValueError("p0: f must take xdata and at least one parameter")
-        p0 = np.ones(len(params) - 1)
+        p0 = np.ones(nparams)
     p0 = _as_x0(p0)
     n = p0.size
+    if nparams is not None and not nrequired <= n <= nparams:
+        takes = f"{nparams}" if nrequired == nparams else f"{nrequired} to {nparams}"
+        raise ValueError(f"p0 has {n} values, but the model f takes {takes} fit "
+                         f"parameter{'s' if nparams != 1 else ''} after xdata")
     ydata = np.asarray(ydata, dtype=np.float64)
     if ydata.ndim != 1:
         ydata = ydata.ravel() if ydata.ndim > 1 else np.atleast_1d(ydata)
@@ -85,6 +86,9 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False,
         if xa.dtype.kind in "fc" and not np.all(np.isfinite(xa)):
             raise ValueError("xdata must not contain NaN or inf (check_finite=True)")
     m = ydata.size
+    if isinstance(xdata, np.ndarray) and xdata.ndim == 1 and xdata.size != m:
+        raise ValueError(f"xdata and ydata must have the same length, got {xdata.size} "
+                         f"and {m}")
     lb, ub = _prepare_bounds(bounds, n)
     bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
     if method is None:
@@ -128,11 +132,17 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False,
             raise ValueError(f"sigma must have shape ({m},) or ({m}, {m}), got {sigma.shape}")
 
     def resid(p):
-        return white(np.asarray(f(xdata, *p), dtype=np.float64) - ydata)
+        fx = _k.as_real(f(xdata, *p), "f")
+        if fx.shape != ydata.shape:
+            if fx.size != m:
+                raise ValueError(f"f(xdata, *p) returned {fx.size} values, but ydata has "
+                                 f"{m}: they must describe the same points")
+            fx = fx.reshape(m)
+        return white(fx - ydata)
 
     if callable(jac):
         def jac_w(p):
-            J = np.asarray(jac(xdata, *p), dtype=np.float64)
+            J = _k.as_real(jac(xdata, *p), "jac")
             return J if white_J is None else white_J(J)
         jac_arg = jac_w
     elif jac is None:
@@ -170,3 +180,20 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False,
         return popt, pcov, infodict, res.message, res.status
     return popt, pcov
 
+
+def _fit_parameters(f):
+    """``(most, required)``: how many fit parameters ``f(xdata, p1, p2, ...)``
+    takes (its positional parameters after the first; SciPy's count for a
+    default ``p0``) and how many of them have no default; ``(None, None)`` when
+    its signature does not fix the number (``*args``, or no signature)."""
+    import inspect
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        return None, None
+    params = list(sig.parameters.values())
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return None, None
+    pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(1 for p in pos if p.default is p.empty)
+    return max(len(pos) - 1, 0), max(required - 1, 0)

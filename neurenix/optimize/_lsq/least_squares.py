@@ -3,10 +3,13 @@
 
 ``status`` keeps SciPy's integers: -2 callback stop, -1 bad input, 0 ``max_nfev``,
 1 ``gtol``, 2 ``ftol``, 3 ``xtol``, 4 ``ftol`` and ``xtol``; ``success`` is
-``status > 0``.
+``status > 0``.  Two codes of this package's own: -3, interrupted by
+``KeyboardInterrupt`` (the best point evaluated so far is returned), and -4, the
+wall-time limit of ``minimize(method="gauss-newton", options={"maxtime": ...})``.
 """
 import math
 import numbers
+import time
 
 import numpy as np
 from scipy import sparse
@@ -15,6 +18,11 @@ from ..._core.result import OptimizeResult, LSQ_MESSAGES
 from ..._core.residuals import check_jacobian, check_residuals
 from .common import (EPS, LOSSES, _Loss, _Problem, _as_x0, _check_tol, _prepare_bounds,
                      _wrap)
+from ..._core.validation import MAX_COUNT
+from ..._ext import _lsq as _k
+from ..._ext._evaluator import MaxTimeExceeded
+from ..._ext._status import LSQ_CODES as _LSQ_CODES
+from .common import _active_mask
 from .gn import _solve_gn
 from .lm import _solve_lm
 from .trf import _solve_trf
@@ -102,7 +110,11 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
     -------
     OptimizeResult
         ``x, cost, fun, jac, grad, optimality, active_mask, nfev, njev, nit,
-        status, message, success``.  ``lm``: ``nfev`` counts as MINPACK (the
+        status, message, success``.  ``KeyboardInterrupt`` during the run
+        returns the point of lowest cost evaluated so far with ``status = -3``
+        (``success`` False); ``jac`` and ``grad`` are then None and
+        ``optimality`` NaN (nothing is evaluated after the interrupt), ``nfev``
+        counts every call of ``fun`` (finite differences included).  ``lm``: ``nfev`` counts as MINPACK (the
         evaluation at ``x0`` plus one per trial point; a trial point equal to the
         previous one reuses its residuals, as in SciPy), ``njev`` every ``jac``
         call including the one at the solution for ``jac`` (SciPy's ``lm`` omits
@@ -116,6 +128,36 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
        gradient method for large-scale bound-constrained minimization problems",
        SIAM J. Sci. Comput. 21(1), 1999, pp. 1-23.
     """
+    return _least_squares(fun, x0, jac=jac, bounds=bounds, method=method, ftol=ftol,
+                          xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss, f_scale=f_scale,
+                          diff_step=diff_step, tr_solver=tr_solver, tr_options=tr_options,
+                          jac_sparsity=jac_sparsity, max_nfev=max_nfev, verbose=verbose,
+                          args=args, kwargs=kwargs, callback=callback)
+
+
+def _best_result(watch, status, lb, ub):
+    """The best point evaluated so far (:class:`neurenix._ext._lsq.BestPoint`) as
+    a result with ``status`` -3 or -4, or None when no finite cost was evaluated:
+    nothing is evaluated after the interrupt, so ``jac`` and ``grad`` are None and
+    ``optimality`` NaN."""
+    best = watch.best()
+    if best is None:
+        return None
+    x, f, cost = best
+    return OptimizeResult(
+        x=x, cost=cost, fun=f, jac=None, grad=None, optimality=math.nan,
+        active_mask=np.zeros(x.size, dtype=int) if lb is None else _active_mask(x, lb, ub),
+        nfev=watch.nfev, njev=None, nit=None, status=status)
+
+
+def _least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf",
+                   ftol=1e-8, xtol=1e-8, gtol=1e-8, x_scale=None, loss="linear",
+                   f_scale=1.0, diff_step=None, tr_solver=None, tr_options=None,
+                   jac_sparsity=None, max_nfev=None, verbose=0, args=(), kwargs=None,
+                   callback=None, maxtime=None):
+    """:func:`least_squares`, plus ``maxtime`` (seconds of wall time,
+    ``minimize(method="gauss-newton")``'s option)."""
+    t0 = time.perf_counter()
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
     if not isinstance(method, str) or method.lower() not in _METHODS:
@@ -202,7 +244,7 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
         if isinstance(max_nfev, bool) or not isinstance(max_nfev, numbers.Integral) \
                 or max_nfev <= 0:
             raise ValueError(f"max_nfev must be a positive integer or None, got {max_nfev!r}")
-        max_nfev = int(max_nfev)
+        max_nfev = min(int(max_nfev), MAX_COUNT)   # SciPy accepts any integer
     else:
         max_nfev = 100 * n
     if diff_step is not None:
@@ -210,7 +252,14 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
         if not np.all(np.isfinite(diff_step)):
             raise ValueError("diff_step must be finite")
 
-    f_user = _wrap(fun, args, kwargs)
+    if maxtime is not None:
+        if isinstance(maxtime, bool) or not isinstance(maxtime, numbers.Real):
+            raise TypeError(f"maxtime must be a number of seconds, got {type(maxtime).__name__}")
+        if not maxtime > 0:
+            raise ValueError(f"maxtime must be > 0, got {maxtime!r}")
+    watch = _k.BestPoint(_wrap(fun, args, kwargs), None,
+                         0.0 if maxtime is None else t0 + float(maxtime))
+    f_user = watch
     jac_user = _wrap(jac, args, kwargs) if callable(jac) else None
     f0 = check_residuals(f_user(x0.copy()))
     m = f0.size
@@ -234,21 +283,35 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
         tr_solver = "lsmr" if (sparsity is not None or (
             J0 is not None and not isinstance(J0, np.ndarray))) else "exact"
 
-    if method == "lm":
-        res = _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev,
-                        x_scale, diff_step, callback)
-    else:
-        lossf = _Loss(loss, f_scale, m)
-        if lb is None:
-            lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
-        prob = _Problem(f_user, jac_user, jac, lb, ub, diff_step, m, n, sparsity=sparsity)
-        if method == "gn":
-            res = _solve_gn(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev, x_scale,
-                            callback, verbose)
+    try:
+        if method == "lm":
+            res = _solve_lm(f_user, jac_user, jac, x0, f0, J0, ftol, xtol, gtol, max_nfev,
+                            x_scale, diff_step, callback)
         else:
-            res = _solve_trf(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev, x_scale,
-                             callback, verbose, tr_solver=tr_solver,
-                             tr_options=dict(tr_options))
+            lossf = _Loss(loss, f_scale, m)
+            if not lossf.linear:
+                # rank the evaluated points by the robust cost (x0's included)
+                watch.lossf = lossf
+                watch.best_cost = lossf.cost(f0)
+            if lb is None:
+                lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
+            prob = _Problem(f_user, jac_user, jac, lb, ub, diff_step, m, n, sparsity=sparsity)
+            if method == "gn":
+                res = _solve_gn(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev, x_scale,
+                                callback, verbose)
+            else:
+                res = _solve_trf(prob, x0, f0, J0, lossf, ftol, xtol, gtol, max_nfev,
+                                 x_scale, callback, verbose, tr_solver=tr_solver,
+                                 tr_options=dict(tr_options))
+    except KeyboardInterrupt:
+        res = _best_result(watch, _LSQ_CODES["INTERRUPTED"], lb, ub)
+        if res is None:
+            raise
+    except MaxTimeExceeded:
+        watch.deadline = 0.0
+        res = _best_result(watch, _LSQ_CODES["MAXTIME"], lb, ub)
+        if res is None:
+            raise
     res.message = LSQ_MESSAGES[res.status]
     res.success = res.status > 0
     if verbose >= 1:
@@ -283,6 +346,7 @@ def _minimize_gauss_newton(fun, x0, args=(), jac=None, callback=None, **options)
     ``result.residuals`` and ``result.jac_residuals`` hold ``f`` and ``J``.
     """
     options = dict(options)
+    maxtime = options.pop("maxtime", None)
     if "maxfev" in options:
         options["max_nfev"] = options.pop("maxfev")
     if "maxiter" in options:
@@ -301,7 +365,8 @@ def _minimize_gauss_newton(fun, x0, args=(), jac=None, callback=None, **options)
     if callback is not None:
         def cb(r):
             return callback(OptimizeResult(x=r.x, fun=r.cost))
-    r = least_squares(fun, x0, jac=jac, method=inner, args=args, callback=cb, **options)
+    r = _least_squares(fun, x0, jac=jac, method=inner, args=args, callback=cb,
+                       maxtime=maxtime, **options)
     out = OptimizeResult(x=r.x, fun=r.cost, jac=r.grad, nit=r.get("nit"), nfev=r.nfev,
                          njev=r.njev, status=r.status, success=r.success,
                          message=r.message, residuals=r.fun, jac_residuals=r.jac)
