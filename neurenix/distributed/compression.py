@@ -399,28 +399,65 @@ class QSGD(Compressor):
 
 
 class SignSGD(Compressor):
-    """Scaled sign: ``(||x||_1 / n) sign(x)``, one bit per entry plus the scale.
+    """Scaled sign: ``(||x_t||_1 / n_t) sign(x_t)`` per tensor ``x_t``, one bit per entry.
 
-    signSGD (Bernstein et al. 2018) with the ``||x||_1 / n`` scale of
+    signSGD (Bernstein et al. 2018) with the ``||x||_1 / d`` scale of
     Karimireddy et al. 2019, which makes it a contraction that
-    :class:`ErrorFeedback` turns into a convergent method (EF-signSGD).
-    Zeros are sent as ``+scale``.
+    :class:`ErrorFeedback` turns into a convergent method (EF-signSGD).  As in
+    that paper's experiments the scale is taken per tensor (layer): with
+    ``per_tensor=True`` (the default) each tensor of the bucket's ``layout``
+    gets its own scale, so a bias vector is not scaled by the magnitude of a
+    weight matrix packed beside it.  Without a layout, or with
+    ``per_tensor=False``, the whole bucket shares one scale.  Zeros are sent as
+    ``+scale``.
+
+    Parameters
+    ----------
+    per_tensor : bool, default True
     """
 
     summable = False
 
+    def __init__(self, per_tensor=True):
+        if not isinstance(per_tensor, (bool, np.bool_)):
+            raise TypeError(f"per_tensor must be a bool, got {type(per_tensor).__name__}")
+        self.per_tensor = bool(per_tensor)
+
+    def _bounds(self, n, layout):
+        if not self.per_tensor or not layout:
+            return (0, n)
+        starts = [int(off) for off, _ in layout]
+        if starts[0] != 0 or any(b < a for a, b in zip(starts, starts[1:])) or starts[-1] > n:
+            raise ValueError("layout: offsets must start at 0 and not decrease inside the bucket")
+        # empty tensors (repeated offsets) get no scale of their own
+        return tuple(sorted({s for s in starts if s < n} | {0})) + (n,)
+
     def compress(self, x, key=0, layout=None):
         x = _check_x(x)
         n = x.shape[0]
-        scale = np.array([np.abs(x).sum() / n if n else 0.0], dtype=x.dtype)
+        bounds = self._bounds(n, layout)
+        if n:
+            scale = (np.add.reduceat(np.abs(x), bounds[:-1]) / np.diff(bounds)).astype(x.dtype)
+        else:
+            scale = np.zeros(1, dtype=x.dtype)
         bits = np.packbits(x >= 0)
-        return _bytes(scale, bits), (n, x.dtype)
+        return _bytes(scale, bits), (n, x.dtype, bounds)
 
     def decompress(self, payload, ctx):
-        n, dt = ctx
-        scale, bits = _split(payload, [(dt, 1), (np.uint8, (n + 7) // 8)])
-        signs = np.unpackbits(bits, count=n).astype(dt)
-        return (2 * signs - 1) * scale[0]
+        n, dt, bounds = ctx
+        k = len(bounds) - 1
+        scale, bits = _split(payload, [(dt, k), (np.uint8, (n + 7) // 8)])
+        out = np.unpackbits(bits, count=n).astype(dt)
+        out *= 2
+        out -= 1
+        if k == 1:
+            out *= scale[0]
+        else:
+            out *= np.repeat(scale, np.diff(bounds))
+        return out
+
+    def __repr__(self):
+        return f"SignSGD(per_tensor={self.per_tensor})"
 
 
 class PowerSGD(Compressor):
