@@ -167,17 +167,23 @@ class GaussianDP:
 
     Notes
     -----
-    The privacy loss (epsilon, delta) over the rounds is not computed here:
-    feed ``noise_multiplier``, the sampling rate ``m / n_clients`` and the
-    number of rounds (all in :attr:`FedAvg.history` and :meth:`report`) to a
-    moments/RDP accountant (Abadi et al. 2016; Mironov 2017).  The guarantee
-    assumes that clients are sampled as described and that the server adds
-    the noise honestly (central DP: the server sees the un-noised sum).
+    :meth:`privacy_spent` gives the ``(epsilon, delta)`` of the rounds run,
+    for client-level *replace-one* adjacency and without amplification by
+    client sampling (every rank sees the selection here, so the adversary
+    may know it).  The guarantee assumes that the server adds the noise
+    honestly (central DP: the server sees the un-noised sum); see
+    ``docs/federated.md`` for the rest of the threat model.
 
     References
     ----------
     McMahan, Ramage, Talwar & Zhang (2018), "Learning differentially private
     recurrent language models", ICLR.
+
+    Dong, Roth & Su (2022), "Gaussian differential privacy", JRSS-B
+    (composition of Gaussian mechanisms and the exact (epsilon, delta) curve).
+
+    Balle & Wang (2018), "Improving the Gaussian mechanism for differential
+    privacy: analytical calibration and optimal denoising", ICML.
     """
 
     def __init__(self, clip_norm, noise_multiplier, seed=None):
@@ -202,6 +208,79 @@ class GaussianDP:
     def noise_std(self, m):
         """Standard deviation of the noise added to the average of ``m`` clipped updates."""
         return self.noise_multiplier * self.clip_norm / m
+
+    def gdp_mu(self, rounds):
+        """``mu`` of the ``mu``-GDP guarantee of ``rounds`` rounds: ``2 sqrt(rounds) / z``.
+
+        Replacing one client's update moves the average of the ``m`` clipped
+        updates by at most ``2 clip_norm / m`` and the noise has standard
+        deviation ``z clip_norm / m``: each round is ``2/z``-GDP, and ``T``
+        Gaussian mechanisms compose exactly to ``sqrt(T) 2/z``-GDP (Dong, Roth
+        & Su, Corollary 2).  Amplification by client sampling is not counted.
+        """
+        rounds = _check_rounds(rounds)
+        if rounds == 0:
+            return 0.0
+        if self.noise_multiplier == 0:
+            return math.inf
+        return 2.0 * math.sqrt(rounds) / self.noise_multiplier
+
+    def privacy_spent(self, rounds, delta):
+        """Client-level ``epsilon`` of ``rounds`` rounds at ``delta`` (replace-one adjacency).
+
+        The exact ``(epsilon, delta)`` curve of a ``mu``-GDP mechanism (the
+        pair of Gaussians ``N(0, 1)`` and ``N(mu, 1)``; Balle & Wang 2018,
+        Theorem 8; Dong, Roth & Su, Corollary 1):
+        ``delta(eps) = Phi(-eps/mu + mu/2) - exp(eps) Phi(-eps/mu - mu/2)``,
+        solved for ``eps``, with ``mu`` from :meth:`gdp_mu`.  Nothing is
+        gained from client sampling (see the class notes), so the figure is
+        an upper bound when only some clients train each round.
+
+        Parameters
+        ----------
+        rounds : int >= 0
+            Rounds run (``FedAvg.round``).
+        delta : float in (0, 1)
+
+        Returns
+        -------
+        float
+            ``epsilon`` (``inf`` without noise, ``0.0`` after no rounds).
+        """
+        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating)) \
+                or not 0 < delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+        mu = self.gdp_mu(rounds)
+        if mu == 0:
+            return 0.0
+        if math.isinf(mu):
+            return math.inf
+        return _gdp_epsilon(mu, float(delta))
+
+
+def _check_rounds(rounds):
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
+        raise ValueError(f"rounds must be an int >= 0, got {rounds!r}")
+    return int(rounds)
+
+
+def _gdp_delta(eps, mu):
+    """``delta(eps)`` of ``mu``-GDP, the second term in logs (no overflow at large ``eps``)."""
+    from scipy.special import ndtr, log_ndtr
+    a = -eps / mu
+    return float(ndtr(a + mu / 2) - math.exp(eps + log_ndtr(a - mu / 2)))
+
+
+def _gdp_epsilon(mu, delta):
+    """Smallest ``eps >= 0`` with ``delta(eps) <= delta`` for ``mu``-GDP (``delta`` decreases in ``eps``)."""
+    from scipy.optimize import brentq
+    if _gdp_delta(0.0, mu) <= delta:
+        return 0.0
+    # the Renyi-DP conversion (Mironov 2017, Prop. 3) at its best order is an upper bound
+    hi = mu * mu / 2 + mu * math.sqrt(2 * math.log(1 / delta)) + 1.0
+    while _gdp_delta(hi, mu) > delta:           # pragma: no cover - the bound above holds
+        hi *= 2
+    return brentq(lambda e: _gdp_delta(e, mu) - delta, 0.0, hi, xtol=1e-12, rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------- FedAvg
@@ -517,8 +596,15 @@ class FedAvg:
         self.flat.set_data(wbuf)
         return self.history
 
-    def report(self):
-        """Privacy-relevant settings and counts (a dict; the same on every rank)."""
+    def report(self, delta=None):
+        """Privacy-relevant settings and counts (a dict; the same on every rank).
+
+        With ``dp`` and a ``delta``, ``report["dp"]`` also holds ``mu`` (GDP)
+        and ``epsilon`` of the rounds run so far (:meth:`GaussianDP.privacy_spent`:
+        replace-one client adjacency, no amplification by client sampling).
+        """
+        if delta is not None and self.dp is None:
+            raise ValueError("delta: no differential privacy configured (dp=None)")
         out = {"rounds": self.round, "clients_per_round": self.m,
                "n_clients": len(self.clients),
                "sampling_rate": self.m / len(self.clients),
@@ -531,6 +617,10 @@ class FedAvg:
                          "clip_norm": self.dp.clip_norm,
                          "noise_multiplier": self.dp.noise_multiplier,
                          "noise_std_of_average": self.dp.noise_std(self.m)}
+            if delta is not None:
+                out["dp"].update(adjacency="replace one client, no amplification by sampling",
+                                 delta=float(delta), mu=self.dp.gdp_mu(self.round),
+                                 epsilon=self.dp.privacy_spent(self.round, delta))
         return out
 
 

@@ -307,3 +307,69 @@ def test_failures_raise_on_every_rank_without_hanging():
     finals = [ln.split(": ", 1)[1] for ln in lines if ln.startswith("final")]
     assert len(finals) == 4 and len(set(finals)) == 1
     assert time.monotonic() - t0 < 50
+
+
+@pytest.mark.parametrize("z, rounds, delta", [(10.0, 100, 1e-5), (2.0, 10, 1e-5), (0.5, 1, 1e-3),
+                                              (30.0, 1000, 1e-6), (50.0, 1, 1e-5), (8.0, 3, 0.2)])
+def test_gaussian_dp_privacy_spent_exact_curve(z, rounds, delta):
+    """epsilon of T rounds (replace-one: sensitivity 2 clip/m, noise z clip/m) checked three ways."""
+    from scipy.integrate import quad
+    from scipy.stats import norm
+    dp = GaussianDP(clip_norm=0.7, noise_multiplier=z)
+    eps = dp.privacy_spent(rounds, delta)
+    mu = 2 * np.sqrt(rounds) / z
+    assert dp.gdp_mu(rounds) == pytest.approx(mu, rel=1e-15)
+    # 1. the definition: hockey-stick divergence of N(mu, 1) from N(0, 1) at e^eps equals delta
+    #    (the T-fold composition of Gaussian mechanisms is the Gaussian pair with mu = sqrt(T) 2/z)
+    def hockey(e):
+        x0 = e / mu + mu / 2                  # where the density ratio crosses e^e
+        return quad(lambda x: norm.pdf(x, mu) - np.exp(e) * norm.pdf(x), x0, np.inf,
+                    epsabs=1e-14, epsrel=1e-12, limit=200)[0]
+    if eps == 0:                              # delta(0) = 2 Phi(mu/2) - 1 is already below delta
+        assert hockey(0.0) <= delta
+    else:
+        assert hockey(eps) == pytest.approx(delta, rel=1e-7)
+        assert hockey(eps * (1 - 1e-6)) > delta                  # the smallest such epsilon
+    # 2. the Renyi-DP conversion (Mironov 2017, Prop. 3) is an upper bound
+    alphas = np.linspace(1.01, 2000, 200000)
+    assert eps <= np.min(alphas * mu ** 2 / 2 + np.log(1 / delta) / (alphas - 1)) * (1 + 1e-12)
+    # 3. Google's dp_accounting (privacy-loss-distribution accountant) on the same events
+    dpa = pytest.importorskip("dp_accounting")
+    from dp_accounting import pld
+    acc = pld.PLDAccountant()
+    acc.compose(dpa.SelfComposedDpEvent(dpa.GaussianDpEvent(z / 2), rounds))
+    assert eps == pytest.approx(acc.get_epsilon(delta), rel=1e-6, abs=1e-6)
+
+
+def test_gaussian_dp_privacy_spent_edges():
+    dp = GaussianDP(1.0, 1.0)
+    assert dp.privacy_spent(0, 1e-5) == 0.0
+    assert GaussianDP(1.0, 0.0).privacy_spent(5, 1e-5) == np.inf
+    assert GaussianDP(1.0, 1e4).privacy_spent(1, 0.5) == 0.0       # delta(0) = 2 Phi(mu/2) - 1 < 0.5
+    assert dp.privacy_spent(40, 1e-5) > dp.privacy_spent(10, 1e-5) > dp.privacy_spent(10, 1e-3)
+    for bad in (0, 1, -1e-5, 2.0, True, "1e-5", np.nan):
+        with pytest.raises(ValueError, match="delta"):
+            dp.privacy_spent(3, bad)
+    for bad in (-1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="rounds"):
+            dp.privacy_spent(bad, 1e-5)
+
+
+def test_fedavg_report_epsilon():
+    X, y = P.client_rows(0)
+    w = Parameter(np.zeros(3))
+
+    def step(params, epoch, b):
+        loss, g = P.client_grad(params[0].data, X, y, b)
+        params[0].grad = g
+        return loss
+    dp = GaussianDP(clip_norm=0.5, noise_multiplier=3.0, seed=0)
+    fed = FedAvg([w], SGD([w], lr=0.05), num_samples=y.size, dp=dp, comm=SelfComm())
+    fed.fit(step, rounds=4, batches_per_epoch=2)
+    rep = fed.report(delta=1e-5)["dp"]
+    assert rep["mu"] == pytest.approx(2 * 2 / 3.0)
+    assert rep["epsilon"] == dp.privacy_spent(4, 1e-5) > 0
+    assert "epsilon" not in fed.report()["dp"]
+    plain = FedAvg([w], SGD([w], lr=0.05), num_samples=y.size, comm=SelfComm())
+    with pytest.raises(ValueError, match="delta"):
+        plain.report(delta=1e-5)
