@@ -212,14 +212,19 @@ def test_gaussian_dp_clip_and_validation():
         GaussianDP(1.0, -1.0)
 
 
-def test_size1_fedavg_is_local_training():
+def _client0():
+    """Client 0's rows, a zero model and its local step (for the size-1 runs)."""
     X, y = P.client_rows(0)
-    w = Parameter(np.zeros(3))
 
     def step(params, epoch, b):
         loss, g = P.client_grad(params[0].data, X, y, b)
         params[0].grad = g
         return loss
+    return X, y, Parameter(np.zeros(3)), step
+
+
+def test_size1_fedavg_is_local_training():
+    X, y, w, step = _client0()
     fed = FedAvg([w], SGD([w], lr=0.05), num_samples=y.size, local_epochs=2, comm=SelfComm())
     hist = fed.fit(step, rounds=3, batches_per_epoch=2, evaluate=lambda p: 1.0, target=2.0)
     assert len(hist) == 1 and hist[0]["eval"] == 1.0          # target reached: stop
@@ -356,13 +361,7 @@ def test_gaussian_dp_privacy_spent_edges():
 
 
 def test_fedavg_report_epsilon():
-    X, y = P.client_rows(0)
-    w = Parameter(np.zeros(3))
-
-    def step(params, epoch, b):
-        loss, g = P.client_grad(params[0].data, X, y, b)
-        params[0].grad = g
-        return loss
+    X, y, w, step = _client0()
     dp = GaussianDP(clip_norm=0.5, noise_multiplier=3.0, seed=0)
     fed = FedAvg([w], SGD([w], lr=0.05), num_samples=y.size, dp=dp, comm=SelfComm())
     fed.fit(step, rounds=4, batches_per_epoch=2)
