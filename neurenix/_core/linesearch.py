@@ -1,4 +1,4 @@
-"""Python front of the Moré–Thuente strong-Wolfe line search.
+"""Python front of the strong-Wolfe line searches.
 
 :func:`scalar_search_wolfe` searches along a 1-D function given ``phi(t)`` and
 ``phi'(t)``; :func:`line_search` is SciPy's ``scipy.optimize.line_search``
@@ -6,14 +6,19 @@ signature over ``f``/``fprime`` (or a :class:`ScalarObjective`).  Both drive
 the compiled reverse-communication kernel :class:`neurenix._ext._linesearch.MoreThuente`
 (Moré & Thuente 1994, ACM TOMS 20(3):286-307), which the compiled quasi-Newton
 loops use directly.
+
+:func:`scalar_search_wolfe2` is the second search of BFGS and CG, tried when the
+first fails: bracketing and zoom (Nocedal & Wright 2006, Algorithms 3.5 and 3.6)
+as SciPy's function of that name, driving the compiled kernel
+:class:`neurenix._ext._linesearch.Wolfe2`.
 """
 import math
 
 import numpy as np
 
-from .._ext._linesearch import MoreThuente
+from .._ext._linesearch import MoreThuente, Wolfe2
 
-__all__ = ["scalar_search_wolfe", "line_search"]
+__all__ = ["scalar_search_wolfe", "scalar_search_wolfe2", "line_search"]
 
 
 def scalar_search_wolfe(phi_dphi, phi0, dphi0, stp=1.0, *, c1=1e-4, c2=0.9, xtol=1e-14,
@@ -65,6 +70,73 @@ def scalar_search_wolfe(phi_dphi, phi0, dphi0, stp=1.0, *, c1=1e-4, c2=0.9, xtol
                                  and math.isfinite(phi) and phi <= phi0 + c1 * stp * dphi0):
         return stp, phi, dphi, nev, task
     return None, phi, dphi, nev, task if task != "FG" else "MAXLS"
+
+
+def scalar_search_wolfe2(phi, derphi, phi0=None, old_phi0=None, derphi0=None, c1=1e-4,
+                         c2=0.9, amax=None, extra_condition=None, maxiter=10):
+    """Find a step satisfying the strong Wolfe conditions by bracketing and zoom.
+
+    The search of SciPy's ``scalar_search_wolfe2`` (Nocedal & Wright 2006,
+    Algorithms 3.5 and 3.6): the first trial is 1, or
+    :math:`\\min(1, 2.02 (\\phi_0 - \\phi_{old}) / \\phi'(0))` when ``old_phi0``
+    is given (1 if negative), capped at ``amax``; the step doubles (capped at
+    ``amax``) until an interval containing an acceptable step is found, which is
+    then narrowed by cubic, quadratic or bisection trials (at most 10).  ``phi``
+    may be evaluated at a step without ``derphi``.
+
+    Parameters
+    ----------
+    phi, derphi : callable ``t -> float``
+    phi0, derphi0 : float, optional
+        phi(0) and phi'(0) (evaluated when None).
+    old_phi0 : float, optional
+        The previous value (sets the first trial).
+    c1, c2 : float
+        ``0 < c1 < c2 < 1``.
+    amax : float, optional
+        Largest step.
+    extra_condition : callable ``(t, phi) -> bool``, optional
+        A strong-Wolfe step is accepted only where it holds (else the search
+        goes on).
+    maxiter : int
+        Bracketing iterations.
+
+    Returns
+    -------
+    alpha, phi_star, phi0, derphi_star
+        As SciPy: ``alpha`` None when the search failed; ``derphi_star`` None
+        when it failed or when the bracketing ran out of iterations (then
+        ``alpha`` is the last trial, as SciPy returns it).
+    """
+    if not 0 < c1 < c2 < 1:
+        raise ValueError("'c1' and 'c2' do not satisfy'0 < c1 < c2 < 1'.")
+    if phi0 is None:
+        phi0 = phi(0.0)
+    if derphi0 is None:
+        derphi0 = derphi(0.0)
+    ls = Wolfe2()
+    task, stp = ls.start(float(phi0), old_phi0, float(derphi0), c1, c2, amax, int(maxiter),
+                         extra_condition is not None)
+    last = None
+    while True:
+        if task == "F":
+            last = phi(stp)
+            task, stp = ls.phi(float(last))
+        elif task == "G":
+            task, stp = ls.dphi(float(derphi(stp)))
+        elif task == "EXTRA":
+            task, stp = ls.extra(bool(extra_condition(stp, last)))
+        else:
+            break
+    alpha, phi_star, derphi_star = ls.result
+    if task == "DONE":
+        return alpha, last, phi0, derphi_star
+    if task == "DONE_NOG":
+        return alpha, last, phi0, None
+    if task == "ZOOM":
+        return None, None, phi0, None
+    # a zero step or amax passed: SciPy returns phi0 as phi_star and old_phi0 as phi0
+    return None, phi0, old_phi0, None
 
 
 def line_search(f, myfprime, xk, pk, gfk=None, old_fval=None, old_old_fval=None, args=(),

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Quasi-Newton iteration loops in Cython: L-BFGS, L-BFGS-B, BFGS and CG.
 
-One loop (:func:`run`) serves four direction rules, all followed by the
+Two loops.  :func:`_run` serves the limited-memory rules, followed by the
 Moré–Thuente strong-Wolfe line search of :mod:`neurenix._ext._linesearch`:
 
 - ``LBFGS``: two-loop recursion over a ring buffer of the last ``m`` pairs
@@ -15,22 +15,34 @@ Moré–Thuente strong-Wolfe line search of :mod:`neurenix._ext._linesearch`:
   breakpoint search of Section 4 (Algorithm CP), and the direct primal
   subspace minimization of Section 5.1, with the projection-then-check step of
   Morales & Nocedal (2011), "Remark on Algorithm 778".
-- ``BFGS``: dense inverse-Hessian update (Nocedal & Wright eq. 6.17) from
-  :math:`H_0 = I`, SciPy's trial step, no restart: SciPy's iterates.
-- ``CG``: Polak–Ribière+ nonlinear conjugate gradients (Nocedal & Wright
-  eq. 5.45), restarted with steepest descent when the direction is not a
-  sufficient descent direction.
 
-The loop calls back into Python only to evaluate the objective (through
+:func:`_run_qn` is SciPy's ``_minimize_bfgs`` / ``_minimize_cg`` (SciPy 1.17),
+step for step, so that iterates and counts are SciPy's up to rounding:
+
+- ``BFGS``: dense inverse-Hessian update (Nocedal & Wright eq. 6.17) from
+  :math:`H_0 = I`, always applied (:math:`\\rho = 1/y^Ts`, 1000 when
+  :math:`y^Ts = 0`), after the convergence tests.
+- ``CG``: Polak–Ribière+ nonlinear conjugate gradients (Nocedal & Wright
+  eq. 5.45), never restarted; a step is accepted only where the next
+  direction is a sufficient descent direction (Gilbert & Nocedal 1992).
+- Line search: Moré–Thuente (SciPy's ``line_search_wolfe1``) from SciPy's
+  trial step, and when it fails (or its CG step fails the descent test) the
+  bracketing/zoom search of Nocedal & Wright Algorithms 3.5/3.6 (SciPy's
+  ``line_search_wolfe2``, the reverse-communication kernel ``w2_*`` of
+  :mod:`._linesearch`) from the same point; both failing ends the run.
+- Evaluations counted as SciPy's ``ScalarFunction`` (:func:`_request`).
+
+The loops call back into Python only to evaluate the objective (through
 :class:`neurenix._ext._evaluator.Evaluator`, shared with the second-order
-loops) and, when a callback/disp/maxtime is set, once per
-iteration to report to the driver.  Vectors keep the dtype of ``x``
+loops; :func:`_evaluate` is the one place that turns Ctrl-C and ``maxtime``
+into a status) and, when a callback/disp/maxtime is set, once per
+iteration to report to the driver (:func:`_report`).  Vectors keep the dtype of ``x``
 (float32/float64); inner products accumulate in double.
 
 Layered kernel -> step -> loop, all compiled into this one module: the vector
 kernels of ``_vec.pxd`` (``lanes8`` order), the L-BFGS-B compact-form kernels of
 ``_compact.pxd``, the direction steps of ``_qn_steps.pxd`` (two-loop recursion,
-Cauchy point and subspace minimization), and here the loop and the Python faces.
+Cauchy point and subspace minimization), and here the loops and the Python faces.
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -48,7 +60,8 @@ from ._compact cimport (BP, BState, _slot, _width, _wcomb, _gram_shift, _gram_ne
                         _block_flags)
 from ._qn_steps cimport _two_loop, _cauchy_subspace, _step_max
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
-                           MT_CONVERGED, MT_ERROR)
+                           MT_CONVERGED, MT_ERROR, W2State, w2_start, w2_phi, w2_dphi,
+                           w2_extra, first_step, W2_F, W2_G, W2_EXTRA, W2_DONE, W2_DONE_NOG)
 
 cnp.import_array()
 
@@ -295,6 +308,7 @@ cdef struct Cfg:
     Py_ssize_t maxiter, maxfun
     int maxls
     double c1, c2, xtol
+    double xrtol        # BFGS: stop when the step <= xrtol * (xrtol + ||x||)
     int report          # call the driver each iteration
     int has_bounds
     int boxed
@@ -338,40 +352,65 @@ cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssi
     return out if out == out else INFINITY
 
 
-cdef inline bint _restart(int method, Py_ssize_t* count, int* bfgs_fresh,
-                          int* cg_restart) noexcept nogil:
-    """After a failed direction or line search: drop the quasi-Newton information and
-    say so (the caller retries along the steepest-descent direction), or return False
-    when it was already dropped (the failure is final).  L-BFGS(-B) (methods 0, 3)
-    forgets its pairs, CG (2) restarts.  BFGS (1) never restarts: a failed line
-    search ends the run (precision loss), as in SciPy's BFGS."""
-    if (method == 0 or method == 3) and count[0] > 0:
+cdef inline bint _restart(Py_ssize_t* count) noexcept nogil:
+    """After a failed direction or line search of L-BFGS(-B): drop the pairs and say
+    so (the caller retries along the steepest-descent direction), or return False
+    when they were already dropped (the failure is final)."""
+    if count[0] > 0:
         count[0] = 0
         return True
-    if method == 2 and not cg_restart[0]:
-        cg_restart[0] = 1
-        return True
     return False
+
+
+cdef int _evaluate(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, int what, double* f,
+                   bint* got) except -2:
+    """The loops' one call of the objective at ``xa``: ``what`` 0 f and g (into
+    ``ga``), 1 f (and, when the objective returns both, g: ``got``), 2 g.  Returns
+    ``S_RUNNING``, or ``S_INTERRUPTED`` / ``S_MAXTIME`` when the user pressed Ctrl-C
+    or the run's ``maxtime`` passed during the call (the caller returns its best
+    point); any other exception propagates."""
+    try:
+        if what == 0:
+            f[0] = ev.evaluate(xa, ga)
+        elif what == 1:
+            f[0] = ev.f_at(xa, ga, got)
+        else:
+            ev.g_at(xa, ga)
+    except KeyboardInterrupt:
+        return S_INTERRUPTED
+    except MaxTimeExceeded:
+        return S_MAXTIME
+    return S_RUNNING
+
+
+cdef int _report(Evaluator ev, object driver, Py_ssize_t nit, cnp.ndarray xa, double f,
+                 cnp.ndarray ga, double step) except -2:
+    """Report an iteration to the driver (callback, disp, maxtime): ``S_RUNNING``, or
+    the status that ends the run."""
+    ev.sync()
+    try:
+        st = driver.iteration(nit, xa, f, ga, step)
+    except KeyboardInterrupt:
+        return S_INTERRUPTED
+    return S_RUNNING if st is None else int(st)
 
 
 cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
               Evaluator ev, Cfg* cfg, Out* out, double f,
               floating* S, floating* Y, double* rho, floating* plo, floating* phi,
-              floating* H, object driver) except -1:
+              object driver) except -1:
     """The iteration loop on raw buffers: ``px``/``pg`` are the data of ``xa``/``ga``
     (updated in place), ``S``/``Y`` the (R, n) ring buffers and ``rho`` (R,)
     (returned as the memory; ``R = cfg.R``, one slot more than the ``m`` pairs
     kept, so that a new pair is written into a free slot and a rejected one
-    never overwrites the oldest), ``H`` the (n, n) BFGS matrix (BFGS only),
-    ``plo``/``phi`` the bounds (NULL when unbounded).  The work vectors are
+    never overwrites the oldest), ``plo``/``phi`` the bounds (NULL when unbounded).  The work vectors are
     allocated here with malloc and freed on every exit."""
     cdef Py_ssize_t m = cfg.m, R = cfg.R, i, k, sk, nls
     cdef Py_ssize_t count = 0, newest = R - 1, nit = 0, slot
     cdef int method = cfg.method, status = S_RUNNING, task, lsfail, nonfinite
-    cdef double fold = f, fprev = f + 0.0, dg, dgt = 0.0, stp = 1.0, stpmax, dnorm = 0.0
+    cdef double fold = f, dg, dgt = 0.0, stp = 1.0, stpmax, dnorm = 0.0
     cdef double gnorm, sy, yy
-    cdef double gamma = 1.0, theta, beta, a, rho_k, yhy
-    cdef int bfgs_fresh = 1, cg_restart = 1
+    cdef double gamma = 1.0, theta
     cdef MTState ls
     cdef double* alpha = NULL
     cdef floating* xold = NULL
@@ -430,7 +469,6 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             wa[i] = 0.0
             bs.tmp[i] = 0.0     # (entries of blocks skipped by _wcomb stay finite)
         _block_flags(&bs, n)
-    fprev = f + 0.5 * sqrt(dot_lanes8(pg, pg, n))   # SciPy's first-step heuristic (BFGS/CG)
     try:
         gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
         if gnorm <= cfg.gtol:
@@ -444,31 +482,6 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     d[i] = -pg[i]
                 if count > 0:
                     _two_loop(S, Y, rho, R, n, newest, count, gamma, d, alpha)
-            elif method == 1:       # BFGS: d = -H g
-                if bfgs_fresh:
-                    for i in range(n):
-                        d[i] = -pg[i]
-                else:
-                    for i in range(n):
-                        d[i] = <floating>(-dot_lanes8(&H[i * n], pg, n))
-            elif method == 2:       # CG, Polak-Ribiere+
-                if cg_restart:
-                    for i in range(n):
-                        d[i] = -pg[i]
-                else:
-                    a = dot_lanes8(gold, gold, n)
-                    beta = 0.0
-                    for i in range(n):
-                        beta += <double>pg[i] * (<double>pg[i] - gold[i])
-                    beta = beta / a if a > 0.0 else 0.0
-                    if beta < 0.0:
-                        beta = 0.0
-                    for i in range(n):
-                        d[i] = <floating>(-pg[i] + beta * d[i])
-                    if dot_lanes8(d, pg, n) > -0.01 * dot_lanes8(pg, pg, n):
-                        for i in range(n):
-                            d[i] = -pg[i]
-                        cg_restart = 1
             else:                   # L-BFGS-B
                 theta = 1.0 / gamma if count > 0 else 1.0
                 if _cauchy_subspace(px, pg, plo, phi, S, Y, wf, wa, &bs, m, n, newest, count,
@@ -480,12 +493,12 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             dg = dot_lanes8(d, pg, n)
             dnorm = sqrt(dot_lanes8(d, d, n))
             if not dg < 0.0:
-                if _restart(method, &count, &bfgs_fresh, &cg_restart):
+                if _restart(&count):
                     continue
                 status = S_GTOL if dg == 0.0 and gnorm <= cfg.gtol else S_LINESEARCH
                 break
             # ---------------------------------------------------- step bounds
-            stpmax = 1e10 if method in (0, 3) else 1e100
+            stpmax = 1e10
             if cfg.has_bounds:
                 if nit == 0:
                     stpmax = 1.0
@@ -495,17 +508,10 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     stpmax = _step_max(px, d, plo, phi, n, stpmax)
                     if stpmax < 1.0:
                         stpmax = 1.0   # xbar is feasible: the unit step always is
-            if method == 0 or method == 3:
-                if count == 0 and not cfg.boxed:
-                    stp = min(1.0 / dnorm, stpmax)
-                else:
-                    stp = min(1.0, stpmax)
+            if count == 0 and not cfg.boxed:
+                stp = min(1.0 / dnorm, stpmax)
             else:
-                # BFGS and CG: SciPy's first trial step (line_search_wolfe1),
-                # min(1, 1.01 * 2 (f_k - f_{k-1}) / g.d), 1 when that is not positive
-                stp = 1.01 * 2.0 * (f - fprev) / dg
-                if not (stp > 0.0) or stp > 1.0:
-                    stp = 1.0
+                stp = min(1.0, stpmax)
             # ---------------------------------------------------- line search
             memcpy(xold, px, n * sizeof(floating))
             memcpy(gold, pg, n * sizeof(floating))
@@ -526,14 +532,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                             px[i] = plo[i]
                         elif px[i] > phi[i]:
                             px[i] = phi[i]
-                try:
-                    f = ev.evaluate(xa, ga)
-                except KeyboardInterrupt:
-                    status = S_INTERRUPTED
-                    lsfail = 1
-                    break
-                except MaxTimeExceeded:
-                    status = S_MAXTIME
+                status = _evaluate(ev, xa, ga, 0, &f, NULL)
+                if status != S_RUNNING:
                     lsfail = 1
                     break
                 nls += 1
@@ -551,10 +551,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if task == MT_CONVERGED:
                     break
                 if task != MT_FG:
-                    # a warning: accept the last trial when it decreased f enough;
-                    # BFGS fails, as SciPy's line_search_wolfe1 (its stp is None)
-                    if method == 1 or not (f <= fold + cfg.c1 * stp * dg) \
-                            or not (f <= fold):
+                    # a warning: accept the last trial when it decreased f enough
+                    if not (f <= fold + cfg.c1 * stp * dg) or not (f <= fold):
                         lsfail = 1
                     break
                 if ev.nfev >= cfg.maxfun:
@@ -571,80 +569,38 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 f = fold
                 if status != S_RUNNING:
                     break
-                if _restart(method, &count, &bfgs_fresh, &cg_restart):
+                if _restart(&count):
                     continue
-                if nonfinite:
-                    status = S_NONFINITE
-                elif method == 0 or method == 3:
-                    status = S_LINESEARCH
-                else:
-                    status = S_PRECISION
+                status = S_NONFINITE if nonfinite else S_LINESEARCH
                 break
             # ---------------------------------------------------- update
             nit += 1
-            cg_restart = 0
-            fprev = fold
-            if method == 0 or method == 3:
-                slot = newest + 1 if newest + 1 < R else 0
-                for i in range(n):
-                    S[slot * n + i] = px[i] - xold[i]
-                    Y[slot * n + i] = pg[i] - gold[i]
-                # (separate passes: a fused loop with these reductions does not vectorize)
-                sy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
-                yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
-                if sy > cfg.eps * yy and yy > 0.0:
-                    rho[slot] = 1.0 / sy
-                    gamma = sy / yy
-                    newest = slot
-                    if count < m:
-                        count += 1
-                    elif method == 3:
-                        _gram_shift(&bs, count)     # the oldest pair leaves the memory
-                    if method == 3:
-                        _gram_new_pair(&bs, S, Y, wf, wa, n, slot, newest, count)
-            elif method == 1:
-                # s -> xbar, y -> d (d is recomputed next iteration)
-                for i in range(n):
-                    xbar[i] = px[i] - xold[i]
-                    d[i] = pg[i] - gold[i]
-                sy = dot_lanes8(xbar, d, n)
-                yy = dot_lanes8(d, d, n)
-                if sy > cfg.eps * yy and yy > 0.0:
-                    if bfgs_fresh:
-                        a = 1.0         # H0 = I, as SciPy's BFGS (no eq. 6.20 scaling)
-                        for i in range(n):
-                            for k in range(n):
-                                H[i * n + k] = 0.0
-                            H[i * n + i] = <floating>a
-                        bfgs_fresh = 0
-                    rho_k = 1.0 / sy
-                    # gold <- H y (gold is free until the next line search)
-                    for i in range(n):
-                        gold[i] = <floating>dot_lanes8(&H[i * n], d, n)
-                    yhy = dot_lanes8(gold, d, n)
-                    a = rho_k * rho_k * yhy + rho_k
-                    for i in range(n):
-                        for k in range(n):
-                            H[i * n + k] = <floating>(H[i * n + k] - rho_k * (gold[i] * xbar[k]
-                                                      + xbar[i] * gold[k]) + a * xbar[i] * xbar[k])
+            slot = newest + 1 if newest + 1 < R else 0
+            for i in range(n):
+                S[slot * n + i] = px[i] - xold[i]
+                Y[slot * n + i] = pg[i] - gold[i]
+            # (separate passes: a fused loop with these reductions does not vectorize)
+            sy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
+            yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
+            if sy > cfg.eps * yy and yy > 0.0:
+                rho[slot] = 1.0 / sy
+                gamma = sy / yy
+                newest = slot
+                if count < m:
+                    count += 1
+                elif method == 3:
+                    _gram_shift(&bs, count)     # the oldest pair leaves the memory
+                if method == 3:
+                    _gram_new_pair(&bs, S, Y, wf, wa, n, slot, newest, count)
             # ---------------------------------------------------- report, tests
             if cfg.report:
-                ev.sync()
-                try:
-                    st = driver.iteration(nit, xa, f, ga, stp * dnorm)
-                except KeyboardInterrupt:
-                    status = S_INTERRUPTED
-                    break
-                if st is not None:
-                    status = int(st)
-                    break
+                status = _report(ev, driver, nit, xa, f, ga, stp * dnorm)
             if status != S_RUNNING:
                 break
             gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
             if gnorm <= cfg.gtol:
                 status = S_GTOL
-            elif (method == 0 or method == 3) and \
-                    (fold - f) <= cfg.ftol * max(fabs(fold), fabs(f), 1.0):
+            elif (fold - f) <= cfg.ftol * max(fabs(fold), fabs(f), 1.0):
                 status = S_FTOL
             elif nit >= cfg.maxiter:
                 status = S_MAXITER
@@ -659,8 +615,295 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     out.count = count
     out.newest = newest
     out.gamma = gamma
-    out.fresh = bfgs_fresh
+    out.fresh = 0
     return 0
+
+
+# ------------------------------------------------------------------ BFGS and CG
+cdef struct Memo:
+    # SciPy's ScalarFunction bookkeeping of the last point asked for (held in a buffer
+    # of the loop): f known there, g asked for there (counted), g already at hand
+    double f
+    int f_ok, g_ok, g_have
+
+
+cdef int _request(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, floating* px, floating* xm,
+                  Py_ssize_t n, bint need_g, Memo* mo, double* f) except -2:
+    """f (and with ``need_g`` g, into ``ga``) at ``px`` (the data of ``xa``), counted as
+    SciPy's ``ScalarFunction`` counts: a point equal to the last one asked for
+    (``np.array_equal``, ``xm``) is not evaluated or counted again; ``nfev`` counts
+    the values computed and ``njev`` the gradients asked for, also when one call of
+    a ``jac=True`` objective gave both (the gradient is kept for the request), and
+    a finite-difference gradient counts in ``njev`` too (SciPy's ``ngev``).
+    Returns ``S_RUNNING``, ``S_INTERRUPTED`` or ``S_MAXTIME`` (:func:`_evaluate`)."""
+    cdef Py_ssize_t i
+    cdef bint got = False
+    cdef int code
+    for i in range(n):
+        if px[i] != xm[i]:
+            memcpy(xm, px, n * sizeof(floating))
+            mo.f_ok = 0
+            mo.g_ok = 0
+            mo.g_have = 0
+            break
+    if not mo.f_ok:
+        code = _evaluate(ev, xa, ga, 1, &mo.f, &got)
+        if code != S_RUNNING:
+            return code
+        mo.f_ok = 1
+        if got:                 # jac=True: g came with f, counted when asked for
+            mo.g_have = 1
+            ev.njev -= 1
+    if need_g and not mo.g_ok:
+        if mo.g_have:
+            ev.njev += 1
+        else:
+            code = _evaluate(ev, xa, ga, 2, NULL, NULL)
+            if code != S_RUNNING:
+                return code
+            if ev.mode == 2:    # finite differences through the objective
+                ev.obj.njev += 1
+                ev.njev += 1
+            mo.g_have = 1
+        mo.g_ok = 1
+    f[0] = mo.f
+    return S_RUNNING
+
+
+cdef double _gnorm(const floating* g, Py_ssize_t n) noexcept nogil:
+    """``max |g_i|``, NaN when an entry is NaN (as ``np.amax(np.abs(g))``)."""
+    cdef double r = absmax(g, n)
+    cdef Py_ssize_t i
+    if r == INFINITY:
+        for i in range(n):
+            if g[i] != g[i]:
+                return g[i]
+    return r
+
+
+cdef bint _has_nan(const floating* a, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] != a[i]:
+            return True
+    return False
+
+
+cdef bint _pr_step(const floating* g, const floating* gk, const floating* d, floating* dn,
+                   floating* w, Py_ssize_t n, double deltak, double gtol) noexcept nogil:
+    """CG's next direction from a trial step with gradient ``g`` (``gk`` the gradient
+    at the start of the line search, ``deltak = gk.gk``): Polak–Ribière+
+    ``dn = -g + beta d``, ``beta = max(0, (g - gk).g / deltak)`` (Nocedal & Wright
+    eq. 5.45; ``w`` work), and SciPy's ``descent_condition``: the step is acceptable
+    when ``max|g| <= gtol`` or ``dn.g <= -0.01 g.g`` (sufficient descent, Gilbert &
+    Nocedal 1992)."""
+    cdef Py_ssize_t i
+    cdef double beta
+    for i in range(n):
+        w[i] = g[i] - gk[i]
+    beta = dot_lanes8(w, g, n) / deltak
+    if not beta > 0.0:
+        beta = 0.0
+    for i in range(n):
+        dn[i] = <floating>(-g[i] + beta * d[i])
+    if _gnorm(g, n) <= gtol:
+        return True
+    return dot_lanes8(dn, g, n) <= -0.01 * dot_lanes8(g, g, n)
+
+
+cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
+                 Evaluator ev, Cfg* cfg, Out* out, double f, floating* H,
+                 object driver) except -1:
+    """The BFGS (``cfg.method`` 1) and CG (2) loop, SciPy's ``_minimize_bfgs`` /
+    ``_minimize_cg`` step for step.  Each iteration: the direction (``-H g``, or
+    CG's carried one), the Moré–Thuente search (SciPy's ``line_search_wolfe1``:
+    first trial :c:func:`first_step`, ``stpmin = 1e-100``, ``stpmax = 1e100``,
+    ``xtol = 1e-14``, at most 100 evaluations, a warning counts as a failure)
+    and, when it fails (for CG also when its step fails the descent condition of
+    :c:func:`_pr_step`), the bracketing/zoom search (``line_search_wolfe2``,
+    ``amax = 1e100``, 10 iterations) from the same point; both failing ends the
+    run (precision loss).  BFGS then tests ``max|g| <= gtol``, the step against
+    ``xrtol`` and a non-finite f before it updates H (SciPy's order, so H is not
+    updated after the last iteration); the update is always applied, with
+    ``rho = 1 / y.s`` (1000 when ``y.s == 0``).  Evaluations go through
+    :func:`_request` (SciPy's counts)."""
+    cdef int method = cfg.method, status = S_RUNNING, task
+    cdef Py_ssize_t i, k, nit = 0, nev
+    cdef double fk, fprev, fnew = f, dg, dgt, stp = 0.0, dnorm = 0.0, gnorm, deltak = 0.0
+    cdef double sy, rho_k, yhy, a, xnorm
+    cdef bint found = True, warn = False
+    cdef MTState ls
+    cdef W2State w2
+    cdef Memo mo
+    cdef floating* xk = <floating*>malloc(6 * n * sizeof(floating))
+    cdef floating* gk
+    cdef floating* d
+    cdef floating* dn
+    cdef floating* w
+    cdef floating* xm
+    if xk == NULL:
+        raise MemoryError()
+    gk = xk + n
+    d = xk + 2 * n
+    dn = xk + 3 * n
+    w = xk + 4 * n
+    xm = xk + 5 * n
+    # the start: x0 evaluated (f and g), H0 = I, CG's first direction -g, and
+    # SciPy's "previous value" f0 + ||g0|| / 2 for the first trial step
+    memcpy(xm, px, n * sizeof(floating))
+    mo.f = f
+    mo.f_ok = mo.g_ok = mo.g_have = 1
+    if method == 1:
+        memset(H, 0, n * n * sizeof(floating))
+        for i in range(n):
+            H[i * n + i] = 1.0
+    else:
+        for i in range(n):
+            d[i] = -pg[i]
+    fprev = f + sqrt(dot_lanes8(pg, pg, n)) / 2.0
+    try:
+        gnorm = _gnorm(pg, n)
+        while gnorm > cfg.gtol and nit < cfg.maxiter:
+            # ---------------------------------------------------- direction
+            if method == 1:
+                for i in range(n):
+                    d[i] = <floating>(-dot_lanes8(&H[i * n], pg, n))
+            else:
+                deltak = dot_lanes8(pg, pg, n)
+            dg = dot_lanes8(pg, d, n)
+            dnorm = sqrt(dot_lanes8(d, d, n))
+            memcpy(xk, px, n * sizeof(floating))
+            memcpy(gk, pg, n * sizeof(floating))
+            fk = f
+            # ---------------------------------------------------- Moré–Thuente
+            found = False
+            stp = first_step(fk, fprev, dg)
+            task = mt_start(&ls, fk, dg, &stp, cfg.c1, cfg.c2, cfg.xtol, 1e-100, 1e100)
+            if task == MT_FG and isfinite(stp):
+                nev = 0
+                while True:
+                    for i in range(n):
+                        px[i] = <floating>(xk[i] + stp * d[i])
+                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew)
+                    if status != S_RUNNING:
+                        break
+                    nev += 1
+                    if nev >= cfg.maxls:
+                        break           # SciPy's DCSRCH: maxiter reached
+                    task = mt_iterate(&ls, &stp, fnew, dot_lanes8(pg, d, n))
+                    if task == MT_CONVERGED:
+                        found = True
+                        break
+                    if task != MT_FG or not isfinite(stp):
+                        break           # a warning (or error): SciPy's stp is None
+                if status != S_RUNNING:
+                    break               # (Ctrl-C or maxtime: back to the iterate below)
+                if found and method == 2:
+                    found = _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol)
+            # ---------------------------------------------------- bracketing and zoom
+            if not found:
+                task = w2_start(&w2, fk, fprev, True, dg, cfg.c1, cfg.c2, 1e100, 10,
+                                method == 2, &stp)
+                while True:
+                    if task == W2_F or task == W2_G:
+                        for i in range(n):
+                            px[i] = <floating>(xk[i] + stp * d[i])
+                        status = _request(ev, xa, ga, px, xm, n, task == W2_G, &mo, &fnew)
+                        if status != S_RUNNING:
+                            break
+                        if task == W2_F:
+                            task = w2_phi(&w2, fnew, &stp)
+                        else:
+                            task = w2_dphi(&w2, dot_lanes8(pg, d, n), &stp)
+                    elif task == W2_EXTRA:
+                        task = w2_extra(&w2, _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol),
+                                        &stp)
+                    else:
+                        break
+                if status != S_RUNNING:
+                    break
+                if task == W2_DONE_NOG:
+                    # the bracketing ran out: SciPy takes the last trial and asks
+                    # for its gradient
+                    for i in range(n):
+                        px[i] = <floating>(xk[i] + stp * d[i])
+                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew)
+                    if status != S_RUNNING:
+                        break
+                    found = True
+                elif task == W2_DONE:
+                    found = True
+                fnew = w2.phi
+                if found and method == 2:
+                    _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol)
+            if not found:
+                warn = True             # SciPy's _LineSearchError: precision loss
+                break
+            # ---------------------------------------------------- the step taken
+            nit += 1
+            f = fnew
+            fprev = fk
+            if method == 2:
+                memcpy(d, dn, n * sizeof(floating))
+            gnorm = _gnorm(pg, n)
+            if cfg.report:
+                status = _report(ev, driver, nit, xa, f, ga, stp * dnorm)
+                if status != S_RUNNING:
+                    break
+            if method == 2:
+                continue
+            # BFGS: the tests before the update (SciPy's order)
+            if gnorm <= cfg.gtol:
+                break
+            xnorm = sqrt(dot_lanes8(px, px, n))
+            if stp * dnorm <= cfg.xrtol * (cfg.xrtol + xnorm):
+                break
+            if not isfinite(f):
+                warn = True
+                break
+            # s -> dn, y -> w, H y -> gk (free until the next line search)
+            for i in range(n):
+                dn[i] = <floating>(stp * d[i])
+                w[i] = pg[i] - gk[i]
+            sy = dot_lanes8(w, dn, n)
+            rho_k = 1000.0 if sy == 0.0 else 1.0 / sy
+            for i in range(n):
+                gk[i] = <floating>dot_lanes8(&H[i * n], w, n)
+            yhy = dot_lanes8(gk, w, n)
+            # H <- (I - rho s y') H (I - rho y s') + rho s s'  (Nocedal & Wright eq. 6.17)
+            a = rho_k * rho_k * yhy + rho_k
+            for i in range(n):
+                for k in range(n):
+                    H[i * n + k] = <floating>(H[i * n + k] - rho_k * (gk[i] * dn[k]
+                                              + dn[i] * gk[k]) + a * dn[i] * dn[k])
+        if not found:
+            # a failed search, or Ctrl-C / maxtime inside one: the iterate, as SciPy
+            # (a stop reported after the step keeps the new point)
+            memcpy(px, xk, n * sizeof(floating))
+            memcpy(pg, gk, n * sizeof(floating))
+        if status != S_RUNNING:
+            pass
+        elif warn:
+            status = S_PRECISION
+        elif nit >= cfg.maxiter:
+            status = S_MAXITER
+        elif f != f or gnorm != gnorm or _has_nan(px, n):
+            status = S_NONFINITE
+        else:
+            status = S_GTOL
+    finally:
+        ev.sync()
+        free(xk)
+    out.status = status
+    out.nit = nit
+    out.f = f
+    out.count = 0
+    out.newest = 0
+    out.gamma = 1.0
+    out.fresh = 0
+    return 0
+
+
 
 
 cdef object _ordered_rows(cnp.ndarray R, Py_ssize_t count, Py_ssize_t newest, Py_ssize_t m):
@@ -681,7 +924,8 @@ cdef object _ordered_rows(cnp.ndarray R, Py_ssize_t count, Py_ssize_t newest, Py
 def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         Py_ssize_t m=10, double gtol=1e-5, double ftol=0.0, Py_ssize_t maxiter=1000,
         Py_ssize_t maxfun=10**9, int maxls=20, double c1=1e-4, double c2=0.9,
-        double xtol=1e-14, lo=None, hi=None, driver=None, bint report=False, int boxed=-1):
+        double xtol=1e-14, double xrtol=0.0, lo=None, hi=None, driver=None, bint report=False,
+        int boxed=-1):
     """Run the loop from ``xa`` (updated in place, with its gradient ``ga``).
 
     Returns ``(status, nit, f, state)``; ``state`` holds the memory for the
@@ -716,11 +960,14 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     cfg.c1 = c1
     cfg.c2 = c2
     cfg.xtol = xtol
+    cfg.xrtol = xrtol
     cfg.report = report
     cfg.eps = 2.220446049250313e-16 if typenum == cnp.NPY_DOUBLE else 1.1920928955078125e-07
-    S = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
-    Y = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
-    rho = cnp.PyArray_ZEROS(1, [rr], cnp.NPY_DOUBLE, 0)
+    S = Y = rho = None
+    if method in (0, 3):
+        S = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
+        Y = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
+        rho = cnp.PyArray_ZEROS(1, [rr], cnp.NPY_DOUBLE, 0)
     H = _bfgs_matrix(n, typenum) if method == 1 else None
     cfg.has_bounds = lo is not None
     cfg.boxed = 0
@@ -739,25 +986,32 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         if alo.ndim != 1 or ahi.ndim != 1 or alo.shape[0] != n or ahi.shape[0] != n:
             raise ValueError("run: bounds of the wrong length")
         cfg.boxed = (bounds_kind(alo, ahi) == 2) if boxed < 0 else boxed
-    if typenum == cnp.NPY_DOUBLE:
+    if method == 1 or method == 2:
+        if typenum == cnp.NPY_DOUBLE:
+            _run_qn[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga,
+                            n, ev, &cfg, &out, f,
+                            <double*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
+        else:
+            _run_qn[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga,
+                           n, ev, &cfg, &out, f,
+                           <float*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
+    elif typenum == cnp.NPY_DOUBLE:
         _run[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
                      ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
                      <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
                      <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
-                     <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL,
-                     <double*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
+                     <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
     else:
         _run[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga, n,
                     ev, &cfg, &out, f, <float*>cnp.PyArray_DATA(S),
                     <float*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
                     <float*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
-                    <float*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL,
-                    <float*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
+                    <float*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
     state = {"count": out.count, "newest": out.newest, "gamma": out.gamma}
     if method in (0, 3):
         state["sk"] = _ordered_rows(S, out.count, out.newest, rr)
         state["yk"] = _ordered_rows(Y, out.count, out.newest, rr)
         state["rho"] = _ordered_rows(rho, out.count, out.newest, rr)
     elif method == 1:
-        state["H"] = np.eye(n, dtype=xa.dtype) if out.fresh else H
+        state["H"] = H
     return out.status, out.nit, out.f, state

@@ -21,7 +21,7 @@ at the ``stp`` this module proposes (``MT_FG``) and passes them back, so the
 same code serves the compiled L-BFGS/BFGS/CG loops (``cimport``) and Python
 (:class:`MoreThuente`).
 """
-from libc.math cimport fabs, sqrt, isfinite
+from libc.math cimport fabs, sqrt, isfinite, pow, INFINITY as INF
 
 cdef double XTRAPL = 1.1
 cdef double XTRAPU = 4.0
@@ -236,6 +236,272 @@ cdef void mt_nonfinite(MTState* s, double* stp) noexcept nogil:
     stp[0] = s.stx + 0.5 * (bad - s.stx)
 
 
+# ------------------------------------------------------------------ bracketing and zoom
+# Nocedal & Wright (2006), Numerical Optimization, 2nd ed., Algorithms 3.5 (bracketing)
+# and 3.6 (zoom), in the form of SciPy's ``scalar_search_wolfe2`` (the fallback of its
+# BFGS and CG when the Moré–Thuente search fails): the same trial steps, tests and
+# limits, so that a caller reproduces SciPy's iterates and evaluation counts.
+
+cdef enum:
+    _BR_F = 0, _BR_G = 1, _BR_X = 2, _Z_F = 3, _Z_G = 4, _Z_X = 5
+
+cdef double _DELTA1 = 0.2      # cubic interpolant: keep this fraction away from the ends
+cdef double _DELTA2 = 0.1      # quadratic interpolant: likewise
+cdef int _ZOOM_MAXITER = 10
+
+
+cdef inline bint _ok(double v) noexcept nogil:
+    return isfinite(v)
+
+
+cdef bint _cubicmin(double a, double fa, double fpa, double b, double fb, double c, double fc,
+                    double* out) noexcept nogil:
+    """Minimizer of the cubic through (a, fa), (b, fb), (c, fc) with slope fpa at a;
+    False where SciPy's ``_cubicmin`` gives None (a floating-point exception of the
+    computation or a non-finite result: here any non-finite intermediate, which for
+    finite input is exactly when an exception occurs)."""
+    cdef double C = fpa, db = b - a, dc = c - a, t, denom, v0, v1, A, B, radical, xmin
+    t = db * dc
+    denom = (t * t) * (db - dc)
+    v0 = fb - fa - C * db
+    v1 = fc - fa - C * dc
+    # [A, B] = [[dc**2, -db**2], [-dc**3, db**3]] @ [v0, v1]
+    A = (dc * dc) * v0 + (-(db * db)) * v1
+    B = (-pow(dc, 3.0)) * v0 + pow(db, 3.0) * v1
+    if not (_ok(denom) and denom != 0.0 and _ok(A) and _ok(B)):
+        return False
+    A = A / denom
+    B = B / denom
+    radical = B * B - 3.0 * A * C
+    if not (_ok(A) and _ok(B) and _ok(radical) and radical >= 0.0 and 3.0 * A != 0.0):
+        return False
+    xmin = a + (-B + sqrt(radical)) / (3.0 * A)
+    if not _ok(xmin):
+        return False
+    out[0] = xmin
+    return True
+
+
+cdef bint _quadmin(double a, double fa, double fpa, double b, double fb,
+                   double* out) noexcept nogil:
+    """Minimizer of the quadratic through (a, fa), (b, fb) with slope fpa at a;
+    False where SciPy's ``_quadmin`` gives None."""
+    cdef double D = fa, C = fpa, db = b - a, B, xmin
+    if not (_ok(db * db) and db * db != 0.0):
+        return False
+    B = (fb - D - C * db) / (db * db)
+    if not (_ok(B) and _ok(2.0 * B) and 2.0 * B != 0.0):
+        return False
+    xmin = a - C / (2.0 * B)
+    if not _ok(xmin):
+        return False
+    out[0] = xmin
+    return True
+
+
+cdef double first_step(double phi0, double old_phi0, double derphi0) noexcept nogil:
+    """SciPy's first trial step from the previous value: ``min(1, 2.02 (phi0 -
+    old_phi0) / phi'(0))`` (1 when phi'(0) is 0 or the value is negative; a NaN
+    gives 1 as Python's ``min`` does)."""
+    cdef double a = 1.0, t
+    if derphi0 != 0.0:
+        t = 1.01 * 2.0 * (phi0 - old_phi0) / derphi0
+        if t < 1.0:
+            a = t
+    if a < 0.0:
+        a = 1.0
+    return a
+
+
+cdef inline int _w2_done(W2State* s, double stp, double phi, double derphi,
+                         double* out) noexcept nogil:
+    s.stp = stp
+    s.phi = phi
+    s.derphi = derphi
+    out[0] = stp
+    return W2_DONE
+
+
+cdef int _zoom_step(W2State* s, double* stp) noexcept nogil:
+    """Next zoom trial: cubic interpolation (from the second trial on), else
+    quadratic, else bisection, each kept away from the interval's ends."""
+    cdef double dalpha = s.a_hi - s.a_lo, a, b, cchk = 0.0, qchk, aj = 0.0
+    cdef bint ok = False
+    if dalpha < 0.0:
+        a = s.a_hi
+        b = s.a_lo
+    else:
+        a = s.a_lo
+        b = s.a_hi
+    if s.j > 0:
+        cchk = _DELTA1 * dalpha
+        ok = _cubicmin(s.a_lo, s.phi_lo, s.derphi_lo, s.a_hi, s.phi_hi, s.a_rec, s.phi_rec, &aj)
+    if s.j == 0 or not ok or aj > b - cchk or aj < a + cchk:
+        qchk = _DELTA2 * dalpha
+        ok = _quadmin(s.a_lo, s.phi_lo, s.derphi_lo, s.a_hi, s.phi_hi, &aj)
+        if not ok or aj > b - qchk or aj < a + qchk:
+            aj = s.a_lo + 0.5 * dalpha
+    s.a_j = aj
+    s.stage = _Z_F
+    stp[0] = aj
+    return W2_F
+
+
+cdef int _zoom_start(W2State* s, double a_lo, double a_hi, double phi_lo, double phi_hi,
+                     double derphi_lo, double* stp) noexcept nogil:
+    s.a_lo = a_lo
+    s.a_hi = a_hi
+    s.phi_lo = phi_lo
+    s.phi_hi = phi_hi
+    s.derphi_lo = derphi_lo
+    s.phi_rec = s.phi0
+    s.a_rec = 0.0
+    s.j = 0
+    return _zoom_step(s, stp)
+
+
+cdef inline int _zoom_next(W2State* s, double* stp) noexcept nogil:
+    s.j += 1
+    if s.j > _ZOOM_MAXITER:
+        return W2_ZOOM
+    return _zoom_step(s, stp)
+
+
+cdef int _bracket_top(W2State* s, double* stp) noexcept nogil:
+    """Top of the bracketing loop, phi(alpha1) known."""
+    if s.i >= s.maxiter:
+        # the loop ran out: SciPy returns the last trial, phi' unknown
+        s.stp = s.alpha1
+        s.phi = s.phi_a1
+        stp[0] = s.alpha1
+        return W2_DONE_NOG
+    if s.alpha1 == 0.0:
+        return W2_ROUNDING
+    if s.alpha0 > s.amax:
+        return W2_AMAX
+    if s.phi_a1 > s.phi0 + s.c1 * s.alpha1 * s.derphi0 or \
+            (s.phi_a1 >= s.phi_a0 and s.i > 0):
+        return _zoom_start(s, s.alpha0, s.alpha1, s.phi_a0, s.phi_a1, s.derphi_a0, stp)
+    s.stage = _BR_G
+    stp[0] = s.alpha1
+    return W2_G
+
+
+cdef int _bracket_after(W2State* s, double* stp) noexcept nogil:
+    """phi'(alpha1) known and alpha1 not accepted: zoom, or double the step."""
+    cdef double alpha2
+    if s.derphi_a1 >= 0.0:
+        return _zoom_start(s, s.alpha1, s.alpha0, s.phi_a1, s.phi_a0, s.derphi_a1, stp)
+    alpha2 = 2.0 * s.alpha1
+    if s.amax < alpha2:
+        alpha2 = s.amax
+    s.alpha0 = s.alpha1
+    s.alpha1 = alpha2
+    s.phi_a0 = s.phi_a1
+    s.derphi_a0 = s.derphi_a1
+    s.i += 1
+    s.stage = _BR_F
+    stp[0] = alpha2
+    return W2_F
+
+
+cdef int w2_start(W2State* s, double phi0, double old_phi0, bint has_old, double derphi0,
+                  double c1, double c2, double amax, int maxiter, bint extra,
+                  double* stp) noexcept nogil:
+    """Initialise with phi(0), phi'(0) and (when ``has_old``) the previous value,
+    which sets the first trial step (:c:func:`first_step`, capped at ``amax``;
+    ``amax = inf`` for none).  ``maxiter``: bracketing iterations; ``extra``:
+    ask the caller's extra acceptance condition (``W2_EXTRA``) at each strong-Wolfe
+    point.  Returns ``W2_F`` with the first trial in ``stp``."""
+    cdef double alpha1 = first_step(phi0, old_phi0, derphi0) if has_old else 1.0
+    if amax < alpha1:
+        alpha1 = amax
+    s.phi0 = phi0
+    s.derphi0 = derphi0
+    s.c1 = c1
+    s.c2 = c2
+    s.amax = amax
+    s.maxiter = maxiter
+    s.extra = extra
+    s.alpha0 = 0.0
+    s.alpha1 = alpha1
+    s.phi_a0 = phi0
+    s.derphi_a0 = derphi0
+    s.i = 0
+    s.j = 0
+    s.stage = _BR_F
+    s.stp = alpha1
+    s.phi = phi0
+    s.derphi = derphi0
+    stp[0] = alpha1
+    return W2_F
+
+
+cdef int w2_phi(W2State* s, double phi, double* stp) noexcept nogil:
+    """Take phi at the ``stp`` of the last ``W2_F``; return the next task."""
+    if s.stage == _BR_F:
+        s.phi_a1 = phi
+        return _bracket_top(s, stp)
+    # zoom
+    s.phi_aj = phi
+    if phi > s.phi0 + s.c1 * s.a_j * s.derphi0 or phi >= s.phi_lo:
+        s.phi_rec = s.phi_hi
+        s.a_rec = s.a_hi
+        s.a_hi = s.a_j
+        s.phi_hi = phi
+        return _zoom_next(s, stp)
+    s.stage = _Z_G
+    stp[0] = s.a_j
+    return W2_G
+
+
+cdef int _zoom_after(W2State* s, double* stp) noexcept nogil:
+    if s.derphi_aj * (s.a_hi - s.a_lo) >= 0.0:
+        s.phi_rec = s.phi_hi
+        s.a_rec = s.a_hi
+        s.a_hi = s.a_lo
+        s.phi_hi = s.phi_lo
+    else:
+        s.phi_rec = s.phi_lo
+        s.a_rec = s.a_lo
+    s.a_lo = s.a_j
+    s.phi_lo = s.phi_aj
+    s.derphi_lo = s.derphi_aj
+    return _zoom_next(s, stp)
+
+
+cdef int w2_dphi(W2State* s, double derphi, double* stp) noexcept nogil:
+    """Take phi' at the ``stp`` of the last ``W2_G``; return the next task."""
+    if s.stage == _BR_G:
+        s.derphi_a1 = derphi
+        if fabs(derphi) <= -s.c2 * s.derphi0:
+            if s.extra:
+                s.stage = _BR_X
+                stp[0] = s.alpha1
+                return W2_EXTRA
+            return _w2_done(s, s.alpha1, s.phi_a1, derphi, stp)
+        return _bracket_after(s, stp)
+    s.derphi_aj = derphi
+    if fabs(derphi) <= -s.c2 * s.derphi0:
+        if s.extra:
+            s.stage = _Z_X
+            stp[0] = s.a_j
+            return W2_EXTRA
+        return _w2_done(s, s.a_j, s.phi_aj, derphi, stp)
+    return _zoom_after(s, stp)
+
+
+cdef int w2_extra(W2State* s, bint ok, double* stp) noexcept nogil:
+    """Take the caller's verdict on the extra condition at the ``stp`` of ``W2_EXTRA``."""
+    if s.stage == _BR_X:
+        if ok:
+            return _w2_done(s, s.alpha1, s.phi_a1, s.derphi_a1, stp)
+        return _bracket_after(s, stp)
+    if ok:
+        return _w2_done(s, s.a_j, s.phi_aj, s.derphi_aj, stp)
+    return _zoom_after(s, stp)
+
+
 # ------------------------------------------------------------------ Python face
 _TASKS = {MT_FG: "FG", MT_CONVERGED: "CONVERGENCE", MT_ROUNDING: "WARNING: ROUNDING ERRORS",
           MT_XTOL: "WARNING: XTOL", MT_STPMAX: "WARNING: STP = STPMAX",
@@ -276,3 +542,63 @@ cdef class MoreThuente:
     def best(self):
         """(stx, fx, gx): the best step so far and phi, phi' there."""
         return self.s.stx, self.s.fx, self.s.gx
+
+
+_W2_TASKS = {W2_F: "F", W2_G: "G", W2_EXTRA: "EXTRA", W2_DONE: "DONE",
+             W2_DONE_NOG: "DONE_NOG", W2_ROUNDING: "ROUNDING", W2_AMAX: "AMAX",
+             W2_ZOOM: "ZOOM"}
+
+
+cdef class Wolfe2:
+    """Reverse-communication bracketing/zoom search (Python face of the kernel that
+    the compiled BFGS/CG loops drive; SciPy's ``scalar_search_wolfe2``).
+
+    ``task, stp = ls.start(phi0, old_phi0, derphi0, c1, c2, amax, maxiter, extra)``
+    (``old_phi0`` None: first trial 1; ``amax`` None: no cap), then answer each
+    task: ``"F"`` with ``ls.phi(phi(stp))``, ``"G"`` with ``ls.dphi(phi'(stp))``,
+    ``"EXTRA"`` with ``ls.extra(bool)``, until ``"DONE"`` (``ls.result``:
+    ``stp, phi, phi'``), ``"DONE_NOG"`` (the iteration limit: ``stp, phi``, phi'
+    unknown) or a failure (``"ROUNDING"``, ``"AMAX"``, ``"ZOOM"``).
+    """
+
+    cdef W2State s
+
+    def start(self, double phi0, old_phi0, double derphi0, double c1, double c2, amax,
+              int maxiter=10, bint extra=False):
+        cdef double stp
+        cdef double am = INF if amax is None else <double>amax
+        cdef int task = w2_start(&self.s, phi0, 0.0 if old_phi0 is None else <double>old_phi0,
+                                 old_phi0 is not None, derphi0, c1, c2, am, maxiter, extra, &stp)
+        return _W2_TASKS[task], stp
+
+    def phi(self, double value):
+        cdef double stp = 0.0
+        cdef int task = w2_phi(&self.s, value, &stp)
+        return _W2_TASKS[task], stp
+
+    def dphi(self, double value):
+        cdef double stp = 0.0
+        cdef int task = w2_dphi(&self.s, value, &stp)
+        return _W2_TASKS[task], stp
+
+    def extra(self, bint ok):
+        cdef double stp = 0.0
+        cdef int task = w2_extra(&self.s, ok, &stp)
+        return _W2_TASKS[task], stp
+
+    @property
+    def result(self):
+        """(stp, phi, phi') of the accepted step (phi' meaningful for "DONE" only)."""
+        return self.s.stp, self.s.phi, self.s.derphi
+
+
+def cubicmin(double a, double fa, double fpa, double b, double fb, double c, double fc):
+    """Minimizer of the interpolating cubic (the zoom's), or None (Python face, for tests)."""
+    cdef double out
+    return out if _cubicmin(a, fa, fpa, b, fb, c, fc, &out) else None
+
+
+def quadmin(double a, double fa, double fpa, double b, double fb):
+    """Minimizer of the interpolating quadratic (the zoom's), or None (Python face, for tests)."""
+    cdef double out
+    return out if _quadmin(a, fa, fpa, b, fb, &out) else None

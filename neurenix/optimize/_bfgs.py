@@ -2,10 +2,12 @@
 
 References
 ----------
-Nocedal & Wright (2006), Numerical Optimization, 2nd ed., Algorithm 6.1,
-eq. 6.17 (update) and 6.20 (initial scaling).
-Moré & Thuente (1994), ACM TOMS 20(3) (line search).
+Nocedal & Wright (2006), Numerical Optimization, 2nd ed., Algorithm 6.1 and
+eq. 6.17 (update); Algorithms 3.5 and 3.6 (the second line search).
+Moré & Thuente (1994), ACM TOMS 20(3) (the first line search).
+SciPy 1.17, ``scipy.optimize._optimize._minimize_bfgs`` (the iteration followed).
 """
+from .._core.validation import real_option as _real_opt
 from ._lbfgs import run_compiled, _gtol_maxiter_wolfe, EPSILON as _EPSILON
 from ._minimize import register_method
 
@@ -13,27 +15,38 @@ __all__ = []
 
 
 def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c2=0.9,
-                   eps=_EPSILON):
-    """BFGS with a strong-Wolfe (Moré–Thuente) line search.
+                   eps=_EPSILON, xrtol=0.0):
+    """BFGS with SciPy's two strong-Wolfe line searches.
 
     Options (SciPy's): ``gtol`` (stop when ``max|g| <= gtol``), ``maxiter``
     (default ``200 * n``), ``c1``, ``c2`` (Wolfe constants, ``0 < c1 < c2 < 1``),
     ``eps`` (absolute step of the finite-difference gradient when no ``jac``
-    function is given, as SciPy).  ``tol`` sets ``gtol``.  The result's
-    ``hess_inv`` is the dense (n, n) matrix.
+    function is given, as SciPy), ``xrtol`` (stop when the step
+    :math:`\\alpha \\|p\\| \\le xrtol (xrtol + \\|x\\|)`, default 0).  ``tol``
+    sets ``gtol``.  The result's ``hess_inv`` is the dense (n, n) matrix.
 
-    The iteration is SciPy's: :math:`H_0 = I`, each line search (Moré–Thuente,
-    SciPy's ``line_search_wolfe1``) starts from SciPy's trial step
-    :math:`\\min(1, 2.02 (f_k - f_{k-1}) / g_k^T d_k)`, and a failed line search
-    ends the run (SciPy's "precision loss", status 2).  Deviations: SciPy
-    retries a failed search with a second line search (``line_search_wolfe2``)
-    before giving up, and it updates H even when :math:`s^Ty \\le 0`, which
-    this loop skips.
+    The iteration is SciPy's ``_minimize_bfgs``, step for step: :math:`H_0 = I`;
+    each line search is the Moré–Thuente search (SciPy's ``line_search_wolfe1``)
+    from SciPy's trial step :math:`\\min(1, 2.02 (f_k - f_{k-1}) / g_k^T p_k)`
+    (:math:`f_{-1} = f_0 + \\|g_0\\|/2`) and, when it fails, the bracketing and
+    zoom search (``line_search_wolfe2``) from the same point; when both fail the
+    run ends with status 2 (precision loss) at the last iterate.  The gradient,
+    ``xrtol`` and non-finite-f tests come before the update of H, so H is not
+    updated after the last iteration; the update is always applied, with
+    :math:`\\rho = 1/y^Ts` (1000 when :math:`y^Ts = 0`).  ``nfev``/``njev``
+    count as SciPy's ``ScalarFunction`` (a point equal to the last one is not
+    evaluated again; finite-difference gradients count in ``njev``).  Iterates,
+    ``nit``, ``nfev``, ``njev``, ``status`` and ``message`` are SciPy's up to
+    rounding (inner products are summed in another order than NumPy's, which a
+    long run on an ill-conditioned problem, or finite differences, amplify).
+    Options SciPy has and this method does not take: ``norm``, ``hess_inv0``,
+    ``return_all``, ``workers``.
     """
     gtol, maxiter, c1, c2 = _gtol_maxiter_wolfe(x0.size, gtol, maxiter, c1, c2)
+    xrtol = _real_opt("xrtol", xrtol)
     obj.use_abs_step(eps)
     status, nit, f, x, g, st = run_compiled(obj, x0, driver, 1, gtol=gtol, maxiter=maxiter,
-                                            c1=c1, c2=c2, xtol=1e-14, maxls=100)
+                                            c1=c1, c2=c2, xtol=1e-14, xrtol=xrtol, maxls=100)
     return driver.result(status, x, f, g, nit, hess_inv=st["H"])
 
 

@@ -2,8 +2,10 @@
 
 References
 ----------
-Polak & Ribière (1969); Nocedal & Wright (2006), eq. 5.45 (PR+) and
-Section 5.2; Moré & Thuente (1994) (line search).
+Polak & Ribière (1969); Nocedal & Wright (2006), eq. 5.45 (PR+), Section 5.2,
+Algorithms 3.5 and 3.6 (the second line search); Gilbert & Nocedal (1992),
+SIAM J. Optim. 2(1) (the sufficient-descent test); Moré & Thuente (1994) (the
+first line search).  SciPy 1.17, ``scipy.optimize._optimize._minimize_cg``.
 """
 from ._lbfgs import run_compiled, _gtol_maxiter_wolfe, EPSILON as _EPSILON
 from ._minimize import register_method
@@ -13,16 +15,25 @@ __all__ = []
 
 def _minimize_cg(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c2=0.4,
                  eps=_EPSILON):
-    """Polak–Ribière+ conjugate gradients, :math:`\\beta = \\max(0,
-    g_{k+1}^T(g_{k+1}-g_k)/\\|g_k\\|^2)`, restarted with :math:`-g` when the
-    direction fails :math:`d^Tg \\le -0.01\\|g\\|^2`.
+    """Polak–Ribière+ conjugate gradients, SciPy's ``_minimize_cg`` step for step.
+
+    :math:`p_{k+1} = -g_{k+1} + \\beta p_k`, :math:`\\beta = \\max(0,
+    g_{k+1}^T(g_{k+1}-g_k)/\\|g_k\\|^2)`, :math:`p_0 = -g_0`, never restarted.
+    A step is accepted only where the new direction is a sufficient descent
+    direction, :math:`p_{k+1}^Tg_{k+1} \\le -0.01\\|g_{k+1}\\|^2` (or
+    ``max|g| <= gtol`` there): a Moré–Thuente step (SciPy's
+    ``line_search_wolfe1``) that fails it, or a failed Moré–Thuente search, is
+    followed by the bracketing and zoom search (``line_search_wolfe2``), which
+    accepts a strong-Wolfe point only where the test holds; when both fail the
+    run ends with status 2 (precision loss).  The first trial step of each
+    search is SciPy's :math:`\\min(1, 2.02 (f_k - f_{k-1}) / \\phi'(0))`.
+    ``nfev``/``njev`` count as SciPy's ``ScalarFunction``.  Iterates and counts are
+    SciPy's up to rounding (see BFGS).
 
     Options (SciPy's): ``gtol`` (``max|g| <= gtol``), ``maxiter`` (default
     ``200 * n``), ``c1``, ``c2`` (default 0.4, as SciPy), ``eps`` (absolute step of
     the finite-difference gradient when no ``jac`` function is given, as SciPy).
     ``tol`` sets ``gtol``.
-    The first trial step of each line search is SciPy's
-    :math:`\\min(1, 2.02 (f_k - f_{k-1}) / \\phi'(0))`.
     """
     gtol, maxiter, c1, c2 = _gtol_maxiter_wolfe(x0.size, gtol, maxiter, c1, c2)
     obj.use_abs_step(eps)

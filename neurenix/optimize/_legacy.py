@@ -167,7 +167,7 @@ def _first_then(g0, x0, jac):
 
 
 def _fmin_first_order(method, f, x0, fprime, args, gtol, norm, epsilon, maxiter,
-                      full_output, disp, retall, callback, c1, c2):
+                      full_output, disp, retall, callback, c1, c2, **more):
     if norm != np.inf:
         raise ValueError(f"norm: only norm=np.inf (the max-norm of the gradient, SciPy's "
                          f"default) is supported, got {norm!r}")
@@ -185,7 +185,7 @@ def _fmin_first_order(method, f, x0, fprime, args, gtol, norm, epsilon, maxiter,
             return res, counter.ncalls, 1, ([x0.copy()] if retall else None)
         jac = _first_then(g0, x0, jac)
     cb, allvecs = _history(callback, retall, x0)
-    opts = {"gtol": gtol, "c1": c1, "c2": c2}
+    opts = {"gtol": gtol, "c1": c1, "c2": c2, **more}
     if maxiter is not None:
         opts["maxiter"] = maxiter
     res = minimize(fun, x0, jac=jac, method=method, callback=cb, options=opts)
@@ -202,18 +202,15 @@ def fmin_bfgs(f, x0, fprime=None, args=(), gtol=1e-5, norm=np.inf, epsilon=_EPSI
 
     Returns ``xopt`` or, with ``full_output``, ``(xopt, fopt, gopt, Bopt,
     func_calls, grad_calls, warnflag)``; ``retall`` appends the list of
-    iterates.  ``norm`` must be ``np.inf``, ``xrtol`` 0 and ``hess_inv0`` None
-    (the options neurenix's BFGS does not have raise ``ValueError``).
+    iterates.  ``norm`` must be ``np.inf`` and ``hess_inv0`` None (the options
+    neurenix's BFGS does not have raise ``ValueError``).
     """
-    if xrtol != 0:
-        raise ValueError("xrtol: neurenix's BFGS has no step-size test; only xrtol=0 is "
-                         "supported")
     if hess_inv0 is not None:
         raise ValueError("hess_inv0: neurenix's BFGS starts from H0 = I; hess_inv0 is "
                          "not supported")
     res, fcalls, gcalls, allvecs = _fmin_first_order(
         "BFGS", f, x0, fprime, args, gtol, norm, epsilon, maxiter, full_output, disp,
-        retall, callback, c1, c2)
+        retall, callback, c1, c2, **({"xrtol": xrtol} if xrtol != 0 else {}))
     if full_output:
         out = (res.x, res.fun, res.jac, res.hess_inv, fcalls, gcalls, res.status)
         return out + (allvecs,) if retall else out
