@@ -65,6 +65,7 @@ def test_cg_maxiter_status():
 
 # ---------------------------------------------------------------------------------------
 # SciPy's iteration, step for step (issue #13): iterates, nit, nfev, njev, status, message
+import time
 import warnings
 
 import scipy.optimize._optimize as _sopt
@@ -427,3 +428,40 @@ def test_interpolants_are_scipys():
     assert cubicmin(0.0, 1.0, -1.0, 1.0, 2.0, 1.0, 2.0) is None
     assert quadmin(0.0, 1.0, -1.0, 0.0, 2.0) is None
     assert _sls._quadmin(0.0, 1.0, -1.0, 0.0, 2.0) is None
+
+
+@pytest.mark.parametrize("method", ["BFGS", "CG"])
+def test_interrupt_and_maxtime_inside_the_second_search(method):
+    # Ctrl-C / maxtime during the bracketing/zoom search: the last iterate is returned
+    seen = {"inf": False}
+
+    def interrupted(x):
+        out = _barrier(x)
+        if seen["inf"]:
+            raise KeyboardInterrupt
+        seen["inf"] = not np.isfinite(out[0])
+        return out
+    ref = minimize(_barrier, np.ones(4), jac=True, method=method,
+                   options={"maxiter": 1 if method == "BFGS" else 0})
+    r = minimize(interrupted, np.ones(4), jac=True, method=method)
+    assert r.reason == Status.INTERRUPTED and not r.success
+    np.testing.assert_array_equal(r.x, ref.x)
+    assert r.fun == ref.fun and r.nit == ref.nit
+
+    def slow(x):
+        out = _barrier(x)
+        if not np.isfinite(out[0]):
+            time.sleep(0.3)
+        return out
+    r = minimize(slow, np.ones(4), jac=True, method=method, options={"maxtime": 0.2})
+    assert r.reason == Status.MAXTIME
+    np.testing.assert_array_equal(r.x, ref.x)
+
+
+@pytest.mark.parametrize("method", ["BFGS", "CG"])
+def test_float32_through_the_second_search(method):
+    # (the searches meet +inf on the way; f ~ 10 leaves float32 ~1e-6 of precision)
+    r = minimize(_barrier, np.ones(4, np.float32), jac=True, method=method,
+                 options={"gtol": 1e-2})
+    assert r.x.dtype == np.float32 and r.jac.dtype == np.float32 and r.success
+    np.testing.assert_allclose(r.x, 1 / (3.0 * np.arange(1, 5)), rtol=1e-2)
