@@ -46,7 +46,7 @@ Cauchy point and subspace minimization), and here the loops and the Python faces
 """
 cimport numpy as cnp
 from cython cimport floating
-from libc.math cimport fabs, sqrt, isfinite, INFINITY
+from libc.math cimport fabs, sqrt, isfinite, pow, INFINITY
 from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memcmp, memset
@@ -309,6 +309,8 @@ cdef struct Cfg:
     int maxls
     double c1, c2, xtol
     double xrtol        # BFGS: stop when the step <= xrtol * (xrtol + ||x||)
+    double norm         # BFGS/CG: the order of the gradient norm tested against gtol
+    int h_given         # BFGS: H holds the caller's H0 (else H0 = I)
     int report          # call the driver each iteration
     int has_bounds
     int boxed
@@ -670,15 +672,32 @@ cdef int _request(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, floating* px, fl
     return S_RUNNING
 
 
-cdef double _gnorm(const floating* g, Py_ssize_t n) noexcept nogil:
-    """``max |g_i|``, NaN when an entry is NaN (as ``np.amax(np.abs(g))``)."""
-    cdef double r = absmax(g, n)
+cdef double _gnorm(const floating* g, Py_ssize_t n, double ord) noexcept nogil:
+    """SciPy's ``vecnorm(g, ord)``: ``max |g_i|`` for ``ord = inf`` (NaN when an entry
+    is NaN, as ``np.amax``), ``min |g_i|`` for ``-inf``, else
+    ``(sum |g_i|^ord)^(1/ord)``."""
+    cdef double r, t
     cdef Py_ssize_t i
-    if r == INFINITY:
+    if ord == INFINITY:
+        r = absmax(g, n)
+        if r == INFINITY:
+            for i in range(n):
+                if g[i] != g[i]:
+                    return g[i]
+        return r
+    if ord == -INFINITY:
+        r = INFINITY
         for i in range(n):
-            if g[i] != g[i]:
-                return g[i]
-    return r
+            t = fabs(g[i])
+            if t != t:
+                return t            # (a NaN wins, as in np.amin)
+            if t < r:
+                r = t
+        return r
+    r = 0.0
+    for i in range(n):
+        r += pow(fabs(g[i]), ord)
+    return pow(r, 1.0 / ord)
 
 
 cdef bint _has_nan(const floating* a, Py_ssize_t n) noexcept nogil:
@@ -690,12 +709,13 @@ cdef bint _has_nan(const floating* a, Py_ssize_t n) noexcept nogil:
 
 
 cdef bint _pr_step(const floating* g, const floating* gk, const floating* d, floating* dn,
-                   floating* w, Py_ssize_t n, double deltak, double gtol) noexcept nogil:
+                   floating* w, Py_ssize_t n, double deltak, double gtol,
+                   double ord) noexcept nogil:
     """CG's next direction from a trial step with gradient ``g`` (``gk`` the gradient
     at the start of the line search, ``deltak = gk.gk``): Polak–Ribière+
     ``dn = -g + beta d``, ``beta = max(0, (g - gk).g / deltak)`` (Nocedal & Wright
     eq. 5.45; ``w`` work), and SciPy's ``descent_condition``: the step is acceptable
-    when ``max|g| <= gtol`` or ``dn.g <= -0.01 g.g`` (sufficient descent, Gilbert &
+    when ``||g|| <= gtol`` (``ord``-norm) or ``dn.g <= -0.01 g.g`` (sufficient descent, Gilbert &
     Nocedal 1992)."""
     cdef Py_ssize_t i
     cdef double beta
@@ -706,7 +726,7 @@ cdef bint _pr_step(const floating* g, const floating* gk, const floating* d, flo
         beta = 0.0
     for i in range(n):
         dn[i] = <floating>(-g[i] + beta * d[i])
-    if _gnorm(g, n) <= gtol:
+    if _gnorm(g, n, ord) <= gtol:
         return True
     return dot_lanes8(dn, g, n) <= -0.01 * dot_lanes8(g, g, n)
 
@@ -722,7 +742,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
     and, when it fails (for CG also when its step fails the descent condition of
     :c:func:`_pr_step`), the bracketing/zoom search (``line_search_wolfe2``,
     ``amax = 1e100``, 10 iterations) from the same point; both failing ends the
-    run (precision loss).  BFGS then tests ``max|g| <= gtol``, the step against
+    run (precision loss).  BFGS then tests ``||g|| <= gtol`` (``cfg.norm``), the step against
     ``xrtol`` and a non-finite f before it updates H (SciPy's order, so H is not
     updated after the last iteration); the update is always applied, with
     ``rho = 1 / y.s`` (1000 when ``y.s == 0``).  Evaluations go through
@@ -754,15 +774,16 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
     mo.f = f
     mo.f_ok = mo.g_ok = mo.g_have = 1
     if method == 1:
-        memset(H, 0, n * n * sizeof(floating))
-        for i in range(n):
-            H[i * n + i] = 1.0
+        if not cfg.h_given:
+            memset(H, 0, n * n * sizeof(floating))
+            for i in range(n):
+                H[i * n + i] = 1.0
     else:
         for i in range(n):
             d[i] = -pg[i]
     fprev = f + sqrt(dot_lanes8(pg, pg, n)) / 2.0
     try:
-        gnorm = _gnorm(pg, n)
+        gnorm = _gnorm(pg, n, cfg.norm)
         while gnorm > cfg.gtol and nit < cfg.maxiter:
             # ---------------------------------------------------- direction
             if method == 1:
@@ -799,7 +820,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                 if status != S_RUNNING:
                     break               # (Ctrl-C or maxtime: back to the iterate below)
                 if found and method == 2:
-                    found = _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol)
+                    found = _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol, cfg.norm)
             # ---------------------------------------------------- bracketing and zoom
             if not found:
                 task = w2_start(&w2, fk, fprev, True, dg, cfg.c1, cfg.c2, 1e100, 10,
@@ -816,7 +837,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                         else:
                             task = w2_dphi(&w2, dot_lanes8(pg, d, n), &stp)
                     elif task == W2_EXTRA:
-                        task = w2_extra(&w2, _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol),
+                        task = w2_extra(&w2, _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol, cfg.norm),
                                         &stp)
                     else:
                         break
@@ -835,7 +856,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                     found = True
                 fnew = w2.phi
                 if found and method == 2:
-                    _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol)
+                    _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol, cfg.norm)
             if not found:
                 warn = True             # SciPy's _LineSearchError: precision loss
                 break
@@ -845,7 +866,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
             fprev = fk
             if method == 2:
                 memcpy(d, dn, n * sizeof(floating))
-            gnorm = _gnorm(pg, n)
+            gnorm = _gnorm(pg, n, cfg.norm)
             if cfg.report:
                 status = _report(ev, driver, nit, xa, f, ga, stp * dnorm)
                 if status != S_RUNNING:
@@ -924,13 +945,15 @@ cdef object _ordered_rows(cnp.ndarray R, Py_ssize_t count, Py_ssize_t newest, Py
 def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         Py_ssize_t m=10, double gtol=1e-5, double ftol=0.0, Py_ssize_t maxiter=1000,
         Py_ssize_t maxfun=10**9, int maxls=20, double c1=1e-4, double c2=0.9,
-        double xtol=1e-14, double xrtol=0.0, lo=None, hi=None, driver=None, bint report=False,
-        int boxed=-1):
+        double xtol=1e-14, double xrtol=0.0, double norm=INFINITY, H0=None, lo=None, hi=None,
+        driver=None, bint report=False, int boxed=-1):
     """Run the loop from ``xa`` (updated in place, with its gradient ``ga``).
 
     Returns ``(status, nit, f, state)``; ``state`` holds the memory for the
     inverse-Hessian operator: ``sk, yk`` (the stored pairs, oldest first),
     ``rho`` (``1 / s.y`` of each) and ``gamma`` (L-BFGS[-B]), or ``H`` (BFGS).
+    BFGS and CG only: ``xrtol``, ``norm`` (order of the gradient norm), ``H0``
+    (BFGS's initial inverse Hessian, (n, n); None: the identity).
     Everything is validated by the Python front ends.
     """
     cdef Py_ssize_t n = xa.shape[0]
@@ -961,6 +984,8 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     cfg.c2 = c2
     cfg.xtol = xtol
     cfg.xrtol = xrtol
+    cfg.norm = norm
+    cfg.h_given = H0 is not None
     cfg.report = report
     cfg.eps = 2.220446049250313e-16 if typenum == cnp.NPY_DOUBLE else 1.1920928955078125e-07
     S = Y = rho = None
@@ -969,6 +994,8 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         Y = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
         rho = cnp.PyArray_ZEROS(1, [rr], cnp.NPY_DOUBLE, 0)
     H = _bfgs_matrix(n, typenum) if method == 1 else None
+    if H is not None and H0 is not None:
+        H[...] = H0
     cfg.has_bounds = lo is not None
     cfg.boxed = 0
     alo = ahi = None

@@ -7,23 +7,48 @@ eq. 6.17 (update); Algorithms 3.5 and 3.6 (the second line search).
 Moré & Thuente (1994), ACM TOMS 20(3) (the first line search).
 SciPy 1.17, ``scipy.optimize._optimize._minimize_bfgs`` (the iteration followed).
 """
+import numpy as np
+import scipy.linalg
+
 from .._core.validation import real_option as _real_opt
-from ._lbfgs import run_compiled, _gtol_maxiter_wolfe, EPSILON as _EPSILON
+from ._lbfgs import run_compiled, _gtol_maxiter_wolfe, _gradient_norm_order, EPSILON as _EPSILON
 from ._minimize import register_method
 
 __all__ = []
 
 
+def _hess_inv0(h, n, dtype):
+    """BFGS's ``hess_inv0`` option: an (n, n) symmetric positive definite matrix (SciPy's
+    test: ``issymmetric`` and a Cholesky factorization), as a contiguous array of x's dtype."""
+    a = np.asarray(h)
+    if a.shape != (n, n):
+        raise ValueError(f"options: hess_inv0 must have shape ({n}, {n}), got {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"options: hess_inv0 must be a real matrix, got dtype {a.dtype}")
+    ok = scipy.linalg.issymmetric(a)
+    if ok:
+        try:
+            scipy.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            ok = False
+    if not ok:
+        raise ValueError("'hess_inv0' matrix isn't positive definite.")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
 def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c2=0.9,
-                   eps=_EPSILON, xrtol=0.0):
+                   eps=_EPSILON, xrtol=0.0, norm=np.inf, hess_inv0=None):
     """BFGS with SciPy's two strong-Wolfe line searches.
 
-    Options (SciPy's): ``gtol`` (stop when ``max|g| <= gtol``), ``maxiter``
+    Options (SciPy's): ``gtol`` (stop when ``max|g| <= gtol``, see ``norm``), ``maxiter``
     (default ``200 * n``), ``c1``, ``c2`` (Wolfe constants, ``0 < c1 < c2 < 1``),
     ``eps`` (absolute step of the finite-difference gradient when no ``jac``
     function is given, as SciPy), ``xrtol`` (stop when the step
-    :math:`\\alpha \\|p\\| \\le xrtol (xrtol + \\|x\\|)`, default 0).  ``tol``
-    sets ``gtol``.  The result's ``hess_inv`` is the dense (n, n) matrix.
+    :math:`\\alpha \\|p\\| \\le xrtol (xrtol + \\|x\\|)`, default 0), ``norm``
+    (order of the gradient norm that ``gtol`` bounds, default ``inf``),
+    ``hess_inv0`` (the initial inverse Hessian, symmetric positive definite;
+    default the identity).  ``tol`` sets ``gtol``.  The result's ``hess_inv`` is
+    the dense (n, n) matrix.
 
     The iteration is SciPy's ``_minimize_bfgs``, step for step: :math:`H_0 = I`;
     each line search is the Moré–Thuente search (SciPy's ``line_search_wolfe1``)
@@ -39,14 +64,19 @@ def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4,
     ``nit``, ``nfev``, ``njev``, ``status`` and ``message`` are SciPy's up to
     rounding (inner products are summed in another order than NumPy's, which a
     long run on an ill-conditioned problem, or finite differences, amplify).
-    Options SciPy has and this method does not take: ``norm``, ``hess_inv0``,
-    ``return_all``, ``workers``.
+    Options SciPy has and this method does not take: ``return_all``, ``workers``.
     """
     gtol, maxiter, c1, c2 = _gtol_maxiter_wolfe(x0.size, gtol, maxiter, c1, c2)
     xrtol = _real_opt("xrtol", xrtol)
+    kw = {}
+    if norm is not np.inf:
+        kw["norm"] = _gradient_norm_order(norm)
+    if hess_inv0 is not None:
+        kw["H0"] = _hess_inv0(hess_inv0, x0.size, x0.dtype)
     obj.use_abs_step(eps)
     status, nit, f, x, g, st = run_compiled(obj, x0, driver, 1, gtol=gtol, maxiter=maxiter,
-                                            c1=c1, c2=c2, xtol=1e-14, xrtol=xrtol, maxls=100)
+                                            c1=c1, c2=c2, xtol=1e-14, xrtol=xrtol, maxls=100,
+                                            **kw)
     return driver.result(status, x, f, g, nit, hess_inv=st["H"])
 
 

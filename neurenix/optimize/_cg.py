@@ -7,14 +7,16 @@ Algorithms 3.5 and 3.6 (the second line search); Gilbert & Nocedal (1992),
 SIAM J. Optim. 2(1) (the sufficient-descent test); Moré & Thuente (1994) (the
 first line search).  SciPy 1.17, ``scipy.optimize._optimize._minimize_cg``.
 """
-from ._lbfgs import run_compiled, _gtol_maxiter_wolfe, EPSILON as _EPSILON
+import numpy as np
+
+from ._lbfgs import run_compiled, _gtol_maxiter_wolfe, _gradient_norm_order, EPSILON as _EPSILON
 from ._minimize import register_method
 
 __all__ = []
 
 
 def _minimize_cg(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c2=0.4,
-                 eps=_EPSILON):
+                 eps=_EPSILON, norm=np.inf):
     """Polak–Ribière+ conjugate gradients, SciPy's ``_minimize_cg`` step for step.
 
     :math:`p_{k+1} = -g_{k+1} + \\beta p_k`, :math:`\\beta = \\max(0,
@@ -30,15 +32,17 @@ def _minimize_cg(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c
     ``nfev``/``njev`` count as SciPy's ``ScalarFunction``.  Iterates and counts are
     SciPy's up to rounding (see BFGS).
 
-    Options (SciPy's): ``gtol`` (``max|g| <= gtol``), ``maxiter`` (default
-    ``200 * n``), ``c1``, ``c2`` (default 0.4, as SciPy), ``eps`` (absolute step of
-    the finite-difference gradient when no ``jac`` function is given, as SciPy).
+    Options (SciPy's): ``gtol`` (``max|g| <= gtol``), ``norm`` (order of that
+    gradient norm, default ``inf``), ``maxiter`` (default ``200 * n``), ``c1``,
+    ``c2`` (default 0.4, as SciPy), ``eps`` (absolute step of the
+    finite-difference gradient when no ``jac`` function is given, as SciPy).
     ``tol`` sets ``gtol``.
     """
     gtol, maxiter, c1, c2 = _gtol_maxiter_wolfe(x0.size, gtol, maxiter, c1, c2)
+    kw = {} if norm is np.inf else {"norm": _gradient_norm_order(norm)}
     obj.use_abs_step(eps)
     status, nit, f, x, g, st = run_compiled(obj, x0, driver, 2, gtol=gtol, maxiter=maxiter,
-                                            c1=c1, c2=c2, xtol=1e-14, maxls=100)
+                                            c1=c1, c2=c2, xtol=1e-14, maxls=100, **kw)
     return driver.result(status, x, f, g, nit)
 
 

@@ -39,6 +39,19 @@ def _limit_opt(name, v, lo):
     return _int_opt(name, v, lo)
 
 
+def _gradient_norm_order(norm):
+    """BFGS/CG's ``norm`` option (SciPy's ``vecnorm`` order: ``inf``, ``-inf`` or a
+    non-zero real) as a float."""
+    try:
+        v = float(norm)
+    except (TypeError, ValueError):
+        raise TypeError(f"options: norm must be a real number (np.inf: the largest "
+                        f"|g_i|), got {norm!r}") from None
+    if v != v or v == 0.0:
+        raise ValueError(f"options: norm must be non-zero and not NaN, got {norm!r}")
+    return v
+
+
 def _gtol_maxiter_wolfe(n, gtol, maxiter, c1, c2):
     """The options shared by BFGS and CG: ``gtol >= 0``, ``maxiter`` (default
     ``200 * n``), the Wolfe constants ``0 < c1 < c2 < 1``."""

@@ -166,16 +166,24 @@ def _first_then(g0, x0, jac):
     return grad
 
 
+def _vecnorm(g, norm):
+    """SciPy's ``vecnorm``: the largest (``inf``) or smallest (``-inf``) ``|g_i|``, else
+    ``(sum |g_i|^norm)^(1/norm)``."""
+    a = np.abs(np.ravel(g))
+    if norm == np.inf:
+        return np.max(a, initial=0.0)
+    if norm == -np.inf:
+        return np.min(a, initial=np.inf)
+    return np.sum(a ** norm) ** (1.0 / norm)
+
+
 def _fmin_first_order(method, f, x0, fprime, args, gtol, norm, epsilon, maxiter,
                       full_output, disp, retall, callback, c1, c2, **more):
-    if norm != np.inf:
-        raise ValueError(f"norm: only norm=np.inf (the max-norm of the gradient, SciPy's "
-                         f"default) is supported, got {norm!r}")
     x0 = np.asarray(x0).flatten()         # SciPy's fmin_* flatten x0
     fun, jac, counter = _objective(f, fprime, args, epsilon)
     if fprime is not None:
         g0 = np.atleast_1d(np.asarray(fprime(x0.copy(), *args)))
-        if g0.shape != x0.shape and np.max(np.abs(g0), initial=0.0) <= gtol:
+        if g0.shape != x0.shape and _vecnorm(g0, norm) <= gtol:
             # SciPy tests max|g(x0)| <= gtol before it uses g as a vector, so a
             # gradient of the wrong shape that is small enough ends the run at x0
             res = OptimizeResult(x=x0, fun=float(counter(x0)), jac=g0, nit=0, njev=1,
@@ -186,6 +194,8 @@ def _fmin_first_order(method, f, x0, fprime, args, gtol, norm, epsilon, maxiter,
         jac = _first_then(g0, x0, jac)
     cb, allvecs = _history(callback, retall, x0)
     opts = {"gtol": gtol, "c1": c1, "c2": c2, **more}
+    if norm != np.inf:
+        opts["norm"] = norm
     if maxiter is not None:
         opts["maxiter"] = maxiter
     res = minimize(fun, x0, jac=jac, method=method, callback=cb, options=opts)
@@ -202,15 +212,16 @@ def fmin_bfgs(f, x0, fprime=None, args=(), gtol=1e-5, norm=np.inf, epsilon=_EPSI
 
     Returns ``xopt`` or, with ``full_output``, ``(xopt, fopt, gopt, Bopt,
     func_calls, grad_calls, warnflag)``; ``retall`` appends the list of
-    iterates.  ``norm`` must be ``np.inf`` and ``hess_inv0`` None (the options
-    neurenix's BFGS does not have raise ``ValueError``).
+    iterates.
     """
+    more = {}
+    if xrtol != 0:
+        more["xrtol"] = xrtol
     if hess_inv0 is not None:
-        raise ValueError("hess_inv0: neurenix's BFGS starts from H0 = I; hess_inv0 is "
-                         "not supported")
+        more["hess_inv0"] = hess_inv0
     res, fcalls, gcalls, allvecs = _fmin_first_order(
         "BFGS", f, x0, fprime, args, gtol, norm, epsilon, maxiter, full_output, disp,
-        retall, callback, c1, c2, **({"xrtol": xrtol} if xrtol != 0 else {}))
+        retall, callback, c1, c2, **more)
     if full_output:
         out = (res.x, res.fun, res.jac, res.hess_inv, fcalls, gcalls, res.status)
         return out + (allvecs,) if retall else out

@@ -465,3 +465,42 @@ def test_float32_through_the_second_search(method):
                  options={"gtol": 1e-2})
     assert r.x.dtype == np.float32 and r.jac.dtype == np.float32 and r.success
     np.testing.assert_allclose(r.x, 1 / (3.0 * np.arange(1, 5)), rtol=1e-2)
+
+
+@pytest.mark.parametrize("method", ["BFGS", "CG"])
+@pytest.mark.parametrize("norm", [2, 1, 3.5, -np.inf])
+def test_norm_option(method, norm):
+    r, s, xr, xs = _both(_logit, np.zeros(5), method, options={"norm": norm, "gtol": 1e-4})
+    _assert_same(r, s, xr, xs, rtol=1e-8)
+
+
+def test_hess_inv0():
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((5, 5))
+    H0 = A @ A.T / 5 + np.eye(5)
+    r, s, xr, xs = _both(_logit, np.zeros(5), "BFGS", options={"hess_inv0": H0})
+    _assert_same(r, s, xr, xs, rtol=1e-8)
+    np.testing.assert_allclose(r.hess_inv, s.hess_inv, rtol=1e-8, atol=1e-12)
+    # no iteration: H0 itself
+    r = minimize(_logit, np.zeros(5), jac=True, method="BFGS",
+                 options={"hess_inv0": H0, "maxiter": 0})
+    np.testing.assert_array_equal(r.hess_inv, H0)
+    for bad in (-H0, A, np.eye(4)):
+        with pytest.raises(ValueError, match="hess_inv0"):
+            minimize(_logit, np.zeros(5), jac=True, method="BFGS", options={"hess_inv0": bad})
+
+
+def test_fmin_bfgs_cg_options_as_scipy():
+    from neurenix.optimize import fmin_bfgs, fmin_cg
+    f = lambda b: _logit(b)[0]
+    g = lambda b: _logit(b)[1]
+    H0 = np.diag(np.arange(1.0, 6.0)) / 100
+    for kw in ({"norm": 2}, {"xrtol": 1e-2}, {"hess_inv0": H0}):
+        r = fmin_bfgs(f, np.zeros(5), g, full_output=True, disp=0, **kw)
+        s = so.fmin_bfgs(f, np.zeros(5), g, full_output=True, disp=0, **kw)
+        np.testing.assert_allclose(r[0], s[0], rtol=1e-8)
+        assert r[4:] == s[4:]
+    r = fmin_cg(f, np.zeros(5), g, full_output=True, disp=0, norm=1)
+    s = so.fmin_cg(f, np.zeros(5), g, full_output=True, disp=0, norm=1)
+    np.testing.assert_allclose(r[0], s[0], rtol=1e-8)
+    assert r[2:] == s[2:]
