@@ -354,6 +354,44 @@ cdef inline bint _restart(int method, Py_ssize_t* count, int* bfgs_fresh,
     return False
 
 
+cdef inline void _lbfgs_pair(floating* pg, floating* gold,
+                             floating* d, double stp, double dgdiff, double ddum,
+                             Py_ssize_t n, double eps, floating* S, floating* Y, double* rho,
+                             Py_ssize_t R, Py_ssize_t m, Py_ssize_t* newest, Py_ssize_t* count,
+                             double* gamma, BState* bs, floating* wf,
+                             floating* wa) noexcept nogil:
+    """Store the pair of the step just taken (L-BFGS-B's matupd, Byrd et al. 1995):
+    ``s = stp d``, ``y = g - g_old``, ``s.y`` taken as ``stp (g.d - g_old.d)``
+    (``dgdiff`` the bracket) for the curvature test of L-BFGS-B (and so SciPy's):
+    the pair is skipped when that is ``<= eps * ddum``, ``ddum = -stp g_old.d``.
+    A pair kept enters with ``rho = 1 / s.y`` and ``gamma = s.y / y.y`` by
+    whole-vector products (free of the cancellation in ``g.d - g_old.d``).
+    With ``bs`` (L-BFGS-B) the Gram matrices follow."""
+    cdef Py_ssize_t i, slot = newest[0] + 1 if newest[0] + 1 < R else 0
+    cdef double sy, yy
+    for i in range(n):
+        S[slot * n + i] = <floating>(stp * d[i]) if stp != 1.0 else d[i]
+        Y[slot * n + i] = pg[i] - gold[i]
+    sy = dgdiff * stp if stp != 1.0 else dgdiff
+    if not (sy > eps * ddum):
+        return
+    yy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
+    if yy > 0.0:                    # (else the cancellation has ruined the product)
+        sy = yy
+    yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
+    if not (yy > 0.0):
+        return
+    rho[slot] = 1.0 / sy
+    gamma[0] = sy / yy
+    newest[0] = slot
+    if count[0] < m:
+        count[0] += 1
+    elif bs != NULL:
+        _gram_shift(bs, count[0])       # the oldest pair leaves the memory
+    if bs != NULL:
+        _gram_new_pair(bs, S, Y, wf, wa, n, slot, slot, count[0])
+
+
 cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
               Evaluator ev, Cfg* cfg, Out* out, double f,
               floating* S, floating* Y, double* rho, floating* plo, floating* phi,
@@ -496,7 +534,9 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     if stpmax < 1.0:
                         stpmax = 1.0   # xbar is feasible: the unit step always is
             if method == 0 or method == 3:
-                if count == 0 and not cfg.boxed:
+                # L-BFGS-B's lnsrlb: 1/||d|| on the first iteration only (not
+                # after a restart), unless every variable has both bounds
+                if nit == 0 and not cfg.boxed:
                     stp = min(1.0 / dnorm, stpmax)
                 else:
                     stp = min(1.0, stpmax)
@@ -518,8 +558,13 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if task == MT_ERROR:
                     lsfail = 1
                     break
-                for i in range(n):
-                    px[i] = <floating>(xold[i] + stp * d[i])
+                if method == 3 and stp == 1.0:
+                    # the unit step is the new point itself (as lnsrlb: x = z),
+                    # not x + (z - x), which may differ from z in the last bit
+                    memcpy(px, xbar, n * sizeof(floating))
+                else:
+                    for i in range(n):
+                        px[i] = <floating>(xold[i] + stp * d[i])
                 if cfg.has_bounds:
                     for i in range(n):
                         if px[i] < plo[i]:
@@ -553,14 +598,14 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if task != MT_FG:
                     # a warning: accept the last trial when it decreased f enough;
                     # BFGS fails, as SciPy's line_search_wolfe1 (its stp is None)
+                    # L-BFGS(-B) takes the trial as the new iterate, whatever its f
+                    # (L-BFGS-B's lnsrlb: a warning of dcsrch ends the search with
+                    # NEW_X; an f above fold then stops the run by the ftol test)
+                    if method == 0 or method == 3:
+                        break
                     if method == 1 or not (f <= fold + cfg.c1 * stp * dg) \
                             or not (f <= fold):
                         lsfail = 1
-                    break
-                if ev.nfev >= cfg.maxfun:
-                    if not f < fold:
-                        lsfail = 1
-                    status = S_MAXFUN
                     break
                 if nls >= cfg.maxls:
                     lsfail = 1
@@ -584,25 +629,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             nit += 1
             cg_restart = 0
             fprev = fold
-            if method == 0 or method == 3:
-                slot = newest + 1 if newest + 1 < R else 0
-                for i in range(n):
-                    S[slot * n + i] = px[i] - xold[i]
-                    Y[slot * n + i] = pg[i] - gold[i]
-                # (separate passes: a fused loop with these reductions does not vectorize)
-                sy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
-                yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
-                if sy > cfg.eps * yy and yy > 0.0:
-                    rho[slot] = 1.0 / sy
-                    gamma = sy / yy
-                    newest = slot
-                    if count < m:
-                        count += 1
-                    elif method == 3:
-                        _gram_shift(&bs, count)     # the oldest pair leaves the memory
-                    if method == 3:
-                        _gram_new_pair(&bs, S, Y, wf, wa, n, slot, newest, count)
-            elif method == 1:
+            if method == 1:
                 # s -> xbar, y -> d (d is recomputed next iteration)
                 for i in range(n):
                     xbar[i] = px[i] - xold[i]
@@ -641,15 +668,26 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
             if status != S_RUNNING:
                 break
             gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
-            if gnorm <= cfg.gtol:
+            if method == 0 or method == 3:
+                # L-BFGS-B's order: the driver's limits first (SciPy tests them when
+                # the iteration ends, maxfun only once it is exceeded: a line search
+                # is never cut short), then the projected gradient, then f
+                if nit >= cfg.maxiter:
+                    status = S_MAXITER
+                elif ev.nfev > cfg.maxfun:
+                    status = S_MAXFUN
+                elif gnorm <= cfg.gtol:
+                    status = S_GTOL
+                elif (fold - f) <= cfg.ftol * max(fabs(fold), fabs(f), 1.0):
+                    status = S_FTOL
+                else:
+                    _lbfgs_pair(pg, gold, d, stp, dgt - dg, -dg * stp, n, cfg.eps,
+                                S, Y, rho, R, m, &newest, &count, &gamma,
+                                &bs if method == 3 else NULL, wf, wa)
+            elif gnorm <= cfg.gtol:
                 status = S_GTOL
-            elif (method == 0 or method == 3) and \
-                    (fold - f) <= cfg.ftol * max(fabs(fold), fabs(f), 1.0):
-                status = S_FTOL
             elif nit >= cfg.maxiter:
                 status = S_MAXITER
-            elif ev.nfev >= cfg.maxfun:
-                status = S_MAXFUN
     finally:
         ev.sync()
         free(mem); free(xold)
