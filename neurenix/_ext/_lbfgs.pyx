@@ -354,6 +354,27 @@ cdef inline bint _restart(int method, Py_ssize_t* count, int* bfgs_fresh,
     return False
 
 
+cdef inline bint _set_trial(floating* px, const floating* xold, const floating* d, double stp,
+                            const floating* z, const floating* lo, const floating* hi,
+                            Py_ssize_t n) noexcept nogil:
+    """The line search's trial point into ``px``: ``z`` when given, else
+    ``xold + stp d``, projected on the bounds (``lo``/``hi``, or NULL); True
+    when it equals (``==``, entry by entry) what ``px`` held."""
+    cdef Py_ssize_t i
+    cdef floating v
+    cdef bint same = 1
+    for i in range(n):
+        v = z[i] if z != NULL else <floating>(xold[i] + stp * d[i])
+        if lo != NULL:
+            if v < lo[i]:
+                v = lo[i]
+            elif v > hi[i]:
+                v = hi[i]
+        same &= (v == px[i])
+        px[i] = v
+    return same
+
+
 cdef inline void _lbfgs_pair(floating* pg, floating* gold,
                              floating* d, double stp, double dgdiff, double ddum,
                              Py_ssize_t n, double eps, floating* S, floating* Y, double* rho,
@@ -410,6 +431,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     cdef double gnorm, sy, yy
     cdef double gamma = 1.0, theta, beta, a, rho_k, yhy
     cdef int bfgs_fresh = 1, cg_restart = 1
+    cdef bint last_eval = 1         # x (px) is the point the objective saw last
     cdef MTState ls
     cdef double* alpha = NULL
     cdef floating* xold = NULL
@@ -558,29 +580,25 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if task == MT_ERROR:
                     lsfail = 1
                     break
-                if method == 3 and stp == 1.0:
-                    # the unit step is the new point itself (as lnsrlb: x = z),
-                    # not x + (z - x), which may differ from z in the last bit
-                    memcpy(px, xbar, n * sizeof(floating))
+                # the unit step of L-BFGS-B is the new point itself (as lnsrlb:
+                # x = z), not x + (z - x), which may differ from z in the last bit
+                if _set_trial(px, xold, d, stp, xbar if method == 3 and stp == 1.0 else NULL,
+                              plo, phi, n) and last_eval:
+                    # the point last evaluated: its f and g are at hand, and no new
+                    # evaluation is made or counted (as SciPy's ScalarFunction)
+                    pass
                 else:
-                    for i in range(n):
-                        px[i] = <floating>(xold[i] + stp * d[i])
-                if cfg.has_bounds:
-                    for i in range(n):
-                        if px[i] < plo[i]:
-                            px[i] = plo[i]
-                        elif px[i] > phi[i]:
-                            px[i] = phi[i]
-                try:
-                    f = ev.evaluate(xa, ga)
-                except KeyboardInterrupt:
-                    status = S_INTERRUPTED
-                    lsfail = 1
-                    break
-                except MaxTimeExceeded:
-                    status = S_MAXTIME
-                    lsfail = 1
-                    break
+                    try:
+                        f = ev.evaluate(xa, ga)
+                    except KeyboardInterrupt:
+                        status = S_INTERRUPTED
+                        lsfail = 1
+                        break
+                    except MaxTimeExceeded:
+                        status = S_MAXTIME
+                        lsfail = 1
+                        break
+                    last_eval = 1
                 nls += 1
                 # g . d is non-finite whenever g has an inf or a NaN (inf * 0 is NaN),
                 # so one pass gives both the slope and the finiteness test
@@ -611,6 +629,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     lsfail = 1
                     break
             if lsfail:
+                if nls > 0:
+                    last_eval = 0       # (the last trial was, not the point restored)
                 memcpy(px, xold, n * sizeof(floating))
                 memcpy(pg, gold, n * sizeof(floating))
                 f = fold
