@@ -397,6 +397,65 @@ cdef int _report(Evaluator ev, object driver, Py_ssize_t nit, cnp.ndarray xa, do
     return S_RUNNING if st is None else int(st)
 
 
+cdef inline bint _set_trial(floating* px, const floating* xold, const floating* d, double stp,
+                            const floating* z, const floating* lo, const floating* hi,
+                            Py_ssize_t n) noexcept nogil:
+    """The line search's trial point into ``px``: ``z`` when given, else
+    ``xold + stp d``, projected on the bounds (``lo``/``hi``, or NULL); True
+    when it equals (``==``, entry by entry) what ``px`` held."""
+    cdef Py_ssize_t i
+    cdef floating v
+    cdef bint same = 1
+    for i in range(n):
+        v = z[i] if z != NULL else <floating>(xold[i] + stp * d[i])
+        if lo != NULL:
+            if v < lo[i]:
+                v = lo[i]
+            elif v > hi[i]:
+                v = hi[i]
+        same &= (v == px[i])
+        px[i] = v
+    return same
+
+
+cdef inline void _lbfgs_pair(floating* pg, floating* gold,
+                             floating* d, double stp, double dgdiff, double ddum,
+                             Py_ssize_t n, double eps, floating* S, floating* Y, double* rho,
+                             Py_ssize_t R, Py_ssize_t m, Py_ssize_t* newest, Py_ssize_t* count,
+                             double* gamma, BState* bs, floating* wf,
+                             floating* wa) noexcept nogil:
+    """Store the pair of the step just taken (L-BFGS-B's matupd, Byrd et al. 1995):
+    ``s = stp d``, ``y = g - g_old``, ``s.y`` taken as ``stp (g.d - g_old.d)``
+    (``dgdiff`` the bracket) for the curvature test of L-BFGS-B (and so SciPy's):
+    the pair is skipped when that is ``<= eps * ddum``, ``ddum = -stp g_old.d``.
+    A pair kept enters with ``rho = 1 / s.y`` and ``gamma = s.y / y.y`` by
+    whole-vector products (free of the cancellation in ``g.d - g_old.d``).
+    With ``bs`` (L-BFGS-B) the Gram matrices follow."""
+    cdef Py_ssize_t i, slot = newest[0] + 1 if newest[0] + 1 < R else 0
+    cdef double sy, yy
+    for i in range(n):
+        S[slot * n + i] = <floating>(stp * d[i]) if stp != 1.0 else d[i]
+        Y[slot * n + i] = pg[i] - gold[i]
+    sy = dgdiff * stp if stp != 1.0 else dgdiff
+    if not (sy > eps * ddum):
+        return
+    yy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
+    if yy > 0.0:                    # (else the cancellation has ruined the product)
+        sy = yy
+    yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
+    if not (yy > 0.0):
+        return
+    rho[slot] = 1.0 / sy
+    gamma[0] = sy / yy
+    newest[0] = slot
+    if count[0] < m:
+        count[0] += 1
+    elif bs != NULL:
+        _gram_shift(bs, count[0])       # the oldest pair leaves the memory
+    if bs != NULL:
+        _gram_new_pair(bs, S, Y, wf, wa, n, slot, slot, count[0])
+
+
 cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
               Evaluator ev, Cfg* cfg, Out* out, double f,
               floating* S, floating* Y, double* rho, floating* plo, floating* phi,
@@ -413,6 +472,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     cdef double fold = f, dg, dgt = 0.0, stp = 1.0, stpmax, dnorm = 0.0
     cdef double gnorm, sy, yy
     cdef double gamma = 1.0, theta
+    cdef bint last_eval = 1         # x (px) is the point the objective saw last
     cdef MTState ls
     cdef double* alpha = NULL
     cdef floating* xold = NULL
@@ -510,7 +570,9 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     stpmax = _step_max(px, d, plo, phi, n, stpmax)
                     if stpmax < 1.0:
                         stpmax = 1.0   # xbar is feasible: the unit step always is
-            if count == 0 and not cfg.boxed:
+            # L-BFGS-B's lnsrlb: 1/||d|| on the first iteration only (not after a
+            # restart), unless every variable has both bounds
+            if nit == 0 and not cfg.boxed:
                 stp = min(1.0 / dnorm, stpmax)
             else:
                 stp = min(1.0, stpmax)
@@ -526,18 +588,17 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 if task == MT_ERROR:
                     lsfail = 1
                     break
-                for i in range(n):
-                    px[i] = <floating>(xold[i] + stp * d[i])
-                if cfg.has_bounds:
-                    for i in range(n):
-                        if px[i] < plo[i]:
-                            px[i] = plo[i]
-                        elif px[i] > phi[i]:
-                            px[i] = phi[i]
-                status = _evaluate(ev, xa, ga, 0, &f, NULL)
-                if status != S_RUNNING:
-                    lsfail = 1
-                    break
+                # the unit step of L-BFGS-B is the new point itself (as lnsrlb:
+                # x = z), not x + (z - x), which may differ from z in the last bit
+                if not (_set_trial(px, xold, d, stp, xbar if method == 3 and stp == 1.0
+                                   else NULL, plo, phi, n) and last_eval):
+                    # (else: the point last evaluated, whose f and g are at hand: no new
+                    # evaluation is made or counted, as SciPy's ScalarFunction)
+                    status = _evaluate(ev, xa, ga, 0, &f, NULL)
+                    if status != S_RUNNING:
+                        lsfail = 1
+                        break
+                    last_eval = 1
                 nls += 1
                 # g . d is non-finite whenever g has an inf or a NaN (inf * 0 is NaN),
                 # so one pass gives both the slope and the finiteness test
@@ -550,22 +611,18 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     mt_nonfinite(&ls, &stp)
                     continue
                 task = mt_iterate(&ls, &stp, f, dgt)
-                if task == MT_CONVERGED:
-                    break
                 if task != MT_FG:
-                    # a warning: accept the last trial when it decreased f enough
-                    if not (f <= fold + cfg.c1 * stp * dg) or not (f <= fold):
-                        lsfail = 1
-                    break
-                if ev.nfev >= cfg.maxfun:
-                    if not f < fold:
-                        lsfail = 1
-                    status = S_MAXFUN
+                    # converged, or a warning, which also ends the search with the
+                    # trial as the new iterate, whatever its f (L-BFGS-B's lnsrlb:
+                    # NEW_X after a warning of dcsrch; an f above fold then stops
+                    # the run by the ftol test)
                     break
                 if nls >= cfg.maxls:
                     lsfail = 1
                     break
             if lsfail:
+                if nls > 0:
+                    last_eval = 0       # (the last trial was, not the point restored)
                 memcpy(px, xold, n * sizeof(floating))
                 memcpy(pg, gold, n * sizeof(floating))
                 f = fold
@@ -577,37 +634,28 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                 break
             # ---------------------------------------------------- update
             nit += 1
-            slot = newest + 1 if newest + 1 < R else 0
-            for i in range(n):
-                S[slot * n + i] = px[i] - xold[i]
-                Y[slot * n + i] = pg[i] - gold[i]
-            # (separate passes: a fused loop with these reductions does not vectorize)
-            sy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
-            yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
-            if sy > cfg.eps * yy and yy > 0.0:
-                rho[slot] = 1.0 / sy
-                gamma = sy / yy
-                newest = slot
-                if count < m:
-                    count += 1
-                elif method == 3:
-                    _gram_shift(&bs, count)     # the oldest pair leaves the memory
-                if method == 3:
-                    _gram_new_pair(&bs, S, Y, wf, wa, n, slot, newest, count)
             # ---------------------------------------------------- report, tests
             if cfg.report:
                 status = _report(ev, driver, nit, xa, f, ga, stp * dnorm)
             if status != S_RUNNING:
                 break
             gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
-            if gnorm <= cfg.gtol:
+            # L-BFGS-B's order: the driver's limits first (SciPy tests them when the
+            # iteration ends, maxfun only once it is exceeded: a line search is never
+            # cut short), then the projected gradient, then f; the pair of the step
+            # is stored only when the run goes on
+            if nit >= cfg.maxiter:
+                status = S_MAXITER
+            elif ev.nfev > cfg.maxfun:
+                status = S_MAXFUN
+            elif gnorm <= cfg.gtol:
                 status = S_GTOL
             elif (fold - f) <= cfg.ftol * max(fabs(fold), fabs(f), 1.0):
                 status = S_FTOL
-            elif nit >= cfg.maxiter:
-                status = S_MAXITER
-            elif ev.nfev >= cfg.maxfun:
-                status = S_MAXFUN
+            else:
+                _lbfgs_pair(pg, gold, d, stp, dgt - dg, -dg * stp, n, cfg.eps,
+                            S, Y, rho, R, m, &newest, &count, &gamma,
+                            &bs if method == 3 else NULL, wf, wa)
     finally:
         ev.sync()
         free(mem); free(xold)

@@ -300,7 +300,10 @@ cdef inline int _cauchy_subspace(floating* x, floating* g, floating* lo, floatin
                 wf[i] = 1.0 if fi else 0.0
                 wa[i] = 0.0 if fi else 1.0
         _block_flags(b, n)
-    if nfree == 0:
+    if nfree == 0 or c == 0:
+        # no free variable, or B = theta I (no pairs stored): the step ends at
+        # the Cauchy point, as in L-BFGS-B's mainlb (Byrd et al. 1995; Zhu et
+        # al. 1997, Algorithm 778), and so SciPy
         return 0
     # ---- subspace minimization over the free variables (direct primal method)
     # r = Z^T (g + theta (xcp - x) - W M c), in dcp

@@ -219,6 +219,13 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     still runs one iteration and ``maxiter``/``maxfun`` may be ``inf``.
     Line search: Moré–Thuente with ``ftol=1e-3, gtol=0.9, xtol=0.1`` as in
     L-BFGS-B.  The result's ``hess_inv`` is an :class:`LbfgsInvHessProduct`.
+
+    The iteration follows the driver of L-BFGS-B 3.0 (Morales & Nocedal 2011) as
+    SciPy runs it, so that ``nit``/``nfev``/``status`` agree with SciPy's: limits
+    tested when an iteration ends and before convergence (``maxfun`` once
+    exceeded), a line-search warning accepted as the new point, no pair stored
+    after the last iteration, and no evaluation at a trial point equal to the
+    one last evaluated (see ``docs/scipy_compat.md``).
     """
     m = maxcor
     defaults = (maxcor is _DEFAULTS[0] and ftol is _DEFAULTS[1] and gtol is _DEFAULTS[2]

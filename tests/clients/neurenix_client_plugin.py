@@ -9,6 +9,13 @@ both modes every patchable ``scipy.optimize`` function is wrapped by a timer
 that adds up the wall time spent inside the outermost optimizer calls (a call
 made from inside another timed call is not counted twice); the totals are
 written as JSON to ``NEURENIX_CLIENT_TIMES`` at the end of the session.
+
+Diagnostic: with ``NEURENIX_CLIENT_SHADOW=<path>`` in the ``neurenix`` mode, every
+outermost ``minimize`` call is repeated with SciPy's own ``minimize`` on a copy of
+its arguments, and one JSON line per call (test, method, n, nit/nfev/status/fun of
+both) is appended to the file: where neurenix needs more evaluations than SciPy,
+call by call.  Only for objectives without side effects that matter (the client
+suites' are); never in CI.
 """
 import json
 import os
@@ -34,6 +41,8 @@ def _timed(name, fn):
         t0 = time.perf_counter()
         try:
             res = fn(*args, **kwargs)
+            if name == "minimize" and _SHADOW[0] and isinstance(res, dict):
+                _shadow(args, kwargs, res)
             if isinstance(res, dict):
                 # iterations and evaluations (SciPy vs neurenix on the same problems)
                 for key in ("nit", "nfev"):
@@ -56,6 +65,36 @@ def _timed(name, fn):
     return wrapper
 
 
+_SHADOW = [None]
+
+
+def _shadow(args, kwargs, res):
+    """Repeat a ``minimize`` call with SciPy's function; append one JSON line."""
+    import copy
+    import numpy as np
+    from neurenix._patch import scipy_original
+    rec = {"test": _CURRENT[0]}
+    try:
+        try:
+            a2 = copy.deepcopy(args)
+            k2 = copy.deepcopy(kwargs)
+        except Exception:           # (an argument that cannot be copied: arrays only)
+            a2 = tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in args)
+            k2 = {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        ref = scipy_original("minimize")(*a2, **k2)
+        method = k2.get("method", a2[2] if len(a2) > 2 else None)
+        rec.update(method=str(method if not callable(method) else "callable"),
+                   n=int(np.size(a2[1])),
+                   ours=[int(res.get("nit", -1) or 0), int(res.get("nfev", -1) or 0),
+                         int(res.get("status", -99)), float(res.get("fun", np.nan))],
+                   scipy=[int(ref.get("nit", -1) or 0), int(ref.get("nfev", -1) or 0),
+                          int(ref.get("status", -99)), float(ref.get("fun", np.nan))])
+    except Exception as exc:            # diagnostic only
+        rec["error"] = repr(exc)[:200]
+    with open(_SHADOW[0], "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
 def pytest_configure(config):
     import scipy.optimize as so
     import neurenix
@@ -73,6 +112,8 @@ def pytest_configure(config):
         mapping[id(fn)] = (fn, w)
     _rebind_modules(mapping)
     config._neurenix_mode = mode
+    if mode == "neurenix":
+        _SHADOW[0] = os.environ.get("NEURENIX_CLIENT_SHADOW") or None
 
 
 def pytest_collection_modifyitems(session, config, items):
