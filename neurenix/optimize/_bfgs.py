@@ -37,7 +37,8 @@ def _hess_inv0(h, n, dtype):
 
 
 def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c2=0.9,
-                   eps=_EPSILON, xrtol=0.0, norm=np.inf, hess_inv0=None):
+                   eps=_EPSILON, xrtol=0.0, norm=np.inf, hess_inv0=None,
+                   return_all=False):
     """BFGS with SciPy's two strong-Wolfe line searches.
 
     Options (SciPy's): ``gtol`` (stop when ``max|g| <= gtol``, see ``norm``), ``maxiter``
@@ -47,7 +48,8 @@ def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4,
     :math:`\\alpha \\|p\\| \\le xrtol (xrtol + \\|x\\|)`, default 0), ``norm``
     (order of the gradient norm that ``gtol`` bounds, default ``inf``),
     ``hess_inv0`` (the initial inverse Hessian, symmetric positive definite;
-    default the identity).  ``tol`` sets ``gtol``.  The result's ``hess_inv`` is
+    default the identity), ``return_all`` (the result's ``allvecs``: x0 and every
+    iterate).  ``tol`` sets ``gtol``.  The result's ``hess_inv`` is
     the dense (n, n) matrix.
 
     The iteration is SciPy's ``_minimize_bfgs``, step for step: :math:`H_0 = I`;
@@ -64,7 +66,7 @@ def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4,
     ``nit``, ``nfev``, ``njev``, ``status`` and ``message`` are SciPy's up to
     rounding (inner products are summed in another order than NumPy's, which a
     long run on an ill-conditioned problem, or finite differences, amplify).
-    Options SciPy has and this method does not take: ``return_all``, ``workers``.
+    ``workers`` (SciPy's parallel finite differences) is not taken.
     """
     gtol, maxiter, c1, c2 = _gtol_maxiter_wolfe(x0.size, gtol, maxiter, c1, c2)
     xrtol = _real_opt("xrtol", xrtol)
@@ -74,9 +76,13 @@ def _minimize_bfgs(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4,
     if hess_inv0 is not None:
         kw["H0"] = _hess_inv0(hess_inv0, x0.size, x0.dtype)
     obj.use_abs_step(eps)
+    if return_all:
+        driver.keep_iterates(x0)
     status, nit, f, x, g, st = run_compiled(obj, x0, driver, 1, gtol=gtol, maxiter=maxiter,
                                             c1=c1, c2=c2, xtol=1e-14, xrtol=xrtol, maxls=100,
                                             **kw)
+    if return_all:
+        return driver.result(status, x, f, g, nit, hess_inv=st["H"], allvecs=driver.allvecs)
     return driver.result(status, x, f, g, nit, hess_inv=st["H"])
 
 

@@ -16,7 +16,7 @@ __all__ = []
 
 
 def _minimize_cg(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c2=0.4,
-                 eps=_EPSILON, norm=np.inf):
+                 eps=_EPSILON, norm=np.inf, return_all=False):
     """Polak–Ribière+ conjugate gradients, SciPy's ``_minimize_cg`` step for step.
 
     :math:`p_{k+1} = -g_{k+1} + \\beta p_k`, :math:`\\beta = \\max(0,
@@ -35,14 +35,19 @@ def _minimize_cg(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c
     Options (SciPy's): ``gtol`` (``max|g| <= gtol``), ``norm`` (order of that
     gradient norm, default ``inf``), ``maxiter`` (default ``200 * n``), ``c1``,
     ``c2`` (default 0.4, as SciPy), ``eps`` (absolute step of the
-    finite-difference gradient when no ``jac`` function is given, as SciPy).
-    ``tol`` sets ``gtol``.
+    finite-difference gradient when no ``jac`` function is given, as SciPy),
+    ``return_all`` (the result's ``allvecs``: x0 and every iterate).  ``tol`` sets
+    ``gtol``.
     """
     gtol, maxiter, c1, c2 = _gtol_maxiter_wolfe(x0.size, gtol, maxiter, c1, c2)
     kw = {} if norm is np.inf else {"norm": _gradient_norm_order(norm)}
+    if return_all:
+        driver.keep_iterates(x0)
     obj.use_abs_step(eps)
     status, nit, f, x, g, st = run_compiled(obj, x0, driver, 2, gtol=gtol, maxiter=maxiter,
                                             c1=c1, c2=c2, xtol=1e-14, maxls=100, **kw)
+    if return_all:
+        return driver.result(status, x, f, g, nit, allvecs=driver.allvecs)
     return driver.result(status, x, f, g, nit)
 
 

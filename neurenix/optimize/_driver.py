@@ -78,6 +78,8 @@ class Driver:
     nit = 0
     #: where ``disp`` prints (sys.stdout when the run starts, unless given)
     stream = None
+    #: SciPy's ``return_all``: x0 and every iterate (see :meth:`keep_iterates`)
+    allvecs = None
 
     def __init__(self, obj, x0, *, callback=None, maxtime=None, disp=False, method="",
                  maxiter=None, maxfun=None, stream=None):
@@ -118,6 +120,13 @@ class Driver:
         self.active = True
 
     # ------------------------------------------------------------ per iteration
+    def keep_iterates(self, x0):
+        """SciPy's ``return_all``: keep a copy of ``x0`` and of every iterate
+        reported to :meth:`iteration` in :attr:`allvecs` (and so make the run
+        report each iteration)."""
+        self.allvecs = [np.array(x0, copy=True)]
+        self.active = True
+
     def record(self, x, f, g=None):
         """Remember ``x`` as the best point if ``f`` is lower (copies)."""
         if f <= self.best_f or not math.isfinite(self.best_f):
@@ -135,6 +144,8 @@ class Driver:
             ``Status.MAXTIME`` when the time limit has passed, else None.
         """
         self.nit = nit
+        if self.allvecs is not None:
+            self.allvecs.append(np.array(x, copy=True))
         self.record(x, f, g)
         if self.disp:
             self._show(nit, f, g, step)

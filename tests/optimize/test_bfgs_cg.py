@@ -504,3 +504,18 @@ def test_fmin_bfgs_cg_options_as_scipy():
     s = so.fmin_cg(f, np.zeros(5), g, full_output=True, disp=0, norm=1)
     np.testing.assert_allclose(r[0], s[0], rtol=1e-8)
     assert r[2:] == s[2:]
+
+
+@pytest.mark.parametrize("method", ["BFGS", "CG"])
+def test_return_all_gives_scipys_allvecs(method):
+    # SciPy's return_all: x0, then every iterate, in the result's allvecs
+    x0 = np.array([-1.2, 1.0, 0.3])
+    s = so.minimize(so.rosen, x0, jac=so.rosen_der, method=method,
+                    options={"return_all": True})
+    r = minimize(so.rosen, x0, jac=so.rosen_der, method=method,
+                 options={"return_all": True})
+    assert len(r.allvecs) == len(s.allvecs) == r.nit + 1
+    np.testing.assert_allclose(np.array(r.allvecs), np.array(s.allvecs), rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(r.allvecs[0], x0)
+    np.testing.assert_array_equal(r.allvecs[-1], r.x)
+    assert "allvecs" not in minimize(so.rosen, x0, jac=so.rosen_der, method=method)
