@@ -397,15 +397,13 @@ cdef int _report(Evaluator ev, object driver, Py_ssize_t nit, cnp.ndarray xa, do
     return S_RUNNING if st is None else int(st)
 
 
-cdef inline bint _set_trial(floating* px, const floating* xold, const floating* d, double stp,
+cdef inline void _set_trial(floating* px, const floating* xold, const floating* d, double stp,
                             const floating* z, const floating* lo, const floating* hi,
                             Py_ssize_t n) noexcept nogil:
     """The line search's trial point into ``px``: ``z`` when given, else
-    ``xold + stp d``, projected on the bounds (``lo``/``hi``, or NULL); True
-    when it equals (``==``, entry by entry) what ``px`` held."""
+    ``xold + stp d``, projected on the bounds (``lo``/``hi``, or NULL)."""
     cdef Py_ssize_t i
     cdef floating v
-    cdef bint same = 1
     for i in range(n):
         v = z[i] if z != NULL else <floating>(xold[i] + stp * d[i])
         if lo != NULL:
@@ -413,9 +411,7 @@ cdef inline bint _set_trial(floating* px, const floating* xold, const floating* 
                 v = lo[i]
             elif v > hi[i]:
                 v = hi[i]
-        same &= (v == px[i])
         px[i] = v
-    return same
 
 
 cdef inline void _lbfgs_pair(floating* pg, floating* gold,
@@ -472,7 +468,8 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     cdef double fold = f, dg, dgt = 0.0, stp = 1.0, stpmax, dnorm = 0.0
     cdef double gnorm, sy, yy
     cdef double gamma = 1.0, theta
-    cdef bint last_eval = 1         # x (px) is the point the objective saw last
+    cdef floating* xm = NULL
+    cdef Memo mo
     cdef MTState ls
     cdef double* alpha = NULL
     cdef floating* xold = NULL
@@ -493,7 +490,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
         nmat = 11 * m * bs.ld + 12 * m + 1
         nmem += nmat + 4 * n + m + (n + 7) // 8 + (n // 4 + n // 8 + 7) // 8
     mem = <double*>malloc(nmem * sizeof(double))
-    xold = <floating*>malloc((6 if cfg.has_bounds else 4) * n * sizeof(floating))
+    xold = <floating*>malloc((7 if cfg.has_bounds else 5) * n * sizeof(floating))
     if mem == NULL or xold == NULL:
         free(mem); free(xold)
         raise MemoryError()
@@ -501,6 +498,11 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     gold = xold + n
     d = xold + 2 * n
     xbar = xold + 3 * n
+    xm = xold + (6 if cfg.has_bounds else 4) * n
+    # the point last asked for (x0, f and g known there), for _request's counting
+    memcpy(xm, px, n * sizeof(floating))
+    mo.f = f
+    mo.f_ok = mo.g_ok = mo.g_have = 1
     if cfg.has_bounds:
         wf = xold + 4 * n
         wa = xold + 5 * n
@@ -590,15 +592,14 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     break
                 # the unit step of L-BFGS-B is the new point itself (as lnsrlb:
                 # x = z), not x + (z - x), which may differ from z in the last bit
-                if not (_set_trial(px, xold, d, stp, xbar if method == 3 and stp == 1.0
-                                   else NULL, plo, phi, n) and last_eval):
-                    # (else: the point last evaluated, whose f and g are at hand: no new
-                    # evaluation is made or counted, as SciPy's ScalarFunction)
-                    status = _evaluate(ev, xa, ga, 0, &f, NULL)
-                    if status != S_RUNNING:
-                        lsfail = 1
-                        break
-                    last_eval = 1
+                _set_trial(px, xold, d, stp, xbar if method == 3 and stp == 1.0 else NULL,
+                           plo, phi, n)
+                # counted as SciPy's ScalarFunction (a trial equal to the point last
+                # asked for is not evaluated again; gradients in njev)
+                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f)
+                if status != S_RUNNING:
+                    lsfail = 1
+                    break
                 nls += 1
                 # g . d is non-finite whenever g has an inf or a NaN (inf * 0 is NaN),
                 # so one pass gives both the slope and the finiteness test
@@ -621,8 +622,6 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                     lsfail = 1
                     break
             if lsfail:
-                if nls > 0:
-                    last_eval = 0       # (the last trial was, not the point restored)
                 memcpy(px, xold, n * sizeof(floating))
                 memcpy(pg, gold, n * sizeof(floating))
                 f = fold

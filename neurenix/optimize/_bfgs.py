@@ -25,6 +25,8 @@ def _hess_inv0(h, n, dtype):
         raise ValueError(f"options: hess_inv0 must have shape ({n}, {n}), got {a.shape}")
     if a.dtype.kind not in "biuf":
         raise TypeError(f"options: hess_inv0 must be a real matrix, got dtype {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("options: hess_inv0 must hold finite numbers (no NaN or inf)")
     ok = scipy.linalg.issymmetric(a)
     if ok:
         try:

@@ -174,6 +174,10 @@ def _start(obj, x0, driver):
         g = cg
     else:
         f, g = obj.fun_and_grad(x0)
+    if obj.mode != "callable" and obj.mode != "combined":
+        # gradients are counted as SciPy's ScalarFunction counts them (ngev),
+        # finite differences included: the one at x0 is the first
+        obj.njev += 1
     g = g.copy() if type(g) is np.ndarray and g.dtype == x0.dtype else \
         np.array(g, dtype=x0.dtype, copy=True)
     check_finite_grad(g)
@@ -188,10 +192,6 @@ def _start(obj, x0, driver):
 def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
     """Evaluate f, g at x0 and run the compiled loop; returns (status, nit, f, x, g, state)."""
     f, g = _start(obj, x0, driver)
-    if method in (1, 2) and obj.mode != "callable" and obj.mode != "combined":
-        # BFGS and CG count gradients as SciPy's ScalarFunction (ngev), finite
-        # differences included: the one at x0 is the first
-        obj.njev += 1
     x = x0.copy()
     ev = make_evaluator(obj)
     lo = hi = None

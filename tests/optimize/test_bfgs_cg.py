@@ -485,7 +485,9 @@ def test_hess_inv0():
     r = minimize(_logit, np.zeros(5), jac=True, method="BFGS",
                  options={"hess_inv0": H0, "maxiter": 0})
     np.testing.assert_array_equal(r.hess_inv, H0)
-    for bad in (-H0, A, np.eye(4)):
+    nan_h = H0.copy()
+    nan_h[0, 0] = np.nan
+    for bad in (-H0, A, np.eye(4), nan_h):
         with pytest.raises(ValueError, match="hess_inv0"):
             minimize(_logit, np.zeros(5), jac=True, method="BFGS", options={"hess_inv0": bad})
 

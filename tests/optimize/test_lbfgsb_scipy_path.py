@@ -74,3 +74,15 @@ def test_a_repeated_trial_point_is_not_evaluated_again():
     _same_run(r, s)
     assert len(seen) == r.nfev
     assert not any(np.array_equal(a, b) for a, b in zip(seen, seen[1:]))
+
+
+@pytest.mark.parametrize("jac", [None, "callable", True])
+def test_njev_counts_every_gradient_as_scipy(jac):
+    # SciPy's njev is ScalarFunction's ngev: every gradient, finite differences
+    # included (the one at x0 too)
+    x0 = np.array([-1.2, 1.0, 0.5])
+    f = rosen if jac is True else so.rosen
+    j = so.rosen_der if jac == "callable" else jac
+    s = so.minimize(f, x0, jac=j, method="L-BFGS-B")
+    r = minimize(f, x0, jac=j, method="L-BFGS-B")
+    assert (r.nit, r.nfev, r.njev) == (s.nit, s.nfev, s.njev)
