@@ -50,12 +50,13 @@ from libc.math cimport fabs, sqrt, isfinite, pow, INFINITY
 from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memcmp, memset
+from scipy.linalg.cython_blas cimport dgemv, dgemm
 
 import numpy as np
 
 from ._evaluator cimport Evaluator
 from ._evaluator import MaxTimeExceeded
-from ._vec cimport dot_lanes8, axpy, axpy_scale_dot_lanes8, absmax, all_finite as _all_finite
+from ._vec cimport dot_lanes8, dot_blas, axpy, axpy_scale_dot_lanes8, absmax, all_finite as _all_finite
 from ._compact cimport (BP, BState, _slot, _width, _wcomb, _gram_shift, _gram_new_pair,
                         _block_flags)
 from ._qn_steps cimport _two_loop, _cauchy_subspace, _step_max
@@ -768,14 +769,69 @@ cdef bint _pr_step(const floating* g, const floating* gk, const floating* d, flo
     cdef double beta
     for i in range(n):
         w[i] = g[i] - gk[i]
-    beta = dot_lanes8(w, g, n) / deltak
+    beta = dot_blas(w, g, n) / deltak
     if not beta > 0.0:
         beta = 0.0
     for i in range(n):
         dn[i] = <floating>(-g[i] + beta * d[i])
     if _gnorm(g, n, ord) <= gtol:
         return True
-    return dot_lanes8(dn, g, n) <= -0.01 * dot_lanes8(g, g, n)
+    return dot_blas(dn, g, n) <= -0.01 * dot_blas(g, g, n)
+
+
+#: BFGS computes its update as SciPy does, two matrix products, up to this n
+#: (O(n^3) a step; above it the O(n^2) rank-two form, equal in exact arithmetic)
+cdef enum:
+    BFGS_PRODUCTS_MAX_N = 200
+
+
+cdef inline void _h_times(const floating* H, const floating* v, floating* out, Py_ssize_t n,
+                          double sign) noexcept nogil:
+    """``out = sign * (H v)`` for the row-major (n, n) ``H``: for float64 one BLAS
+    ``dgemv`` on the transposed (column-major) view, the call NumPy makes for
+    ``np.dot(H, v)``, so that SciPy's ``-np.dot(Hk, gfk)`` is reproduced bit for
+    bit; float32 rows summed as :func:`dot_lanes8`."""
+    cdef int nn = <int>n, one = 1
+    cdef double alpha = 1.0, beta = 0.0
+    cdef Py_ssize_t i
+    if floating is double:
+        dgemv("T", &nn, &nn, &alpha, <double*>H, &nn, <double*>v, &one, &beta, <double*>out, &one)
+        if sign < 0.0:
+            for i in range(n):
+                out[i] = -out[i]
+    else:
+        for i in range(n):
+            out[i] = <floating>(sign * dot_lanes8(&H[i * n], v, n))
+
+
+cdef inline void _bfgs_update_products(double* H, const double* s, const double* y, double rho,
+                                       Py_ssize_t n, double* work) noexcept nogil:
+    """SciPy's BFGS update of the row-major inverse Hessian ``H`` (n, n),
+    ``H <- A1 (H A2) + rho s s'`` with ``A1 = I - rho s y'``, ``A2 = I - rho y s'``
+    (Nocedal & Wright eq. 6.17), each entry rounded as SciPy's NumPy expression
+    rounds it (``I - s_i y_j rho``, then ``rho s_i s_j``) and the two products by
+    BLAS ``dgemm`` in the argument order of NumPy's row-major ``np.dot``.  ``work``
+    holds 3 n^2 doubles."""
+    cdef double* A1 = work
+    cdef double* A2 = work + n * n
+    cdef double* T = work + 2 * n * n
+    cdef int nn = <int>n
+    cdef double one = 1.0, zero = 0.0
+    cdef Py_ssize_t i, j
+    cdef double e
+    for i in range(n):
+        for j in range(n):
+            e = 1.0 if i == j else 0.0
+            A1[i * n + j] = e - s[i] * y[j] * rho
+            A2[i * n + j] = e - y[i] * s[j] * rho
+    # T = H A2: row-major C = A B is column-major C' = B' A'
+    dgemm("N", "N", &nn, &nn, &nn, &one, A2, &nn, H, &nn, &zero, T, &nn)
+    # H = A1 T + rho s s'
+    dgemm("N", "N", &nn, &nn, &nn, &one, T, &nn, A1, &nn, &zero, H, &nn)
+    for i in range(n):
+        e = rho * s[i]
+        for j in range(n):
+            H[i * n + j] = H[i * n + j] + e * s[j]
 
 
 cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
@@ -808,8 +864,15 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
     cdef floating* dn
     cdef floating* w
     cdef floating* xm
+    cdef double* hw = NULL
     if xk == NULL:
         raise MemoryError()
+    if floating is double:
+        if method == 1 and n <= BFGS_PRODUCTS_MAX_N:
+            hw = <double*>malloc(3 * n * n * sizeof(double))
+            if hw == NULL:
+                free(xk)
+                raise MemoryError()
     gk = xk + n
     d = xk + 2 * n
     dn = xk + 3 * n
@@ -828,18 +891,17 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
     else:
         for i in range(n):
             d[i] = -pg[i]
-    fprev = f + sqrt(dot_lanes8(pg, pg, n)) / 2.0
+    fprev = f + sqrt(dot_blas(pg, pg, n)) / 2.0
     try:
         gnorm = _gnorm(pg, n, cfg.norm)
         while gnorm > cfg.gtol and nit < cfg.maxiter:
             # ---------------------------------------------------- direction
             if method == 1:
-                for i in range(n):
-                    d[i] = <floating>(-dot_lanes8(&H[i * n], pg, n))
+                _h_times(H, pg, d, n, -1.0)
             else:
-                deltak = dot_lanes8(pg, pg, n)
-            dg = dot_lanes8(pg, d, n)
-            dnorm = sqrt(dot_lanes8(d, d, n))
+                deltak = dot_blas(pg, pg, n)
+            dg = dot_blas(pg, d, n)
+            dnorm = sqrt(dot_blas(d, d, n))
             memcpy(xk, px, n * sizeof(floating))
             memcpy(gk, pg, n * sizeof(floating))
             fk = f
@@ -858,7 +920,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                     nev += 1
                     if nev >= cfg.maxls:
                         break           # SciPy's DCSRCH: maxiter reached
-                    task = mt_iterate(&ls, &stp, fnew, dot_lanes8(pg, d, n))
+                    task = mt_iterate(&ls, &stp, fnew, dot_blas(pg, d, n))
                     if task == MT_CONVERGED:
                         found = True
                         break
@@ -882,7 +944,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                         if task == W2_F:
                             task = w2_phi(&w2, fnew, &stp)
                         else:
-                            task = w2_dphi(&w2, dot_lanes8(pg, d, n), &stp)
+                            task = w2_dphi(&w2, dot_blas(pg, d, n), &stp)
                     elif task == W2_EXTRA:
                         task = w2_extra(&w2, _pr_step(pg, gk, d, dn, w, n, deltak, cfg.gtol, cfg.norm),
                                         &stp)
@@ -923,7 +985,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
             # BFGS: the tests before the update (SciPy's order)
             if gnorm <= cfg.gtol:
                 break
-            xnorm = sqrt(dot_lanes8(px, px, n))
+            xnorm = sqrt(dot_blas(px, px, n))
             if stp * dnorm <= cfg.xrtol * (cfg.xrtol + xnorm):
                 break
             if not isfinite(f):
@@ -933,17 +995,20 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
             for i in range(n):
                 dn[i] = <floating>(stp * d[i])
                 w[i] = pg[i] - gk[i]
-            sy = dot_lanes8(w, dn, n)
+            sy = dot_blas(w, dn, n)
             rho_k = 1000.0 if sy == 0.0 else 1.0 / sy
-            for i in range(n):
-                gk[i] = <floating>dot_lanes8(&H[i * n], w, n)
-            yhy = dot_lanes8(gk, w, n)
-            # H <- (I - rho s y') H (I - rho y s') + rho s s'  (Nocedal & Wright eq. 6.17)
-            a = rho_k * rho_k * yhy + rho_k
-            for i in range(n):
-                for k in range(n):
-                    H[i * n + k] = <floating>(H[i * n + k] - rho_k * (gk[i] * dn[k]
-                                              + dn[i] * gk[k]) + a * dn[i] * dn[k])
+            if floating is double and hw != NULL:
+                _bfgs_update_products(H, dn, w, rho_k, n, hw)
+            else:
+                _h_times(H, w, gk, n, 1.0)
+                yhy = dot_blas(gk, w, n)
+                # H <- (I - rho s y') H (I - rho y s') + rho s s' (Nocedal & Wright
+                # eq. 6.17) as a rank-two update, O(n^2)
+                a = rho_k * rho_k * yhy + rho_k
+                for i in range(n):
+                    for k in range(n):
+                        H[i * n + k] = <floating>(H[i * n + k] - rho_k * (gk[i] * dn[k]
+                                                  + dn[i] * gk[k]) + a * dn[i] * dn[k])
         if not found:
             # a failed search, or Ctrl-C / maxtime inside one: the iterate, as SciPy
             # (a stop reported after the step keeps the new point)
@@ -962,6 +1027,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
     finally:
         ev.sync()
         free(xk)
+        free(hw)
     out.status = status
     out.nit = nit
     out.f = f

@@ -22,6 +22,13 @@ under a name that states it:
     ``t``, combined by halving strides:
     ``((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))`` (the long sums of the
     least-squares loops).
+``*_blas``
+    the BLAS library's own order (``ddot`` of the OpenBLAS that SciPy links,
+    :mod:`scipy.linalg.cython_blas`): the order, and the fused multiply-adds,
+    of NumPy's ``np.dot`` and of SciPy's compiled solvers on the same machine.
+    Used by the loops that follow a SciPy solver step for step, so that their
+    iterates are SciPy's bit for bit rather than up to rounding; it depends on
+    the CPU kernel the library picks, as SciPy's results do.
 ``*_lanes16``
     sixteen partial sums, the tail element ``16 * (n // 16) + t`` added to lane
     ``t``, combined as ``s_j += s_{j+8}`` (j < 8), ``s_j += s_{j+4}`` (j < 4),
@@ -37,6 +44,8 @@ from cython cimport floating
 from libc.math cimport fabs, INFINITY
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
+from libc.limits cimport INT_MAX
+from scipy.linalg.cython_blas cimport ddot as _ddot
 
 
 # lanes of the ``lanes16`` reductions (for kernels elsewhere that sum in that order)
@@ -122,6 +131,18 @@ cdef inline double dot_seq(const double* x, const double* y, Py_ssize_t n) noexc
     for i in range(n):
         acc += x[i] * y[i]
     return acc
+
+
+# --------------------------------------------------------------- the BLAS order
+cdef inline double dot_blas(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    """``a . b``: BLAS ``ddot`` for float64 vectors (the ``blas`` order, NumPy's and
+    SciPy's); float32 vectors (which SciPy's solvers never see: they compute in
+    float64) and lengths beyond a BLAS ``int`` are summed as :func:`dot_lanes8`."""
+    cdef int nn = <int>n, one = 1
+    if floating is double:
+        if n <= INT_MAX:
+            return _ddot(&nn, <double*>a, &one, <double*>b, &one)
+    return dot_lanes8(a, b, n)
 
 
 # --------------------------------------------------------------- eight lanes
