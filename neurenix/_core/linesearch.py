@@ -1,20 +1,27 @@
 """Python front of the strong-Wolfe line searches.
 
 :func:`scalar_search_wolfe` searches along a 1-D function given ``phi(t)`` and
-``phi'(t)``; :func:`line_search` is SciPy's ``scipy.optimize.line_search``
-signature over ``f``/``fprime`` (or a :class:`ScalarObjective`).  Both drive
-the compiled reverse-communication kernel :class:`neurenix._ext._linesearch.MoreThuente`
-(Moré & Thuente 1994, ACM TOMS 20(3):286-307), which the compiled quasi-Newton
-loops use directly.
+``phi'(t)``, driving the compiled reverse-communication kernel
+:class:`neurenix._ext._linesearch.MoreThuente` (Moré & Thuente 1994, ACM TOMS
+20(3):286-307), which the compiled quasi-Newton loops use directly.
 
 :func:`scalar_search_wolfe2` is the second search of BFGS and CG, tried when the
 first fails: bracketing and zoom (Nocedal & Wright 2006, Algorithms 3.5 and 3.6)
 as SciPy's function of that name, driving the compiled kernel
-:class:`neurenix._ext._linesearch.Wolfe2`.
+:class:`neurenix._ext._linesearch.Wolfe2`.  :func:`line_search` is SciPy's public
+``scipy.optimize.line_search`` (``line_search_wolfe2``) over it.
 """
 import math
+import warnings
 
 import numpy as np
+
+try:
+    # SciPy's own class (private there), so that a filter set on it applies to ours
+    from scipy.optimize._linesearch import LineSearchWarning
+except ImportError:         # pragma: no cover - a SciPy that moved it
+    class LineSearchWarning(RuntimeWarning):
+        """The line search did not converge."""
 
 from .._ext._linesearch import MoreThuente, Wolfe2
 
@@ -132,52 +139,96 @@ def scalar_search_wolfe2(phi, derphi, phi0=None, old_phi0=None, derphi0=None, c1
     if task == "DONE":
         return alpha, last, phi0, derphi_star
     if task == "DONE_NOG":
+        warnings.warn("The line search algorithm did not converge", LineSearchWarning,
+                      stacklevel=2)
         return alpha, last, phi0, None
     if task == "ZOOM":
         return None, None, phi0, None
     # a zero step or amax passed: SciPy returns phi0 as phi_star and old_phi0 as phi0
+    if task == "ROUNDING":
+        msg = "Rounding errors prevent the line search from converging"
+    else:
+        msg = f"The line search algorithm could not find a solution less than or equal to amax: {amax}"
+    warnings.warn(msg, LineSearchWarning, stacklevel=2)
     return None, phi0, old_phi0, None
 
 
 def line_search(f, myfprime, xk, pk, gfk=None, old_fval=None, old_old_fval=None, args=(),
-                c1=1e-4, c2=0.9, amax=1e100, maxiter=100):
-    """SciPy's ``line_search``: a strong-Wolfe step along ``pk`` from ``xk``.
+                c1=1e-4, c2=0.9, amax=None, extra_condition=None, maxiter=10):
+    """A step along ``pk`` satisfying the strong Wolfe conditions (SciPy's public
+    ``scipy.optimize.line_search``, its ``line_search_wolfe2``).
 
-    Returns ``(alpha, fc, gc, new_fval, old_fval, new_slope)``; ``alpha`` is None
-    when the search fails.  The first trial is 1, or SciPy's
-    ``min(1, 2.02 (f_k - f_{k-1}) / phi'(0))`` when ``old_old_fval`` is given.
+    The bracketing and zoom search of :func:`scalar_search_wolfe2` (Nocedal &
+    Wright 2006, Algorithms 3.5 and 3.6) on ``phi(a) = f(xk + a pk)``, with SciPy's
+    arguments, defaults, counts and return values.
+
+    Parameters
+    ----------
+    f, myfprime : callable
+        The objective and its gradient, called as ``f(x, *args)``.
+    xk, pk : ndarray
+        The start and the search direction.
+    gfk : ndarray, optional
+        The gradient at ``xk`` (computed when None, not counted in ``gc``).
+    old_fval, old_old_fval : float, optional
+        ``f(xk)`` (computed when None) and the previous value, which sets the
+        first trial ``min(1, 2.02 (f_k - f_{k-1}) / phi'(0))``.
+    args : tuple
+        Extra arguments of ``f`` and ``myfprime``.
+    c1, c2 : float
+        The sufficient-decrease and curvature parameters, ``0 < c1 < c2 < 1``.
+    amax : float, optional
+        The largest step.
+    extra_condition : callable ``(alpha, x, f, g) -> bool``, optional
+        A step satisfying the strong Wolfe conditions is accepted only where
+        this also holds.
+    maxiter : int
+        Bracketing iterations.
+
+    Returns
+    -------
+    alpha : float or None
+        The step; None when the search failed (``LineSearchWarning``).
+    fc, gc : int
+        The numbers of ``f`` and ``myfprime`` evaluations.
+    new_fval : float or None
+        ``f(xk + alpha pk)``.
+    old_fval : float
+        ``f(xk)``.
+    new_slope : ndarray or None
+        As SciPy returns it, the gradient at the new point (not its slope).
     """
     xk = np.asarray(xk)
     pk = np.asarray(pk)
     if xk.shape != pk.shape:
         raise ValueError(f"pk must have the shape of xk {xk.shape}, got {pk.shape}")
-    cnt = {"f": 0, "g": 0}
-    cache = {}
+    fc = [0]
+    gc = [0]
+    gval = [None, None]             # the last gradient asked for and its step
 
-    def phi_dphi(t):
-        x = xk + t * pk
-        fv = f(x, *args)
-        g = np.asarray(myfprime(x, *args))
-        cnt["f"] += 1
-        cnt["g"] += 1
-        cache["g"] = g
-        return fv, float(np.dot(g, pk))
+    def phi(alpha):
+        fc[0] += 1
+        return f(xk + alpha * pk, *args)
 
-    if old_fval is None:
-        old_fval = f(xk, *args)
-        cnt["f"] += 1
+    def derphi(alpha):
+        gc[0] += 1
+        gval[0] = myfprime(xk + alpha * pk, *args)
+        gval[1] = alpha
+        return np.dot(gval[0], pk)
+
     if gfk is None:
-        gfk = np.asarray(myfprime(xk, *args))
-        cnt["g"] += 1
-    d0 = float(np.dot(gfk, pk))
-    stp = 1.0
-    if old_old_fval is not None and d0 != 0:
-        stp = min(1.0, 1.01 * 2 * (old_fval - old_old_fval) / d0)
-        if not stp > 0:
-            stp = 1.0
-    stp = min(stp, amax)
-    alpha, phi, dphi, nev, task = scalar_search_wolfe(phi_dphi, old_fval, d0, stp, c1=c1, c2=c2,
-                                                      stpmax=amax, maxls=maxiter)
-    if alpha is None:
-        return None, cnt["f"], cnt["g"], None, old_fval, None
-    return alpha, cnt["f"], cnt["g"], phi, old_fval, dphi
+        gfk = myfprime(xk, *args)
+    derphi0 = np.dot(gfk, pk)
+    extra = None
+    if extra_condition is not None:
+        def extra(alpha, phi_alpha):
+            if gval[1] != alpha:
+                derphi(alpha)
+            return extra_condition(alpha, xk + alpha * pk, phi_alpha, gval[0])
+    alpha, new_fval, old_fval, slope = scalar_search_wolfe2(
+        phi, derphi, old_fval, old_old_fval, derphi0, c1, c2, amax, extra, maxiter=maxiter)
+    if slope is None:
+        warnings.warn("The line search algorithm did not converge", LineSearchWarning,
+                      stacklevel=2)
+        return alpha, fc[0], gc[0], new_fval, old_fval, None
+    return alpha, fc[0], gc[0], new_fval, old_fval, gval[0]

@@ -21,6 +21,7 @@ at the ``stp`` this module proposes (``MT_FG``) and passes them back, so the
 same code serves the compiled L-BFGS/BFGS/CG loops (``cimport``) and Python
 (:class:`MoreThuente`).
 """
+from scipy.linalg.cython_blas cimport dgemv
 from libc.math cimport fabs, sqrt, isfinite, pow, INFINITY as INF
 
 cdef double XTRAPL = 1.1
@@ -254,6 +255,16 @@ cdef inline bint _ok(double v) noexcept nogil:
     return isfinite(v)
 
 
+cdef extern from *:
+    """
+    /* exponents the compiler cannot see, so pow(x, 2.0) stays libm's pow */
+    static volatile double neurenix_pow_two = 2.0;
+    static volatile double neurenix_pow_three = 3.0;
+    """
+    double _POW_TWO "neurenix_pow_two"
+    double _POW_THREE "neurenix_pow_three"
+
+
 cdef bint _cubicmin(double a, double fa, double fpa, double b, double fb, double c, double fc,
                     double* out) noexcept nogil:
     """Minimizer of the cubic through (a, fa), (b, fb), (c, fc) with slope fpa at a;
@@ -261,13 +272,29 @@ cdef bint _cubicmin(double a, double fa, double fpa, double b, double fb, double
     computation or a non-finite result: here any non-finite intermediate, which for
     finite input is exactly when an exception occurs)."""
     cdef double C = fpa, db = b - a, dc = c - a, t, denom, v0, v1, A, B, radical, xmin
+    cdef double d1[4]
+    cdef double v[2]
+    cdef double ab[2]
+    cdef double one = 1.0, zero = 0.0
+    cdef int two = 2, inc = 1
     t = db * dc
-    denom = (t * t) * (db - dc)
+    # x ** 2 in SciPy is libm's pow (within 0.52 ulp, not always x * x), which the
+    # compiler would fold into x * x for a constant exponent: read it from a volatile
+    denom = pow(t, _POW_TWO) * (db - dc)
     v0 = fb - fa - C * db
     v1 = fc - fa - C * dc
-    # [A, B] = [[dc**2, -db**2], [-dc**3, db**3]] @ [v0, v1]
-    A = (dc * dc) * v0 + (-(db * db)) * v1
-    B = (-pow(dc, 3.0)) * v0 + pow(db, 3.0) * v1
+    # [A, B] = [[dc**2, -db**2], [-dc**3, db**3]] @ [v0, v1], by the BLAS dgemv that
+    # NumPy's np.dot calls for it (row-major: "T" on the column-major view), so that
+    # A and B are rounded as SciPy's are
+    d1[0] = pow(dc, _POW_TWO)
+    d1[1] = -pow(db, _POW_TWO)
+    d1[2] = -pow(dc, _POW_THREE)
+    d1[3] = pow(db, _POW_THREE)
+    v[0] = v0
+    v[1] = v1
+    dgemv("T", &two, &two, &one, d1, &two, v, &inc, &zero, ab, &inc)
+    A = ab[0]
+    B = ab[1]
     if not (_ok(denom) and denom != 0.0 and _ok(A) and _ok(B)):
         return False
     A = A / denom

@@ -8,7 +8,9 @@ from ._minimize import minimize, register_method, Bounds, available_methods
 from ._lsq import least_squares, curve_fit
 from .._core.natural_gradient import SingularFisherError
 from ._legacy import fmin_l_bfgs_b, fmin_bfgs, fmin_cg, fmin_ncg, leastsq
+from .._core.linesearch import line_search
 
 __all__ = ["OptimizeResult", "Status", "MESSAGES", "OptimizeWarning", "minimize",
            "register_method", "Bounds", "available_methods", "least_squares", "curve_fit",
-           "SingularFisherError", "fmin_l_bfgs_b", "fmin_bfgs", "fmin_cg", "fmin_ncg", "leastsq"]
+           "SingularFisherError", "fmin_l_bfgs_b", "fmin_bfgs", "fmin_cg", "fmin_ncg", "leastsq",
+           "line_search"]

@@ -110,3 +110,45 @@ def test_fmin_bfgs_probit_statsmodels_shape():
     s = so.fmin_bfgs(nll, np.zeros(4), **kw)
     assert np.array_equal(r[0], s[0])
     assert r[1:2] == s[1:2] and r[4:] == s[4:]
+
+
+def _search_both(x, p, **kw):
+    import warnings
+    from neurenix.optimize import line_search
+    out = []
+    for fn in (line_search, so.line_search):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            r = fn(so.rosen, so.rosen_der, x, p, **kw)
+        out.append((r, [(type(m.message), str(m.message)) for m in w]))
+    return out
+
+
+def test_line_search_is_scipys_public_wolfe2_bitwise():
+    # scipy.optimize.line_search is line_search_wolfe2: same step, counts, values,
+    # returned gradient and LineSearchWarnings, on 300 random searches
+    rng = np.random.default_rng(0)
+    for t in range(300):
+        n = int(rng.integers(2, 8))
+        x = rng.uniform(-2, 2, n)
+        p = -so.rosen_der(x) * rng.uniform(0.01, 2)
+        kw = {}
+        if t % 3 == 1:
+            kw = dict(old_fval=so.rosen(x), old_old_fval=so.rosen(x) + rng.uniform(0, 5))
+        if t % 5 == 2:
+            kw["amax"] = rng.uniform(0.001, 0.1)
+        if t % 7 == 3:
+            kw["extra_condition"] = lambda a, xa, fa, ga: a < 0.01
+        if t % 4 == 3:
+            kw["c2"] = 0.1
+        (r, wr), (s, ws) = _search_both(x, p, **kw)
+        assert r[:5] == s[:5], (t, r[:5], s[:5])
+        assert (r[5] is None) == (s[5] is None) and (r[5] is None or np.array_equal(r[5], s[5]))
+        assert wr == ws, t
+
+
+@pytest.mark.parametrize("kw", [dict(amax=1e-9), dict(maxiter=1), dict(c1=0.5, c2=0.6)])
+def test_line_search_failures_warn_as_scipy(kw):
+    x = np.array([-1.2, 1.0])
+    (r, wr), (s, ws) = _search_both(x, -5 * so.rosen_der(x), **kw)
+    assert r[:5] == s[:5] and wr == ws
