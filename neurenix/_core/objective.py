@@ -135,6 +135,10 @@ class ScalarObjective:
     #: driver of a run with ``maxtime``; 0: none.  Checked before each call of
     #: ``fun`` (:class:`~neurenix._ext._evaluator.MaxTimeExceeded`).
     deadline = 0.0
+    #: SciPy's ``workers`` (see :meth:`set_workers`): the map-like callable (or
+    #: process count) that evaluates the points of a finite-difference gradient;
+    #: None: one after another
+    workers = None
 
     def __init__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, fd_step=None,
                  check_x0=True, share_x0=False):
@@ -291,6 +295,8 @@ class ScalarObjective:
             h = np.where((x + ha) - x == 0, h, ha)
         if self.fd_bounds is not None and self.mode != "3-point":
             h = _one_sided_in_bounds(x, h, *self.fd_bounds)
+        if self.workers is not None:
+            return self._fd_grad_mapped(x, f0, h, g)
         for i in range(n):
             xi = xt[i]
             if self.mode == "3-point":
@@ -308,6 +314,61 @@ class ScalarObjective:
                 g[i] = (fp - f0) / hh
             xt[i] = xi
         return g
+
+    def _fd_grad_mapped(self, x, f0, h, g):
+        """The finite-difference gradient of :meth:`_fd_grad` (same points, same
+        arithmetic) with the values computed as ``workers(fun, points)``, as
+        SciPy's ``approx_derivative`` computes them when given ``workers``: one
+        fresh copy of x per point, in the order of the serial loop (for
+        ``"3-point"`` the forward point of each coordinate, then its backward one)."""
+        n = self.n
+        three = self.mode == "3-point"
+        xs = np.array(x, dtype=self.dtype, copy=True)
+        steps = np.empty((n, 2))
+
+        def points():
+            for i in range(n):
+                xp = xs.copy()
+                xp[i] = xs[i] + h[i]
+                steps[i, 0] = xp[i] - xs[i]
+                yield xp
+                if three:
+                    xm = xs.copy()
+                    xm[i] = xs[i] - h[i]
+                    steps[i, 1] = xs[i] - xm[i]
+                    yield xm
+
+        if self.deadline:
+            time_is_up(self.deadline)
+        with _map_wrapper(self.workers) as mapped:
+            values = [check_scalar(v, "fun") for v in mapped(_ValueAt(self._fun, self.args),
+                                                             points())]
+        self.nfev += len(values)
+        for i in range(n):
+            if three:
+                g[i] = (values[2 * i] - values[2 * i + 1]) / (steps[i, 0] + steps[i, 1])
+            else:
+                g[i] = (values[i] - f0) / steps[i, 0]
+        return g
+
+    def set_workers(self, workers):
+        """SciPy's ``workers`` option: evaluate the points of each finite-difference
+        gradient in parallel, as ``workers(fun, points)`` for a map-like callable
+        (e.g. ``multiprocessing.Pool.map``), or on a ``multiprocessing.Pool`` of
+        ``workers`` processes for an int (-1: every CPU; 1: one after another), a
+        new pool for each gradient as in SciPy.  The points and the arithmetic are
+        the serial ones, so the iterates are unchanged.  Without finite
+        differences (a ``jac`` given) it has nothing to do, as in SciPy."""
+        if workers is None:
+            self.workers = None
+            return
+        if isinstance(workers, (bool, np.bool_)) or not (
+                callable(workers) or isinstance(workers, (int, np.integer))):
+            raise TypeError("options['workers'] must be an int or a map-like callable, "
+                            f"got {type(workers).__name__}")
+        if not callable(workers) and not (workers == -1 or workers >= 1):
+            raise ValueError(f"options['workers'] must be -1 or a positive int, got {workers}")
+        self.workers = workers
 
     def use_abs_step(self, eps, bounds=None):
         """Finite-difference gradients with SciPy's absolute step ``eps`` (the
@@ -391,6 +452,50 @@ def make_evaluator(obj):
     absolute counters (:meth:`Evaluator.sync` writes them back)."""
     return Evaluator(obj, _EVAL_MODES.get(obj.mode, 2), obj._fun, obj._jac, obj.args,
                      obj.dtype.num, obj.n)
+
+
+class _ValueAt:
+    """``fun(x, *args)``: the function a ``workers`` map receives (picklable when
+    ``fun`` and ``args`` are, for a process pool)."""
+
+    def __init__(self, fun, args):
+        self.fun = fun
+        self.args = args
+
+    def __call__(self, x):
+        return self.fun(x, *self.args)
+
+
+def _map_wrapper(workers):
+    """A context giving ``mapped(fun, iterable)`` for SciPy's ``workers`` (SciPy's
+    own ``MapWrapper``: a map-like callable as is, an int as a process pool)."""
+    try:
+        from scipy._lib._util import MapWrapper
+    except ImportError:         # pragma: no cover - a SciPy that moved it
+        MapWrapper = _OwnMapWrapper
+    return MapWrapper(workers)
+
+
+class _OwnMapWrapper:
+    """``MapWrapper``'s behaviour, for a SciPy without it."""
+
+    def __init__(self, workers):
+        self.workers = workers
+        self.pool = None
+
+    def __enter__(self):
+        if callable(self.workers):
+            return self.workers
+        if self.workers == 1:
+            return map
+        import multiprocessing
+        self.pool = multiprocessing.Pool(None if self.workers == -1 else int(self.workers))
+        return self.pool.map
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
 
 
 def _one_sided_in_bounds(x, h, lb, ub):

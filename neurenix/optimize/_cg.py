@@ -16,7 +16,7 @@ __all__ = []
 
 
 def _minimize_cg(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c2=0.4,
-                 eps=_EPSILON, norm=np.inf, return_all=False):
+                 eps=_EPSILON, norm=np.inf, return_all=False, workers=None):
     """Polak–Ribière+ conjugate gradients, SciPy's ``_minimize_cg`` step for step.
 
     :math:`p_{k+1} = -g_{k+1} + \\beta p_k`, :math:`\\beta = \\max(0,
@@ -44,6 +44,7 @@ def _minimize_cg(obj, x0, *, bounds, driver, gtol=1e-5, maxiter=None, c1=1e-4, c
     if return_all:
         driver.keep_iterates(x0)
     obj.use_abs_step(eps)
+    obj.set_workers(workers)
     status, nit, f, x, g, st = run_compiled(obj, x0, driver, 2, gtol=gtol, maxiter=maxiter,
                                             c1=c1, c2=c2, xtol=1e-14, maxls=100, **kw)
     if return_all:

@@ -205,7 +205,7 @@ def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
 
 def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503131e-09,
                      gtol=1e-5, maxfun=15000, maxiter=15000, maxls=20, eps=1e-8,
-                     iprint=None):
+                     iprint=None, workers=None):
     """L-BFGS (two-loop recursion) or, with bounds, L-BFGS-B.
 
     Options (SciPy's names and defaults): ``maxcor`` (m, stored pairs),
@@ -214,7 +214,9 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     :math:`\\le gtol`), ``maxfun``, ``maxiter``, ``maxls`` (line-search
     evaluations per iteration), ``eps`` (absolute step of the finite-difference
     gradient when no ``jac`` function is given, as SciPy; the steps stay in the
-    bounds), ``iprint`` (accepted with SciPy's ``DeprecationWarning`` and, as in
+    bounds), ``workers`` (an int or a map-like callable evaluating the points of a
+    finite-difference gradient in parallel, as SciPy's; the iterates are
+    unchanged), ``iprint`` (accepted with SciPy's ``DeprecationWarning`` and, as in
     SciPy >= 1.15, without effect).  ``tol`` sets ``ftol`` and ``gtol``.  As in SciPy, ``maxiter=0``
     still runs one iteration and ``maxiter``/``maxfun`` may be ``inf``.
     Line search: Moré–Thuente with ``ftol=1e-3, gtol=0.9, xtol=0.1`` as in
@@ -250,6 +252,7 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
                       DeprecationWarning, stacklevel=3)
     if obj.mode != "callable" and obj.mode != "combined":
         obj.use_abs_step(eps, bounds)
+    obj.set_workers(workers)
     lo = hi = None
     boxed = -1
     if bounds is not None:
