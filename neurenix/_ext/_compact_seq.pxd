@@ -43,6 +43,8 @@ cdef struct CF:
     double* wn
     double* snd
     double* wa          # 8m: p, c, wbp, v of the Cauchy step; wa[0:2m] later M W'(xcp - x)
+    double* acc         # 4m: partial sums of several inner products taken in one pass
+    int* rp             # ring slot of the j-th stored pair, oldest first (cf_ring)
     int* nbd
     int* iwhere
     int* index          # free variables at the GCP first (nfree), the active ones after
@@ -59,6 +61,13 @@ cdef inline void cf_reset(CF* c) noexcept nogil:
     c.theta = 1.0
     c.iupdat = 0
     c.updatd = 0
+
+
+cdef inline void cf_ring(CF* c) noexcept nogil:
+    """``rp[j]``: the slot of the ``j``-th pair, oldest first."""
+    cdef int j
+    for j in range(c.col):
+        c.rp[j] = (c.head + j) % c.m
 
 
 cdef inline double cf_dot(int n, const double* a, const double* b) noexcept nogil:
@@ -213,6 +222,7 @@ cdef inline int cf_cauchy(CF* c, const double* x, const double* l, const double*
         return 0
     for i in range(col2):
         p[i] = 0.0
+    cf_ring(c)
     for i in range(n):
         gi = -g[i]
         if iwhere[i] != 3 and iwhere[i] != -1:
@@ -236,11 +246,10 @@ cdef inline int cf_cauchy(CF* c, const double* x, const double* l, const double*
             continue
         d[i] = gi
         f1 = f1 - gi * gi
-        ptr = c.head
         for j in range(col):
-            p[j] = p[j] + wy[i + n * ptr] * gi
-            p[col + j] = p[col + j] + ws[i + n * ptr] * gi
-            ptr = (ptr + 1) % m
+            ptr = i + n * c.rp[j]
+            p[j] = p[j] + wy[ptr] * gi
+            p[col + j] = p[col + j] + ws[ptr] * gi
         if nbd[i] <= 2 and nbd[i] != 0 and gi < 0.0:
             nbreak += 1
             order[nbreak] = i
@@ -400,9 +409,15 @@ cdef inline int cf_formk(CF* c) noexcept nogil:
     cdef double theta = c.theta
     cdef int ip, jp, iy, jy, js, is_, is1, js1, k, k1, i, upcl, cnt, col2, info
     cdef double a1, a2, a3, a4
+    cdef double* s1 = c.acc
+    cdef double* s2 = c.acc + c.m
+    cdef double* s3 = c.acc + 2 * c.m
+    cdef double* s4 = c.acc + 3 * c.m
+    cdef int* rp = c.rp
     cdef char tr_t = b'T'
     cdef char uplo = b'U'
     cdef char diag = b'N'
+    cf_ring(c)
     if c.updatd:
         if c.iupdat > m:
             # drop the oldest pair: shift the blocks up-left by one
@@ -420,37 +435,41 @@ cdef inline int cf_formk(CF* c) noexcept nogil:
         ip = c.head + col - 1
         if ip >= m:
             ip -= m
-        jp = c.head
+        # (the col sums of each kind taken together, each one in its own index
+        # order: independent chains, the same values as one sum after another)
+        for jy in range(col):
+            s1[jy] = 0.0
+            s2[jy] = 0.0
+            s3[jy] = 0.0
+            s4[jy] = 0.0
+        for k in range(nsub):
+            k1 = ind[k]
+            a1 = wy[k1 + n * ip]
+            for jy in range(col):
+                s1[jy] = s1[jy] + a1 * wy[k1 + n * rp[jy]]
+        for k in range(nsub, n):
+            k1 = ind[k]
+            a1 = ws[k1 + n * ip]
+            for jy in range(col):
+                s2[jy] = s2[jy] + a1 * ws[k1 + n * rp[jy]]
+                s3[jy] = s3[jy] + a1 * wy[k1 + n * rp[jy]]
         for jy in range(col):
             js = m + jy
-            a1 = 0.0
-            a2 = 0.0
-            a3 = 0.0
-            for k in range(nsub):
-                k1 = ind[k]
-                a1 = a1 + wy[k1 + n * ip] * wy[k1 + n * jp]
-            for k in range(nsub, n):
-                k1 = ind[k]
-                a2 = a2 + ws[k1 + n * ip] * ws[k1 + n * jp]
-                a3 = a3 + ws[k1 + n * ip] * wy[k1 + n * jp]
-            w1[iy + m2 * jy] = a1
-            w1[is_ + m2 * js] = a2
-            w1[is_ + m2 * jy] = a3
-            jp = (jp + 1) % m
+            w1[iy + m2 * jy] = s1[jy]
+            w1[is_ + m2 * js] = s2[jy]
+            w1[is_ + m2 * jy] = s3[jy]
         # the new column of block (2,1)
         jy = col - 1
         jp = c.head + col - 1
         if jp >= m:
             jp -= m
-        ip = c.head
+        for k in range(nsub):
+            k1 = ind[k]
+            a1 = wy[k1 + n * jp]
+            for i in range(col):
+                s4[i] = s4[i] + ws[k1 + n * rp[i]] * a1
         for i in range(col):
-            is_ = m + i
-            a3 = 0.0
-            for k in range(nsub):
-                k1 = ind[k]
-                a3 = a3 + ws[k1 + n * ip] * wy[k1 + n * jp]
-            ip = (ip + 1) % m
-            w1[is_ + m2 * jy] = a3
+            w1[m + i + m2 * jy] = s4[i]
         upcl = col - 1
     else:
         upcl = col
@@ -541,14 +560,16 @@ cdef inline int cf_cmprlb(CF* c, const double* x, const double* g, const double*
         r[i] = -theta * (z[k] - x[k]) - g[k]
     if cf_bmv(c, &c.wa[2 * m], c.wa) != 0:
         return -8
-    ptr = c.head
+    cf_ring(c)
+    for j in range(col):
+        c.acc[j] = theta * c.wa[col + j]
     for j in range(col):
         a1 = c.wa[j]
-        a2 = theta * c.wa[col + j]
+        a2 = c.acc[j]
+        ptr = n * c.rp[j]
         for i in range(c.nfree):
-            k = ind[i]
-            r[i] = r[i] + c.wy[k + n * ptr] * a1 + c.ws[k + n * ptr] * a2
-        ptr = (ptr + 1) % m
+            k = ind[i] + ptr
+            r[i] = r[i] + c.wy[k] * a1 + c.ws[k] * a2
     return 0
 
 
@@ -575,17 +596,20 @@ cdef inline int cf_subsm(CF* c, const double* l, const double* u, double* x, dou
     cdef char tr_n = b'N'
     if nsub <= 0:
         return 0
-    ptr = c.head
+    cf_ring(c)
     for i in range(col):
-        a1 = 0.0
-        a2 = 0.0
-        for j in range(nsub):
-            k = ind[j]
-            a1 += wy[k + n * ptr] * d[j]
-            a2 += ws[k + n * ptr] * d[j]
-        wv[i] = a1
-        wv[col + i] = theta * a2
-        ptr = (ptr + 1) % m
+        c.acc[i] = 0.0
+        c.acc[m + i] = 0.0
+    for j in range(nsub):
+        k = ind[j]
+        a1 = d[j]
+        for i in range(col):
+            ptr = k + n * c.rp[i]
+            c.acc[i] = c.acc[i] + wy[ptr] * a1
+            c.acc[m + i] = c.acc[m + i] + ws[ptr] * a1
+    for i in range(col):
+        wv[i] = c.acc[i]
+        wv[col + i] = theta * c.acc[m + i]
     info = cf_trsv(&tr_t, col2, c.wn, m2, wv)
     if info != 0:
         return info
@@ -594,13 +618,13 @@ cdef inline int cf_subsm(CF* c, const double* l, const double* u, double* x, dou
     info = cf_trsv(&tr_n, col2, c.wn, m2, wv)
     if info != 0:
         return info
-    ptr = c.head
     for jy in range(col):
-        js = col + jy
+        a1 = wv[jy]
+        a2 = wv[col + jy]
+        ptr = n * c.rp[jy]
         for i in range(nsub):
-            k = ind[i]
-            d[i] = d[i] + (wy[k + n * ptr] * wv[jy] / theta) + (ws[k + n * ptr] * wv[js])
-        ptr = (ptr + 1) % m
+            k = ind[i] + ptr
+            d[i] = d[i] + (wy[k] * a1 / theta) + (ws[k] * a2)
     cf_scal(nsub, 1.0 / theta, d)
     # the projected Newton step
     iword[0] = 0
@@ -731,13 +755,14 @@ cdef inline int cf_formt(CF* c) noexcept nogil:
 
 cdef inline void cf_place(CF* c, double* mat, int mb) noexcept nogil:
     """Point the matrices at the block ``mat`` laid out for ``mb`` pairs
-    (``11 mb^2 + 8 mb`` doubles)."""
+    (``11 mb^2 + 12 mb`` doubles)."""
     c.sy = mat
     c.ss = mat + mb * mb
     c.wt = mat + 2 * mb * mb
     c.wn = mat + 3 * mb * mb
     c.snd = mat + 7 * mb * mb
     c.wa = mat + 11 * mb * mb
+    c.acc = c.wa + 8 * mb
     c.m = mb
 
 

@@ -709,8 +709,8 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
     cdef const double* l = plo if plo != NULL else px     # (read only where nbd says)
     cdef const double* u = phi if phi != NULL else px
     buf = <double*>calloc(6 * n, sizeof(double))
-    mat = <double*>calloc(11 * ma * ma + 8 * ma, sizeof(double))
-    ibuf = <int*>calloc(4 * n, sizeof(int))
+    mat = <double*>calloc(11 * ma * ma + 12 * ma, sizeof(double))
+    ibuf = <int*>calloc(4 * n + m, sizeof(int))
     if buf == NULL or ibuf == NULL or mat == NULL:
         free(buf); free(ibuf); free(mat)
         raise MemoryError()
@@ -728,6 +728,7 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
     c.iwhere = ibuf + n
     c.index = ibuf + 2 * n
     c.indx2 = ibuf + 3 * n
+    c.rp = ibuf + 4 * n
     cf_reset(&c)
     c.itail = 0
     c.nfree = nn
@@ -905,7 +906,7 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
                     if c.iupdat > c.m and c.m < m:
                         # the memory is full but may hold more pairs: grow it
                         ma = min(2 * c.m, m)
-                        mat2 = <double*>calloc(11 * ma * ma + 8 * ma, sizeof(double))
+                        mat2 = <double*>calloc(11 * ma * ma + 12 * ma, sizeof(double))
                         if mat2 == NULL:
                             raise MemoryError()
                         cf_grow(&c, mat2, ma)
