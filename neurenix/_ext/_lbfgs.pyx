@@ -14,7 +14,10 @@ Moré–Thuente strong-Wolfe line search of :mod:`neurenix._ext._linesearch`:
   (Byrd, Nocedal & Schnabel 1994), the generalized Cauchy point by the
   breakpoint search of Section 4 (Algorithm CP), and the direct primal
   subspace minimization of Section 5.1, with the projection-then-check step of
-  Morales & Nocedal (2011), "Remark on Algorithm 778".
+  Morales & Nocedal (2011), "Remark on Algorithm 778".  For float64 (bounded
+  or not) :func:`_run_b` runs it instead, step for step as L-BFGS-B 3.0 /
+  SciPy, with the kernels of ``_compact_seq.pxd`` in their order of operations
+  (SciPy's iterates bit for bit); the loop of :func:`_run` keeps it for float32.
 
 :func:`_run_qn` is SciPy's ``_minimize_bfgs`` / ``_minimize_cg`` (SciPy 1.17),
 step for step, so that iterates and counts are SciPy's up to rounding:

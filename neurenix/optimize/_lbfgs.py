@@ -206,7 +206,10 @@ def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
 def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503131e-09,
                      gtol=1e-5, maxfun=15000, maxiter=15000, maxls=20, eps=1e-8,
                      iprint=None):
-    """L-BFGS (two-loop recursion) or, with bounds, L-BFGS-B.
+    """L-BFGS-B: for float64, with or without bounds, L-BFGS-B 3.0's iteration in
+    its order of operations (SciPy's iterates bit for bit); for float32, the
+    compact form in single precision with bounds and the two-loop recursion
+    without.
 
     Options (SciPy's names and defaults): ``maxcor`` (m, stored pairs),
     ``ftol`` (stop when :math:`(f_k - f_{k+1})/\\max(|f_k|,|f_{k+1}|,1) \\le ftol`),
