@@ -14,7 +14,10 @@ Moré–Thuente strong-Wolfe line search of :mod:`neurenix._ext._linesearch`:
   (Byrd, Nocedal & Schnabel 1994), the generalized Cauchy point by the
   breakpoint search of Section 4 (Algorithm CP), and the direct primal
   subspace minimization of Section 5.1, with the projection-then-check step of
-  Morales & Nocedal (2011), "Remark on Algorithm 778".
+  Morales & Nocedal (2011), "Remark on Algorithm 778".  For float64 (bounded
+  or not) :func:`_run_b` runs it instead, step for step as L-BFGS-B 3.0 /
+  SciPy, with the kernels of ``_compact_seq.pxd`` in their order of operations
+  (SciPy's iterates bit for bit); the loop of :func:`_run` keeps it for float32.
 
 :func:`_run_qn` is SciPy's ``_minimize_bfgs`` / ``_minimize_cg`` (SciPy 1.17),
 step for step, so that iterates and counts are SciPy's up to rounding:
@@ -46,7 +49,7 @@ Cauchy point and subspace minimization), and here the loops and the Python faces
 """
 cimport numpy as cnp
 from cython cimport floating
-from libc.math cimport fabs, sqrt, isfinite, pow, INFINITY
+from libc.math cimport fabs, fmax, fmin, sqrt, isfinite, pow, INFINITY
 from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memcmp, memset
@@ -60,6 +63,8 @@ from ._vec cimport dot_lanes8, dot_blas, axpy, axpy_scale_dot_lanes8, absmax, al
 from ._compact cimport (BP, BState, _slot, _width, _wcomb, _gram_shift, _gram_new_pair,
                         _block_flags)
 from ._qn_steps cimport _two_loop, _cauchy_subspace, _step_max
+from ._compact_seq cimport (CF, cf_reset, cf_cauchy, cf_freev, cf_formk, cf_cmprlb, cf_subsm,
+                           cf_matupd, cf_formt, cf_dot, cf_nrm2, cf_scal, cf_place, cf_grow)
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
                            MT_CONVERGED, MT_ERROR, W2State, w2_start, w2_phi, w2_dphi,
                            w2_extra, first_step, W2_F, W2_G, W2_EXTRA, W2_DONE, W2_DONE_NOG)
@@ -669,6 +674,264 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
     return 0
 
 
+cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
+                Evaluator ev, Cfg* cfg, Out* out, double f,
+                double* S, double* Y, double* rho, double* plo, double* phi,
+                object driver) except -1:
+    """L-BFGS-B for float64, bounded or not (``plo``/``phi`` NULL: every variable
+    free), step for step as the driver of L-BFGS-B 3.0 (Morales & Nocedal 2011)
+    that SciPy runs, with the kernels of :mod:`._compact_seq` in its order of
+    operations, so that the iterates are SciPy's bit for bit: the generalized
+    Cauchy point (skipped when no variable has a bound and pairs are stored),
+    the direct subspace step, the Moré–Thuente search from ``1/||d||`` on the
+    first iteration (unless every variable is boxed), else from 1, along
+    ``d = xbar - x`` (the unit trial is ``xbar`` itself), and the pair of the
+    step kept when ``s'y > eps * (-stp g'd)``.  ``S``/``Y`` hold the ring of the
+    compact form (``m`` rows used; ``rho[k] = 1 / s_k'y_k``).  Evaluations,
+    limits, reports and statuses as :func:`_run`."""
+    cdef int m = <int>cfg.m, nn = <int>n, info, wrk = 0, iword = 0, cnstnd = 0, boxed = 1
+    cdef int status = S_RUNNING, task, lsfail, nonfinite
+    cdef Py_ssize_t nit = 0, nls, i
+    cdef double fold = f, gd = 0.0, gdold = 0.0, stp = 1.0, stpmx, dnorm = 0.0, dtd
+    cdef double sbgnrm, rr, dr, ddum, a1, a2
+    cdef Memo mo
+    cdef MTState ls
+    cdef CF c
+    cdef double* buf = NULL
+    cdef double* mat = NULL
+    cdef double* mat2 = NULL
+    cdef int* ibuf = NULL
+    cdef int ma = m if m <= 32 else 32    # pairs the matrices are laid out for (grown
+                                          # by doubling: a huge maxcor costs only what is used)
+    cdef double* z
+    cdef double* r
+    cdef double* d
+    cdef double* t
+    cdef double* xp
+    cdef double* xm
+    cdef const double* l = plo if plo != NULL else px     # (read only where nbd says)
+    cdef const double* u = phi if phi != NULL else px
+    buf = <double*>calloc(6 * n, sizeof(double))
+    mat = <double*>calloc(11 * ma * ma + 12 * ma, sizeof(double))
+    ibuf = <int*>calloc(4 * n + m, sizeof(int))
+    if buf == NULL or ibuf == NULL or mat == NULL:
+        free(buf); free(ibuf); free(mat)
+        raise MemoryError()
+    c.n = nn
+    c.ws = S
+    c.wy = Y
+    cf_place(&c, mat, ma)
+    z = buf
+    r = z + n
+    d = z + 2 * n
+    t = z + 3 * n
+    xp = z + 4 * n
+    xm = z + 5 * n
+    c.nbd = ibuf
+    c.iwhere = ibuf + n
+    c.index = ibuf + 2 * n
+    c.indx2 = ibuf + 3 * n
+    c.rp = ibuf + 4 * n
+    cf_reset(&c)
+    c.itail = 0
+    c.nfree = nn
+    c.nenter = 0
+    c.ileave = 0
+    # bound types and the initial status of each variable (x0 is already in the box)
+    for i in range(n):
+        if plo == NULL:
+            c.nbd[i] = 0
+        elif isfinite(plo[i]):
+            c.nbd[i] = 2 if isfinite(phi[i]) else 1
+        else:
+            c.nbd[i] = 3 if isfinite(phi[i]) else 0
+        if c.nbd[i] != 2:
+            boxed = 0
+        if c.nbd[i] == 0:
+            c.iwhere[i] = -1
+        else:
+            cnstnd = 1
+            c.iwhere[i] = 3 if (c.nbd[i] == 2 and u[i] - l[i] <= 0.0) else 0
+    memcpy(xm, px, n * sizeof(double))
+    mo.f = f
+    mo.f_ok = mo.g_ok = mo.g_have = 1
+    try:
+        sbgnrm = _pgnorm(px, pg, plo, phi, n, plo != NULL)
+        if sbgnrm <= cfg.gtol:
+            status = S_GTOL
+        elif cfg.maxiter == 0:
+            status = S_MAXITER
+        while status == S_RUNNING:
+            # ---------------------------------------------------- direction
+            iword = -1
+            if not cnstnd and c.col > 0:
+                memcpy(z, px, n * sizeof(double))       # no bounds: xcp = x
+                wrk = c.updatd
+            else:
+                if cf_cauchy(&c, px, l, u, pg, t, d, z, sbgnrm) != 0:
+                    cf_reset(&c)                        # singular: start again from B = I
+                    continue
+                cf_freev(&c, <int>nit, cnstnd, &wrk)
+            if c.nfree != 0 and c.col != 0:
+                info = cf_formk(&c) if wrk else 0
+                if info == 0:
+                    info = cf_cmprlb(&c, px, pg, z, r, cnstnd)
+                    if info == 0:
+                        info = cf_subsm(&c, l, u, z, r, xp, px, pg, &iword)
+                if info != 0:
+                    cf_reset(&c)
+                    continue
+            for i in range(n):
+                d[i] = z[i] - px[i]
+            # ---------------------------------------------------- step bounds
+            dnorm = cf_nrm2(nn, d)
+            dtd = dnorm * dnorm
+            stpmx = 1e10
+            if cnstnd:
+                if nit == 0:
+                    stpmx = 1.0
+                else:
+                    for i in range(n):
+                        a1 = d[i]
+                        if c.nbd[i] == 0:
+                            continue
+                        if a1 < 0.0 and c.nbd[i] <= 2:
+                            a2 = l[i] - px[i]
+                            if a2 >= 0.0:
+                                stpmx = 0.0
+                            elif a1 * stpmx < a2:
+                                stpmx = a2 / a1
+                        elif a1 > 0.0 and c.nbd[i] >= 2:
+                            a2 = u[i] - px[i]
+                            if a2 <= 0.0:
+                                stpmx = 0.0
+                            elif a1 * stpmx > a2:
+                                stpmx = a2 / a1
+                    if stpmx < 1.0:
+                        stpmx = 1.0     # xbar is feasible: the unit step always is
+            if nit == 0 and not boxed:
+                stp = min(1.0 / dnorm, stpmx)
+            else:
+                stp = 1.0
+            # ---------------------------------------------------- line search
+            memcpy(t, px, n * sizeof(double))
+            memcpy(r, pg, n * sizeof(double))
+            fold = f
+            gd = cf_dot(nn, pg, d)
+            gdold = gd
+            if not gd < 0.0:
+                if c.col > 0:
+                    cf_reset(&c)
+                    continue
+                status = S_LINESEARCH
+                break
+            task = mt_start(&ls, f, gd, &stp, cfg.c1, cfg.c2, cfg.xtol, 0.0, stpmx)
+            lsfail = 0
+            nonfinite = 0
+            nls = 0
+            while True:
+                if task == MT_ERROR:
+                    lsfail = 1
+                    break
+                if stp == 1.0:
+                    memcpy(px, z, n * sizeof(double))
+                else:
+                    for i in range(n):
+                        a1 = stp * d[i] + t[i]
+                        if c.nbd[i] == 1 or c.nbd[i] == 2:
+                            a1 = fmax(a1, l[i])
+                        if c.nbd[i] == 2 or c.nbd[i] == 3:
+                            a1 = fmin(a1, u[i])
+                        px[i] = a1
+                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f)
+                if status != S_RUNNING:
+                    lsfail = 1
+                    break
+                nls += 1
+                gd = cf_dot(nn, pg, d)
+                if not (isfinite(f) and isfinite(gd)):
+                    nonfinite = 1
+                    if nls >= cfg.maxls or ev.nfev >= cfg.maxfun:
+                        lsfail = 1
+                        break
+                    mt_nonfinite(&ls, &stp)
+                    continue
+                task = mt_iterate(&ls, &stp, f, gd)
+                if task != MT_FG:
+                    break
+                if nls >= cfg.maxls:
+                    lsfail = 1
+                    break
+            if lsfail:
+                memcpy(px, t, n * sizeof(double))
+                memcpy(pg, r, n * sizeof(double))
+                f = fold
+                if status != S_RUNNING:
+                    break
+                if c.col > 0:
+                    cf_reset(&c)
+                    continue
+                status = S_NONFINITE if nonfinite else S_LINESEARCH
+                break
+            nit += 1
+            # ---------------------------------------------------- report, tests
+            if cfg.report:
+                status = _report(ev, driver, nit, xa, f, ga, stp * dnorm)
+            if status != S_RUNNING:
+                break
+            sbgnrm = _pgnorm(px, pg, plo, phi, n, plo != NULL)
+            if nit >= cfg.maxiter:
+                status = S_MAXITER
+            elif ev.nfev > cfg.maxfun:
+                status = S_MAXFUN
+            elif sbgnrm <= cfg.gtol:
+                status = S_GTOL
+            elif (fold - f) <= cfg.ftol * max(fabs(fold), fabs(f), 1.0):
+                status = S_FTOL
+            else:
+                # ------------------------------------------------ the pair
+                for i in range(n):
+                    r[i] = pg[i] - r[i]
+                rr = cf_nrm2(nn, r)
+                rr = rr * rr
+                if stp == 1.0:
+                    dr = gd - gdold
+                    ddum = -gdold
+                else:
+                    dr = (gd - gdold) * stp
+                    cf_scal(nn, stp, d)
+                    ddum = -gdold * stp
+                if dr <= cfg.eps * ddum:
+                    c.updatd = 0                        # curvature too small: skipped
+                else:
+                    c.updatd = 1
+                    c.iupdat += 1
+                    if c.iupdat > c.m and c.m < m:
+                        # the memory is full but may hold more pairs: grow it
+                        ma = min(2 * c.m, m)
+                        mat2 = <double*>calloc(11 * ma * ma + 12 * ma, sizeof(double))
+                        if mat2 == NULL:
+                            raise MemoryError()
+                        cf_grow(&c, mat2, ma)
+                        free(mat)
+                        mat = mat2
+                    cf_matupd(&c, d, r, stp, dtd, rr, dr)
+                    rho[c.itail] = 1.0 / dr
+                    if cf_formt(&c) != 0:
+                        cf_reset(&c)
+    finally:
+        ev.sync()
+        free(buf); free(ibuf); free(mat)
+    out.status = status
+    out.nit = nit
+    out.f = f
+    out.count = c.col
+    out.newest = (c.head + c.col - 1) % c.m if c.col > 0 else 0
+    out.gamma = 1.0 / c.theta
+    out.fresh = 0
+    return 0
+
+
 # ------------------------------------------------------------------ BFGS and CG
 cdef struct Memo:
     # SciPy's ScalarFunction bookkeeping of the last point asked for (held in a buffer
@@ -1126,6 +1389,12 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         if alo.ndim != 1 or ahi.ndim != 1 or alo.shape[0] != n or ahi.shape[0] != n:
             raise ValueError("run: bounds of the wrong length")
         cfg.boxed = (bounds_kind(alo, ahi) == 2) if boxed < 0 else boxed
+    # float64 L-BFGS-B (bounded or not): the loop in L-BFGS-B 3.0's order (SciPy's
+    # iterates bit for bit); float32 keeps the compact-form loop in its own
+    # precision with bounds, and the two-loop recursion without
+    seq = method == 3 and typenum == cnp.NPY_DOUBLE and n * (mm + 1) < 2**31 - 1
+    if method == 3 and not seq and alo is None:
+        cfg.method = method = 0
     if method == 1 or method == 2:
         if typenum == cnp.NPY_DOUBLE:
             _run_qn[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga,
@@ -1135,6 +1404,12 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
             _run_qn[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga,
                            n, ev, &cfg, &out, f,
                            <float*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
+    elif seq:
+        _run_b(<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
+               ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
+               <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
+               <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
+               <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
     elif typenum == cnp.NPY_DOUBLE:
         _run[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
                      ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
@@ -1149,9 +1424,10 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
                     <float*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
     state = {"count": out.count, "newest": out.newest, "gamma": out.gamma}
     if method in (0, 3):
-        state["sk"] = _ordered_rows(S, out.count, out.newest, rr)
-        state["yk"] = _ordered_rows(Y, out.count, out.newest, rr)
-        state["rho"] = _ordered_rows(rho, out.count, out.newest, rr)
+        ring = mm if seq else rr        # (_run_b's ring has m slots)
+        state["sk"] = _ordered_rows(S, out.count, out.newest, ring)
+        state["yk"] = _ordered_rows(Y, out.count, out.newest, ring)
+        state["rho"] = _ordered_rows(rho, out.count, out.newest, ring)
     elif method == 1:
         state["H"] = H
     return out.status, out.nit, out.f, state

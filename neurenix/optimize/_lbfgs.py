@@ -206,7 +206,10 @@ def run_compiled(obj, x0, driver, method, *, bounds=None, **kw):
 def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503131e-09,
                      gtol=1e-5, maxfun=15000, maxiter=15000, maxls=20, eps=1e-8,
                      iprint=None, workers=None):
-    """L-BFGS (two-loop recursion) or, with bounds, L-BFGS-B.
+    """L-BFGS-B: for float64, with or without bounds, L-BFGS-B 3.0's iteration in
+    its order of operations (SciPy's iterates bit for bit); for float32, the
+    compact form in single precision with bounds and the two-loop recursion
+    without.
 
     Options (SciPy's names and defaults): ``maxcor`` (m, stored pairs),
     ``ftol`` (stop when :math:`(f_k - f_{k+1})/\\max(|f_k|,|f_{k+1}|,1) \\le ftol`),
@@ -261,20 +264,23 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
             lo = bounds.lb
             hi = bounds.ub
             boxed = int(kind == 2)
+    # float64: L-BFGS-B's compact form also without bounds, as SciPy runs it (its
+    # iterates bit for bit); float32 without bounds: the two-loop recursion
+    meth = 3 if (lo is not None or x0.dtype == np.float64) else 0
     # run_compiled's steps, inline (a small run feels each call and keyword)
     f, g = _start(obj, x0, driver)
     x = x0.copy()
     ev = make_evaluator(obj)
     if driver.active or not defaults or not _RUN_DEFAULTS_OK:
         status, nit, f, st = _k.run(
-            ev, x, g, f, 0 if lo is None else 3, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
+            ev, x, g, f, meth, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
             maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1, lo=lo, hi=hi,
             driver=driver, report=driver.active, boxed=boxed)
     elif lo is None:
         # every option at its default: m, gtol, maxls and c2 are also the compiled
         # loop's defaults (checked at import, _RUN_DEFAULTS_OK) and are left out
-        status, nit, f, st = _k.run(ev, x, g, f, 0, ftol=ftol, maxiter=maxiter, maxfun=maxfun,
-                                    c1=1e-3, xtol=0.1)
+        status, nit, f, st = _k.run(ev, x, g, f, meth, ftol=ftol, maxiter=maxiter,
+                                    maxfun=maxfun, c1=1e-3, xtol=0.1)
     else:
         status, nit, f, st = _k.run(ev, x, g, f, 3, ftol=ftol, maxiter=maxiter, maxfun=maxfun,
                                     c1=1e-3, xtol=0.1, lo=lo, hi=hi, boxed=boxed)
