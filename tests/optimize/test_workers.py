@@ -36,14 +36,12 @@ def test_workers_map_gives_the_serial_run_and_scipys(method, kw):
                                                 serial.status)
     # one batch of n points per finite-difference gradient
     assert len(mp.batches) == r.njev and all(len(b) == 5 for b in mp.batches)
-    # the points SciPy's map receives are ours (BFGS/CG: every batch, their runs
-    # are SciPy's bit for bit; L-BFGS-B: the batch at x0)
+    # the points SciPy's map receives are ours, batch for batch (the runs are
+    # SciPy's bit for bit)
     ms = CountingMap()
     s = so.minimize(fun, x0, method=method, options={"workers": ms}, **kw)
-    k = len(ms.batches) if method != "L-BFGS-B" else 1
-    if method != "L-BFGS-B":
-        assert (r.nfev, r.njev) == (s.nfev, s.njev) and len(mp.batches) == k
-    for a, b in zip(mp.batches[:k], ms.batches[:k]):
+    assert (r.nfev, r.njev) == (s.nfev, s.njev) and len(mp.batches) == len(ms.batches)
+    for a, b in zip(mp.batches, ms.batches):
         for p, q in zip(a, b):
             np.testing.assert_array_equal(p, q)
 
