@@ -82,12 +82,13 @@ def as_float_array(x0, name="x0"):
 
 
 class NonFiniteStart(ValueError):
-    """``fun(x0)`` is not finite (``.f`` holds the value): ``minimize`` turns it into
-    a result, as SciPy (status ``NONFINITE``)."""
+    """``fun(x0)`` is not finite (``.f`` holds the value, ``.obj`` the objective,
+    its value at x0 cached): ``minimize`` turns it into a result, as SciPy."""
 
-    def __init__(self, message, f):
+    def __init__(self, message, f, obj=None):
         super().__init__(message)
         self.f = f
+        self.obj = obj
 
 
 class ScalarObjective:
@@ -190,7 +191,7 @@ class ScalarObjective:
             else:
                 f = self.fun(x0)
             if not math.isfinite(f):
-                raise NonFiniteStart(f"fun returned a non-finite value ({f}) at x0", f)
+                raise NonFiniteStart(f"fun returned a non-finite value ({f}) at x0", f, self)
 
     # ----------------------------------------------------------- evaluation
     def _call(self, x):

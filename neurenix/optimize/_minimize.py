@@ -493,10 +493,16 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
                               fd_step=fd_step, share_x0=m.x0_read_only)
     except NonFiniteStart as e:
-        # SciPy returns a result (no exception) when f(x0) is not finite
-        return to_scipy(m.name, make_result(
-            Status.NONFINITE, x=x0, fun=e.f, jac=np.full(x0.size, np.nan, dtype=x0.dtype),
-            nit=0, nfev=1, njev=0))
+        # SciPy returns a result (no exception) when f(x0) is not finite; L-BFGS-B,
+        # BFGS and CG test the gradient first, so with a gradient function and a
+        # gradient already small enough at x0 their run ends there by that test, as
+        # SciPy's (status 0; BFGS/CG: 3 when f is NaN)
+        obj = e.obj
+        if not (m.name in _GRADIENT_FIRST and obj is not None and obj.mode in
+                ("combined", "callable") and _small_start_gradient(m.name, obj, x0, b, options)):
+            return to_scipy(m.name, make_result(
+                Status.NONFINITE, x=x0, fun=e.f, jac=np.full(x0.size, np.nan, dtype=x0.dtype),
+                nit=0, nfev=1, njev=0))
     if disp:
         # the limits only size the progress bar
         maxiter = options.get("maxiter", m.options.get("maxiter"))
@@ -526,6 +532,32 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         res = driver.interrupted(Status.MAXTIME)
     # SciPy's status and message for the method; the Status goes to res.reason
     return to_scipy(m.name, res)
+
+#: methods whose first test is the gradient at x0 (before f is used)
+_GRADIENT_FIRST = ("L-BFGS-B", "BFGS", "CG")
+
+
+def _small_start_gradient(name, obj, x0, bounds, options):
+    """Whether the gradient at x0 (its projection on the bounds for L-BFGS-B) passes
+    the method's first convergence test, ``max|g| <= gtol`` (BFGS/CG: in the
+    ``norm`` option's order), for a start where f is not finite."""
+    g = np.asarray(obj.grad(x0), dtype=float)
+    if bounds is not None and name == "L-BFGS-B":
+        g = x0 - np.clip(x0 - g, bounds.lb, bounds.ub)
+    gtol = options.get("gtol", 1e-5) if options else 1e-5
+    norm = (options.get("norm", np.inf) if options else np.inf) if name != "L-BFGS-B" else np.inf
+    a = np.abs(g)
+    if norm == np.inf:
+        size = np.max(a, initial=0.0)
+    elif norm == -np.inf:
+        size = np.min(a, initial=np.inf)
+    else:
+        size = np.sum(a ** norm) ** (1.0 / norm)
+    try:
+        return bool(size <= gtol)
+    except (TypeError, ValueError):
+        return False
+
 
 register_method("gauss-newton", _minimize_gauss_newton, aliases=("gaussnewton", "gn"),
                 tol=("ftol", "xtol", "gtol"), raw=True, hess=False)

@@ -160,6 +160,25 @@ def test_bad_fun_returns():
         minimize(lambda x: (x @ x, np.ones(3)), np.ones(2), jac=True, method="L-BFGS")
 
 
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG"])
+@pytest.mark.parametrize("fx0", [np.inf, np.nan])
+@pytest.mark.parametrize("combined", [True, False])
+def test_nonfinite_f_small_gradient_at_x0_as_scipy(method, fx0, combined):
+    # scikit-learn's GaussianProcessRegressor meets this (a kernel that is not positive
+    # definite: f = inf with a zero gradient): SciPy's first test is the gradient's,
+    # so the run ends at x0 with status 0 (BFGS/CG with a NaN f: status 3)
+    if combined:
+        kw = dict(fun=lambda x: (fx0, np.zeros(2)), jac=True)
+    else:
+        kw = dict(fun=lambda x: fx0, jac=lambda x: np.zeros(2))
+    r = minimize(x0=np.ones(2), method=method, **kw)
+    s = so.minimize(x0=np.ones(2), method=method, **kw)
+    assert (r.status, r.message, r.nit, r.nfev, r.njev) == \
+        (s.status, s.message, s.nit, s.nfev, s.njev)
+    np.testing.assert_array_equal(r.x, s.x)
+    np.testing.assert_array_equal(r.jac, s.jac)
+
+
 def test_exception_in_fun_propagates_unchanged():
     class Boom(Exception):
         pass
