@@ -602,7 +602,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
                            plo, phi, n)
                 # counted as SciPy's ScalarFunction (a trial equal to the point last
                 # asked for is not evaluated again; gradients in njev)
-                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f)
+                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f, NULL)
                 if status != S_RUNNING:
                     lsfail = 1
                     break
@@ -677,7 +677,7 @@ cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssi
 cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
                 Evaluator ev, Cfg* cfg, Out* out, double f,
                 double* S, double* Y, double* rho, double* plo, double* phi,
-                object driver) except -1:
+                object driver, cnp.ndarray xr, float* x32) except -1:
     """L-BFGS-B for float64, bounded or not (``plo``/``phi`` NULL: every variable
     free), step for step as the driver of L-BFGS-B 3.0 (Morales & Nocedal 2011)
     that SciPy runs, with the kernels of :mod:`._compact_seq` in its order of
@@ -687,8 +687,11 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
     first iteration (unless every variable is boxed), else from 1, along
     ``d = xbar - x`` (the unit trial is ``xbar`` itself), and the pair of the
     step kept when ``s'y > eps * (-stp g'd)``.  ``S``/``Y`` hold the ring of the
-    compact form (``m`` rows used; ``rho[k] = 1 / s_k'y_k``).  Evaluations,
-    limits, reports and statuses as :func:`_run`."""
+    compact form (``m`` rows used; ``rho[k] = 1 / s_k'y_k``).  ``xr`` is the
+    array of ``px`` (reported to the driver); ``xa`` the one the objective is
+    evaluated at: ``xr`` itself for float64, or, for a float32 x0 (``x32``, its
+    data), the float32 cast of ``px`` (:func:`_request`), the gradient ``ga``
+    (``pg``) in float64 either way, as SciPy runs a float32 x0."""
     cdef int m = <int>cfg.m, nn = <int>n, info, wrk = 0, iword = 0, cnstnd = 0, boxed = 1
     cdef int status = S_RUNNING, task, lsfail, nonfinite
     cdef Py_ssize_t nit = 0, nls, i
@@ -843,7 +846,7 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
                         if c.nbd[i] == 2 or c.nbd[i] == 3:
                             a1 = fmin(a1, u[i])
                         px[i] = a1
-                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f)
+                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f, x32)
                 if status != S_RUNNING:
                     lsfail = 1
                     break
@@ -876,7 +879,7 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
             nit += 1
             # ---------------------------------------------------- report, tests
             if cfg.report:
-                status = _report(ev, driver, nit, xa, f, ga, stp * dnorm)
+                status = _report(ev, driver, nit, xr, f, ga, stp * dnorm)
             if status != S_RUNNING:
                 break
             sbgnrm = _pgnorm(px, pg, plo, phi, n, plo != NULL)
@@ -941,20 +944,34 @@ cdef struct Memo:
 
 
 cdef int _request(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, floating* px, floating* xm,
-                  Py_ssize_t n, bint need_g, Memo* mo, double* f) except -2:
+                  Py_ssize_t n, bint need_g, Memo* mo, double* f, float* x32) except -2:
     """f (and with ``need_g`` g, into ``ga``) at ``px`` (the data of ``xa``), counted as
     SciPy's ``ScalarFunction`` counts: a point equal to the last one asked for
     (``np.array_equal``, ``xm``) is not evaluated or counted again; ``nfev`` counts
     the values computed and ``njev`` the gradients asked for, also when one call of
     a ``jac=True`` objective gave both (the gradient is kept for the request), and
     a finite-difference gradient counts in ``njev`` too (SciPy's ``ngev``).
+    With ``x32`` (the float32 run of L-BFGS-B, which iterates in float64 as SciPy
+    does for a float32 x0) ``xa`` is the float32 array of ``x32``: the objective is
+    evaluated at ``px`` cast to float32, and the point remembered is that cast
+    (SciPy's ``ScalarFunction`` keeps x in x0's dtype and compares the float64
+    iterate with it, so an iterate not exactly a float32 is always evaluated).
     Returns ``S_RUNNING``, ``S_INTERRUPTED`` or ``S_MAXTIME`` (:func:`_evaluate`)."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, j
     cdef bint got = False
     cdef int code
     for i in range(n):
         if px[i] != xm[i]:
-            memcpy(xm, px, n * sizeof(floating))
+            if x32 != NULL:
+                for j in range(n):
+                    x32[j] = <float>px[j]
+                    xm[j] = x32[j]
+                if ev.mode == 2:
+                    # a new iterate whose cast may be the point the objective cached:
+                    # SciPy evaluates it again (its test compares the float64 iterate)
+                    ev.obj.reset_cache()
+            else:
+                memcpy(xm, px, n * sizeof(floating))
             mo.f_ok = 0
             mo.g_ok = 0
             mo.g_have = 0
@@ -1177,7 +1194,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                 while True:
                     for i in range(n):
                         px[i] = <floating>(xk[i] + stp * d[i])
-                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew)
+                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew, NULL)
                     if status != S_RUNNING:
                         break
                     nev += 1
@@ -1201,7 +1218,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                     if task == W2_F or task == W2_G:
                         for i in range(n):
                             px[i] = <floating>(xk[i] + stp * d[i])
-                        status = _request(ev, xa, ga, px, xm, n, task == W2_G, &mo, &fnew)
+                        status = _request(ev, xa, ga, px, xm, n, task == W2_G, &mo, &fnew, NULL)
                         if status != S_RUNNING:
                             break
                         if task == W2_F:
@@ -1220,7 +1237,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                     # for its gradient
                     for i in range(n):
                         px[i] = <floating>(xk[i] + stp * d[i])
-                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew)
+                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew, NULL)
                     if status != S_RUNNING:
                         break
                     found = True
@@ -1335,9 +1352,13 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     cdef Py_ssize_t n = xa.shape[0]
     cdef Cfg cfg
     cdef Out out
-    cdef cnp.ndarray S, Y, rho, H, alo, ahi
+    cdef cnp.ndarray S, Y, rho, H, alo, ahi, xw, gw
     cdef int typenum = cnp.PyArray_TYPE(xa)
-    if (cnp.PyArray_TYPE(ga) != typenum or ga.shape[0] != n or xa.ndim != 1 or ga.ndim != 1
+    # L-BFGS-B iterates in float64 for a float32 x too (SciPy's rule); ga may then
+    # be float64 already (the gradient unrounded)
+    narrow = method == 3 and typenum == cnp.NPY_FLOAT
+    if ((cnp.PyArray_TYPE(ga) != typenum and not (narrow and cnp.PyArray_TYPE(ga) == cnp.NPY_DOUBLE))
+            or ga.shape[0] != n or xa.ndim != 1 or ga.ndim != 1
             or not cnp.PyArray_IS_C_CONTIGUOUS(xa) or not cnp.PyArray_IS_C_CONTIGUOUS(ga)):
         raise ValueError("run: x and g must be contiguous 1-D arrays of one dtype and length")
     if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
@@ -1363,6 +1384,11 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     cfg.norm = norm
     cfg.h_given = H0 is not None
     cfg.report = report
+    xw, gw = xa, ga
+    if narrow:
+        xw = cnp.PyArray_Cast(xa, cnp.NPY_DOUBLE)
+        gw = ga if cnp.PyArray_TYPE(ga) == cnp.NPY_DOUBLE else cnp.PyArray_Cast(ga, cnp.NPY_DOUBLE)
+        typenum = cnp.NPY_DOUBLE        # of the iteration (S, Y, bounds)
     cfg.eps = 2.220446049250313e-16 if typenum == cnp.NPY_DOUBLE else 1.1920928955078125e-07
     S = Y = rho = None
     if method in (0, 3):
@@ -1380,21 +1406,23 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
                 and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>lo)):
             alo = <cnp.ndarray>lo           # the common case: no NumPy call
         else:
-            alo = np.ascontiguousarray(lo, dtype=xa.dtype)
+            alo = np.ascontiguousarray(lo, dtype=xw.dtype)
         if (cnp.PyArray_CheckExact(hi) and cnp.PyArray_TYPE(<cnp.ndarray>hi) == typenum
                 and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>hi)):
             ahi = <cnp.ndarray>hi
         else:
-            ahi = np.ascontiguousarray(hi, dtype=xa.dtype)
+            ahi = np.ascontiguousarray(hi, dtype=xw.dtype)
         if alo.ndim != 1 or ahi.ndim != 1 or alo.shape[0] != n or ahi.shape[0] != n:
             raise ValueError("run: bounds of the wrong length")
         cfg.boxed = (bounds_kind(alo, ahi) == 2) if boxed < 0 else boxed
-    # float64 L-BFGS-B (bounded or not): the loop in L-BFGS-B 3.0's order (SciPy's
-    # iterates bit for bit); float32 keeps the compact-form loop in its own
-    # precision with bounds, and the two-loop recursion without
-    seq = method == 3 and typenum == cnp.NPY_DOUBLE and n * (mm + 1) < 2**31 - 1
-    if method == 3 and not seq and alo is None:
-        cfg.method = method = 0
+    # L-BFGS-B (bounded or not, float64 or float32 x): the loop in L-BFGS-B 3.0's
+    # order (SciPy's iterates bit for bit), with BLAS/LAPACK's int sizes
+    seq = method == 3
+    if seq and n * (mm + 1) >= 2**31 - 1:
+        raise ValueError(f"L-BFGS-B: n * (maxcor + 1) = {n * (mm + 1)} is too large "
+                         "(the BLAS/LAPACK kernels take 32-bit sizes)")
+    if method == 0:
+        raise ValueError("run: method 0 (two-loop L-BFGS) is gone; L-BFGS-B is method 3")
     if method == 1 or method == 2:
         if typenum == cnp.NPY_DOUBLE:
             _run_qn[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga,
@@ -1404,27 +1432,24 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
             _run_qn[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga,
                            n, ev, &cfg, &out, f,
                            <float*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
-    elif seq:
-        _run_b(<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
+    else:
+        # a float32 x: the iteration in float64 (xw, gw), the objective evaluated at
+        # the float32 cast of each iterate, held in xa itself (_request), and the
+        # final iterate cast back into xa (and the gradient into a float32 ga)
+        _run_b(<double*>cnp.PyArray_DATA(xw), <double*>cnp.PyArray_DATA(gw), xa, gw, n,
                ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
                <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
                <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
-               <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
-    elif typenum == cnp.NPY_DOUBLE:
-        _run[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
-                     ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
-                     <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
-                     <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
-                     <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
-    else:
-        _run[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga, n,
-                    ev, &cfg, &out, f, <float*>cnp.PyArray_DATA(S),
-                    <float*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
-                    <float*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
-                    <float*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
+               <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver,
+               xw, <float*>cnp.PyArray_DATA(xa) if narrow else NULL)
+        if narrow:
+            cnp.PyArray_CopyInto(xa, xw)
+            if gw is not ga:
+                cnp.PyArray_CopyInto(ga, gw)
     state = {"count": out.count, "newest": out.newest, "gamma": out.gamma}
     if method in (0, 3):
         ring = mm if seq else rr        # (_run_b's ring has m slots)
+
         state["sk"] = _ordered_rows(S, out.count, out.newest, ring)
         state["yk"] = _ordered_rows(Y, out.count, out.newest, ring)
         state["rho"] = _ordered_rows(rho, out.count, out.newest, ring)
