@@ -263,18 +263,13 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
         obj.use_abs_step(eps, bounds)
     obj.set_workers(workers)
     lo = hi = None
-    boxed = -1
-    if bounds is not None:
-        kind = _k.bounds_kind(bounds.lb, bounds.ub)
-        if kind:                # (0: no finite bound, the unbounded two-loop iteration)
-            lo = bounds.lb
-            hi = bounds.ub
-            boxed = int(kind == 2)
+    if bounds is not None and _k.bounds_kind(bounds.lb, bounds.ub):
+        lo = bounds.lb          # (no finite bound at all: the unbounded iteration)
+        hi = bounds.ub
     # L-BFGS-B's compact form, bounded or not, as SciPy runs it (its iterates bit for
     # bit); a float32 x0 (unbounded: minimize runs a bounded one in float64, as SciPy)
     # iterates in float64 with the objective at the float32 casts of the iterates and
     # the gradients used unrounded, as SciPy's ScalarFunction gives them
-    meth = 3
     narrow = x0.dtype == np.float32
     if narrow:
         obj.grad_dtype = np.dtype(np.float64)   # (minimize has set it already)
@@ -284,17 +279,17 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
     ev = make_evaluator(obj)
     if driver.active or not defaults or not _RUN_DEFAULTS_OK:
         status, nit, f, st = _k.run(
-            ev, x, g, f, meth, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
+            ev, x, g, f, 3, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
             maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1, lo=lo, hi=hi,
-            driver=driver, report=driver.active, boxed=boxed)
+            driver=driver, report=driver.active)
     elif lo is None:
         # every option at its default: m, gtol, maxls and c2 are also the compiled
         # loop's defaults (checked at import, _RUN_DEFAULTS_OK) and are left out
-        status, nit, f, st = _k.run(ev, x, g, f, meth, ftol=ftol, maxiter=maxiter,
+        status, nit, f, st = _k.run(ev, x, g, f, 3, ftol=ftol, maxiter=maxiter,
                                     maxfun=maxfun, c1=1e-3, xtol=0.1)
     else:
         status, nit, f, st = _k.run(ev, x, g, f, 3, ftol=ftol, maxiter=maxiter, maxfun=maxfun,
-                                    c1=1e-3, xtol=0.1, lo=lo, hi=hi, boxed=boxed)
+                                    c1=1e-3, xtol=0.1, lo=lo, hi=hi)
     obj.reset_cache()          # the loop evaluated around the cache
     if narrow:
         obj.grad_dtype = x0.dtype
