@@ -505,8 +505,9 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
                               fd_step=fd_step, share_x0=m.x0_read_only, grad_dtype=grad_dtype)
     except NonFiniteStart as e:
         # SciPy returns a result (no exception) when f(x0) is not finite
+        xr = x0 if narrow is None else x0.astype(narrow)
         return to_scipy(m.name, make_result(
-            Status.NONFINITE, x=x0, fun=e.f, jac=np.full(x0.size, np.nan, dtype=x0.dtype),
+            Status.NONFINITE, x=xr, fun=e.f, jac=np.full(x0.size, np.nan, dtype=xr.dtype),
             nit=0, nfev=1, njev=0))
     if disp:
         # the limits only size the progress bar
@@ -539,6 +540,11 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         for k in ("x", "jac"):
             if isinstance(res.get(k), np.ndarray):
                 res[k] = res[k].astype(narrow)
+        h = res.get("hess_inv")
+        if h is not None and hasattr(h, "_from_memory"):
+            # the LbfgsInvHessProduct in x0's dtype too (rho, gamma as the loop had them)
+            res["hess_inv"] = type(h)._from_memory(h.sk.astype(narrow), h.yk.astype(narrow),
+                                                   h.rho, h.gamma, narrow, h.shape[0], h.n_corrs)
     # SciPy's status and message for the method; the Status goes to res.reason
     return to_scipy(m.name, res)
 

@@ -162,7 +162,7 @@ def _assert_same32(fun, x0, **kw):
     for k, (a, b) in enumerate(zip(xs, xn)):
         assert a.dtype == b.dtype == np.float64
         assert np.array_equal(a, b), f"iterate {k} differs by {np.max(np.abs(a - b))}"
-    assert rn.x.dtype == rn.jac.dtype == np.float32
+    assert rn.x.dtype == rn.jac.dtype == rn.hess_inv.dtype == np.float32
     assert np.array_equal(rn.x, rs.x.astype(np.float32))
     assert np.array_equal(rn.jac, rs.jac.astype(np.float32))
     assert rs.fun == rn.fun
