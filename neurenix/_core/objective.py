@@ -49,7 +49,10 @@ def fd_steps(dtype, mode="2-point"):
         eps = _EPS.get(dtype)
         if eps is None:
             eps = float(np.finfo(dtype).eps)
-        steps = (eps ** 0.5 if mode != "3-point" else eps ** (1.0 / 3.0), eps ** 0.5)
+        # the gradient's step as SciPy's approx_derivative computes it: a power of
+        # finfo(dtype).eps in that dtype (for float32, the float32 rounding of sqrt(eps))
+        e = np.finfo(dtype).eps
+        steps = (float(e ** 0.5 if mode != "3-point" else e ** (1 / 3)), eps ** 0.5)
         _STEPS[(dtype, mode)] = steps
     return steps
 
@@ -142,7 +145,7 @@ class ScalarObjective:
     workers = None
 
     def __init__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, fd_step=None,
-                 check_x0=True, share_x0=False):
+                 check_x0=True, share_x0=False, grad_dtype=None):
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {type(fun).__name__}")
         if not isinstance(args, tuple):
@@ -150,6 +153,10 @@ class ScalarObjective:
         self._fun = fun
         self.args = args
         self.dtype = x0.dtype
+        #: the dtype of the gradients (given or finite differences): x's dtype, or float64
+        #: where a float32 run iterates in float64 as SciPy's L-BFGS-B (``_lbfgs.py``),
+        #: which uses them unrounded
+        self.grad_dtype = x0.dtype if grad_dtype is None else np.dtype(grad_dtype)
         self.n = x0.size
         if jac is True:
             self.mode = "combined"
@@ -205,7 +212,7 @@ class ScalarObjective:
                 f, g = out
             except (TypeError, ValueError):
                 raise TypeError("fun must return a pair (f, g) when jac is True") from None
-            return check_scalar(f, "fun"), check_vector(g, self.n, self.dtype, "jac")
+            return check_scalar(f, "fun"), check_vector(g, self.n, self.grad_dtype, "jac")
         return check_scalar(out, "fun"), None
 
     def _same(self, x, y):
@@ -262,8 +269,8 @@ class ScalarObjective:
             self.fun(x)
             return self._g
         if self.mode == "callable":
-            g = check_vector(self._jac(np.array(x, copy=True), *self.args), self.n, self.dtype,
-                             "jac")
+            g = check_vector(self._jac(np.array(x, copy=True), *self.args), self.n,
+                             self.grad_dtype, "jac")
             self.njev += 1
         else:
             g = self._fd_grad(x)
@@ -286,14 +293,14 @@ class ScalarObjective:
     def _fd_grad(self, x):
         f0 = self.fun(x)
         n = self.n
-        g = np.empty(n, dtype=self.dtype)
+        g = np.empty(n, dtype=self.grad_dtype)
         xt = np.array(x, dtype=self.dtype, copy=True)
         sign = np.where(x >= 0, 1.0, -1.0)
         h = self.fd_step * sign * np.maximum(1.0, np.abs(x))
         if self.abs_step is not None:
-            # SciPy's absolute step; where it vanishes against x, the relative one
-            ha = np.full(n, self.abs_step)
-            h = np.where((x + ha) - x == 0, h, ha)
+            # SciPy's absolute step; where it vanishes against x (tested in x's dtype,
+            # as approx_derivative), the relative one
+            h = np.where((x + self.abs_step) - x == 0, h, self.abs_step)
         if self.fd_bounds is not None and self.mode != "3-point":
             h = _one_sided_in_bounds(x, h, *self.fd_bounds)
         if self.workers is not None:
@@ -310,7 +317,9 @@ class ScalarObjective:
                 g[i] = (fp - fm) / (hp + hm)
             else:
                 xt[i] = xi + h[i]
-                hh = xt[i] - xi        # the step actually taken
+                # approx_derivative's step (xi + h) - xi: the step taken for float64,
+                # in float64 (not the float32 one taken) for float32
+                hh = (xi + h[i]) - xi
                 fp, _ = self._call(xt)
                 g[i] = (fp - f0) / hh
             xt[i] = xi
@@ -331,7 +340,7 @@ class ScalarObjective:
             for i in range(n):
                 xp = xs.copy()
                 xp[i] = xs[i] + h[i]
-                steps[i, 0] = xp[i] - xs[i]
+                steps[i, 0] = xp[i] - xs[i] if three else (xs[i] + h[i]) - xs[i]  # as _fd_grad
                 yield xp
                 if three:
                     xm = xs.copy()

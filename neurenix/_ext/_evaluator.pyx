@@ -176,15 +176,17 @@ cdef class Evaluator:
         return _check_scalar(fo, "fun")
 
     cdef int gval(self, object go, cnp.ndarray g) except -1:
-        """Validate a gradient and copy it into ``g``."""
+        """Validate a gradient and copy it into ``g`` (converted to ``g``'s dtype: x's,
+        or float64 for the float32 L-BFGS-B run, which iterates in float64 as SciPy)."""
         cdef cnp.ndarray a
+        cdef int gt = cnp.PyArray_TYPE(g)
         if cnp.PyArray_Check(go):
             a = <cnp.ndarray>go
-            if (cnp.PyArray_TYPE(a) == self.typenum and cnp.PyArray_NDIM(a) == 1
+            if (cnp.PyArray_TYPE(a) == gt and cnp.PyArray_NDIM(a) == 1
                     and cnp.PyArray_DIM(a, 0) == self.n and cnp.PyArray_IS_C_CONTIGUOUS(a)):
                 memcpy(cnp.PyArray_DATA(g), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(g))
                 return 0
-        a = _check_vector(go, self.n, self.dtype, "jac")
+        a = _check_vector(go, self.n, self.dtype if gt == self.typenum else g.dtype, "jac")
         memcpy(cnp.PyArray_DATA(g), cnp.PyArray_DATA(a), self.n * cnp.PyArray_ITEMSIZE(g))
         return 0
 

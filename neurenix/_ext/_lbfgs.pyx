@@ -1,23 +1,20 @@
 # cython: language_level=3
-"""Quasi-Newton iteration loops in Cython: L-BFGS, L-BFGS-B, BFGS and CG.
+"""Quasi-Newton iteration loops in Cython: L-BFGS-B, BFGS and CG.
 
-Two loops.  :func:`_run` serves the limited-memory rules, followed by the
-Moré–Thuente strong-Wolfe line search of :mod:`neurenix._ext._linesearch`:
-
-- ``LBFGS``: two-loop recursion over a ring buffer of the last ``m`` pairs
-  (Nocedal & Wright 2006, Algorithm 7.4), :math:`H_0 = \\gamma I`,
-  :math:`\\gamma = s^Ty / y^Ty` (eq. 7.20).
-- ``LBFGSB``: Byrd, Lu, Nocedal & Zhu (1995), "A limited memory algorithm
-  for bound constrained optimization", SIAM J. Sci. Comput. 16(5): the compact
-  form :math:`B = \\theta I - W M W^T`, :math:`W = [Y\\; \\theta S]`,
-  :math:`M = \\begin{bmatrix}-D & L^T\\\\ L & \\theta S^TS\\end{bmatrix}^{-1}`
-  (Byrd, Nocedal & Schnabel 1994), the generalized Cauchy point by the
-  breakpoint search of Section 4 (Algorithm CP), and the direct primal
-  subspace minimization of Section 5.1, with the projection-then-check step of
-  Morales & Nocedal (2011), "Remark on Algorithm 778".  For float64 (bounded
-  or not) :func:`_run_b` runs it instead, step for step as L-BFGS-B 3.0 /
-  SciPy, with the kernels of ``_compact_seq.pxd`` in their order of operations
-  (SciPy's iterates bit for bit); the loop of :func:`_run` keeps it for float32.
+Two loops.  :func:`_run_b` is L-BFGS-B: Byrd, Lu, Nocedal & Zhu (1995), "A
+limited memory algorithm for bound constrained optimization", SIAM J. Sci.
+Comput. 16(5), as L-BFGS-B 3.0 (Morales & Nocedal 2011, "Remark on Algorithm
+778") that SciPy runs, step for step with the kernels of ``_compact_seq.pxd``
+in its order of operations (BLAS/LAPACK where it calls them), so that the
+iterates are SciPy's bit for bit: the compact form
+:math:`B = \\theta I - W M W^T` (Byrd, Nocedal & Schnabel 1994), the
+generalized Cauchy point, the direct primal subspace minimization and the
+Moré–Thuente search of :mod:`neurenix._ext._linesearch`, with or without
+bounds.  It always iterates in float64; for a float32 x, as SciPy does, the
+objective is evaluated at the float32 cast of each iterate (the point
+remembered for SciPy's same-point test is that cast, :func:`_request`), the
+gradient is used in float64 as the objective gives it, and the final iterate
+is cast back into the float32 ``x``.
 
 :func:`_run_qn` is SciPy's ``_minimize_bfgs`` / ``_minimize_cg`` (SciPy 1.17),
 step for step, so that iterates and counts are SciPy's up to rounding:
@@ -33,25 +30,25 @@ step for step, so that iterates and counts are SciPy's up to rounding:
   bracketing/zoom search of Nocedal & Wright Algorithms 3.5/3.6 (SciPy's
   ``line_search_wolfe2``, the reverse-communication kernel ``w2_*`` of
   :mod:`._linesearch`) from the same point; both failing ends the run.
-- Evaluations counted as SciPy's ``ScalarFunction`` (:func:`_request`).
+  Vectors keep the dtype of ``x`` (float32/float64); inner products accumulate
+  in double.
 
-The loops call back into Python only to evaluate the objective (through
-:class:`neurenix._ext._evaluator.Evaluator`, shared with the second-order
-loops; :func:`_evaluate` is the one place that turns Ctrl-C and ``maxtime``
-into a status) and, when a callback/disp/maxtime is set, once per
-iteration to report to the driver (:func:`_report`).  Vectors keep the dtype of ``x``
-(float32/float64); inner products accumulate in double.
+Evaluations are counted as SciPy's ``ScalarFunction`` counts them
+(:func:`_request`, both loops).  The loops call back into Python only to
+evaluate the objective (through :class:`neurenix._ext._evaluator.Evaluator`,
+shared with the second-order loops; :func:`_evaluate` is the one place that
+turns Ctrl-C and ``maxtime`` into a status) and, when a callback/disp/maxtime
+is set, once per iteration to report to the driver (:func:`_report`).
 
-Layered kernel -> step -> loop, all compiled into this one module: the vector
-kernels of ``_vec.pxd`` (``lanes8`` order), the L-BFGS-B compact-form kernels of
-``_compact.pxd``, the direction steps of ``_qn_steps.pxd`` (two-loop recursion,
-Cauchy point and subspace minimization), and here the loops and the Python faces.
+:func:`two_loop` is the L-BFGS two-loop recursion (Nocedal & Wright 2006,
+Algorithm 7.4; ``_qn_steps.pxd``), the product of ``LbfgsInvHessProduct``
+and of ``neurenix.optim.LBFGS``.
 """
 cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport fabs, fmax, fmin, sqrt, isfinite, pow, INFINITY
 from libc.stdlib cimport malloc, calloc, free
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memcmp, memset
 from scipy.linalg.cython_blas cimport dgemv, dgemm
 
@@ -59,10 +56,8 @@ import numpy as np
 
 from ._evaluator cimport Evaluator
 from ._evaluator import MaxTimeExceeded
-from ._vec cimport dot_lanes8, dot_blas, axpy, axpy_scale_dot_lanes8, absmax, all_finite as _all_finite
-from ._compact cimport (BP, BState, _slot, _width, _wcomb, _gram_shift, _gram_new_pair,
-                        _block_flags)
-from ._qn_steps cimport _two_loop, _cauchy_subspace, _step_max
+from ._vec cimport dot_lanes8, dot_blas, absmax, all_finite as _all_finite
+from ._qn_steps cimport _two_loop
 from ._compact_seq cimport (CF, cf_reset, cf_cauchy, cf_freev, cf_formk, cf_cmprlb, cf_subsm,
                            cf_matupd, cf_formt, cf_dot, cf_nrm2, cf_scal, cf_place, cf_grow)
 from ._linesearch cimport (MTState, mt_start, mt_iterate, mt_nonfinite, MT_FG,
@@ -308,8 +303,7 @@ def two_loop(floating[:, ::1] S, floating[:, ::1] Y, const double[::1] rho,
 # ------------------------------------------------------------------ the loop
 cdef struct Cfg:
     int method
-    Py_ssize_t m        # pairs kept (L-BFGS[-B])
-    Py_ssize_t R        # ring slots: m + 1
+    Py_ssize_t m        # pairs kept (L-BFGS-B)
     double gtol, ftol
     Py_ssize_t maxiter, maxfun
     int maxls
@@ -318,9 +312,7 @@ cdef struct Cfg:
     double norm         # BFGS/CG: the order of the gradient norm tested against gtol
     int h_given         # BFGS: H holds the caller's H0 (else H0 = I)
     int report          # call the driver each iteration
-    int has_bounds
-    int boxed
-    double eps          # dtype machine epsilon
+    double eps          # machine epsilon (L-BFGS-B: float64's)
 
 
 cdef struct Out:
@@ -329,7 +321,6 @@ cdef struct Out:
     double f
     Py_ssize_t count, newest
     double gamma
-    int fresh
 
 
 
@@ -358,16 +349,6 @@ cdef double _pgnorm(floating* x, floating* g, floating* lo, floating* hi, Py_ssi
         r8 = v8 if v8 > r8 else r8
     memcpy(&out, &r8, 8)
     return out if out == out else INFINITY
-
-
-cdef inline bint _restart(Py_ssize_t* count) noexcept nogil:
-    """After a failed direction or line search of L-BFGS(-B): drop the pairs and say
-    so (the caller retries along the steepest-descent direction), or return False
-    when they were already dropped (the failure is final)."""
-    if count[0] > 0:
-        count[0] = 0
-        return True
-    return False
 
 
 cdef int _evaluate(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, int what, double* f,
@@ -403,281 +384,10 @@ cdef int _report(Evaluator ev, object driver, Py_ssize_t nit, cnp.ndarray xa, do
     return S_RUNNING if st is None else int(st)
 
 
-cdef inline void _set_trial(floating* px, const floating* xold, const floating* d, double stp,
-                            const floating* z, const floating* lo, const floating* hi,
-                            Py_ssize_t n) noexcept nogil:
-    """The line search's trial point into ``px``: ``z`` when given, else
-    ``xold + stp d``, projected on the bounds (``lo``/``hi``, or NULL)."""
-    cdef Py_ssize_t i
-    cdef floating v
-    for i in range(n):
-        v = z[i] if z != NULL else <floating>(xold[i] + stp * d[i])
-        if lo != NULL:
-            if v < lo[i]:
-                v = lo[i]
-            elif v > hi[i]:
-                v = hi[i]
-        px[i] = v
-
-
-cdef inline void _lbfgs_pair(floating* pg, floating* gold,
-                             floating* d, double stp, double dgdiff, double ddum,
-                             Py_ssize_t n, double eps, floating* S, floating* Y, double* rho,
-                             Py_ssize_t R, Py_ssize_t m, Py_ssize_t* newest, Py_ssize_t* count,
-                             double* gamma, BState* bs, floating* wf,
-                             floating* wa) noexcept nogil:
-    """Store the pair of the step just taken (L-BFGS-B's matupd, Byrd et al. 1995):
-    ``s = stp d``, ``y = g - g_old``, ``s.y`` taken as ``stp (g.d - g_old.d)``
-    (``dgdiff`` the bracket) for the curvature test of L-BFGS-B (and so SciPy's):
-    the pair is skipped when that is ``<= eps * ddum``, ``ddum = -stp g_old.d``.
-    A pair kept enters with ``rho = 1 / s.y`` and ``gamma = s.y / y.y`` by
-    whole-vector products (free of the cancellation in ``g.d - g_old.d``).
-    With ``bs`` (L-BFGS-B) the Gram matrices follow."""
-    cdef Py_ssize_t i, slot = newest[0] + 1 if newest[0] + 1 < R else 0
-    cdef double sy, yy
-    for i in range(n):
-        S[slot * n + i] = <floating>(stp * d[i]) if stp != 1.0 else d[i]
-        Y[slot * n + i] = pg[i] - gold[i]
-    sy = dgdiff * stp if stp != 1.0 else dgdiff
-    if not (sy > eps * ddum):
-        return
-    yy = dot_lanes8(&S[slot * n], &Y[slot * n], n)
-    if yy > 0.0:                    # (else the cancellation has ruined the product)
-        sy = yy
-    yy = dot_lanes8(&Y[slot * n], &Y[slot * n], n)
-    if not (yy > 0.0):
-        return
-    rho[slot] = 1.0 / sy
-    gamma[0] = sy / yy
-    newest[0] = slot
-    if count[0] < m:
-        count[0] += 1
-    elif bs != NULL:
-        _gram_shift(bs, count[0])       # the oldest pair leaves the memory
-    if bs != NULL:
-        _gram_new_pair(bs, S, Y, wf, wa, n, slot, slot, count[0])
-
-
-cdef int _run(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
-              Evaluator ev, Cfg* cfg, Out* out, double f,
-              floating* S, floating* Y, double* rho, floating* plo, floating* phi,
-              object driver) except -1:
-    """The iteration loop on raw buffers: ``px``/``pg`` are the data of ``xa``/``ga``
-    (updated in place), ``S``/``Y`` the (R, n) ring buffers and ``rho`` (R,)
-    (returned as the memory; ``R = cfg.R``, one slot more than the ``m`` pairs
-    kept, so that a new pair is written into a free slot and a rejected one
-    never overwrites the oldest), ``plo``/``phi`` the bounds (NULL when unbounded).  The work vectors are
-    allocated here with malloc and freed on every exit."""
-    cdef Py_ssize_t m = cfg.m, R = cfg.R, i, k, sk, nls
-    cdef Py_ssize_t count = 0, newest = R - 1, nit = 0, slot
-    cdef int method = cfg.method, status = S_RUNNING, task, lsfail, nonfinite
-    cdef double fold = f, dg, dgt = 0.0, stp = 1.0, stpmax, dnorm = 0.0
-    cdef double gnorm, sy, yy
-    cdef double gamma = 1.0, theta
-    cdef floating* xm = NULL
-    cdef Memo mo
-    cdef MTState ls
-    cdef double* alpha = NULL
-    cdef floating* xold = NULL
-    cdef floating* gold = NULL
-    cdef floating* d = NULL
-    cdef floating* xbar = NULL
-    cdef floating* wf = NULL
-    cdef floating* wa = NULL
-    cdef BState bs
-    cdef double* mem = NULL
-    cdef size_t nmem = R, nmat = 0
-    bs.R = R
-    bs.ld = _width(m)
-    if cfg.has_bounds:
-        # one block of doubles for alpha and the L-BFGS-B memory: the matrices
-        # (zeroed), then dcp and tmp (2n), the breakpoint heap (BP: 16 bytes,
-        # 2n), the slots (m) and the free flags (n chars)
-        nmat = 11 * m * bs.ld + 12 * m + 1
-        nmem += nmat + 4 * n + m + (n + 7) // 8 + (n // 4 + n // 8 + 7) // 8
-    mem = <double*>malloc(nmem * sizeof(double))
-    xold = <floating*>malloc((7 if cfg.has_bounds else 5) * n * sizeof(floating))
-    if mem == NULL or xold == NULL:
-        free(mem); free(xold)
-        raise MemoryError()
-    alpha = mem
-    gold = xold + n
-    d = xold + 2 * n
-    xbar = xold + 3 * n
-    xm = xold + (6 if cfg.has_bounds else 4) * n
-    # the point last asked for (x0, f and g known there), for _request's counting
-    memcpy(xm, px, n * sizeof(floating))
-    mo.f = f
-    mo.f_ok = mo.g_ok = mo.g_have = 1
-    if cfg.has_bounds:
-        wf = xold + 4 * n
-        wa = xold + 5 * n
-        bs.SS = mem + R
-        memset(bs.SS, 0, nmat * sizeof(double))
-        bs.dcp = bs.SS + nmat
-        bs.bps = <BP*>(bs.dcp + 2 * n)
-        bs.sl = <Py_ssize_t*>(bs.dcp + 4 * n)
-        bs.fr = <char*>(bs.dcp + 4 * n + m)
-        bs.bt = bs.fr + n
-        bs.sk8 = bs.bt + n // 4
-        bs.YS = bs.SS + m * bs.ld
-        bs.FYY = bs.SS + 2 * m * bs.ld
-        bs.FYS = bs.SS + 3 * m * bs.ld
-        bs.ASS = bs.SS + 4 * m * bs.ld
-        bs.K1 = bs.SS + 5 * m * bs.ld
-        bs.KE = bs.K1 + m * bs.ld
-        bs.K2 = bs.K1 + 2 * m * bs.ld
-        bs.N1 = bs.K1 + 3 * m * bs.ld
-        bs.NE = bs.K1 + 4 * m * bs.ld
-        bs.N2 = bs.K1 + 5 * m * bs.ld
-        bs.wrk = bs.K1 + 6 * m * bs.ld
-        bs.tmp = bs.dcp + n
-        # before the first Cauchy point every variable counts as free
-        for i in range(n):
-            bs.fr[i] = 1
-            wf[i] = 1.0
-            wa[i] = 0.0
-            bs.tmp[i] = 0.0     # (entries of blocks skipped by _wcomb stay finite)
-        _block_flags(&bs, n)
-    try:
-        gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
-        if gnorm <= cfg.gtol:
-            status = S_GTOL
-        elif cfg.maxiter == 0:
-            status = S_MAXITER
-        while status == S_RUNNING:
-            # ---------------------------------------------------- direction
-            if method == 0:         # L-BFGS two-loop
-                for i in range(n):
-                    d[i] = -pg[i]
-                if count > 0:
-                    _two_loop(S, Y, rho, R, n, newest, count, gamma, d, alpha)
-            else:                   # L-BFGS-B
-                theta = 1.0 / gamma if count > 0 else 1.0
-                if _cauchy_subspace(px, pg, plo, phi, S, Y, wf, wa, &bs, m, n, newest, count,
-                                    theta, xbar, cfg.eps):
-                    count = 0
-                    continue
-                for i in range(n):
-                    d[i] = xbar[i] - px[i]
-            dg = dot_lanes8(d, pg, n)
-            dnorm = sqrt(dot_lanes8(d, d, n))
-            if not dg < 0.0:
-                if _restart(&count):
-                    continue
-                status = S_GTOL if dg == 0.0 and gnorm <= cfg.gtol else S_LINESEARCH
-                break
-            # ---------------------------------------------------- step bounds
-            stpmax = 1e10
-            if cfg.has_bounds:
-                if nit == 0:
-                    stpmax = 1.0
-                else:
-                    # (only the value when it is >= 1 matters: the sign of a zero
-                    # does not; _step_max may differ from _box_step only there)
-                    stpmax = _step_max(px, d, plo, phi, n, stpmax)
-                    if stpmax < 1.0:
-                        stpmax = 1.0   # xbar is feasible: the unit step always is
-            # L-BFGS-B's lnsrlb: 1/||d|| on the first iteration only (not after a
-            # restart), unless every variable has both bounds
-            if nit == 0 and not cfg.boxed:
-                stp = min(1.0 / dnorm, stpmax)
-            else:
-                stp = min(1.0, stpmax)
-            # ---------------------------------------------------- line search
-            memcpy(xold, px, n * sizeof(floating))
-            memcpy(gold, pg, n * sizeof(floating))
-            fold = f
-            task = mt_start(&ls, f, dg, &stp, cfg.c1, cfg.c2, cfg.xtol, 0.0, stpmax)
-            lsfail = 0
-            nonfinite = 0
-            nls = 0
-            while True:
-                if task == MT_ERROR:
-                    lsfail = 1
-                    break
-                # the unit step of L-BFGS-B is the new point itself (as lnsrlb:
-                # x = z), not x + (z - x), which may differ from z in the last bit
-                _set_trial(px, xold, d, stp, xbar if method == 3 and stp == 1.0 else NULL,
-                           plo, phi, n)
-                # counted as SciPy's ScalarFunction (a trial equal to the point last
-                # asked for is not evaluated again; gradients in njev)
-                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f)
-                if status != S_RUNNING:
-                    lsfail = 1
-                    break
-                nls += 1
-                # g . d is non-finite whenever g has an inf or a NaN (inf * 0 is NaN),
-                # so one pass gives both the slope and the finiteness test
-                dgt = dot_lanes8(pg, d, n)
-                if not (isfinite(f) and isfinite(dgt)):
-                    nonfinite = 1
-                    if nls >= cfg.maxls or ev.nfev >= cfg.maxfun:
-                        lsfail = 1
-                        break
-                    mt_nonfinite(&ls, &stp)
-                    continue
-                task = mt_iterate(&ls, &stp, f, dgt)
-                if task != MT_FG:
-                    # converged, or a warning, which also ends the search with the
-                    # trial as the new iterate, whatever its f (L-BFGS-B's lnsrlb:
-                    # NEW_X after a warning of dcsrch; an f above fold then stops
-                    # the run by the ftol test)
-                    break
-                if nls >= cfg.maxls:
-                    lsfail = 1
-                    break
-            if lsfail:
-                memcpy(px, xold, n * sizeof(floating))
-                memcpy(pg, gold, n * sizeof(floating))
-                f = fold
-                if status != S_RUNNING:
-                    break
-                if _restart(&count):
-                    continue
-                status = S_NONFINITE if nonfinite else S_LINESEARCH
-                break
-            # ---------------------------------------------------- update
-            nit += 1
-            # ---------------------------------------------------- report, tests
-            if cfg.report:
-                status = _report(ev, driver, nit, xa, f, ga, stp * dnorm)
-            if status != S_RUNNING:
-                break
-            gnorm = _pgnorm(px, pg, plo, phi, n, cfg.has_bounds)
-            # L-BFGS-B's order: the driver's limits first (SciPy tests them when the
-            # iteration ends, maxfun only once it is exceeded: a line search is never
-            # cut short), then the projected gradient, then f; the pair of the step
-            # is stored only when the run goes on
-            if nit >= cfg.maxiter:
-                status = S_MAXITER
-            elif ev.nfev > cfg.maxfun:
-                status = S_MAXFUN
-            elif gnorm <= cfg.gtol:
-                status = S_GTOL
-            elif (fold - f) <= cfg.ftol * max(fabs(fold), fabs(f), 1.0):
-                status = S_FTOL
-            else:
-                _lbfgs_pair(pg, gold, d, stp, dgt - dg, -dg * stp, n, cfg.eps,
-                            S, Y, rho, R, m, &newest, &count, &gamma,
-                            &bs if method == 3 else NULL, wf, wa)
-    finally:
-        ev.sync()
-        free(mem); free(xold)
-    out.status = status
-    out.nit = nit
-    out.f = f
-    out.count = count
-    out.newest = newest
-    out.gamma = gamma
-    out.fresh = 0
-    return 0
-
-
 cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize_t n,
                 Evaluator ev, Cfg* cfg, Out* out, double f,
                 double* S, double* Y, double* rho, double* plo, double* phi,
-                object driver) except -1:
+                object driver, cnp.ndarray xr, float* x32) except -1:
     """L-BFGS-B for float64, bounded or not (``plo``/``phi`` NULL: every variable
     free), step for step as the driver of L-BFGS-B 3.0 (Morales & Nocedal 2011)
     that SciPy runs, with the kernels of :mod:`._compact_seq` in its order of
@@ -687,8 +397,11 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
     first iteration (unless every variable is boxed), else from 1, along
     ``d = xbar - x`` (the unit trial is ``xbar`` itself), and the pair of the
     step kept when ``s'y > eps * (-stp g'd)``.  ``S``/``Y`` hold the ring of the
-    compact form (``m`` rows used; ``rho[k] = 1 / s_k'y_k``).  Evaluations,
-    limits, reports and statuses as :func:`_run`."""
+    compact form (``m`` rows used; ``rho[k] = 1 / s_k'y_k``).  ``xr`` is the
+    array of ``px`` (reported to the driver); ``xa`` the one the objective is
+    evaluated at: ``xr`` itself for float64, or, for a float32 x0 (``x32``, its
+    data), the float32 cast of ``px`` (:func:`_request`), the gradient ``ga``
+    (``pg``) in float64 either way, as SciPy runs a float32 x0."""
     cdef int m = <int>cfg.m, nn = <int>n, info, wrk = 0, iword = 0, cnstnd = 0, boxed = 1
     cdef int status = S_RUNNING, task, lsfail, nonfinite
     cdef Py_ssize_t nit = 0, nls, i
@@ -843,7 +556,7 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
                         if c.nbd[i] == 2 or c.nbd[i] == 3:
                             a1 = fmin(a1, u[i])
                         px[i] = a1
-                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f)
+                status = _request(ev, xa, ga, px, xm, n, True, &mo, &f, x32)
                 if status != S_RUNNING:
                     lsfail = 1
                     break
@@ -876,7 +589,7 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
             nit += 1
             # ---------------------------------------------------- report, tests
             if cfg.report:
-                status = _report(ev, driver, nit, xa, f, ga, stp * dnorm)
+                status = _report(ev, driver, nit, xr, f, ga, stp * dnorm)
             if status != S_RUNNING:
                 break
             sbgnrm = _pgnorm(px, pg, plo, phi, n, plo != NULL)
@@ -928,7 +641,6 @@ cdef int _run_b(double* px, double* pg, cnp.ndarray xa, cnp.ndarray ga, Py_ssize
     out.count = c.col
     out.newest = (c.head + c.col - 1) % c.m if c.col > 0 else 0
     out.gamma = 1.0 / c.theta
-    out.fresh = 0
     return 0
 
 
@@ -941,20 +653,34 @@ cdef struct Memo:
 
 
 cdef int _request(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, floating* px, floating* xm,
-                  Py_ssize_t n, bint need_g, Memo* mo, double* f) except -2:
+                  Py_ssize_t n, bint need_g, Memo* mo, double* f, float* x32) except -2:
     """f (and with ``need_g`` g, into ``ga``) at ``px`` (the data of ``xa``), counted as
     SciPy's ``ScalarFunction`` counts: a point equal to the last one asked for
     (``np.array_equal``, ``xm``) is not evaluated or counted again; ``nfev`` counts
     the values computed and ``njev`` the gradients asked for, also when one call of
     a ``jac=True`` objective gave both (the gradient is kept for the request), and
     a finite-difference gradient counts in ``njev`` too (SciPy's ``ngev``).
+    With ``x32`` (the float32 run of L-BFGS-B, which iterates in float64 as SciPy
+    does for a float32 x0) ``xa`` is the float32 array of ``x32``: the objective is
+    evaluated at ``px`` cast to float32, and the point remembered is that cast
+    (SciPy's ``ScalarFunction`` keeps x in x0's dtype and compares the float64
+    iterate with it, so an iterate not exactly a float32 is always evaluated).
     Returns ``S_RUNNING``, ``S_INTERRUPTED`` or ``S_MAXTIME`` (:func:`_evaluate`)."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, j
     cdef bint got = False
     cdef int code
     for i in range(n):
         if px[i] != xm[i]:
-            memcpy(xm, px, n * sizeof(floating))
+            if x32 != NULL:
+                for j in range(n):
+                    x32[j] = <float>px[j]
+                    xm[j] = x32[j]
+                if ev.mode == 2:
+                    # a new iterate whose cast may be the point the objective cached:
+                    # SciPy evaluates it again (its test compares the float64 iterate)
+                    ev.obj.reset_cache()
+            else:
+                memcpy(xm, px, n * sizeof(floating))
             mo.f_ok = 0
             mo.g_ok = 0
             mo.g_have = 0
@@ -1177,7 +903,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                 while True:
                     for i in range(n):
                         px[i] = <floating>(xk[i] + stp * d[i])
-                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew)
+                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew, NULL)
                     if status != S_RUNNING:
                         break
                     nev += 1
@@ -1201,7 +927,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                     if task == W2_F or task == W2_G:
                         for i in range(n):
                             px[i] = <floating>(xk[i] + stp * d[i])
-                        status = _request(ev, xa, ga, px, xm, n, task == W2_G, &mo, &fnew)
+                        status = _request(ev, xa, ga, px, xm, n, task == W2_G, &mo, &fnew, NULL)
                         if status != S_RUNNING:
                             break
                         if task == W2_F:
@@ -1220,7 +946,7 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
                     # for its gradient
                     for i in range(n):
                         px[i] = <floating>(xk[i] + stp * d[i])
-                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew)
+                    status = _request(ev, xa, ga, px, xm, n, True, &mo, &fnew, NULL)
                     if status != S_RUNNING:
                         break
                     found = True
@@ -1297,7 +1023,6 @@ cdef int _run_qn(floating* px, floating* pg, cnp.ndarray xa, cnp.ndarray ga, Py_
     out.count = 0
     out.newest = 0
     out.gamma = 1.0
-    out.fresh = 0
     return 0
 
 
@@ -1314,7 +1039,7 @@ cdef object _ordered_rows(cnp.ndarray R, Py_ssize_t count, Py_ssize_t newest, Py
     cdef char* src = <char*>cnp.PyArray_DATA(R)
     cdef char* dst = <char*>cnp.PyArray_DATA(out)
     for k in range(count):
-        memcpy(dst + k * row, src + _slot(k, newest, count, m) * row, row)
+        memcpy(dst + k * row, src + ((newest - count + 1 + k + m) % m) * row, row)
     return out
 
 
@@ -1322,35 +1047,43 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
         Py_ssize_t m=10, double gtol=1e-5, double ftol=0.0, Py_ssize_t maxiter=1000,
         Py_ssize_t maxfun=10**9, int maxls=20, double c1=1e-4, double c2=0.9,
         double xtol=1e-14, double xrtol=0.0, double norm=INFINITY, H0=None, lo=None, hi=None,
-        driver=None, bint report=False, int boxed=-1):
-    """Run the loop from ``xa`` (updated in place, with its gradient ``ga``).
+        driver=None, bint report=False):
+    """Run the loop from ``xa`` (updated in place, with its gradient ``ga``):
+    ``method`` 1 BFGS, 2 CG (:func:`_run_qn`), 3 L-BFGS-B (:func:`_run_b`).
 
     Returns ``(status, nit, f, state)``; ``state`` holds the memory for the
     inverse-Hessian operator: ``sk, yk`` (the stored pairs, oldest first),
-    ``rho`` (``1 / s.y`` of each) and ``gamma`` (L-BFGS[-B]), or ``H`` (BFGS).
+    ``rho`` (``1 / s.y`` of each) and ``gamma`` (L-BFGS-B), or ``H`` (BFGS).
     BFGS and CG only: ``xrtol``, ``norm`` (order of the gradient norm), ``H0``
-    (BFGS's initial inverse Hessian, (n, n); None: the identity).
+    (BFGS's initial inverse Hessian, (n, n); None: the identity).  L-BFGS-B
+    iterates in float64 for a float32 ``xa`` too, as SciPy: ``ga`` may then be
+    float64 (the gradient unrounded), ``sk``/``yk`` are float64, and the final
+    iterate is cast back into ``xa``.
     Everything is validated by the Python front ends.
     """
     cdef Py_ssize_t n = xa.shape[0]
     cdef Cfg cfg
     cdef Out out
-    cdef cnp.ndarray S, Y, rho, H, alo, ahi
+    cdef cnp.ndarray S, Y, rho, H, alo, ahi, xw, gw
     cdef int typenum = cnp.PyArray_TYPE(xa)
-    if (cnp.PyArray_TYPE(ga) != typenum or ga.shape[0] != n or xa.ndim != 1 or ga.ndim != 1
+    narrow = method == 3 and typenum == cnp.NPY_FLOAT
+    if ((cnp.PyArray_TYPE(ga) != typenum and not (narrow and cnp.PyArray_TYPE(ga) == cnp.NPY_DOUBLE))
+            or ga.shape[0] != n or xa.ndim != 1 or ga.ndim != 1
             or not cnp.PyArray_IS_C_CONTIGUOUS(xa) or not cnp.PyArray_IS_C_CONTIGUOUS(ga)):
         raise ValueError("run: x and g must be contiguous 1-D arrays of one dtype and length")
     if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
         raise TypeError(f"run: unsupported dtype {xa.dtype}")
-    if method not in (0, 1, 2, 3):
+    if method not in (1, 2, 3):
         raise ValueError("run: unknown method code")
     if n == 0:
         raise ValueError("run: x must not be empty")
-    mm = max(m, 1) if method in (0, 3) else 1
+    mm = max(m, 1) if method == 3 else 1
+    if n * (mm + 1) >= 2**31 - 1:
+        # (L-BFGS-B's workspace, as SciPy's, is sized in 32-bit ints)
+        raise ValueError(f"L-BFGS-B: n * (maxcor + 1) = {n * (mm + 1)} is too large "
+                         "(the BLAS/LAPACK kernels take 32-bit sizes)")
     cfg.method = method
     cfg.m = mm
-    rr = mm + 1 if method in (0, 3) else 1
-    cfg.R = rr
     cfg.gtol = gtol
     cfg.ftol = ftol
     cfg.maxiter = maxiter
@@ -1364,38 +1097,10 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     cfg.h_given = H0 is not None
     cfg.report = report
     cfg.eps = 2.220446049250313e-16 if typenum == cnp.NPY_DOUBLE else 1.1920928955078125e-07
-    S = Y = rho = None
-    if method in (0, 3):
-        S = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
-        Y = cnp.PyArray_EMPTY(2, [rr, n], typenum, 0)
-        rho = cnp.PyArray_ZEROS(1, [rr], cnp.NPY_DOUBLE, 0)
-    H = _bfgs_matrix(n, typenum) if method == 1 else None
-    if H is not None and H0 is not None:
-        H[...] = H0
-    cfg.has_bounds = lo is not None
-    cfg.boxed = 0
-    alo = ahi = None
-    if lo is not None:
-        if (cnp.PyArray_CheckExact(lo) and cnp.PyArray_TYPE(<cnp.ndarray>lo) == typenum
-                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>lo)):
-            alo = <cnp.ndarray>lo           # the common case: no NumPy call
-        else:
-            alo = np.ascontiguousarray(lo, dtype=xa.dtype)
-        if (cnp.PyArray_CheckExact(hi) and cnp.PyArray_TYPE(<cnp.ndarray>hi) == typenum
-                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>hi)):
-            ahi = <cnp.ndarray>hi
-        else:
-            ahi = np.ascontiguousarray(hi, dtype=xa.dtype)
-        if alo.ndim != 1 or ahi.ndim != 1 or alo.shape[0] != n or ahi.shape[0] != n:
-            raise ValueError("run: bounds of the wrong length")
-        cfg.boxed = (bounds_kind(alo, ahi) == 2) if boxed < 0 else boxed
-    # float64 L-BFGS-B (bounded or not): the loop in L-BFGS-B 3.0's order (SciPy's
-    # iterates bit for bit); float32 keeps the compact-form loop in its own
-    # precision with bounds, and the two-loop recursion without
-    seq = method == 3 and typenum == cnp.NPY_DOUBLE and n * (mm + 1) < 2**31 - 1
-    if method == 3 and not seq and alo is None:
-        cfg.method = method = 0
-    if method == 1 or method == 2:
+    if method != 3:
+        H = _bfgs_matrix(n, typenum) if method == 1 else None
+        if H is not None and H0 is not None:
+            H[...] = H0
         if typenum == cnp.NPY_DOUBLE:
             _run_qn[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga,
                             n, ev, &cfg, &out, f,
@@ -1404,30 +1109,49 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
             _run_qn[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga,
                            n, ev, &cfg, &out, f,
                            <float*>cnp.PyArray_DATA(H) if H is not None else NULL, driver)
-    elif seq:
-        _run_b(<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
-               ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
-               <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
-               <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
-               <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
-    elif typenum == cnp.NPY_DOUBLE:
-        _run[double](<double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(ga), xa, ga, n,
-                     ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
-                     <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
-                     <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
-                     <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
-    else:
-        _run[float](<float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(ga), xa, ga, n,
-                    ev, &cfg, &out, f, <float*>cnp.PyArray_DATA(S),
-                    <float*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
-                    <float*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
-                    <float*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver)
-    state = {"count": out.count, "newest": out.newest, "gamma": out.gamma}
-    if method in (0, 3):
-        ring = mm if seq else rr        # (_run_b's ring has m slots)
-        state["sk"] = _ordered_rows(S, out.count, out.newest, ring)
-        state["yk"] = _ordered_rows(Y, out.count, out.newest, ring)
-        state["rho"] = _ordered_rows(rho, out.count, out.newest, ring)
-    elif method == 1:
-        state["H"] = H
-    return out.status, out.nit, out.f, state
+        state = {"count": out.count, "newest": out.newest, "gamma": out.gamma}
+        if method == 1:
+            state["H"] = H
+        return out.status, out.nit, out.f, state
+    # L-BFGS-B, bounded or not: the loop in L-BFGS-B 3.0's order (SciPy's iterates
+    # bit for bit), in float64; for a float32 x, on float64 copies (xw, gw), the
+    # objective evaluated at the float32 cast of each iterate, held in xa itself
+    # (_request), and the final iterate cast back into xa (the gradient into a
+    # float32 ga)
+    xw, gw = xa, ga
+    if narrow:
+        xw = cnp.PyArray_Cast(xa, cnp.NPY_DOUBLE)
+        gw = ga if cnp.PyArray_TYPE(ga) == cnp.NPY_DOUBLE else cnp.PyArray_Cast(ga, cnp.NPY_DOUBLE)
+    cfg.eps = 2.220446049250313e-16     # (L-BFGS-B's epsmch: float64's)
+    S = cnp.PyArray_EMPTY(2, [mm, n], cnp.NPY_DOUBLE, 0)
+    Y = cnp.PyArray_EMPTY(2, [mm, n], cnp.NPY_DOUBLE, 0)
+    rho = cnp.PyArray_ZEROS(1, [mm], cnp.NPY_DOUBLE, 0)
+    alo = ahi = None
+    if lo is not None:
+        if (cnp.PyArray_CheckExact(lo) and cnp.PyArray_TYPE(<cnp.ndarray>lo) == cnp.NPY_DOUBLE
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>lo)):
+            alo = <cnp.ndarray>lo           # the common case: no NumPy call
+        else:
+            alo = np.ascontiguousarray(lo, dtype=np.float64)
+        if (cnp.PyArray_CheckExact(hi) and cnp.PyArray_TYPE(<cnp.ndarray>hi) == cnp.NPY_DOUBLE
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>hi)):
+            ahi = <cnp.ndarray>hi
+        else:
+            ahi = np.ascontiguousarray(hi, dtype=np.float64)
+        if alo.ndim != 1 or ahi.ndim != 1 or alo.shape[0] != n or ahi.shape[0] != n:
+            raise ValueError("run: bounds of the wrong length")
+    _run_b(<double*>cnp.PyArray_DATA(xw), <double*>cnp.PyArray_DATA(gw), xa, gw, n,
+           ev, &cfg, &out, f, <double*>cnp.PyArray_DATA(S),
+           <double*>cnp.PyArray_DATA(Y), <double*>cnp.PyArray_DATA(rho),
+           <double*>cnp.PyArray_DATA(alo) if alo is not None else NULL,
+           <double*>cnp.PyArray_DATA(ahi) if ahi is not None else NULL, driver,
+           xw, <float*>cnp.PyArray_DATA(xa) if narrow else NULL)
+    if narrow:
+        cnp.PyArray_CopyInto(xa, xw)
+        if gw is not ga:
+            cnp.PyArray_CopyInto(ga, gw)
+    return out.status, out.nit, out.f, {
+        "count": out.count, "newest": out.newest, "gamma": out.gamma,
+        "sk": _ordered_rows(S, out.count, out.newest, mm),
+        "yk": _ordered_rows(Y, out.count, out.newest, mm),
+        "rho": _ordered_rows(rho, out.count, out.newest, mm)}

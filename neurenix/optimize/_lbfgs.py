@@ -159,7 +159,7 @@ class LbfgsInvHessProduct(LinearOperator):
         return self._matmat(np.eye(self.shape[0], dtype=self.dtype))
 
 
-def _start(obj, x0, driver):
+def _start(obj, x0, driver, gtype=None):
     """f and a fresh copy of g at ``x0`` (the loop's gradient buffer), checked
     finite, with x0 recorded as the driver's best point.
 
@@ -178,14 +178,15 @@ def _start(obj, x0, driver):
         # gradients are counted as SciPy's ScalarFunction counts them (ngev),
         # finite differences included: the one at x0 is the first
         obj.njev += 1
-    g = g.copy() if type(g) is np.ndarray and g.dtype == x0.dtype else \
-        np.array(g, dtype=x0.dtype, copy=True)
+    gtype = x0.dtype if gtype is None else gtype
+    g = g.copy() if type(g) is np.ndarray and g.dtype == gtype else \
+        np.array(g, dtype=gtype, copy=True)
     check_finite_grad(g)
     if driver.best_f == f and driver.best_g is None:
         # minimize recorded x0 (or a copy) with this f: only the gradient is new
-        driver.best_g = g.copy()
+        driver.best_g = g.astype(x0.dtype)
     else:
-        driver.record(x0, f, g)
+        driver.record(x0, f, g if g.dtype == x0.dtype else g.astype(x0.dtype))
     return f, g
 
 
@@ -208,8 +209,13 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
                      iprint=None, workers=None):
     """L-BFGS-B: for float64, with or without bounds, L-BFGS-B 3.0's iteration in
     its order of operations (SciPy's iterates bit for bit); for float32, the
-    compact form in single precision with bounds and the two-loop recursion
-    without.
+    same iteration in float64, as SciPy runs a float32 x0: unbounded, the
+    objective sees the float32 casts of the iterates (SciPy's ``ScalarFunction``
+    keeps x0's dtype); with bounds wholly in float64 (SciPy's ``np.clip`` of x0
+    against float64 bounds promotes it; :func:`~neurenix.optimize.minimize`
+    does the same).  The result's ``x`` and ``jac`` are float32 for a float32 x0
+    (SciPy's are float64: ``r.x == s.x.astype(np.float32)``), the callback
+    receives the float64 iterate, as SciPy's.
 
     Options (SciPy's names and defaults): ``maxcor`` (m, stored pairs),
     ``ftol`` (stop when :math:`(f_k - f_{k+1})/\\max(|f_k|,|f_{k+1}|,1) \\le ftol`),
@@ -257,34 +263,39 @@ def _minimize_lbfgsb(obj, x0, *, bounds, driver, maxcor=10, ftol=2.2204460492503
         obj.use_abs_step(eps, bounds)
     obj.set_workers(workers)
     lo = hi = None
-    boxed = -1
-    if bounds is not None:
-        kind = _k.bounds_kind(bounds.lb, bounds.ub)
-        if kind:                # (0: no finite bound, the unbounded two-loop iteration)
-            lo = bounds.lb
-            hi = bounds.ub
-            boxed = int(kind == 2)
-    # float64: L-BFGS-B's compact form also without bounds, as SciPy runs it (its
-    # iterates bit for bit); float32 without bounds: the two-loop recursion
-    meth = 3 if (lo is not None or x0.dtype == np.float64) else 0
+    if bounds is not None and _k.bounds_kind(bounds.lb, bounds.ub):
+        lo = bounds.lb          # (no finite bound at all: the unbounded iteration)
+        hi = bounds.ub
+    # L-BFGS-B's compact form, bounded or not, as SciPy runs it (its iterates bit for
+    # bit); a float32 x0 (unbounded: minimize runs a bounded one in float64, as SciPy)
+    # iterates in float64 with the objective at the float32 casts of the iterates and
+    # the gradients used unrounded, as SciPy's ScalarFunction gives them
+    narrow = x0.dtype == np.float32
+    if narrow:
+        obj.grad_dtype = np.dtype(np.float64)   # (minimize has set it already)
     # run_compiled's steps, inline (a small run feels each call and keyword)
-    f, g = _start(obj, x0, driver)
+    f, g = _start(obj, x0, driver, np.float64 if narrow else None)
     x = x0.copy()
     ev = make_evaluator(obj)
     if driver.active or not defaults or not _RUN_DEFAULTS_OK:
         status, nit, f, st = _k.run(
-            ev, x, g, f, meth, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
+            ev, x, g, f, 3, m=m, gtol=gtol, ftol=ftol, maxiter=maxiter,
             maxfun=maxfun, maxls=maxls, c1=1e-3, c2=0.9, xtol=0.1, lo=lo, hi=hi,
-            driver=driver, report=driver.active, boxed=boxed)
+            driver=driver, report=driver.active)
     elif lo is None:
         # every option at its default: m, gtol, maxls and c2 are also the compiled
         # loop's defaults (checked at import, _RUN_DEFAULTS_OK) and are left out
-        status, nit, f, st = _k.run(ev, x, g, f, meth, ftol=ftol, maxiter=maxiter,
+        status, nit, f, st = _k.run(ev, x, g, f, 3, ftol=ftol, maxiter=maxiter,
                                     maxfun=maxfun, c1=1e-3, xtol=0.1)
     else:
         status, nit, f, st = _k.run(ev, x, g, f, 3, ftol=ftol, maxiter=maxiter, maxfun=maxfun,
-                                    c1=1e-3, xtol=0.1, lo=lo, hi=hi, boxed=boxed)
+                                    c1=1e-3, xtol=0.1, lo=lo, hi=hi)
     obj.reset_cache()          # the loop evaluated around the cache
+    if narrow:
+        obj.grad_dtype = x0.dtype
+        g = g.astype(x0.dtype)  # x (cast back by the loop) and jac in x0's dtype
+        st["sk"] = st["sk"].astype(x0.dtype)
+        st["yk"] = st["yk"].astype(x0.dtype)
     hess_inv = LbfgsInvHessProduct._from_memory(st["sk"], st["yk"], st["rho"], st["gamma"],
                                                 x0.dtype, x0.shape[0], st["count"])
     return driver.result(_BY_CODE[status], x, f, g, nit, hess_inv=hess_inv)

@@ -446,6 +446,17 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
                               "it is ignored.", RuntimeWarning, stacklevel=2)
         hess = hessp = None
     b = None
+    narrow = grad_dtype = None
+    if m.name == "L-BFGS-B" and x0.dtype == np.float32 and not m.raw:
+        if bounds is not None:
+            # SciPy's L-BFGS-B clips x0 against float64 bounds (np.clip promotes it),
+            # so a float32 x0 with bounds runs, and is evaluated, wholly in float64: so
+            # here, with x and jac given back in float32 (docs/minimize.md)
+            narrow = x0.dtype
+            x0 = x0.astype(np.float64)
+        else:
+            # it iterates in float64 and uses the gradients unrounded (that at x0 too)
+            grad_dtype = np.float64
     if bounds is not None:
         if not m.bounds:
             # SciPy's warning (category and text); the bounds are ignored
@@ -491,7 +502,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         raise ValueError(f"options['finite_diff_rel_step'] must be > 0, got {fd_step!r}")
     try:
         obj = ScalarObjective(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
-                              fd_step=fd_step, share_x0=m.x0_read_only)
+                              fd_step=fd_step, share_x0=m.x0_read_only, grad_dtype=grad_dtype)
     except NonFiniteStart as e:
         # SciPy returns a result (no exception) when f(x0) is not finite; L-BFGS-B,
         # BFGS and CG test the gradient first, so with a gradient function and a
@@ -500,8 +511,9 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
         obj = e.obj
         if not (m.name in _GRADIENT_FIRST and obj is not None and obj.mode in
                 ("combined", "callable") and _small_start_gradient(m.name, obj, x0, b, options)):
+            xr = x0 if narrow is None else x0.astype(narrow)
             return to_scipy(m.name, make_result(
-                Status.NONFINITE, x=x0, fun=e.f, jac=np.full(x0.size, np.nan, dtype=x0.dtype),
+                Status.NONFINITE, x=xr, fun=e.f, jac=np.full(x0.size, np.nan, dtype=xr.dtype),
                 nit=0, nfev=1, njev=0))
     if disp:
         # the limits only size the progress bar
@@ -530,6 +542,15 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     except MaxTimeExceeded:
         # maxtime passed inside an iteration (a line search, an inner loop)
         res = driver.interrupted(Status.MAXTIME)
+    if narrow is not None:
+        for k in ("x", "jac"):
+            if isinstance(res.get(k), np.ndarray):
+                res[k] = res[k].astype(narrow)
+        h = res.get("hess_inv")
+        if h is not None and hasattr(h, "_from_memory"):
+            # the LbfgsInvHessProduct in x0's dtype too (rho, gamma as the loop had them)
+            res["hess_inv"] = type(h)._from_memory(h.sk.astype(narrow), h.yk.astype(narrow),
+                                                   h.rho, h.gamma, narrow, h.shape[0], h.n_corrs)
     # SciPy's status and message for the method; the Status goes to res.reason
     return to_scipy(m.name, res)
 

@@ -143,3 +143,72 @@ def test_large_memory_bitwise(bounds):
     fun, x0, kw = _rosen_case(40, 9, bounds=bounds, options={"maxcor": 80})
     r = _assert_same(fun, x0, **kw)
     assert r.nit > 80
+
+
+# ------------------------------------------------------------------ float32 x0
+# SciPy iterates in float64 for a float32 x0 too: without bounds its
+# ScalarFunction evaluates fun (and the finite differences, steps from
+# float32's eps) at the float32 cast of each iterate and hands the gradient back
+# unrounded in float64; with bounds, np.clip against the float64 bounds promotes
+# x0 and the whole run is float64.  neurenix gives x and jac back in float32
+# ("float32 stays float32"), so r.x == s.x.astype(float32); the callback
+# receives the float64 iterate, as SciPy's.
+
+def _assert_same32(fun, x0, **kw):
+    assert x0.dtype == np.float32
+    rs, xs = _trace(so, fun, x0, **kw)
+    rn, xn = _trace(no, fun, x0, **kw)
+    assert len(xs) == len(xn), (len(xs), len(xn))
+    for k, (a, b) in enumerate(zip(xs, xn)):
+        assert a.dtype == b.dtype == np.float64
+        assert np.array_equal(a, b), f"iterate {k} differs by {np.max(np.abs(a - b))}"
+    assert rn.x.dtype == rn.jac.dtype == rn.hess_inv.dtype == np.float32
+    assert np.array_equal(rn.x, rs.x.astype(np.float32))
+    assert np.array_equal(rn.jac, rs.jac.astype(np.float32))
+    assert rs.fun == rn.fun
+    assert (rs.nit, rs.nfev, rs.njev, rs.status) == (rn.nit, rn.nfev, rn.njev, rn.status)
+    return rs
+
+
+def _f32_start(n, seed):
+    return np.random.default_rng(seed).uniform(-1.5, 1.5, n).astype(np.float32)
+
+
+def _rosen_fg(x):
+    return rosen(x), rosen_der(x)
+
+
+def _rosen64(x):
+    return rosen(x.astype(np.float64))
+
+
+@pytest.mark.parametrize("bounds", [None, [(-1.0, 1.2)] * 7, [(None, None)] * 7])
+@pytest.mark.parametrize("grad", ["jac", "combined", "fd", "fd64"])
+def test_float32_bitwise(bounds, grad):
+    x0 = _f32_start(7, 3)
+    fun, kw = {"jac": (rosen, dict(jac=rosen_der)), "combined": (_rosen_fg, dict(jac=True)),
+               "fd": (rosen, {}), "fd64": (_rosen64, {})}[grad]
+    seen = set()
+
+    def f(x, *a):
+        seen.add(x.dtype)
+        return fun(x, *a)
+    _assert_same32(f, x0, bounds=bounds, **kw)
+    # unbounded, the objective sees float32 points; any bounds promote the run
+    assert seen == {np.dtype(np.float32 if bounds is None else np.float64)}
+
+
+def test_float32_gradient_in_float64_at_x0():
+    # a float32 x0 whose objective returns float64 gradients: used unrounded, at x0 too
+    x0 = _f32_start(6, 4)
+
+    def fg(x):
+        x = x.astype(np.float64)
+        return rosen(x), rosen_der(x)
+    _assert_same32(fg, x0, jac=True)
+    _assert_same32(lambda x: fg(x)[0], x0, jac=lambda x: fg(x)[1])
+
+
+@pytest.mark.parametrize("opts", [dict(maxcor=3), dict(maxiter=5), dict(maxfun=40)])
+def test_float32_limits_bitwise(opts):
+    _assert_same32(rosen, _f32_start(5, 5), options=opts)
