@@ -83,8 +83,9 @@ def _shadow(args, kwargs, res):
             k2 = {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
         ref = scipy_original("minimize")(*a2, **k2)
         method = k2.get("method", a2[2] if len(a2) > 2 else None)
+        x0 = k2["x0"] if "x0" in k2 else a2[1]
         rec.update(method=str(method if not callable(method) else "callable"),
-                   n=int(np.size(a2[1])),
+                   n=int(np.size(x0)),
                    ours=[int(res.get("nit", -1) or 0), int(res.get("nfev", -1) or 0),
                          int(res.get("status", -99)), float(res.get("fun", np.nan))],
                    scipy=[int(ref.get("nit", -1) or 0), int(ref.get("nfev", -1) or 0),
