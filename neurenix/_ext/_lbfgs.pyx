@@ -1078,7 +1078,7 @@ def run(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, double f, int method, *,
     if n == 0:
         raise ValueError("run: x must not be empty")
     mm = max(m, 1) if method == 3 else 1
-    if n * (mm + 1) >= 2**31 - 1:
+    if method == 3 and n * (mm + 1) >= 2**31 - 1:
         # (L-BFGS-B's workspace, as SciPy's, is sized in 32-bit ints)
         raise ValueError(f"L-BFGS-B: n * (maxcor + 1) = {n * (mm + 1)} is too large "
                          "(the BLAS/LAPACK kernels take 32-bit sizes)")
