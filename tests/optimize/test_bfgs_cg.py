@@ -50,9 +50,11 @@ def test_bfgs_hess_inv_on_quadratic():
     np.testing.assert_allclose(r.x, 1 / d, rtol=1e-7)
     s = so.minimize(quadratic, np.zeros(8), args=(d,), jac=True, method="BFGS",
                     options={"gtol": 1e-12})
-    assert (r.status, r.nit, r.nfev) == (s.status, s.nit, s.nfev)
-    np.testing.assert_array_equal(r.x, s.x)
-    np.testing.assert_array_equal(H, s.hess_inv)
+    from .test_bfgs_cg_bitwise import _numpy_and_scipy_blas_agree
+    if _numpy_and_scipy_blas_agree():
+        assert (r.status, r.nit, r.nfev) == (s.status, s.nit, s.nfev)
+        np.testing.assert_array_equal(r.x, s.x)
+        np.testing.assert_array_equal(H, s.hess_inv)
 
 
 @pytest.mark.parametrize("method", ["BFGS", "CG"])
