@@ -56,7 +56,7 @@ import numpy as np
 
 from ._evaluator cimport Evaluator
 from ._evaluator import MaxTimeExceeded
-from ._vec cimport dot_lanes8, dot_blas, absmax, all_finite as _all_finite
+from ._vec cimport dot_lanes8, dot_blas, sum_pairwise, absmax, all_finite as _all_finite
 from ._qn_steps cimport _two_loop
 from ._compact_seq cimport (CF, cf_reset, cf_cauchy, cf_freev, cf_formk, cf_cmprlb, cf_subsm,
                            cf_matupd, cf_formt, cf_dot, cf_nrm2, cf_scal, cf_place, cf_grow)
@@ -712,9 +712,14 @@ cdef int _request(Evaluator ev, cnp.ndarray xa, cnp.ndarray ga, floating* px, fl
 cdef double _gnorm(const floating* g, Py_ssize_t n, double ord) noexcept nogil:
     """SciPy's ``vecnorm(g, ord)``: ``max |g_i|`` for ``ord = inf`` (NaN when an entry
     is NaN, as ``np.amax``), ``min |g_i|`` for ``-inf``, else
-    ``(sum |g_i|^ord)^(1/ord)``."""
+    ``np.sum(|g|**ord) ** (1/ord)`` formed as NumPy forms it for float64: the powers
+    by NumPy's own kernels for ``ord`` 2, 1, 0.5 and -1 (``|g|*|g|``, ``|g|``,
+    ``sqrt``, ``1/|g|``; other orders by libm ``pow``, which NumPy's power may round
+    differently in the last bit), summed in NumPy's pairwise order
+    (:func:`sum_pairwise`), then libm ``pow`` for the root."""
     cdef double r, t
     cdef Py_ssize_t i
+    cdef double* w
     if ord == INFINITY:
         r = absmax(g, n)
         if r == INFINITY:
@@ -731,10 +736,35 @@ cdef double _gnorm(const floating* g, Py_ssize_t n, double ord) noexcept nogil:
             if t < r:
                 r = t
         return r
-    r = 0.0
+    w = <double*>malloc(n * sizeof(double)) if n > 0 else NULL
+    if w == NULL:
+        # (no memory for the terms: one running sum, the same value up to rounding)
+        r = 0.0
+        for i in range(n):
+            r += pow(fabs(g[i]), ord)
+        return pow(r, 1.0 / ord)
     for i in range(n):
-        r += pow(fabs(g[i]), ord)
+        t = fabs(g[i])
+        if ord == 2.0:
+            w[i] = t * t
+        elif ord == 1.0:
+            w[i] = t
+        elif ord == 0.5:
+            w[i] = sqrt(t)
+        elif ord == -1.0:
+            w[i] = 1.0 / t
+        else:
+            w[i] = pow(t, ord)
+    r = sum_pairwise(w, n)
+    free(w)
     return pow(r, 1.0 / ord)
+
+
+def gnorm(g, double ord=INFINITY):
+    """SciPy's ``vecnorm(g, ord)`` (Python face of the loops' gradient norm), for any
+    array ``g`` (flattened, as float64)."""
+    cdef cnp.ndarray a = np.ascontiguousarray(np.ravel(g), dtype=np.float64)
+    return _gnorm(<double*>cnp.PyArray_DATA(a), a.shape[0], ord)
 
 
 cdef bint _has_nan(const floating* a, Py_ssize_t n) noexcept nogil:

@@ -29,6 +29,12 @@ under a name that states it:
     Used by the loops that follow a SciPy solver step for step, so that their
     iterates are SciPy's bit for bit rather than up to rounding; it depends on
     the CPU kernel the library picks, as SciPy's results do.
+``*_pairwise``
+    NumPy's ``np.sum`` of a contiguous float64 vector: ``-0.0 +`` the pairwise
+    sum (fewer than 8 terms: one running sum from ``-0.0``; up to 128: eight lanes
+    seeded with the first eight terms, combined as ``lanes8``, then the tail added
+    in order; more: the two halves, split at ``n // 2`` rounded down to a multiple
+    of 8, summed so and added).
 ``*_lanes16``
     sixteen partial sums, the tail element ``16 * (n // 16) + t`` added to lane
     ``t``, combined as ``s_j += s_{j+8}`` (j < 8), ``s_j += s_{j+4}`` (j < 4),
@@ -143,6 +149,40 @@ cdef inline double dot_blas(const floating* a, const floating* b, Py_ssize_t n) 
         if n <= INT_MAX:
             return _ddot(&nn, <double*>a, &one, <double*>b, &one)
     return dot_lanes8(a, b, n)
+
+
+# --------------------------------------------------------------- NumPy's np.sum
+cdef inline double _pairwise(const double* a, Py_ssize_t n) noexcept nogil:
+    cdef double r[8]
+    cdef double res
+    cdef Py_ssize_t i, j, n2
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res = res + a[i]
+        return res
+    if n <= 128:
+        for j in range(8):
+            r[j] = a[j]
+        i = 8
+        while i < n - n % 8:
+            for j in range(8):
+                r[j] = r[j] + a[i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res = res + a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise(a, n2) + _pairwise(a + n2, n - n2)
+
+
+cdef inline double sum_pairwise(const double* a, Py_ssize_t n) noexcept nogil:
+    """``sum(a)`` as NumPy's ``np.sum`` forms it for a contiguous float64 vector
+    (the ``pairwise`` order)."""
+    return -0.0 + _pairwise(a, n)
 
 
 # --------------------------------------------------------------- eight lanes

@@ -21,6 +21,7 @@ from scipy import linalg
 from ._minimize import minimize
 from ._lsq import least_squares
 from .._core.result import OptimizeResult
+from .._ext._lbfgs import gnorm as _gnorm
 
 __all__ = ["fmin_l_bfgs_b", "fmin_bfgs", "fmin_cg", "fmin_ncg", "leastsq"]
 
@@ -166,24 +167,13 @@ def _first_then(g0, x0, jac):
     return grad
 
 
-def _vecnorm(g, norm):
-    """SciPy's ``vecnorm``: the largest (``inf``) or smallest (``-inf``) ``|g_i|``, else
-    ``(sum |g_i|^norm)^(1/norm)``."""
-    a = np.abs(np.ravel(g))
-    if norm == np.inf:
-        return np.max(a, initial=0.0)
-    if norm == -np.inf:
-        return np.min(a, initial=np.inf)
-    return np.sum(a ** norm) ** (1.0 / norm)
-
-
 def _fmin_first_order(method, f, x0, fprime, args, gtol, norm, epsilon, maxiter,
                       full_output, disp, retall, callback, c1, c2, **more):
     x0 = np.asarray(x0).flatten()         # SciPy's fmin_* flatten x0
     fun, jac, counter = _objective(f, fprime, args, epsilon)
     if fprime is not None:
         g0 = np.atleast_1d(np.asarray(fprime(x0.copy(), *args)))
-        if g0.shape != x0.shape and _vecnorm(g0, norm) <= gtol:
+        if g0.shape != x0.shape and _gnorm(g0, norm) <= gtol:
             # SciPy tests max|g(x0)| <= gtol before it uses g as a vector, so a
             # gradient of the wrong shape that is small enough ends the run at x0
             res = OptimizeResult(x=x0, fun=float(counter(x0)), jac=g0, nit=0, njev=1,

@@ -58,7 +58,7 @@ from .._core.objective import ScalarObjective, NonFiniteStart, as_float_array
 from .._core.result import OptimizeWarning, Status, make_result, LSQ_TO_STATUS
 from .._ext._evaluator import MaxTimeExceeded
 from .._core.validation import MAX_COUNT
-from .._ext._lbfgs import _infinite_bound_msg
+from .._ext._lbfgs import _infinite_bound_msg, gnorm as _gnorm
 from ._driver import Driver
 from ._scipy_status import to_scipy
 from ._delegate import DELEGATED, delegated_method, delegate_minimize, has_constraints
@@ -567,15 +567,8 @@ def _small_start_gradient(name, obj, x0, bounds, options):
         g = x0 - np.clip(x0 - g, bounds.lb, bounds.ub)
     gtol = options.get("gtol", 1e-5) if options else 1e-5
     norm = (options.get("norm", np.inf) if options else np.inf) if name != "L-BFGS-B" else np.inf
-    a = np.abs(g)
-    if norm == np.inf:
-        size = np.max(a, initial=0.0)
-    elif norm == -np.inf:
-        size = np.min(a, initial=np.inf)
-    else:
-        size = np.sum(a ** norm) ** (1.0 / norm)
     try:
-        return bool(size <= gtol)
+        return bool(_gnorm(g, float(norm)) <= gtol)
     except (TypeError, ValueError):
         return False
 

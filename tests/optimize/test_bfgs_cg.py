@@ -530,3 +530,23 @@ def test_return_all_gives_scipys_allvecs(method):
     np.testing.assert_array_equal(r.allvecs[0], x0)
     np.testing.assert_array_equal(r.allvecs[-1], r.x)
     assert "allvecs" not in minimize(so.rosen, x0, jac=so.rosen_der, method=method)
+
+
+@pytest.mark.parametrize("order", [np.inf, -np.inf, 2, 1, 0.5, -1])
+def test_gradient_norm_is_scipys_vecnorm_bitwise(order):
+    # the loops' gtol test uses SciPy's vecnorm, formed as NumPy forms it (NumPy's
+    # kernels for these powers, its pairwise summation)
+    from scipy.optimize._optimize import vecnorm
+    from neurenix._ext._lbfgs import gnorm
+    rng = np.random.default_rng(0)
+    for n in list(range(1, 140)) + [257, 1000, 20000]:
+        g = rng.standard_normal(n) * rng.choice([1e-3, 1.0, 1e3], n)
+        assert gnorm(g, order) == vecnorm(g, order), n
+
+
+def test_bfgs_norm_two_counts_as_scipy():
+    f = lambda x: (so.rosen(x), so.rosen_der(x))
+    x0 = np.linspace(-1.0, 1.5, 12)
+    r = minimize(f, x0, jac=True, method="BFGS", options={"norm": 2, "gtol": 1e-6})
+    s = so.minimize(f, x0, jac=True, method="BFGS", options={"norm": 2, "gtol": 1e-6})
+    assert (r.status, r.nit, r.nfev) == (s.status, s.nit, s.nfev)
