@@ -12,6 +12,7 @@ as SciPy's function of that name, driving the compiled kernel
 ``scipy.optimize.line_search`` (``line_search_wolfe2``) over it.
 """
 import math
+import operator
 import warnings
 
 import numpy as np
@@ -117,6 +118,10 @@ def scalar_search_wolfe2(phi, derphi, phi0=None, old_phi0=None, derphi0=None, c1
     """
     if not 0 < c1 < c2 < 1:
         raise ValueError("'c1' and 'c2' do not satisfy'0 < c1 < c2 < 1'.")
+    try:
+        maxiter = operator.index(maxiter)       # (SciPy's range(maxiter) refuses 2.5 too)
+    except TypeError:
+        raise TypeError(f"maxiter must be an integer, got {maxiter!r}") from None
     if phi0 is None:
         phi0 = phi(0.0)
     if derphi0 is None:

@@ -79,3 +79,20 @@ def test_workers_unused_with_jac():
 def test_workers_bad_value_named(bad, exc):
     with pytest.raises(exc, match="workers"):
         minimize(fun, np.zeros(3), method="BFGS", options={"workers": bad})
+
+
+@pytest.mark.parametrize("workers", [1, 2, "callable"])
+def test_own_map_wrapper_fallback(workers):
+    # the stand-in for a SciPy without MapWrapper: the same contract
+    from neurenix._core.objective import _OwnMapWrapper, _ValueAt
+    w = (lambda f, it: [f(p) for p in it]) if workers == "callable" else workers
+    pts = [np.linspace(-1, 1, 4) + k for k in range(3)]
+    with _OwnMapWrapper(w) as mapped:
+        got = list(mapped(_ValueAt(fun, ()), pts))
+    assert got == [fun(p) for p in pts]
+
+
+def test_line_search_maxiter_must_be_int():
+    from neurenix.optimize import line_search
+    with pytest.raises(TypeError, match="maxiter"):
+        line_search(so.rosen, so.rosen_der, np.zeros(2), -so.rosen_der(np.zeros(2)), maxiter=2.5)
